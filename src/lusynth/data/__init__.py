@@ -1,0 +1,1 @@
+"""Data: the frame store, readers, preprocessing, splits, pseudonymisation, the phantom, ingest."""

@@ -1,0 +1,72 @@
+"""Process-level settings: CPU quota, thread counts, device choice.
+
+On 2 cores, torch + onnxruntime + BLAS each starting a thread per *host* core oversubscribes the
+machine; every entry point calls :func:`configure_threads` once.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+
+
+def cpu_quota() -> int:
+    """Number of CPUs this process may use: cgroup v2/v1 quota, then affinity, then ``os.cpu_count``."""
+    env = os.environ.get("LUSYNTH_THREADS")
+    if env:
+        return max(1, int(env))
+    n = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.floor(int(quota) / int(period))))
+    except (OSError, ValueError):
+        try:
+            q = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").read_text())
+            p = int(Path("/sys/fs/cgroup/cpu/cpu.cfs_period_us").read_text())
+            if q > 0:
+                n = min(n, max(1, q // p))
+        except (OSError, ValueError):
+            pass
+    return max(1, n)
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Set torch intra/inter-op threads (and BLAS env defaults) from the CPU quota; return the count."""
+    n = n or cpu_quota()
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, str(n))
+    try:
+        import torch
+
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+        try:
+            torch.set_num_interop_threads(1)
+        except RuntimeError:  # already set once in this process
+            pass
+    except ImportError:  # pragma: no cover - torch is a hard dependency
+        pass
+    return n
+
+
+def select_device(requested: str = "auto") -> str:
+    """'auto' -> 'cuda' when a GPU is visible, else 'cpu'; an explicit request is validated."""
+    import torch
+
+    if requested == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda") and not torch.cuda.is_available():
+        raise RuntimeError(f"device={requested!r} requested but torch sees no CUDA device; use --device cpu")
+    return requested
+
+
+def onnxruntime_session_options():  # type: ignore[no-untyped-def]
+    """onnxruntime SessionOptions with intra-op threads from the CPU quota."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = cpu_quota()
+    so.inter_op_num_threads = 1
+    return so
