@@ -179,6 +179,11 @@ class FrameStoreWriter:
     def __len__(self) -> int:
         return len(self._rows)
 
+    @property
+    def rows(self) -> list[dict[str, Any]]:
+        """The manifest rows appended so far; callers may fill in columns (e.g. splits) before finish()."""
+        return self._rows
+
     def append(self, frame: np.ndarray, row: dict[str, Any]) -> None:
         """Add one (S, S) uint8 frame and its manifest row (``content_hash`` is filled in if absent)."""
         if frame.dtype != np.uint8 or frame.shape != (self.image_size, self.image_size):

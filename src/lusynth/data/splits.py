@@ -1,0 +1,107 @@
+"""Patient-level splits (pure).
+
+Frames of one patient are strongly correlated (same probe, same settings, same lungs), so every
+split is made over patients, never over frames: a patient is in exactly one of train / val /
+holdout. Patients are stratified by the set of labels their clips carry, so each class keeps its
+share in every split. Training fractions are nested by patient (0.25 ⊂ 0.5 ⊂ 1.0), as in the
+paper's data-size experiment: a smaller fraction is a prefix of one fixed patient order.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+SPLIT_NAMES = ("train", "val", "holdout")
+
+
+def _stratum_rng(seed: int, stratum: str, salt: str) -> np.random.Generator:
+    h = int.from_bytes(hashlib.sha256(f"{salt}:{stratum}".encode()).digest()[:8], "little")
+    return np.random.default_rng([int(seed), h])
+
+
+def stratum_of(labels: Sequence[str] | frozenset[str]) -> str:
+    """The stratification key of a patient: its sorted label set ('a' or 'a+b')."""
+    return "+".join(sorted(set(labels)))
+
+
+def allocate(n: int, fractions: Sequence[float]) -> list[int]:
+    """Split ``n`` items into counts proportional to ``fractions`` (largest remainder).
+
+    When ``n`` is at least the number of non-zero fractions, every non-zero fraction gets at least
+    one item (taken from the largest group), so a small class still reaches every split.
+    """
+    total = float(sum(fractions))
+    ideal = [n * f / total for f in fractions]
+    counts = [math.floor(x) for x in ideal]
+    order = sorted(range(len(fractions)), key=lambda i: (-(ideal[i] - counts[i]), i))
+    for i in order[: n - sum(counts)]:
+        counts[i] += 1
+    nonzero = [i for i, f in enumerate(fractions) if f > 0]
+    if n >= len(nonzero):
+        for i in nonzero:
+            if counts[i] == 0:
+                j = max(range(len(counts)), key=lambda k: (counts[k], -k))
+                counts[j] -= 1
+                counts[i] += 1
+    return counts
+
+
+def split_patients(
+    patient_labels: Mapping[str, Sequence[str] | frozenset[str]],
+    *,
+    fractions: Sequence[float] = (0.6, 0.2, 0.2),
+    seed: int = 0,
+) -> dict[str, str]:
+    """Assign each patient to 'train' / 'val' / 'holdout', stratified by label set."""
+    if len(fractions) != 3 or any(f < 0 for f in fractions) or sum(fractions) <= 0:
+        raise ValueError(f"split fractions must be three non-negative numbers (train, val, holdout), got {tuple(fractions)}")
+    strata: dict[str, list[str]] = {}
+    for pid in sorted(patient_labels):
+        strata.setdefault(stratum_of(patient_labels[pid]), []).append(pid)
+    out: dict[str, str] = {}
+    for stratum in sorted(strata):
+        pids = strata[stratum]
+        order = _stratum_rng(seed, stratum, "split").permutation(len(pids))
+        counts = allocate(len(pids), fractions)
+        start = 0
+        for name, c in zip(SPLIT_NAMES, counts, strict=True):
+            for k in order[start : start + c]:
+                out[pids[k]] = name
+            start += c
+    return out
+
+
+def nested_fractions(
+    patient_labels: Mapping[str, Sequence[str] | frozenset[str]],
+    *,
+    fractions: Sequence[float] = (0.5, 1.0),
+    seed: int = 0,
+) -> dict[str, float]:
+    """For each (training) patient, the smallest training fraction that includes it.
+
+    Within each stratum the patients are put in one fixed random order; fraction ``f`` takes the
+    first ``max(1, ceil(f * n))`` of them, so the sets are nested and every stratum is present in
+    every fraction.
+    """
+    fr = sorted(float(f) for f in fractions)
+    if not fr or fr[0] <= 0 or fr[-1] > 1:
+        raise ValueError(f"training fractions must lie in (0, 1], got {tuple(fractions)}")
+    strata: dict[str, list[str]] = {}
+    for pid in sorted(patient_labels):
+        strata.setdefault(stratum_of(patient_labels[pid]), []).append(pid)
+    out: dict[str, float] = {}
+    for stratum in sorted(strata):
+        pids = strata[stratum]
+        n = len(pids)
+        order = _stratum_rng(seed, stratum, "fraction").permutation(n)
+        ks = [min(n, max(1, math.ceil(f * n - 1e-9))) for f in fr]
+        for rank, k in enumerate(order):
+            # ranks beyond the largest fraction's prefix are in no fraction (largest fraction < 1)
+            member = [f for f, kk in zip(fr, ks, strict=True) if rank < kk]
+            if member:
+                out[pids[k]] = member[0]
+    return out
