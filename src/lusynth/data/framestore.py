@@ -189,7 +189,8 @@ class FrameStoreWriter:
         if frame.dtype != np.uint8 or frame.shape != (self.image_size, self.image_size):
             raise ValueError(f"frame must be uint8 {self.image_size}x{self.image_size}, got {frame.dtype} {frame.shape}")
         row = dict(row)
-        row.setdefault("content_hash", frame_hash(frame))
+        if "content_hash" not in row:
+            row["content_hash"] = frame_hash(frame)
         self._fh.write(np.ascontiguousarray(frame).tobytes())
         self._rows.append(row)
 
