@@ -78,6 +78,7 @@ class SourceItem:
     label: str
     patient: str
     video: str
+    kind: str = "unknown"  # image | video | dicom, from readers.input_kind
 
 
 @dataclass
@@ -93,13 +94,14 @@ class IngestResult:
 
 
 def _media_files(root: Path) -> list[Path]:
+    """Every file under ``root`` that a reader would try (hidden files and CSVs excluded)."""
     from lusynth.data.readers import input_kind
 
-    files = []
-    for p in sorted(root.rglob("*")):
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != ".csv" and input_kind(p) is not None:
-            files.append(p)
-    return files
+    return [
+        p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != ".csv" and input_kind(p) is not None
+    ]
 
 
 def _rel(p: Path, root: Path) -> str:
@@ -156,7 +158,7 @@ def items_from_csv(csv_path: Path, params: IngestParams, rejected: list[dict[str
             rejected.append({"file": rel, "reason": "no_patient", "detail": f"{where}: empty {params.patient_column!r}"})
             continue
         video = (row.get(params.video_column) or "").strip() if has_video else ""
-        items.append(SourceItem(path, rel, label, patient, video or f"{patient}/{rel}"))
+        items.append(SourceItem(path, rel, label, patient, video or f"{patient}/{rel}", _kind(path)))
     listed = set(seen)
     for p in _media_files(root):
         if p.resolve() not in listed:
@@ -175,7 +177,7 @@ def items_from_folders(root: Path, rejected: list[dict[str, str]]) -> list[Sourc
             continue
         label = parts[0]
         patient = parts[1] if len(parts) >= 3 else rel
-        items.append(SourceItem(p, rel, label, patient, rel))
+        items.append(SourceItem(p, rel, label, patient, rel, _kind(p)))
     return items
 
 
@@ -229,7 +231,9 @@ def _decoded(items: Sequence[SourceItem], params: IngestParams, workers: int) ->
 # the stage
 
 
-def _resolve_source(source: str | None, params: IngestParams, tmp: Path, progress: bool) -> tuple[Path, Path | None, str, IngestParams]:
+def _resolve_source(
+    source: str | None, params: IngestParams, tmp: Path, progress: bool, phantom: Any
+) -> tuple[Path, Path | None, str, IngestParams]:
     """-> (root folder, labels CSV or None, description for the report, params)."""
     if source is None:
         from dataclasses import replace
@@ -237,7 +241,8 @@ def _resolve_source(source: str | None, params: IngestParams, tmp: Path, progres
         from lusynth.data.phantom import CONSOLIDATION, PhantomParams
         from lusynth.data.phantom_files import write_phantom_dataset
 
-        csv_path = write_phantom_dataset(tmp / "phantom", PhantomParams(seed=params.seed), progress=progress)
+        # the phantom is written as files and read back, so the demo exercises the real readers
+        csv_path = write_phantom_dataset(tmp / "phantom", phantom or PhantomParams(), progress=progress)
         if params.positive_class is None:
             params = replace(params, positive_class=CONSOLIDATION)
         return csv_path.parent, csv_path, "built-in phantom", params
@@ -273,9 +278,14 @@ def ingest(
     *,
     params: IngestParams = IngestParams(),
     report_dir: str | os.PathLike[str] | None = None,
+    phantom: Any = None,
     progress: bool = False,
 ) -> IngestResult:
-    """Run the ingest stage; see the module docstring. ``source=None`` ingests the built-in phantom."""
+    """Run the ingest stage; see the module docstring.
+
+    ``source=None`` ingests the built-in phantom, made with ``phantom`` (a PhantomParams; default
+    the demo phantom).
+    """
     from lusynth.runtime import cpu_quota
 
     out = Path(out)
@@ -286,7 +296,7 @@ def ingest(
     duplicates: list[dict[str, Any]] = []
     frame_rejects: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lusynth-ingest-") as tmp_s:
-        root, csv_path, described, params = _resolve_source(source, params, Path(tmp_s), progress)
+        root, csv_path, described, params = _resolve_source(source, params, Path(tmp_s), progress, phantom)
         items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(root, rejected)
         listing_rejects = len(rejected)
         report: dict[str, Any] = {
@@ -391,7 +401,7 @@ def _write_store(
                         "video_id": vid,
                         "frame_index": idx,
                         "label": item.label,
-                        "source": _kind(item.path),
+                        "source": item.kind,
                         "content_hash": h,
                     },
                 )

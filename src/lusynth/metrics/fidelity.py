@@ -1,0 +1,246 @@
+"""Fidelity of synthetic frames: how far their distribution is from the real one.
+
+All functions take feature matrices (n, d) -- flattened [0, 1] pixels or embeddings from one of
+the project's networks -- and return plain floats. The caller chooses the feature space; nothing
+here loads a network, so "Fréchet distance" and "KID" are the formulas evaluated in *those*
+features, not Inception-v3 FID/KID, and are comparable only within one feature space.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import scipy.linalg
+
+from lusynth.metrics.distances import (
+    _check_block,
+    _check_pair,
+    nearest_neighbor_distances,
+    pairwise_sq_dists_blocks,
+)
+
+__all__ = [
+    "frechet_distance",
+    "kernel_inception_distance",
+    "median_heuristic_gamma",
+    "mmd2_rbf",
+    "one_nn_accuracy",
+    "one_nn_accuracy_parts",
+]
+
+# Points drawn from the pooled sample for the median heuristic: 1000 points give 499,500 pairs,
+# plenty for a stable median, at a cost independent of n.
+_MEDIAN_SUBSAMPLE = 1000
+_MEDIAN_SEED = 0
+
+
+def median_heuristic_gamma(x: np.ndarray, y: np.ndarray) -> float:
+    """RBF ``gamma = 1 / (2 * median squared distance)`` over the pooled sample (Gretton et al. 2012).
+
+    The median is taken over all distinct pairs of at most 1000 pooled rows drawn with a fixed
+    seed (0), so the bandwidth -- and the metric -- is reproducible for the same inputs. If more
+    than half the pairs coincide the mean of the non-zero distances is used instead.
+    """
+    _check_pair(x, y, "x", "y")
+    n_x, n = x.shape[0], x.shape[0] + y.shape[0]
+    rng = np.random.default_rng(_MEDIAN_SEED)
+    pick = np.sort(rng.choice(n, size=min(n, _MEDIAN_SUBSAMPLE), replace=False))
+    pooled = np.concatenate([x[pick[pick < n_x]], y[pick[pick >= n_x] - n_x]]).astype(np.float64)
+    (_, d2), = pairwise_sq_dists_blocks(pooled, pooled, block=len(pooled))
+    pairs = d2[np.triu_indices(len(pooled), k=1)]
+    median = float(np.median(pairs)) if pairs.size else 0.0
+    if median <= 0.0:
+        positive = pairs[pairs > 0]
+        if positive.size == 0:
+            return 1.0  # all sampled rows identical: MMD is 0 for any bandwidth
+        median = float(positive.mean())
+    return 1.0 / (2.0 * median)
+
+
+def _kernel_sum(a: np.ndarray, b: np.ndarray, gamma: float, block: int, *, drop_diagonal: bool) -> float:
+    """Sum of exp(-gamma |a_i - b_j|^2) over all pairs (without i == j when ``drop_diagonal``)."""
+    total = 0.0
+    for rows, d2 in pairwise_sq_dists_blocks(a, b, block=block):
+        d2 *= -gamma
+        np.exp(d2, out=d2)
+        if drop_diagonal:
+            local = np.arange(rows.stop - rows.start)
+            d2[local, rows.start + local] = 0.0
+        total += float(d2.sum())
+        del d2
+    return total
+
+
+def mmd2_rbf(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    gamma: float | None = None,
+    unbiased: bool = True,
+    block: int = 2048,
+) -> float:
+    """Squared kernel MMD between samples ``x`` and ``y`` with ``k(a, b) = exp(-gamma |a - b|^2)``.
+
+    MMD is 0 exactly when the distributions match (for a characteristic kernel), and unlike FID
+    it makes no Gaussian assumption, which suits multi-modal ultrasound features (Yu et al. 2023).
+    ``unbiased=True`` is the U-statistic (diagonals dropped): centred on 0 for equal
+    distributions and may be slightly negative; ``False`` is the V-statistic (always >= 0, biased
+    upwards by ~1/n). ``gamma=None`` uses :func:`median_heuristic_gamma`.
+    """
+    _check_pair(x, y, "x", "y")
+    block = _check_block(block)
+    if gamma is None:
+        gamma = median_heuristic_gamma(x, y)
+    elif not (np.isfinite(gamma) and gamma > 0):
+        raise ValueError(f"gamma: expected a positive finite RBF bandwidth, got {gamma!r}; or None for the median heuristic")
+    n, m = x.shape[0], y.shape[0]
+    if unbiased and (n < 2 or m < 2):
+        raise ValueError(f"unbiased MMD needs at least 2 rows per sample, got x: {n}, y: {m}")
+    k_xx = _kernel_sum(x, x, gamma, block, drop_diagonal=unbiased)
+    k_yy = _kernel_sum(y, y, gamma, block, drop_diagonal=unbiased)
+    k_xy = _kernel_sum(x, y, gamma, block, drop_diagonal=False)
+    if unbiased:
+        return k_xx / (n * (n - 1)) + k_yy / (m * (m - 1)) - 2.0 * k_xy / (n * m)
+    return k_xx / n**2 + k_yy / m**2 - 2.0 * k_xy / (n * m)
+
+
+def one_nn_accuracy_parts(real: np.ndarray, fake: np.ndarray, *, block: int = 2048) -> dict[str, float]:
+    """Leave-one-out 1-NN two-sample test, split by class: accuracy, real_accuracy, fake_accuracy.
+
+    Every pooled frame is labelled by its nearest other frame (Lopez-Paz & Oquab 2017; Xu et al.
+    2018). ``fake_accuracy`` well below 0.5 means synthetic frames sit on top of real ones
+    (memorisation); ``real_accuracy`` near 1 with high ``fake_accuracy`` means real frames have no
+    synthetic neighbours (dropped modes). Distance ties go to the real frame.
+    """
+    _check_pair(real, fake, "real", "fake")
+    if real.shape[0] < 2 or fake.shape[0] < 2:
+        raise ValueError(f"1-NN accuracy needs at least 2 rows per sample, got real: {real.shape[0]}, fake: {fake.shape[0]}")
+    # Nearest neighbour within the own set (leave-one-out) vs in the other set: the same answer as
+    # 1-NN over the pooled set, without copying both matrices into one.
+    d_rr = nearest_neighbor_distances(real, real, exclude_self=True, block=block)[0][:, 0]
+    d_rf = nearest_neighbor_distances(real, fake, block=block)[0][:, 0]
+    d_ff = nearest_neighbor_distances(fake, fake, exclude_self=True, block=block)[0][:, 0]
+    d_fr = nearest_neighbor_distances(fake, real, block=block)[0][:, 0]
+    real_correct = d_rr <= d_rf
+    fake_correct = d_ff < d_fr
+    n = real.shape[0] + fake.shape[0]
+    return {
+        "accuracy": float((real_correct.sum() + fake_correct.sum()) / n),
+        "real_accuracy": float(real_correct.mean()),
+        "fake_accuracy": float(fake_correct.mean()),
+    }
+
+
+def one_nn_accuracy(real: np.ndarray, fake: np.ndarray, *, block: int = 2048) -> float:
+    """Leave-one-out 1-NN accuracy over real + fake: 0.5 = indistinguishable, 1.0 = separable.
+
+    Chosen by Xu et al. (2018) and Yu et al. (2023) because it needs no bandwidth and catches both
+    poor quality (-> 1) and memorisation (-> below 0.5). See :func:`one_nn_accuracy_parts`.
+    """
+    return one_nn_accuracy_parts(real, fake, block=block)["accuracy"]
+
+
+def _centred_blocks(a: np.ndarray, mean: np.ndarray, block: int) -> Iterator[np.ndarray]:
+    """Row blocks of ``a - mean`` in float64 (never an n x d float64 copy of the whole matrix)."""
+    for start in range(0, a.shape[0], block):
+        yield np.asarray(a[start : start + block], dtype=np.float64) - mean
+
+
+def _cov(a: np.ndarray, mean: np.ndarray, block: int) -> np.ndarray:
+    """Unbiased (ddof=1) covariance, accumulated over row blocks."""
+    cov = np.zeros((a.shape[1], a.shape[1]), dtype=np.float64)
+    for centred in _centred_blocks(a, mean, block):
+        cov += centred.T @ centred
+    return cov / (a.shape[0] - 1)
+
+
+def _trace_sqrt_product(x: np.ndarray, mu_x: np.ndarray, y: np.ndarray, mu_y: np.ndarray, block: int) -> tuple[float, float, float]:
+    """(tr S_x, tr S_y, tr (S_x S_y)^(1/2)) with the cheaper of two exact factorisations.
+
+    S_x S_y has the spectrum of the PSD matrix S_x^(1/2) S_y S_x^(1/2), so tr (S_x S_y)^(1/2) is
+    the sum of square roots of its eigenvalues. With X_c, Y_c the centred samples those non-zero
+    eigenvalues are also those of (X_c Y_c^T)(Y_c X_c^T) / ((n-1)(m-1)): an n_small x n_small
+    problem, used when a sample has fewer rows than features (2,000 frames of 4096 pixels).
+    """
+    n, m, d = x.shape[0], y.shape[0], x.shape[1]
+    if min(n, m) < d:
+        (small, mu_s), (big, mu_b) = sorted(((x, mu_x), (y, mu_y)), key=lambda t: t[0].shape[0])
+        small_c = np.asarray(small, dtype=np.float64) - mu_s  # n_small x d, n_small < d
+        gram = np.zeros((small.shape[0], small.shape[0]), dtype=np.float64)
+        tr_big = 0.0
+        for big_c in _centred_blocks(big, mu_b, block):
+            cross = small_c @ big_c.T
+            gram += cross @ cross.T
+            tr_big += float(np.einsum("ij,ij->", big_c, big_c))
+        eig = scipy.linalg.eigvalsh(gram)
+        tr_sqrt = float(np.sqrt(np.clip(eig, 0.0, None)).sum()) / np.sqrt((n - 1) * (m - 1))
+        tr_small = float(np.einsum("ij,ij->", small_c, small_c)) / (small.shape[0] - 1)
+        tr_big /= big.shape[0] - 1
+        return (tr_small, tr_big, tr_sqrt) if small is x else (tr_big, tr_small, tr_sqrt)
+    cov_x, cov_y = _cov(x, mu_x, block), _cov(y, mu_y, block)
+    # S_x^(1/2) of a symmetric PSD matrix via its eigendecomposition (negative round-off clipped).
+    w, v = scipy.linalg.eigh(cov_x)
+    sqrt_x = (v * np.sqrt(np.clip(w, 0.0, None))) @ v.T
+    middle = sqrt_x @ cov_y @ sqrt_x
+    eig = scipy.linalg.eigvalsh((middle + middle.T) / 2.0)
+    return float(np.trace(cov_x)), float(np.trace(cov_y)), float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+
+
+def frechet_distance(x: np.ndarray, y: np.ndarray) -> float:
+    """Fréchet distance between Gaussians fitted to ``x`` and ``y`` (the FID formula, in these features).
+
+    ``|mu_x - mu_y|^2 + tr(S_x + S_y - 2 (S_x S_y)^(1/2))``; sensitive to both mean shift and lost
+    variety, but assumes Gaussian features. Not Inception FID: values compare only within one
+    feature space. The matrix square root's trace comes from a symmetric eigenproblem instead of
+    ``scipy.linalg.sqrtm`` (same value, tested): real, stable for the rank-deficient covariances
+    of n < d pixel features, and minutes faster at d = 4096.
+    """
+    _check_pair(x, y, "x", "y")
+    if x.shape[0] < 2 or y.shape[0] < 2:
+        raise ValueError(f"Fréchet distance needs at least 2 rows per sample for a covariance, got x: {x.shape[0]}, y: {y.shape[0]}")
+    mu_x = np.sum(x, axis=0, dtype=np.float64) / x.shape[0]
+    mu_y = np.sum(y, axis=0, dtype=np.float64) / y.shape[0]
+    tr_x, tr_y, tr_sqrt = _trace_sqrt_product(x, mu_x, y, mu_y, 2048)
+    diff = mu_x - mu_y
+    return max(float(diff @ diff + tr_x + tr_y - 2.0 * tr_sqrt), 0.0)  # only round-off goes below 0
+
+
+def kernel_inception_distance(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    subsets: int = 10,
+    subset_size: int = 1000,
+    seed: int = 0,
+) -> tuple[float, float]:
+    """KID formula in the given features: unbiased MMD^2 with ``k(a, b) = (a.b / d + 1)^3``.
+
+    Returns (mean, std) over ``subsets`` random subsets of ``subset_size`` rows per side drawn
+    without replacement (Binkowski et al. 2018). Unbiased at any sample size, so unlike FID it
+    can compare sets of different size; ``subset_size`` is lowered to min(len(x), len(y)) for
+    small sets. Not Inception KID: the name is kept for the formula only.
+    """
+    _check_pair(x, y, "x", "y")
+    if isinstance(subsets, bool) or not isinstance(subsets, (int, np.integer)) or subsets < 1:
+        raise ValueError(f"subsets: expected a positive integer, got {subsets!r}")
+    if isinstance(subset_size, bool) or not isinstance(subset_size, (int, np.integer)) or subset_size < 2:
+        raise ValueError(f"subset_size: expected an integer >= 2, got {subset_size!r}")
+    m = min(int(subset_size), x.shape[0], y.shape[0])
+    if m < 2:
+        raise ValueError(f"KID needs at least 2 rows per sample, got x: {x.shape[0]}, y: {y.shape[0]}")
+    d = x.shape[1]
+    rng = np.random.default_rng(seed)
+    values = np.empty(int(subsets), dtype=np.float64)
+    for s in range(int(subsets)):
+        a = np.asarray(x[rng.choice(x.shape[0], m, replace=False)], dtype=np.float64)
+        b = np.asarray(y[rng.choice(y.shape[0], m, replace=False)], dtype=np.float64)
+        k_aa = (a @ a.T / d + 1.0) ** 3
+        k_bb = (b @ b.T / d + 1.0) ** 3
+        k_ab = (a @ b.T / d + 1.0) ** 3
+        values[s] = (
+            (k_aa.sum() - np.trace(k_aa)) / (m * (m - 1))
+            + (k_bb.sum() - np.trace(k_bb)) / (m * (m - 1))
+            - 2.0 * k_ab.sum() / (m * m)
+        )
+    return float(values.mean()), float(values.std())
