@@ -62,7 +62,8 @@ def ingest_cmd(
             "workers": workers,
         },
     )
-    result = ingest(source, out, params=params, report_dir=report, progress=not quiet)
+    phantom = stage_params("phantom", profile, {"seed": seed}) if source is None else None
+    result = ingest(source, out, params=params, report_dir=report, phantom=phantom, progress=not quiet)
     if not quiet:
         typer.echo(summarise(result.report), nl=False)
         typer.echo(f"frame store: {result.store}\nreport:      {result.report_dir}")
