@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # command modules, imported for their @app.command side effect
-COMMAND_MODULES = ("phantom", "ingest", "gan", "experiment")
+COMMAND_MODULES = ("phantom", "ingest", "gan", "experiment", "pipeline", "stack")
 
 
 def _version(value: bool) -> None:
@@ -50,7 +50,8 @@ for _name in COMMAND_MODULES:
 def main(argv: list[str] | None = None) -> int:
     """Console entry point: user errors print one clear line and exit 2, no traceback."""
     try:
-        app(args=argv, standalone_mode=False)
+        # with standalone_mode=False click returns (not raises) the code of a typer.Exit(n)
+        rc = app(args=argv, standalone_mode=False)
     except LusynthError as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         return 2
@@ -66,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             exc.show()
             return exc.exit_code
         raise
-    return 0
+    return int(rc) if isinstance(rc, int) else 0
 
 
 if __name__ == "__main__":  # pragma: no cover
