@@ -264,3 +264,39 @@ def test_real_pocus_clips_ingest(tmp_path) -> None:
     store = open_store(res.store)
     assert store.classes == ["abnormal", "normal"]
     assert (store.manifest.groupby("patient_id")["split"].nunique() == 1).all()
+
+
+def test_dvc_source_pins_a_revision(tmp_path, monkeypatch) -> None:
+    import subprocess
+    import sys
+
+    dvc = [sys.executable, "-m", "dvc"]
+    repo = tmp_path / "repo"
+    repo.mkdir()
+
+    def sh(*cmd: str) -> str:
+        return subprocess.run(cmd, cwd=repo, check=True, capture_output=True, text=True).stdout.strip()
+
+    sh("git", "init", "-q")
+    sh("git", "config", "user.email", "t@example.invalid")
+    sh("git", "config", "user.name", "t")
+    sh(*dvc, "init", "-q")
+    for label in ("pos", "neg"):
+        for p in range(3):
+            _noise_png(repo / "data" / label / f"{label}{p}" / "0.png", seed=_seed(label, p))
+    sh(*dvc, "add", "-q", "data")
+    sh("git", "add", "-A")
+    sh("git", "commit", "-qm", "v1")
+    sh("git", "tag", "v1")
+    v1 = sh("git", "rev-parse", "HEAD")
+    _noise_png(repo / "data" / "pos" / "pos9" / "0.png", seed=123)  # v2 adds a patient
+    sh(*dvc, "add", "-q", "data")
+    sh("git", "commit", "-qam", "v2")
+    monkeypatch.setenv("LUSYNTH_DVC_REPO", str(repo))
+    old = ingest("dvc://data@v1", tmp_path / "s1", params=IngestParams(positive_class="pos"))
+    new = ingest("dvc://data", tmp_path / "s2", params=IngestParams(positive_class="pos"))
+    assert (old.report["frames"], new.report["frames"]) == (6, 7)
+    assert open_store(old.store).header["dvc_revision"] == v1
+    assert old.report["source"] == f"dvc://data@v1 (commit {v1})"
+    with pytest.raises(InputError, match="not tracked"):
+        ingest("dvc://nothing@v1", tmp_path / "s3", params=IngestParams(positive_class="pos"))

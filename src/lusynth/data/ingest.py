@@ -231,10 +231,17 @@ def _decoded(items: Sequence[SourceItem], params: IngestParams, workers: int) ->
 # the stage
 
 
-def _resolve_source(
-    source: str | None, params: IngestParams, tmp: Path, progress: bool, phantom: Any
-) -> tuple[Path, Path | None, str, IngestParams]:
-    """-> (root folder, labels CSV or None, description for the report, params)."""
+@dataclass
+class _Source:
+    root: Path
+    csv: Path | None
+    described: str  # how the report names the source
+    params: IngestParams
+    revision: str | None = None  # the commit of a dvc:// source
+
+
+def _resolve_source(source: str | None, params: IngestParams, tmp: Path, progress: bool, phantom: Any) -> _Source:
+    """Materialise the source as a local folder (phantom, s3:// and dvc:// into ``tmp``)."""
     if source is None:
         from dataclasses import replace
 
@@ -245,7 +252,7 @@ def _resolve_source(
         csv_path = write_phantom_dataset(tmp / "phantom", phantom or PhantomParams(), progress=progress)
         if params.positive_class is None:
             params = replace(params, positive_class=CONSOLIDATION)
-        return csv_path.parent, csv_path, "built-in phantom", params
+        return _Source(csv_path.parent, csv_path, "built-in phantom", params)
     if source.startswith("s3://"):
         from lusynth.storage.s3 import download_prefix
 
@@ -254,14 +261,24 @@ def _resolve_source(
         csv_path = root / params.labels_csv if params.labels_csv else None
         if csv_path is not None and not csv_path.is_file():
             raise InputError(f"{source}: labels CSV {params.labels_csv!r} not found under the prefix")
-        return root, csv_path, source, params
+        return _Source(root, csv_path, source, params)
+    if source.startswith("dvc://"):
+        from lusynth.data.dvc_source import fetch
+
+        root, rev = fetch(source, tmp / "dvc")
+        if not root.is_dir():
+            raise InputError(f"{source}: a DVC source must be a tracked folder (labels via --labels-csv inside it)")
+        csv_path = root / params.labels_csv if params.labels_csv else None
+        if csv_path is not None and not csv_path.is_file():
+            raise InputError(f"{source}: labels CSV {params.labels_csv!r} not found in the tracked folder")
+        return _Source(root, csv_path, f"{source} (commit {rev})", params, rev)
     path = Path(source).expanduser()
     if not path.exists():
         raise InputError(f"{source}: no such file or folder; pass a folder of class sub-folders, a labels CSV, or an s3:// prefix")
     if path.is_file():
         if path.suffix.lower() != ".csv":
             raise InputError(f"{source}: a single file is not a data source; pass its folder or a labels CSV")
-        return path.parent, path, str(path), params
+        return _Source(path.parent, path, str(path), params)
     csv_path = None
     if params.labels_csv:
         csv_path = Path(params.labels_csv)
@@ -269,7 +286,7 @@ def _resolve_source(
             csv_path = path / csv_path
         if not csv_path.is_file():
             raise InputError(f"{csv_path}: labels CSV not found (--labels-csv is relative to the source folder)")
-    return path, csv_path, str(path), params
+    return _Source(path, csv_path, str(path), params)
 
 
 def ingest(
@@ -296,7 +313,8 @@ def ingest(
     duplicates: list[dict[str, Any]] = []
     frame_rejects: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lusynth-ingest-") as tmp_s:
-        root, csv_path, described, params = _resolve_source(source, params, Path(tmp_s), progress, phantom)
+        src = _resolve_source(source, params, Path(tmp_s), progress, phantom)
+        root, csv_path, described, params = src.root, src.csv, src.described, src.params
         items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(root, rejected)
         listing_rejects = len(rejected)
         report: dict[str, Any] = {
@@ -317,7 +335,7 @@ def ingest(
                 raise InputError(f"{described}: pass --positive-class, one of {classes} (the class a positive prediction means)")
             if positive not in classes:
                 raise InputError(f"--positive-class {positive!r} is not among the classes found in {described}: {classes}")
-            header, stats = _write_store(items, params, out, key, rejected, duplicates, frame_rejects, classes, positive, progress)
+            header, stats = _write_store(items, params, out, key, rejected, duplicates, frame_rejects, classes, positive, progress, src.revision)
         except InputError as exc:
             report.update(status="failed", error=str(exc), rejected=rejected, duplicates=duplicates, frame_rejects=frame_rejects)
             _write_report(report_dir, report)
@@ -363,6 +381,7 @@ def _write_store(
     classes: list[str],
     positive: str,
     progress: bool,
+    dvc_rev: str | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
     from lusynth.runtime import cpu_quota
 
@@ -435,6 +454,7 @@ def _write_store(
                 "ingest_params": _params_dict(params),
                 "lusynth_version": __version__,
                 "pseudonymised": True,
+                **({"dvc_revision": dvc_rev} if dvc_rev else {}),
             },
         )
     patients = {s: {c: 0 for c in classes} for s in SPLIT_NAMES}
