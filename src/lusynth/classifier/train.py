@@ -1,0 +1,335 @@
+"""``train-classifier``: one classifier per (arm, fraction, seed), with the paper's random search.
+
+Training follows the reference (``CNN/classify_tunning.py``) with its bugs fixed: per-image
+standardisation, class-balanced epochs, float augmentations (see :mod:`.augment`), RMSprop with
+Keras' rho/epsilon, cross-entropy on a 2-way softmax head. Differences, on purpose:
+
+- early stopping watches the *validation* loss (the reference watched the training loss);
+- the checkpoint kept from each trial is the epoch with the best validation ROC AUC (ties: lower
+  validation loss), and the trial kept is the one with the best such AUC;
+- the operating threshold is chosen on validation: ``youden`` maximises sensitivity + specificity
+  - 1 (Youden's J), ``f1`` maximises F1 (:func:`lusynth.metrics.classification.choose_threshold`).
+
+Output directory (written atomically)::
+
+    model.pt         {"state_dict", "config", "classes", "positive_class", "preprocessing", ...}
+    classifier.json  arm, fraction, seed, chosen trial + hyper-parameters, val AUC/loss, threshold,
+                     every trial's result, data digests and counts, MLflow run id
+    history.json     per trial, per epoch: train loss, val loss, val AUC, seconds, img/s
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from lusynth.atomic import atomic_dir, dumps_json
+from lusynth.classifier.augment import augment_batch, standardize, to_float
+from lusynth.classifier.data import LabelledFrames, balanced_epoch, split_frames, training_frames
+from lusynth.classifier.params import ClassifierParams
+from lusynth.data.framestore import open_store
+from lusynth.errors import InputError
+from lusynth.metrics.classification import choose_threshold, roc_auc
+from lusynth.models.classifier import ClassifierConfig, FrameClassifier, build_classifier
+from lusynth.params import as_dict
+from lusynth.runtime import configure_threads, select_device
+
+MODEL_FILE = "model.pt"
+META_FILE = "classifier.json"
+HISTORY_FILE = "history.json"
+FORMAT_VERSION = 1
+PREPROCESSING = {"input": "uint8 frame (S, S)", "scale": "x / 255", "standardize": "per image: (x - mean) / (std + 1e-6)"}
+
+
+@dataclass
+class ClassifierResult:
+    """What one ``train_classifier`` call produced."""
+
+    out_dir: Path
+    arm: str
+    fraction: float
+    seed: int
+    trial: int
+    hyperparams: dict[str, Any]
+    val_auc: float
+    val_loss: float
+    threshold: float
+    threshold_rule: str
+    n_train: int
+    seconds: float
+    run_id: str | None = None
+
+
+@dataclass
+class _Trial:
+    index: int
+    lr: float
+    width: int
+    dropout: float
+    best_auc: float = float("-inf")
+    best_loss: float = float("inf")
+    best_epoch: int = -1
+    best_state: dict[str, torch.Tensor] | None = None
+    epochs: list[dict[str, float]] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        return {"trial": self.index, "lr": self.lr, "width": self.width, "dropout": self.dropout,
+                "val_auc": self.best_auc, "val_loss": self.best_loss, "best_epoch": self.best_epoch,
+                "epochs_run": len(self.epochs)}
+
+
+def search_points(params: ClassifierParams, seed: int) -> list[tuple[float, int, float]]:
+    """(lr, width, dropout) per trial: trial 0 the configured point, the rest drawn from the space."""
+    rng = np.random.default_rng([int(seed), 104729])
+    points = [(params.lr, params.width, params.dropout)]
+    for _ in range(params.trials - 1):
+        points.append((float(rng.choice(params.search_lr)), int(rng.choice(params.search_width)),
+                       float(rng.choice(params.search_dropout))))
+    return points
+
+
+def _memory_format(device: str) -> torch.memory_format:
+    # measured on 2 CPU cores: channels-last makes the depthwise convs ~1.6x faster (fwd + bwd)
+    return torch.channels_last if device == "cpu" else torch.contiguous_format
+
+
+def _to_device(x: torch.Tensor, device: str) -> torch.Tensor:
+    return x.to(device).contiguous(memory_format=_memory_format(device))
+
+
+@torch.no_grad()
+def _predict_logits(model: FrameClassifier, frames: torch.Tensor, batch_size: int, device: str) -> torch.Tensor:
+    model.eval()
+    out = [model(_to_device(standardize(to_float(frames[i : i + batch_size])), device)).float().cpu()
+           for i in range(0, len(frames), batch_size)]
+    return torch.cat(out)
+
+
+def _validate(model: FrameClassifier, val_x: torch.Tensor, val_y: torch.Tensor, params: ClassifierParams, device: str) -> tuple[float, float, np.ndarray]:
+    logits = _predict_logits(model, val_x, params.eval_batch_size, device)
+    loss = float(F.cross_entropy(logits, val_y))
+    prob = torch.softmax(logits, 1)[:, 1].numpy()
+    return loss, roc_auc(val_y.numpy(), prob), prob
+
+
+def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_y: torch.Tensor, *,
+                 image_size: int, params: ClassifierParams, seed: int, device: str, tick: Any) -> None:
+    torch.manual_seed(int(seed) * 1000 + trial.index)
+    gen = torch.Generator().manual_seed(int(seed) * 1000 + trial.index)
+    rng = np.random.default_rng([int(seed), trial.index])
+    model = build_classifier(ClassifierConfig(image_size=image_size, width=trial.width, dropout=trial.dropout))
+    model = model.to(device, memory_format=_memory_format(device))
+    opt = torch.optim.RMSprop(model.parameters(), lr=trial.lr, alpha=params.rmsprop_alpha, eps=params.rmsprop_eps)
+    x_all = torch.from_numpy(train.frames)
+    y_all = torch.from_numpy(train.labels)
+    aug_kw = dict(p=params.aug_p, gammas=params.gammas, blur_kernels=params.blur_kernels,
+                  speckle_fraction=params.speckle_fraction, speckle_delta=params.speckle_delta)
+    since_best_loss, lowest_loss = 0, float("inf")
+    for epoch in range(params.max_epochs):
+        t0 = time.perf_counter()
+        model.train()
+        order = torch.from_numpy(balanced_epoch(train.labels, rng))
+        losses, seen = [], 0
+        for i in range(0, len(order), params.batch_size):
+            idx = order[i : i + params.batch_size]
+            if len(idx) < 2:  # BatchNorm cannot train on a single frame
+                continue
+            x = to_float(x_all[idx])
+            if params.augment:
+                x = augment_batch(x, generator=gen, **aug_kw)
+            x = _to_device(standardize(x), device)
+            loss = F.cross_entropy(model(x), y_all[idx].to(device))
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
+            seen += len(idx)
+        train_seconds = time.perf_counter() - t0
+        val_loss, val_auc, _ = _validate(model, val_x, val_y, params, device)
+        trial.epochs.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                             "val_loss": val_loss, "val_auc": val_auc, "seconds": time.perf_counter() - t0,
+                             "train_img_per_s": seen / max(train_seconds, 1e-9)})
+        auc_key = -np.inf if np.isnan(val_auc) else val_auc
+        if auc_key > trial.best_auc or (auc_key == trial.best_auc and val_loss < trial.best_loss):
+            trial.best_auc, trial.best_loss, trial.best_epoch = float(auc_key), val_loss, epoch
+            trial.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
+        tick(trial, epoch, val_loss, val_auc)
+        if val_loss < lowest_loss - 1e-6:
+            lowest_loss, since_best_loss = val_loss, 0
+        else:
+            since_best_loss += 1
+            if since_best_loss >= params.patience:  # early stopping on validation loss
+                break
+
+
+@contextlib.contextmanager
+def _tracking(enabled: bool, **kwargs: Any) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from lusynth.tracking import stage_run
+
+    with stage_run(**kwargs) as tr:
+        yield tr
+
+
+@contextlib.contextmanager
+def _progress(enabled: bool, total: int, label: str) -> Iterator[Any]:
+    if not enabled:
+        yield lambda *a: None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn()) as bar:
+        task = bar.add_task(label, total=total, info="")
+
+        def tick(trial: _Trial, epoch: int, val_loss: float, val_auc: float) -> None:
+            bar.update(task, advance=1, info=f"trial {trial.index} epoch {epoch}: val loss {val_loss:.3f} AUC {val_auc:.3f}")
+
+        yield tick
+
+
+def train_classifier(
+    frames_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    arm: str,
+    fraction: float,
+    seed: int,
+    synthetic_dirs: Sequence[str | os.PathLike[str]] = (),
+    params: ClassifierParams | None = None,
+    progress: bool = True,
+) -> ClassifierResult:
+    """Train the classifier of one arm at one training fraction and seed; write ``out_dir``."""
+    params = params or ClassifierParams()
+    t_start = time.perf_counter()
+    configure_threads(params.threads or None)
+    device = select_device(params.device)
+    real = open_store(frames_dir)
+    if real.kind != "real":
+        raise InputError(f"{frames_dir}: expected the real frame store from `lusynth ingest`, got kind {real.kind!r}")
+    synthetic = [open_store(d) for d in synthetic_dirs]
+    train = training_frames(real, arm=arm, fraction=fraction, synthetic=synthetic, synthetic_ratio=params.synthetic_ratio,
+                            synthetic_max_per_class=params.synthetic_max_per_class, seed=seed)
+    val = split_frames(real, "val")
+    val_x, val_y = torch.from_numpy(val.frames), torch.from_numpy(val.labels)
+    out_dir = Path(out_dir)
+    positive = real.header.get("positive_class") or real.classes[-1]
+    tags = {"arm": arm, "fraction": fraction, "seed": seed}
+    trials = [_Trial(i, lr, w, d) for i, (lr, w, d) in enumerate(search_points(params, seed))]
+
+    # the SQLite store sits beside out_dir: out_dir itself is replaced atomically at the end
+    with _tracking(params.track, stage="train_classifier", local_dir=out_dir.parent, run_name=f"classifier {arm} f={fraction} s={seed}",
+                   params={**tags, **as_dict(params), "n_train": len(train), "real_digest": real.digest}, tags=tags) as tr, \
+            _progress(progress, params.trials * params.max_epochs, f"classifier {arm} f={fraction} s={seed}") as tick:
+        for trial in trials:
+            _train_trial(trial, train, val_x, val_y, image_size=real.image_size, params=params, seed=seed, device=device, tick=tick)
+            if tr is not None:
+                for e in trial.epochs:
+                    tr.log_metrics({f"trial{trial.index}.{k}": v for k, v in e.items() if k != "epoch"}, step=int(e["epoch"]))
+        best = max(trials, key=lambda t: (t.best_auc, -t.best_loss))
+        assert best.best_state is not None  # every trial runs >= 1 epoch
+        config = ClassifierConfig(image_size=real.image_size, width=best.width, dropout=best.dropout)
+        model = build_classifier(config).to(device, memory_format=_memory_format(device))
+        model.load_state_dict(best.best_state)
+        _, _, val_prob = _validate(model, val_x, val_y, params, device)
+        threshold = choose_threshold(val.labels, val_prob, rule=params.threshold_rule)
+        hyper = {"lr": best.lr, "width": best.width, "dropout": best.dropout}
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "arm": arm, "fraction": fraction, "seed": seed,
+            "image_size": real.image_size, "classes": real.classes, "positive_class": positive,
+            "trial": best.index, "hyperparams": hyper, "best_epoch": best.best_epoch,
+            "val_auc": best.best_auc, "val_loss": best.best_loss,
+            "threshold": threshold, "threshold_rule": params.threshold_rule,
+            "trials": [t.summary() for t in trials],
+            "data": {"real_digest": real.digest, "store_digests": train.digests, "train_counts": train.counts,
+                     "n_train": len(train), "n_val": len(val)},
+            "params": as_dict(params), "device": device,
+            "mlflow_run_id": tr.run_id if tr is not None else None,
+        }
+        history = {"trials": [{"trial": t.index, "lr": t.lr, "width": t.width, "dropout": t.dropout, "epochs": t.epochs} for t in trials]}
+        with atomic_dir(out_dir) as tmp:
+            torch.save({"format_version": FORMAT_VERSION, "state_dict": best.best_state, "config": asdict(config),
+                        "classes": real.classes, "positive_class": positive, "threshold": threshold,
+                        "preprocessing": PREPROCESSING}, tmp / MODEL_FILE)
+            (tmp / META_FILE).write_text(dumps_json(meta))
+            (tmp / HISTORY_FILE).write_text(dumps_json(history))
+            if tr is not None:
+                tr.log_metrics({"val_auc": best.best_auc, "val_loss": best.best_loss, "threshold": threshold})
+                for name in (META_FILE, HISTORY_FILE, MODEL_FILE):
+                    tr.log_artifact(tmp / name)
+    return ClassifierResult(out_dir=out_dir, arm=arm, fraction=fraction, seed=seed, trial=best.index, hyperparams=hyper,
+                            val_auc=best.best_auc, val_loss=best.best_loss, threshold=threshold,
+                            threshold_rule=params.threshold_rule, n_train=len(train),
+                            seconds=time.perf_counter() - t_start, run_id=meta["mlflow_run_id"])
+
+
+@dataclass
+class LoadedClassifier:
+    """A trained classifier read back from its directory, ready for inference."""
+
+    path: Path
+    model: FrameClassifier
+    config: ClassifierConfig
+    classes: list[str]
+    positive_class: str
+    threshold: float
+    meta: dict[str, Any]
+    device: str = "cpu"
+
+    @property
+    def arm(self) -> str:
+        return str(self.meta.get("arm"))
+
+    @property
+    def fraction(self) -> float:
+        return float(self.meta.get("fraction", float("nan")))
+
+    @property
+    def seed(self) -> int:
+        return int(self.meta.get("seed", 0))
+
+    def predict_proba(self, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """Probability of the positive class for uint8 frames (N, S, S)."""
+        logits = _predict_logits(self.model, torch.from_numpy(np.array(frames, dtype=np.uint8)), batch_size, self.device)
+        return torch.softmax(logits, 1)[:, 1].numpy().astype(np.float64)
+
+    @torch.no_grad()
+    def embed(self, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
+        """Pooled features (N, embed_dim) for uint8 frames (N, S, S): the space for FID/KID/1-NN."""
+        self.model.eval()
+        x = torch.from_numpy(np.array(frames, dtype=np.uint8))
+        out = [self.model.embed(_to_device(standardize(to_float(x[i : i + batch_size])), self.device)).float().cpu()
+               for i in range(0, len(x), batch_size)]
+        return torch.cat(out).numpy().astype(np.float64) if out else np.zeros((0, self.config.embed_dim))
+
+
+def load_classifier(path: str | os.PathLike[str], *, device: str = "cpu") -> LoadedClassifier:
+    """Read a ``train-classifier`` output directory back (model weights + metadata)."""
+    import json
+
+    path = Path(path)
+    if not (path / MODEL_FILE).is_file() or not (path / META_FILE).is_file():
+        raise InputError(f"{path}: not a classifier directory (needs {MODEL_FILE} and {META_FILE}); run `lusynth train-classifier --out {path}`")
+    blob = torch.load(path / MODEL_FILE, map_location=device, weights_only=True)
+    if blob.get("format_version") != FORMAT_VERSION:
+        raise InputError(f"{path}: classifier format {blob.get('format_version')!r}, this lusynth reads {FORMAT_VERSION}; retrain it")
+    config = ClassifierConfig(**blob["config"])
+    model = build_classifier(config).to(device, memory_format=_memory_format(device))
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    meta = json.loads((path / META_FILE).read_text())
+    return LoadedClassifier(path=path, model=model, config=config, classes=list(blob["classes"]),
+                            positive_class=str(blob["positive_class"]), threshold=float(blob["threshold"]),
+                            meta=meta, device=device)

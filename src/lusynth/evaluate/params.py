@@ -1,0 +1,72 @@
+"""Parameters of ``evaluate`` (defaults = the ``demo`` profile).
+
+The privacy-gate thresholds default to those of :class:`lusynth.metrics.privacy.PrivacyGate`
+(memorisation rate <= 0.02, distance and discriminator membership-inference AUC <= 0.6, median
+synthetic DCR >= 0.8 x median holdout DCR); set one to ``null`` in a profile to disable it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lusynth.metrics.privacy import PrivacyGate
+
+LEVELS = ("frame", "clip", "patient")
+THRESHOLDS = ("0.5", "val")
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Holdout evaluation, seed aggregation, fidelity and privacy audit settings."""
+
+    n_bootstrap: int = 1000  # patient-level bootstrap resamples for every CI
+    ci: float = 0.95  # confidence level of the intervals
+    seed: int = 0  # bootstrap and subsampling seed (same for every classifier: paired resamples)
+    table_level: str = "frame"  # level of the paper's table: frame, clip or patient
+    table_threshold: str = "val"  # threshold of accuracy/F1 in the table: '0.5' or 'val' (validation-chosen)
+    audit_max_frames: int = 2000  # frames per side (synthetic, real) in fidelity/privacy metrics
+    kid_subsets: int = 10
+    kid_subset_size: int = 1000  # lowered to the smaller side when fewer frames exist
+    memorisation_percentile: float = 1.0  # near-copy cut-off: this percentile of holdout->train DCR
+    gate_max_memorisation_rate: float | None = PrivacyGate.max_memorisation_rate
+    gate_max_distance_mia_auc: float | None = PrivacyGate.max_distance_mia_auc
+    gate_max_discriminator_mia_auc: float | None = PrivacyGate.max_discriminator_mia_auc
+    gate_min_dcr_ratio: float | None = PrivacyGate.min_dcr_ratio
+    grid_frames: int = 16  # frames per side in the report's real-vs-synthetic sample grids
+    batch_size: int = 256  # inference batch
+    device: str = "cpu"  # evaluation is light; 'auto' uses a GPU when visible
+    threads: int = 1  # torch CPU threads; 0 = the CPU quota (see ClassifierParams.threads for why 1)
+    track: bool = True  # log the run to MLflow through lusynth.tracking
+
+    def __post_init__(self) -> None:
+        def bad(field: str, why: str) -> ValueError:
+            return ValueError(f"evaluate.{field}={getattr(self, field)!r}: {why}")
+
+        if self.n_bootstrap < 10:
+            raise bad("n_bootstrap", "use at least 10 resamples (1000 for reporting)")
+        if not 0.5 <= self.ci < 1:
+            raise bad("ci", "a confidence level in [0.5, 1), e.g. 0.95")
+        if self.table_level not in LEVELS:
+            raise bad("table_level", f"choose one of {', '.join(LEVELS)}")
+        if self.table_threshold not in THRESHOLDS:
+            raise bad("table_threshold", f"choose one of {', '.join(THRESHOLDS)}")
+        if self.audit_max_frames < 10:
+            raise bad("audit_max_frames", "need at least 10 frames per side")
+        if self.kid_subsets < 1 or self.kid_subset_size < 2:
+            raise bad("kid_subsets", "kid_subsets >= 1 and kid_subset_size >= 2")
+        if not 0 <= self.memorisation_percentile <= 100:
+            raise bad("memorisation_percentile", "a percentile in [0, 100]")
+        if self.grid_frames < 1 or self.batch_size < 1:
+            raise bad("grid_frames", "grid_frames and batch_size must be >= 1")
+        if self.threads < 0:
+            raise bad("threads", "must be >= 0 (0 = the CPU quota)")
+        self.gate()  # validates the thresholds with PrivacyGate's own messages
+
+    def gate(self) -> PrivacyGate:
+        """The privacy release gate with these thresholds."""
+        return PrivacyGate(
+            max_memorisation_rate=self.gate_max_memorisation_rate,
+            max_distance_mia_auc=self.gate_max_distance_mia_auc,
+            max_discriminator_mia_auc=self.gate_max_discriminator_mia_auc,
+            min_dcr_ratio=self.gate_min_dcr_ratio,
+        )

@@ -1,0 +1,229 @@
+"""``evaluate``: holdout metrics of every classifier, the paper's table, the audit, the report.
+
+Reads the real frame store, the classifier directories, and optionally GAN directories and
+synthetic frame stores; writes ``out_dir`` atomically (report.html / report.md / report.json /
+figures/*.png) and logs the run to MLflow. Works with no GAN at all (a real-only experiment).
+
+GANs and synthetic stores are matched by (class, training fraction): a GAN directory's
+``gan.json`` names both; a synthetic store gives its class in the manifest and its fraction in
+its provenance (see :func:`lusynth.classifier.data.synthetic_fraction`). The embedding and the
+confidence score come from the ``real`` classifier of the largest fraction (lowest seed), so
+every GAN is measured in the same feature space.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from lusynth.atomic import atomic_dir
+from lusynth.classifier.data import synthetic_fraction
+from lusynth.classifier.train import LoadedClassifier, load_classifier
+from lusynth.data.framestore import FrameStore, open_store
+from lusynth.errors import InputError
+from lusynth.evaluate.aggregate import headline, results_table
+from lusynth.evaluate.audit import audit_synthetic, gate_audit
+from lusynth.evaluate.holdout import bootstrap_all, metrics_json, paired_comparisons, predict_holdout, roc_json
+from lusynth.evaluate.params import EvaluateParams
+from lusynth.params import as_dict
+from lusynth.report import plots
+from lusynth.report.render import ReportArtifacts, write_report
+from lusynth.runtime import configure_threads, select_device
+
+
+@dataclass
+class EvaluationResult:
+    """Where the report went and the numbers a pipeline logs."""
+
+    out_dir: Path
+    report: ReportArtifacts
+    headline_metrics: dict[str, float]
+    roc: dict[str, dict[str, list[float]]]
+    privacy_passed: bool | None
+    summary: list[str] = field(default_factory=list)
+    run_id: str | None = None
+    seconds: float = 0.0
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def _gan_info(gan_dir: Path) -> dict[str, Any]:
+    meta = _read_json(gan_dir / "gan.json")
+    if meta is None:
+        raise InputError(f"{gan_dir}: no gan.json; pass the output directory of a finished `lusynth train-gan`")
+    return {"dir": gan_dir, "label": str(meta["label"]), "fraction": float(meta["fraction"]), "meta": meta,
+            "history": _read_json(gan_dir / "fidelity_history.json") or []}
+
+
+def _discriminator_fn(gan_dir: Path) -> Any:
+    """D's logit per uint8 frame (higher = 'real'), batched."""
+    import torch
+
+    from lusynth.gan.checkpoint import load_discriminator
+
+    d, _ = load_discriminator(gan_dir)
+
+    @torch.no_grad()
+    def score(frames: np.ndarray) -> np.ndarray:
+        out = []
+        for i in range(0, len(frames), 256):
+            x = torch.from_numpy(np.asarray(frames[i : i + 256], dtype=np.float32)).unsqueeze(1) / 127.5 - 1.0  # [-1, 1]
+            out.append(d(x).reshape(len(x), -1)[:, 0].double().numpy())
+        return np.concatenate(out)
+
+    return score
+
+
+def _embedder(classifiers: Sequence[LoadedClassifier]) -> LoadedClassifier | None:
+    real = [c for c in classifiers if c.arm == "real"]
+    return max(real, key=lambda c: (c.fraction, -c.seed)) if real else None
+
+
+def _audit_targets(real: FrameStore, gans: list[dict[str, Any]], stores: list[FrameStore]) -> list[dict[str, Any]]:
+    """Pair each synthetic store with the GAN of the same (class, fraction), when given."""
+    targets = []
+    used: set[int] = set()
+    for s in stores:
+        labels = sorted(set(s.manifest["label"]))
+        if len(labels) != 1:
+            raise InputError(f"{s.path}: a synthetic store for the audit must hold one class (one GAN), found {labels}")
+        frac = synthetic_fraction(s)
+        gan = next((g for i, g in enumerate(gans) if g["label"] == labels[0] and (frac is None or abs(g["fraction"] - frac) < 1e-9) and i not in used), None)
+        if gan is not None:
+            used.add(gans.index(gan))
+            frac = gan["fraction"]
+        if frac is None:
+            raise InputError(f"{s.path}: cannot tell which training fraction's GAN made this store; pass its GAN directory too (--gan)")
+        targets.append({"store": s, "label": labels[0], "fraction": float(frac), "gan": gan})
+    missing = [str(g["dir"]) for i, g in enumerate(gans) if i not in used]
+    if missing:
+        raise InputError(f"no synthetic frame store given for GAN(s) {', '.join(missing)}; run `lusynth generate` and pass its output with --synthetic")
+    return targets
+
+
+@contextlib.contextmanager
+def _tracking(enabled: bool, **kwargs: Any) -> Iterator[Any]:
+    if not enabled:
+        yield None
+        return
+    from lusynth.tracking import stage_run
+
+    with stage_run(**kwargs) as tr:
+        yield tr
+
+
+def _progress(enabled: bool, msg: str) -> None:
+    if enabled:
+        from rich.console import Console
+
+        Console(stderr=True).print(f"[dim]evaluate:[/dim] {msg}")
+
+
+def evaluate(
+    frames_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    classifier_dirs: Sequence[str | os.PathLike[str]],
+    gan_dirs: Sequence[str | os.PathLike[str]] = (),
+    synthetic_dirs: Sequence[str | os.PathLike[str]] = (),
+    params: EvaluateParams | None = None,
+    progress: bool = True,
+) -> EvaluationResult:
+    """Evaluate every classifier on the real holdout, audit every GAN, write the report."""
+    params = params or EvaluateParams()
+    t0 = time.perf_counter()
+    configure_threads(params.threads or None)
+    device = select_device(params.device)
+    if not classifier_dirs:
+        raise InputError("evaluate needs at least one classifier directory (--classifier DIR, from `lusynth train-classifier`)")
+    real = open_store(frames_dir)
+    classifiers = [load_classifier(d, device=device) for d in classifier_dirs]
+    names = [f"{c.arm}|{c.fraction}|{c.seed}" for c in classifiers]
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise InputError(f"two classifier directories share arm|fraction|seed {dup}; pass each grid cell once")
+    gans = [_gan_info(Path(g)) for g in gan_dirs]
+    stores = [open_store(s) for s in synthetic_dirs]
+    targets = _audit_targets(real, gans, stores)
+    out_dir = Path(out_dir)
+
+    _progress(progress, f"predicting the holdout with {len(classifiers)} classifier(s)")
+    preds = [predict_holdout(real, c, batch_size=params.batch_size) for c in classifiers]
+    boots = {p.name: bootstrap_all(p, params) for p in preds}
+    table = results_table(preds, boots, params)
+    head = headline(preds, boots, params)
+    comparisons = paired_comparisons(preds, boots, params)
+    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "val_threshold": p.val_threshold,
+                 **p.meta, "metrics": metrics_json(boots[p.name]), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
+
+    figures: dict[str, bytes] = {
+        "learning_curve": plots.learning_curve(table),
+        "roc": plots.roc_curves({c["name"]: c["roc"]["frame"] for c in clf_json}),
+    }
+    emb = _embedder(classifiers)
+    audits = []
+    for t in targets:
+        s: FrameStore = t["store"]
+        label, frac = t["label"], t["fraction"]
+        name = f"gan {label} f={frac:g}"
+        _progress(progress, f"auditing {name} ({len(s)} synthetic frames)")
+        syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
+        hold = np.asarray(real.frames[real.indices(split="holdout", label=label)])
+        train = np.asarray(real.frames[real.indices(split="train", label=label, fraction=frac)])
+        class_prob = None
+        if emb is not None:
+            positive = label == emb.positive_class
+            class_prob = (lambda f, e=emb, pos=positive: e.predict_proba(f) if pos else 1.0 - e.predict_proba(f))
+        disc = _discriminator_fn(t["gan"]["dir"]) if t["gan"] is not None else None
+        res = audit_synthetic(syn, hold, train, params=params, embed=(emb.embed if emb is not None else None),
+                              class_prob=class_prob, discriminator=disc)
+        gate = gate_audit(res["privacy"], params)
+        audits.append({"name": name, "label": label, "fraction": frac, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
+                       "gan_dir": str(t["gan"]["dir"]) if t["gan"] else None,
+                       "gan_run_id": (t["gan"]["meta"].get("run_id") if t["gan"] else None),
+                       "embedding": str(emb.path) if emb is not None else None,
+                       "fidelity": res["fidelity"], "privacy": res["privacy"], "n": res["n"], "gate": gate,
+                       "fidelity_history": t["gan"]["history"] if t["gan"] else []})
+        k = min(params.grid_frames, len(syn), len(hold))
+        figures[f"samples_{label}_f{frac:g}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")
+        figures[f"dcr_{label}_f{frac:g}"] = plots.dcr_histogram(res["dcr"]["synthetic"], res["dcr"]["holdout"],
+                                                                 threshold=res["privacy"]["near_copy_threshold"], title=name)
+        if t["gan"] and t["gan"]["history"]:
+            figures[f"fidelity_{label}_f{frac:g}"] = plots.fidelity_curves(t["gan"]["history"], title=name)
+    privacy = {"passed": (all(a["gate"]["passed"] for a in audits) if audits else None),
+               "reasons": [f"{a['name']}: {r}" for a in audits for r in a["gate"]["reasons"]],
+               "thresholds": {k: v for k, v in as_dict(params).items() if k.startswith("gate_")}}
+    results = {
+        "config": {"frames_dir": str(real.path), "frames_digest": real.digest, "params": as_dict(params),
+                   "classifier_dirs": [str(d) for d in classifier_dirs], "gan_dirs": [str(d) for d in gan_dirs],
+                   "synthetic_dirs": [str(d) for d in synthetic_dirs],
+                   "n_holdout_frames": int(len(real.indices(split="holdout"))),
+                   "n_holdout_patients": int(real.manifest.loc[real.indices(split="holdout"), "patient_id"].nunique())},
+        "table": table, "headline": head, "classifiers": clf_json, "comparisons": comparisons,
+        "audits": audits, "privacy_gate": privacy,
+    }
+    with _tracking(params.track, stage="evaluate", local_dir=out_dir.parent, run_name="evaluate",
+                   params={"frames_digest": real.digest, **as_dict(params), "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
+        results["config"]["mlflow_run_id"] = tr.run_id if tr is not None else None
+        with atomic_dir(out_dir) as tmp:
+            art = write_report(tmp, results, figures)
+            if tr is not None:
+                tr.log_metrics(art.headline_metrics)
+                tr.log_artifact(tmp, "report")
+        report = ReportArtifacts(html=out_dir / art.html.name, markdown=out_dir / art.markdown.name, json=out_dir / art.json.name,
+                                 figures={k: out_dir / v.relative_to(tmp) for k, v in art.figures.items()},
+                                 headline_metrics=art.headline_metrics, roc=art.roc)
+    _progress(progress, f"report: {report.html}")
+    return EvaluationResult(out_dir=out_dir, report=report, headline_metrics=report.headline_metrics, roc=report.roc,
+                            privacy_passed=privacy["passed"], summary=head["summary"],
+                            run_id=results["config"]["mlflow_run_id"], seconds=time.perf_counter() - t0)

@@ -1,0 +1,44 @@
+"""train_classifier writes a loadable classifier; the random search and MLflow run are recorded."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lusynth.classifier import ClassifierParams, load_classifier, train_classifier
+from lusynth.classifier.train import search_points
+from lusynth.data.framestore import open_store
+from tests.classifier import write_real_store
+
+
+def test_search_points_start_at_the_configured_point_and_draw_from_the_space() -> None:
+    p = ClassifierParams(trials=12)
+    pts = search_points(p, seed=0)
+    assert pts[0] == (p.lr, p.width, p.dropout) and len(pts) == 12
+    assert all(lr in p.search_lr and w in p.search_width and d in p.search_dropout for lr, w, d in pts[1:])
+    assert pts == search_points(p, seed=0) != search_points(p, seed=1)
+
+
+def test_params_validation_names_the_field() -> None:
+    with pytest.raises(ValueError, match="classifier.blur_kernels"):
+        ClassifierParams(blur_kernels=(2,))
+
+
+def test_train_writes_model_metadata_and_history(tmp_path: Path) -> None:
+    real = write_real_store(tmp_path / "real")
+    params = ClassifierParams(trials=2, max_epochs=2, search_lr=(1e-3,), track=True)
+    r = train_classifier(real, tmp_path / "clf", arm="real", fraction=0.5, seed=0, params=params, progress=False)
+    meta = json.loads((tmp_path / "clf" / "classifier.json").read_text())
+    hist = json.loads((tmp_path / "clf" / "history.json").read_text())
+    assert meta["arm"] == "real" and meta["fraction"] == 0.5 and len(meta["trials"]) == 2
+    assert meta["mlflow_run_id"] == r.run_id and r.run_id
+    assert (tmp_path / "mlruns.db").is_file()  # the tracking store sits beside the output directory
+    assert meta["data"]["real_digest"] == open_store(real).digest
+    assert 0 <= meta["threshold"] <= 1 and all(1 <= len(t["epochs"]) <= 2 for t in hist["trials"])
+    clf = load_classifier(tmp_path / "clf")
+    store = open_store(real)
+    p = clf.predict_proba(np.asarray(store.frames[:10]))
+    assert p.shape == (10,) and ((p >= 0) & (p <= 1)).all()
+    assert clf.embed(np.asarray(store.frames[:4])).shape == (4, clf.config.embed_dim)
+    assert clf.threshold == pytest.approx(meta["threshold"])

@@ -1,0 +1,98 @@
+"""End to end on the phantom: train the grid at one fraction, evaluate, read the report."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lusynth.classifier import ClassifierParams, train_classifier
+from lusynth.cli import main
+from lusynth.data.framestore import open_store
+from lusynth.evaluate import EvaluateParams, evaluate
+from tests.classifier import write_real_store, write_synthetic_store
+
+
+@pytest.fixture(scope="module")
+def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    d = tmp_path_factory.mktemp("e2e")
+    real_dir = write_real_store(d / "real")
+    real = open_store(real_dir)
+    syn = []
+    for label in real.classes:  # stand-in for GAN output: noisy copies of the class's training frames
+        idx = real.indices(split="train", label=label, fraction=1.0)
+        syn.append(write_synthetic_store(d / f"syn-{label}", np.asarray(real.frames[idx]), label, fraction=1.0, noise=12))
+    params = ClassifierParams(max_epochs=10, track=False)
+    clfs = []
+    for arm in ("real", "real+synthetic", "synthetic"):
+        out = d / f"clf-{arm}"
+        train_classifier(real_dir, out, arm=arm, fraction=1.0, seed=0, synthetic_dirs=() if arm == "real" else syn,
+                         params=params, progress=False)
+        clfs.append(out)
+    return {"dir": d, "real": real_dir, "clfs": clfs, "syn": syn}
+
+
+def test_real_classifier_beats_chance_and_report_has_the_table(experiment: dict) -> None:
+    d = experiment["dir"]
+    r = evaluate(experiment["real"], d / "eval", classifier_dirs=experiment["clfs"], synthetic_dirs=experiment["syn"],
+                 params=EvaluateParams(n_bootstrap=200, track=False), progress=False)
+    assert r.headline_metrics["auc_real_f1"] > 0.8
+    report = json.loads(r.report.json.read_text())
+    real = next(c for c in report["classifiers"] if c["arm"] == "real")
+    assert real["metrics"]["patient"]["val"]["auc"]["lo"] <= real["metrics"]["patient"]["val"]["auc"]["value"]
+    assert {c["arm"] for c in report["comparisons"]} == {"real+synthetic", "synthetic"}
+    md, html = r.report.markdown.read_text(), r.report.html.read_text()
+    assert "| fraction | real | real+synthetic | synthetic |" in md
+    assert "<table>" in html and "data:image/png;base64," in html and "src='figures/" not in html
+    assert len(report["audits"]) == 2 and r.privacy_passed is False  # noisy copies are memorisation
+    assert set(r.roc) == {c["name"] for c in report["classifiers"]} and r.roc[real["name"]]["fpr"][0] == 0
+    assert (d / "eval" / "figures" / "learning_curve.png").stat().st_size > 1000
+
+
+def test_cli_evaluates_a_real_only_experiment(experiment: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    d = experiment["dir"]
+    rc = main(["evaluate", "-f", str(experiment["real"]), "-o", str(d / "eval-cli"), "-c", str(experiment["clfs"][0]),
+               "--n-bootstrap", "50", "--no-track", "--quiet"])
+    assert rc == 0
+    report = json.loads((d / "eval-cli" / "report.json").read_text())
+    assert report["audits"] == [] and report["privacy_gate"]["passed"] is None
+    assert report["table"]["arms"] == ["real"]
+
+
+def test_cli_reports_a_missing_classifier_as_a_user_error(tmp_path: Path, experiment: dict, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["evaluate", "-f", str(experiment["real"]), "-o", str(tmp_path / "x"), "-c", str(tmp_path / "nope"), "--no-track"])
+    assert rc == 2 and "not a classifier directory" in capsys.readouterr().err
+
+
+def _fake_gan_dir(path: Path, label: str, fraction: float) -> Path:
+    """A train-gan output directory with an untrained discriminator (wiring only, not quality)."""
+    import torch
+
+    from lusynth.gan.checkpoint import save_checkpoint
+    from lusynth.models.dcgan import DCGANConfig, Discriminator, Generator
+    from lusynth.params import as_dict
+
+    torch.manual_seed(0)
+    cfg = DCGANConfig(image_size=64)
+    ck = "checkpoints/step_00000010.pt"
+    (path / "checkpoints").mkdir(parents=True)
+    save_checkpoint(path / ck, {"config": as_dict(cfg), "discriminator": Discriminator(cfg).state_dict(),
+                                "generator": Generator(cfg).state_dict()})
+    (path / "chosen.json").write_text(json.dumps({"checkpoint": ck}))
+    (path / "gan.json").write_text(json.dumps({"label": label, "fraction": fraction, "run_id": None}))
+    (path / "fidelity_history.json").write_text(json.dumps(
+        [{"step": s, "epoch": s, "mmd_pixels": 1 / s, "nn1_pixels": 0.5 + 0.5 / s, "mmd_embed": 2 / s, "nn1_embed": 0.6} for s in (1, 5, 10)]))
+    return path
+
+
+def test_gan_directories_add_the_discriminator_attack_and_fidelity_curves(experiment: dict) -> None:
+    d = experiment["dir"]
+    real = open_store(experiment["real"])
+    gans = [_fake_gan_dir(d / f"gan-{c}", c, 1.0) for c in real.classes]
+    r = evaluate(experiment["real"], d / "eval-gan", classifier_dirs=experiment["clfs"][:1], gan_dirs=gans,
+                 synthetic_dirs=experiment["syn"], params=EvaluateParams(n_bootstrap=50, track=False), progress=False)
+    report = json.loads(r.report.json.read_text())
+    for a in report["audits"]:
+        assert 0 <= a["privacy"]["discriminator_mia_auc"] <= 1 and a["gan_dir"]
+        assert len(a["fidelity_history"]) == 3
+    assert any(name.startswith("fidelity_") for name in r.report.figures)
