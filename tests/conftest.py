@@ -15,3 +15,14 @@ os.environ.pop("MLFLOW_TRACKING_URI", None)
 @pytest.fixture(autouse=True)
 def _private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config"))
+
+
+@pytest.fixture(scope="session")
+def phantom_store(tmp_path_factory: pytest.TempPathFactory):
+    """An ingested 64x64 phantom frame store (12 patients x 2 clips x 8 frames, fractions 0.5/1.0)."""
+    from lusynth.data.ingest import IngestParams, ingest
+    from lusynth.data.phantom import PhantomParams
+
+    out = tmp_path_factory.mktemp("phantom") / "frames"
+    ingest(None, out, params=IngestParams(train_fractions=(0.5, 1.0)), phantom=PhantomParams(patients=12, clips_per_patient=2, frames_per_clip=8))
+    return out
