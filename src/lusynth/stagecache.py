@@ -88,7 +88,8 @@ def cache_root() -> Path | None:
 _LINKED_SUFFIXES = frozenset({".npy", ".pt", ".onnx"})
 
 
-def _link_tree(src: Path, dst: Path) -> None:
+def link_tree(src: Path, dst: Path) -> None:
+    """Recreate ``src`` under ``dst``: large write-once files hard-linked, the rest copied."""
     for q in sorted(src.rglob("*")):
         target = dst / q.relative_to(src)
         if q.is_dir():
@@ -123,12 +124,12 @@ def run_cached(
     entry = root / stage / key if root else None
     if entry is not None and (entry / STAGE_FILE).is_file():
         with atomic_dir(out) as tmp:
-            _link_tree(entry, tmp)
+            link_tree(entry, tmp)
         return None, True
     result = run(out)
     (out / STAGE_FILE).write_text(dumps_json({"stage": stage, "key": key}))
     if entry is not None:
         entry.parent.mkdir(parents=True, exist_ok=True)
         with atomic_dir(entry) as tmp:
-            _link_tree(out, tmp)
+            link_tree(out, tmp)
     return result, False

@@ -23,7 +23,7 @@ app = typer.Typer(
 )
 
 # command modules, imported for their @app.command side effect
-COMMAND_MODULES = ("phantom", "ingest", "gan", "experiment", "pipeline", "stack")
+COMMAND_MODULES = ("phantom", "ingest", "gan", "experiment", "pipeline", "stack", "registry")
 
 
 def _version(value: bool) -> None:

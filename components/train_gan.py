@@ -1,0 +1,35 @@
+"""KFP component: train one class's DCGAN at one training fraction."""
+
+from kfp import dsl
+from kfp.dsl import Dataset, Input, Metrics, Model, Output
+
+from lusynth_components.settings import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def train_gan(
+    frames: Input[Dataset],
+    job: dict,
+    profile: str,
+    epochs: int,
+    experiment: str,
+    parent_run_id: str,
+    gan: Output[Model],
+    metrics: Output[Metrics],
+) -> None:
+    """The paper's DCGAN on ``job['label']``'s training frames at ``job['fraction']`` (epochs 0 = profile default)."""
+    import json
+    import os
+    from pathlib import Path
+
+    from lusynth.stages import train_gan_stage
+
+    label, fraction = str(job["label"]), float(job["fraction"])
+    os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_PARENT_RUN_ID": parent_run_id}.items() if v})
+    outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides={"epochs": epochs})
+    info = json.loads((Path(gan.path) / "gan.json").read_text())
+    gan.metadata.update({"label": label, "fraction": fraction, "cached": outcome.cached})
+    for k, v in (info.get("chosen_metrics") or {}).items():
+        if isinstance(v, (int, float)):
+            metrics.log_metric(k, float(v))
+    metrics.log_metric("cached", float(outcome.cached))
