@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean
+.PHONY: venv demo test bench clean image image-test
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# the component image, built offline with podman + debootstrap (infra/README.md)
+image:
+	infra/build_image.sh
+
+image-test: $(STAMP)
+	LUSYNTH_IMAGE_TEST=1 $(BIN)/python -m pytest -q -m image tests/infra/test_image.py
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/run_all.py

@@ -9,4 +9,4 @@ import os
 
 from lusynth import __version__
 
-IMAGE = os.environ.get("LUSYNTH_IMAGE", f"localhost/lusynth:{__version__}")
+IMAGE = os.environ.get("LUSYNTH_IMAGE", f"localhost/lusynth:{__version__}-cpu")  # infra/build_image.sh tags this
