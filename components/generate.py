@@ -12,9 +12,9 @@ def generate(gan: Input[Model], frames: Input[Dataset], profile: str, n_per_clas
     import json
     from pathlib import Path
 
-    from lusynth.stages import generate_stage
+    from lusynth.stages import generate_stage, zero_is_unset
 
-    outcome = generate_stage(gan.path, frames.path, synthetic.path, profile=profile, overrides={"n_per_class": n_per_class})
+    outcome = generate_stage(gan.path, frames.path, synthetic.path, profile=profile, overrides=zero_is_unset(n_per_class=n_per_class))
     header = json.loads((Path(synthetic.path) / "header.json").read_text())
     synthetic.metadata.update({k: header.get(k) for k in ("label", "fraction", "n_frames", "content_digest")})
     synthetic.metadata["cached"] = outcome.cached

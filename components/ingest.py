@@ -21,10 +21,10 @@ def ingest(
     from pathlib import Path
 
     from lusynth.data.ingest import summarise
-    from lusynth.stages import ingest_stage
+    from lusynth.stages import ingest_stage, zero_is_unset
 
     outcome = ingest_stage(frames.path, source=source, profile=profile, report_dir=report.path,
-                           overrides={"image_size": image_size, "train_fractions": fractions})
+                           overrides=zero_is_unset(image_size=image_size, train_fractions=fractions))
     header = json.loads((Path(frames.path) / "header.json").read_text())
     frames.metadata.update({"digest": header["content_digest"], "frames": header["n_frames"], "classes": header["classes"],
                             "cached": outcome.cached})

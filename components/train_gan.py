@@ -22,11 +22,11 @@ def train_gan(
     import os
     from pathlib import Path
 
-    from lusynth.stages import train_gan_stage
+    from lusynth.stages import train_gan_stage, zero_is_unset
 
     label, fraction = str(job["label"]), float(job["fraction"])
     os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_PARENT_RUN_ID": parent_run_id}.items() if v})
-    outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides={"epochs": epochs})
+    outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides=zero_is_unset(epochs=epochs))
     info = json.loads((Path(gan.path) / "gan.json").read_text())
     gan.metadata.update({"label": label, "fraction": fraction, "cached": outcome.cached})
     for k, v in (info.get("chosen_metrics") or {}).items():

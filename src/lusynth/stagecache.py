@@ -112,15 +112,17 @@ def run_cached(
     params: Mapping[str, Any],
     inputs: Sequence[str | os.PathLike[str]] = (),
     run: Callable[[Path], T],
+    enabled: bool = True,
 ) -> tuple[T | None, bool]:
     """Restore ``out`` from the cache, or call ``run(out)`` and store the result.
 
     Returns (what ``run`` returned or None on a hit, whether it was a hit). ``run`` must write
-    ``out`` completely (stages write atomically); the key file is added afterwards.
+    ``out`` completely (stages write atomically); the key file is added afterwards, so a
+    downstream stage can chain on it even when this one ran uncached (``enabled=False``).
     """
     out = Path(out)
     key = stage_key(stage, params, inputs)
-    root = cache_root()
+    root = cache_root() if enabled else None
     entry = root / stage / key if root else None
     if entry is not None and (entry / STAGE_FILE).is_file():
         with atomic_dir(out) as tmp:

@@ -36,8 +36,27 @@ class StageOutcome:
 
 
 def _clean(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
-    """Drop unset overrides (None, or 0 / '' / [] meaning 'profile default' in pipeline parameters)."""
-    return {k: v for k, v in (overrides or {}).items() if v not in (None, "", 0, [], ())}
+    """Drop unset overrides (None); the profile's value applies to those."""
+    return {k: v for k, v in (overrides or {}).items() if v is not None}
+
+
+def zero_is_unset(**values: Any) -> dict[str, Any]:
+    """Pipeline / DVC integer parameters use 0 (and '' / []) for "the profile's value": map those to
+    None so :func:`_clean` drops them. One place for the convention, used by every driver."""
+    return {k: (None if (v in ("", [], ()) or (isinstance(v, (int, float)) and not isinstance(v, bool) and v == 0)) else v)
+            for k, v in values.items()}
+
+
+def expand_dirs(paths: Sequence[str | os.PathLike[str]], marker: str, what: str) -> list[Path]:
+    """Stage directories among ``paths`` (those holding ``marker``), looking one level into parents,
+    so a DVC stage can pass ``models/classifier`` for every classifier below it."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        found = [p] if (p / marker).is_file() else sorted(q for q in p.iterdir() if (q / marker).is_file()) if p.is_dir() else []
+        if not found:
+            raise InputError(f"{p}: not a {what} (no {marker}) nor a folder of them; pass the output directory of that stage")
+        out.extend(found)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,6 +143,7 @@ def ingest_stage(
     overrides: Mapping[str, Any] | None = None,
     report_dir: str | os.PathLike[str] | None = None,
     progress: bool = True,
+    cache: bool = True,
 ) -> StageOutcome:
     """Ingest ``source`` (None/'' = the built-in phantom) into a frame store at ``out``."""
     from lusynth.data.ingest import ingest
@@ -131,11 +151,12 @@ def ingest_stage(
     params = stage_params("ingest", profile, _clean(overrides))
     phantom = stage_params("phantom", profile, {"seed": params.seed}) if not source else None
     key_params = {"ingest": as_dict(params), "phantom": as_dict(phantom) if phantom else None, "source": source or "phantom"}
-    # a local source is keyed by its bytes; an s3:// source by its URI (objects are versioned by the user)
-    inputs = [source] if source and not source.startswith("s3://") else []
+    # a local source is keyed by its bytes; s3:// and dvc:// sources by their URI (pin a dvc:// revision)
+    inputs = [source] if source and "://" not in source else []
     _, cached = run_cached(
         "ingest", out, params=key_params, inputs=inputs,
         run=lambda o: ingest(source or None, o, params=params, report_dir=report_dir, phantom=phantom, progress=progress),
+        enabled=cache,
     )
     return StageOutcome("ingest", Path(out), cached)
 
@@ -149,6 +170,7 @@ def train_gan_stage(
     profile: str = "demo",
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
+    cache: bool = True,
 ) -> StageOutcome:
     """Train the GAN of one class at one training fraction."""
     from lusynth.gan.train import train_gan
@@ -158,6 +180,7 @@ def train_gan_stage(
     _, cached = run_cached(
         "train_gan", out, params=key, inputs=[frames],
         run=lambda o: train_gan(frames, o, label=label, fraction=fraction, params=params, progress=progress),
+        enabled=cache,
     )
     return StageOutcome(f"train_gan[{label}@{fraction:g}]", Path(out), cached)
 
@@ -169,6 +192,8 @@ def generate_stage(
     *,
     profile: str = "demo",
     overrides: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    cache: bool = True,
 ) -> StageOutcome:
     """Synthetic frames (privacy-filtered) from one trained GAN."""
     from lusynth.gan.generate import generate
@@ -177,6 +202,7 @@ def generate_stage(
     _, cached = run_cached(
         "generate", out, params={"generate": as_dict(params)}, inputs=[gan, frames],
         run=lambda o: generate(gan, frames, o, params=params),
+        enabled=cache,
     )
     return StageOutcome("generate", Path(out), cached)
 
@@ -192,6 +218,7 @@ def train_classifier_stage(
     profile: str = "demo",
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
+    cache: bool = True,
 ) -> StageOutcome:
     """Train the classifier of one arm at one fraction and seed; ``synthetic`` may hold every
     fraction's synthetic stores — the ones of this fraction are selected here."""
@@ -205,6 +232,7 @@ def train_classifier_stage(
     _, cached = run_cached(
         "train_classifier", out, params=key, inputs=[frames, *syn],
         run=lambda o: train_classifier(frames, o, arm=arm, fraction=fraction, seed=seed, synthetic_dirs=syn, params=params, progress=progress),
+        enabled=cache,
     )
     return StageOutcome(f"train_classifier[{arm}@{fraction:g}#{seed}]", Path(out), cached)
 
@@ -219,15 +247,19 @@ def evaluate_stage(
     profile: str = "demo",
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
+    cache: bool = True,
 ) -> StageOutcome:
     """Holdout evaluation, fidelity and privacy audit, and the report."""
     from lusynth.evaluate.run import evaluate
 
     params = stage_params("evaluate", profile, _clean(overrides))
     # sorted so the key (and the report's order) does not depend on the engine's fan-in order
-    classifiers, gans, synthetic = (sorted(map(str, x)) for x in (classifiers, gans, synthetic))
+    classifiers = sorted(map(str, expand_dirs(classifiers, "classifier.json", "classifier directory")))
+    gans = sorted(map(str, expand_dirs(gans, "gan.json", "GAN directory")))
+    synthetic = sorted(map(str, _stores_in(synthetic)))
     _, cached = run_cached(
         "evaluate", out, params={"evaluate": as_dict(params)}, inputs=[frames, *classifiers, *gans, *synthetic],
         run=lambda o: evaluate(frames, o, classifier_dirs=classifiers, gan_dirs=gans, synthetic_dirs=synthetic, params=params, progress=progress),
+        enabled=cache,
     )
     return StageOutcome("evaluate", Path(out), cached)

@@ -25,7 +25,7 @@ def train_classifier_cmd(
     arm: str = typer.Option("real", "--arm", help="real | real+synthetic | synthetic"),
     fraction: float = typer.Option(1.0, "--fraction", help="Nested training fraction of patients, e.g. 0.5."),
     seed: int = typer.Option(0, "--seed"),
-    synthetic: Optional[list[Path]] = typer.Option(None, "--synthetic", "-s", help="Synthetic frame store (repeat per class)."),
+    synthetic: Optional[list[Path]] = typer.Option(None, "--synthetic", "-s", help="Synthetic frame store, or a folder of them (repeat); this fraction's are used."),
     profile: str = typer.Option("demo", "--profile", help="Parameter profile: demo | paper."),
     trials: Optional[int] = typer.Option(None, "--trials", help="Random-search trials (paper: 12)."),
     lr: Optional[float] = typer.Option(None, "--lr", help="Learning rate of trial 0."),
@@ -46,31 +46,34 @@ def train_classifier_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Train one classifier of the grid (arm x fraction x seed) with the paper's random search."""
-    from lusynth.classifier.train import train_classifier
-    from lusynth.params import stage_params
+    import json
 
-    params = stage_params("classifier", profile, {
+    from lusynth.stages import train_classifier_stage
+
+    overrides = {
         "trials": trials, "lr": lr, "width": width, "dropout": dropout,
         "search_lr": _floats(search_lr), "search_width": _ints(search_width), "search_dropout": _floats(search_dropout),
         "batch_size": batch_size, "max_epochs": max_epochs, "patience": patience, "augment": augment,
         "synthetic_ratio": synthetic_ratio, "synthetic_max_per_class": synthetic_max_per_class,
         "threshold_rule": threshold_rule, "device": device, "track": False if no_track else None,
-    })
-    r = train_classifier(frames, out, arm=arm, fraction=fraction, seed=seed, synthetic_dirs=tuple(synthetic or ()),
-                         params=params, progress=not quiet)
+    }
+    train_classifier_stage(frames, out, arm=arm, fraction=fraction, seed=seed, synthetic=tuple(synthetic or ()), profile=profile,
+                           overrides=overrides, progress=not quiet, cache=False)
     if not quiet:
-        typer.echo(f"classifier {r.arm} fraction {r.fraction:g} seed {r.seed}: trial {r.trial} {r.hyperparams}, "
-                   f"val AUC {r.val_auc:.3f}, threshold {r.threshold:.3f} ({r.threshold_rule}), {r.seconds:.1f} s\n"
-                   f"written: {r.out_dir}")
+        r = json.loads((out / "classifier.json").read_text())
+        typer.echo(f"classifier {arm} fraction {fraction:g} seed {seed}: hyper-parameters {r.get('hyperparams')}, "
+                   f"val AUC {r.get('val_auc', float('nan')):.3f}, threshold {r.get('threshold', float('nan')):.3f}\nwritten: {out}")
 
 
 @app.command("evaluate")
 def evaluate_cmd(
     frames: Path = typer.Option(..., "--frames", "-f", help="Real frame store (its holdout split is evaluated)."),
     out: Path = typer.Option(..., "--out", "-o", help="Report directory to write (replaced atomically)."),
-    classifier: list[Path] = typer.Option(..., "--classifier", "-c", help="Classifier directory (repeat)."),
-    gan: Optional[list[Path]] = typer.Option(None, "--gan", "-g", help="GAN directory from train-gan (repeat)."),
-    synthetic: Optional[list[Path]] = typer.Option(None, "--synthetic", "-s", help="Synthetic frame store from generate (repeat)."),
+    classifier: list[Path] = typer.Option(..., "--classifier", "--classifiers", "-c", help="Classifier directory, or a folder of them (repeat)."),
+    gan: Optional[list[Path]] = typer.Option(None, "--gan", "--gans", "-g", help="GAN directory from train-gan, or a folder of them (repeat)."),
+    synthetic: Optional[list[Path]] = typer.Option(None, "--synthetic", "-s", help="Synthetic frame store from generate, or a folder of them (repeat)."),
+    metrics_json: Optional[Path] = typer.Option(None, "--metrics-json", help="Also write the headline metrics here (for `dvc metrics`)."),
+    plots_dir: Optional[Path] = typer.Option(None, "--plots-dir", help="Also write learning-curve and ROC CSVs here (for `dvc plots`)."),
     profile: str = typer.Option("demo", "--profile", help="Parameter profile: demo | paper."),
     n_bootstrap: Optional[int] = typer.Option(None, "--n-bootstrap", help="Patient-level bootstrap resamples."),
     ci: Optional[float] = typer.Option(None, "--ci", help="Confidence level, e.g. 0.95."),
@@ -82,18 +85,25 @@ def evaluate_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress or summary."),
 ) -> None:
     """Holdout metrics with CIs, the paper's table, the fidelity/privacy audit and the report."""
-    from lusynth.evaluate.run import evaluate
-    from lusynth.params import stage_params
+    import json
 
-    params = stage_params("evaluate", profile, {
+    from lusynth.stages import evaluate_stage
+
+    overrides = {
         "n_bootstrap": n_bootstrap, "ci": ci, "seed": seed, "table_level": table_level,
         "table_threshold": table_threshold, "audit_max_frames": audit_max_frames, "track": False if no_track else None,
-    })
-    r = evaluate(frames, out, classifier_dirs=classifier, gan_dirs=tuple(gan or ()), synthetic_dirs=tuple(synthetic or ()),
-                 params=params, progress=not quiet)
+    }
+    evaluate_stage(frames, out, classifiers=classifier, gans=tuple(gan or ()), synthetic=tuple(synthetic or ()), profile=profile,
+                   overrides=overrides, progress=not quiet, cache=False)
+    if metrics_json or plots_dir:
+        from lusynth.report.dvc import export_for_dvc
+
+        export_for_dvc(out, metrics_json or out / "metrics.json", plots_dir or out / "plots")
     if not quiet:
-        for line in r.summary:
+        report = json.loads((out / "report.json").read_text())
+        for line in report.get("headline", {}).get("summary", []):
             typer.echo(line)
-        if r.privacy_passed is not None:
-            typer.echo(f"privacy gate: {'PASS' if r.privacy_passed else 'FAIL'}")
-        typer.echo(f"report: {r.report.html}")
+        passed = (report.get("privacy_gate") or {}).get("passed")
+        if passed is not None:
+            typer.echo(f"privacy gate: {'PASS' if passed else 'FAIL'}")
+        typer.echo(f"report: {out / 'report.html'}")

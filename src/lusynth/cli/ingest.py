@@ -20,7 +20,7 @@ def ingest_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Frame store directory to write (replaced atomically)."),
     report: Optional[Path] = typer.Option(None, "--report", help="Report directory (default: OUT-report, beside the store)."),
     profile: str = typer.Option("demo", "--profile", help="Parameter profile: demo | paper."),
-    image_size: Optional[int] = typer.Option(None, "--image-size", help="Output frame size: 64, 128 or 256."),
+    image_size: Optional[int] = typer.Option(None, "--image-size", help="Output frame size: 64, 128 or 256 (0 = the profile's)."),
     square: Optional[str] = typer.Option(None, "--square", help="crop | pad a non-square frame."),
     labels_csv: Optional[str] = typer.Option(None, "--labels-csv", help="Labels CSV, relative to SOURCE."),
     path_column: Optional[str] = typer.Option(None, "--path-column"),
@@ -38,32 +38,30 @@ def ingest_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or summary."),
 ) -> None:
     """Turn images, clips and DICOM into a frame store with patient-level splits."""
-    from lusynth.data.ingest import ingest, summarise
-    from lusynth.params import stage_params
+    import json
 
-    params = stage_params(
-        "ingest",
-        profile,
-        {
-            "image_size": image_size,
-            "square": square,
-            "labels_csv": labels_csv,
-            "path_column": path_column,
-            "label_column": label_column,
-            "patient_column": patient_column,
-            "video_column": video_column,
-            "positive_class": positive_class,
-            "video_mode": video_mode,
-            "video_frames": video_frames,
-            "video_step": video_step,
-            "split_fractions": _floats(split_fractions),
-            "train_fractions": _floats(train_fractions),
-            "seed": seed,
-            "workers": workers,
-        },
-    )
-    phantom = stage_params("phantom", profile, {"seed": seed}) if source is None else None
-    result = ingest(source, out, params=params, report_dir=report, phantom=phantom, progress=not quiet)
+    from lusynth.data.ingest import REPORT_JSON, summarise
+    from lusynth.stages import ingest_stage, zero_is_unset
+
+    overrides = {
+        **zero_is_unset(image_size=image_size),
+        "square": square,
+        "labels_csv": labels_csv,
+        "path_column": path_column,
+        "label_column": label_column,
+        "patient_column": patient_column,
+        "video_column": video_column,
+        "positive_class": positive_class,
+        "video_mode": video_mode,
+        "video_frames": video_frames,
+        "video_step": video_step,
+        "split_fractions": _floats(split_fractions),
+        "train_fractions": _floats(train_fractions),
+        "seed": seed,
+        "workers": workers,
+    }
+    report = report or out.with_name(out.name + "-report")
+    ingest_stage(out, source=source or None, profile=profile, overrides=overrides, report_dir=report, progress=not quiet, cache=False)
     if not quiet:
-        typer.echo(summarise(result.report), nl=False)
-        typer.echo(f"frame store: {result.store}\nreport:      {result.report_dir}")
+        typer.echo(summarise(json.loads((report / REPORT_JSON).read_text())), nl=False)
+        typer.echo(f"frame store: {out}\nreport:      {report}")
