@@ -1,0 +1,81 @@
+"""``lusynth export``, ``lusynth registry show`` and ``lusynth serve``: ONNX models, the registry, the HTTP service."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lusynth.cli import app
+
+registry_app = typer.Typer(help="The MLflow model registry: versions, aliases, gate decisions.", no_args_is_help=True)
+app.add_typer(registry_app, name="registry")
+
+
+@app.command("export")
+def export_cmd(
+    out: Path = typer.Option(..., "--out", "-o", help="Directory for the .onnx files and export.json (replaced atomically)."),
+    classifier: list[Path] = typer.Option(..., "--classifier", "-c", help="Classifier directory (repeat); the best per arm by validation AUC is exported."),
+    gan: Optional[list[Path]] = typer.Option(None, "--gan", "-g", help="GAN directory (repeat); per class the largest training fraction is exported."),
+    evaluation: Optional[Path] = typer.Option(None, "--evaluation", "-e", help="Output of `lusynth evaluate` (holdout AUC with CIs, privacy audits)."),
+    register: bool = typer.Option(True, "--register/--no-register", help="Log to the MLflow registry and apply the promotion gate."),
+    classifier_model: str = typer.Option("lusynth-lus-classifier", "--classifier-model", help="Registered model name of the classifier."),
+    generator_prefix: str = typer.Option("lusynth-lus-generator-", "--generator-prefix", help="Registered model name prefix of the generators."),
+    margin: float = typer.Option(0.02, "--margin", help="Non-inferiority margin on holdout AUC for promotion to champion."),
+    opset: int = typer.Option(18, "--opset", help="ONNX opset (>= 17)."),
+    profile: Optional[str] = typer.Option(None, "--profile", help="Profile name recorded as lineage."),
+) -> None:
+    """Export the classifiers and generators to ONNX (parity-checked) and register them."""
+    from lusynth.registry import RegistryNames, export_and_register
+
+    r = export_and_register(out, classifier_dirs=classifier, gan_dirs=tuple(gan or ()), evaluation_dir=evaluation,
+                            register=register, names=RegistryNames(classifier_model, generator_prefix), margin=margin,
+                            opset=opset, profile=profile)
+    for arm, e in r.classifiers.items():
+        typer.echo(f"classifier {arm}: {e.path} ({e.exporter}, opset {e.opset}, parity max diff {e.max_abs_diff:.2g} <= {e.tolerance:g})")
+    for label, e in r.generators.items():
+        typer.echo(f"generator {label}: {e.path} ({e.exporter}, parity max diff {e.max_abs_diff:g} <= {e.tolerance:g} grey level)")
+    for v in r.versions:
+        typer.echo(f"registered {v.name} v{v.version} [{', '.join(v.aliases)}]: {v.decision} — {v.reason}")
+
+
+@registry_app.command("show")
+def registry_show_cmd(
+    name: Optional[str] = typer.Argument(None, help="Registered model name (default: every lusynth model)."),
+    tracking_dir: Optional[Path] = typer.Option(None, "--tracking-dir", help="Directory of the local mlruns.db when MLFLOW_TRACKING_URI is unset."),
+    card: bool = typer.Option(False, "--card", help="Also print the model card of each alias holder."),
+) -> None:
+    """Versions with aliases, holdout AUC with CI, privacy result and gate decisions."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    from lusynth.registry import list_versions, render_versions
+    from lusynth.tracking import mlflow_client, tracking_uri
+
+    client = mlflow_client(tracking_dir)
+    versions = list_versions(client, name)
+    console = Console()
+    if not versions:
+        console.print(f"no lusynth models registered at {tracking_uri(tracking_dir)}; run `lusynth export`")
+        return
+    console.print(render_versions(versions))
+    if card:
+        for v in versions:
+            if v.aliases:
+                console.print(Markdown(client.get_model_version(v.name, v.version).description or ""))
+
+
+@app.command("serve")
+def serve_cmd(
+    model: str = typer.Option("models:/lusynth-lus-classifier@champion", "--model", "-m", help="An .onnx file or models:/NAME@ALIAS."),
+    host: str = typer.Option("127.0.0.1", "--host"),
+    port: int = typer.Option(8080, "--port"),
+    max_upload_bytes: int = typer.Option(8 << 20, "--max-upload-bytes", help="Largest request body accepted."),
+    max_batch: int = typer.Option(64, "--max-batch", help="Most images per request."),
+    tracking_dir: Optional[Path] = typer.Option(None, "--tracking-dir", help="Directory of the local mlruns.db when MLFLOW_TRACKING_URI is unset."),
+) -> None:
+    """Serve the classifier over HTTP: POST /predict, GET /healthz, GET /metadata."""
+    from lusynth.serve import serve
+
+    serve(model, host=host, port=port, max_upload_bytes=max_upload_bytes, max_batch=max_batch, tracking_dir=tracking_dir)

@@ -1,0 +1,136 @@
+"""Against a real ``mlflow server``: the registry after a pipeline run, the gate both ways, loading by alias."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lusynth.registry import CHALLENGER, CHAMPION, RegistryNames, export_and_register, list_versions
+from lusynth.tracking import mlflow_client
+from tests.registry.conftest import PipelineOutputs
+
+
+@pytest.fixture(scope="module")
+def first_run(mlflow_server: str, pipeline: PipelineOutputs):  # type: ignore[no-untyped-def]
+    from lusynth.tracking import parent_run
+
+    with parent_run("pipeline test", profile="demo", seed=0) as parent:
+        r = export_and_register(pipeline.root / "models", classifier_dirs=pipeline.classifiers, gan_dirs=pipeline.gans,
+                                evaluation_dir=pipeline.evaluation, profile="demo")
+    return r, parent.run_id
+
+
+def test_registry_holds_versions_aliases_tags_and_model_cards(mlflow_server: str, pipeline: PipelineOutputs, first_run) -> None:  # type: ignore[no-untyped-def]
+    r, parent_id = first_run
+    client = mlflow_client()
+    report = json.loads((pipeline.evaluation / "report.json").read_text())
+    versions = {(v.name, v.version): v for v in list_versions(client)}
+    clf = [v for (n, _), v in versions.items() if n == "lusynth-lus-classifier"]
+    assert sorted(v.tags["lusynth.arm"] for v in clf) == ["real", "real+synthetic"]  # best per arm
+    nominee = next(v for v in clf if v.tags["lusynth.arm"] == r.nominee)
+    assert CHAMPION in nominee.aliases and nominee.decision == CHAMPION and "no current champion" in nominee.reason
+    assert f"arm-{r.nominee.replace('+', '-')}" in nominee.aliases
+    other = next(v for v in clf if v is not nominee)
+    assert other.decision == "candidate" and CHAMPION not in other.aliases
+    # tags: holdout AUC with CI from the evaluation, arm, fraction, privacy, data digest, pipeline run, hash
+    ev = next(c for c in report["classifiers"] if Path(c["dir"]).name == Path(nominee.tags["lusynth.source_dir"]).name)
+    assert float(nominee.tags["lusynth.holdout_auc"]) == pytest.approx(ev["metrics"]["frame"]["val"]["auc"]["value"], abs=1e-6)
+    assert float(nominee.tags["lusynth.holdout_auc_lo"]) <= float(nominee.tags["lusynth.holdout_auc"]) <= float(nominee.tags["lusynth.holdout_auc_hi"])
+    assert nominee.tags["lusynth.data_digest"] == report["config"]["frames_digest"]
+    assert nominee.tags["lusynth.pipeline_run"] == parent_id and nominee.tags["lusynth.fraction"] == "1"
+    mixed = next(v for v in clf if v.tags["lusynth.arm"] == "real+synthetic")
+    assert mixed.tags["lusynth.privacy_audit"] == "failed"  # noisy copies of training frames
+    assert len(nominee.tags["lusynth.onnx_sha256"]) == 64
+    card = client.get_model_version("lusynth-lus-classifier", nominee.version).description
+    for section in ("## Intended use", "## Data", "## Metrics", "## Privacy audit", "## Limitations", "## Promotion gate"):
+        assert section in card
+    assert nominee.tags["lusynth.holdout_auc"][:4] in card
+    # the ONNX flavour with a signature and an input example
+    import mlflow
+
+    mv = client.get_model_version("lusynth-lus-classifier", nominee.version)
+    info = mlflow.models.get_model_info(mv.source)
+    assert "onnx" in info.flavors and info.signature is not None and info.saved_input_example_info is not None
+    assert info.flavors["onnx"].get("providers") == ["CPUExecutionProvider"]
+    # generators: one model per class, privacy failed -> challenger, decision tagged
+    for label in ("consolidation", "no_consolidation"):
+        g = [v for (n, _), v in versions.items() if n == f"lusynth-lus-generator-{label}"]
+        assert len(g) == 1 and g[0].aliases == [CHALLENGER] and g[0].tags["lusynth.privacy_audit"] == "failed"
+    # the stage run nests under the pipeline run and carries lineage
+    run = client.get_run(r.run_id)
+    assert run.data.tags["mlflow.parentRunId"] == parent_id and run.data.tags["lusynth.profile"] == "demo"
+    assert run.data.tags.get("lusynth.git_commit") or run.data.tags.get("lusynth.version")
+
+
+def _report_with_auc(pipeline: PipelineOutputs, dst: Path, value: float, lo: float, hi: float) -> Path:
+    """A copy of the evaluation with every classifier's holdout AUC set to the given numbers (gate input)."""
+    rep = json.loads((pipeline.evaluation / "report.json").read_text())
+    for c in rep["classifiers"]:
+        c["metrics"]["frame"]["val"]["auc"] = {"value": value, "lo": lo, "hi": hi}
+    dst.mkdir(parents=True, exist_ok=True)
+    (dst / "report.json").write_text(json.dumps(rep))
+    return dst
+
+
+def test_promotion_gate_in_both_directions(mlflow_server: str, pipeline: PipelineOutputs, tmp_path: Path) -> None:
+    names = RegistryNames(classifier="gate-test-classifier", generator_prefix="gate-test-generator-")
+    real_only = [pipeline.classifiers[0]]
+    client = mlflow_client()
+
+    def run(value: float, lo: float, hi: float) -> tuple[str, str]:
+        ev = _report_with_auc(pipeline, tmp_path / f"ev-{value}-{lo}", value, lo, hi)
+        r = export_and_register(tmp_path / "models", classifier_dirs=real_only, evaluation_dir=ev, names=names)
+        (v,) = r.versions
+        return v.version, v.decision
+
+    v1, d1 = run(0.80, 0.70, 0.90)
+    assert d1 == CHAMPION
+    v2, d2 = run(0.75, 0.60, 0.85)  # lower bound 0.60 < 0.80 - 0.02: not shown non-inferior
+    assert d2 == CHALLENGER
+    assert client.get_model_version_by_alias(names.classifier, "champion").version == v1
+    assert client.get_model_version_by_alias(names.classifier, "challenger").version == v2
+    assert "0.600 < champion v" in client.get_model_version(names.classifier, v2).tags["lusynth.gate.reason"]
+    v3, d3 = run(0.90, 0.79, 0.97)  # 0.79 >= 0.80 - 0.02
+    assert d3 == CHAMPION
+    assert client.get_model_version_by_alias(names.classifier, "champion").version == v3
+
+
+def test_serving_loads_the_champion_by_alias_and_checks_its_hash(mlflow_server: str, pipeline: PipelineOutputs, first_run) -> None:  # type: ignore[no-untyped-def]
+    from lusynth.classifier import load_classifier
+    from lusynth.data.framestore import open_store
+    from lusynth.serve import ModelIntegrityError, load_model
+    from lusynth.serve.app import predict
+
+    r, _ = first_run
+    m = load_model("models:/lusynth-lus-classifier@champion")
+    client = mlflow_client()
+    champ = client.get_model_version_by_alias("lusynth-lus-classifier", "champion")
+    assert m.version == str(champ.version) and m.sha256 == champ.tags["lusynth.onnx_sha256"]
+    st = open_store(pipeline.real)
+    frames = np.asarray(st.frames[st.indices(split="holdout")][:5])
+    src = load_classifier(champ.tags["lusynth.source_dir"])
+    np.testing.assert_allclose(predict(m, frames)[:, 1], src.predict_proba(frames), atol=1e-4)
+    # a registry record that does not match the file: refused before loading
+    client.set_model_version_tag("lusynth-lus-classifier", champ.version, "lusynth.onnx_sha256", "0" * 64)
+    try:
+        with pytest.raises(ModelIntegrityError, match="sha256"):
+            load_model("models:/lusynth-lus-classifier@champion")
+    finally:
+        client.set_model_version_tag("lusynth-lus-classifier", champ.version, "lusynth.onnx_sha256", m.sha256)
+    from lusynth.registry import RegistryError
+
+    with pytest.raises(RegistryError, match="registry show"):
+        load_model("models:/lusynth-lus-classifier@no-such-alias")
+
+
+def test_registry_show_cli_prints_versions_aliases_and_decisions(mlflow_server: str, first_run, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    import lusynth.cli.registry  # noqa: F401 - registers the commands until COMMAND_MODULES lists it
+    from lusynth.cli import main
+
+    monkeypatch.setenv("COLUMNS", "300")  # rich folds words in a narrow terminal
+    assert main(["registry", "show", "lusynth-lus-classifier"]) == 0
+    out = capsys.readouterr().out
+    assert "champion" in out and "candidate" in out and "lusynth-lus-classifier" in out
