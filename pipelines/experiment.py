@@ -15,12 +15,13 @@ Run this file to compile: ``python pipelines/experiment.py [out.yaml]``.
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from kfp import dsl
 
 from lusynth_components.bundle import bundle_synthetic
 from lusynth_components.evaluate import evaluate
+from lusynth_components.export_register import export_register
 from lusynth_components.generate import generate
 from lusynth_components.ingest import ingest
 from lusynth_components.plan import plan_classifiers, plan_gans
@@ -58,6 +59,7 @@ STAGE_RESOURCES: dict[str, Resources] = {
     "bundle_synthetic": Resources("500m", "1", "1Gi", "4Gi", timeout_s=1800),
     "train_classifier": Resources("2", "4", "4Gi", "16Gi", gpu=True, retries=2, timeout_s=6 * 3600),
     "evaluate": Resources("2", "4", "4Gi", "16Gi", timeout_s=2 * 3600),
+    "export_register": Resources("1", "2", "2Gi", "8Gi", retries=2, timeout_s=3600, caching=False),
 }
 
 
@@ -120,8 +122,9 @@ def make_pipeline(*, gpu: bool = False, local: bool = False) -> Callable[..., An
         synthetic_count: int = 0,
         gan_epochs: int = 0,
         experiment: str = "lusynth",
+        register: bool = True,
         parent_run_id: str = "",
-    ) -> dsl.Artifact:
+    ) -> NamedTuple("Outputs", results=dsl.Artifact, models=dsl.Model):
         """``source`` '' = built-in phantom; integer parameters 0 = the profile's value."""
         ing = s(ingest(source=source, profile=profile, image_size=image_size, fractions=fractions), "ingest")
         frames = ing.outputs["frames"]
@@ -140,8 +143,11 @@ def make_pipeline(*, gpu: bool = False, local: bool = False) -> Callable[..., An
         ev = s(evaluate(frames=frames, classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
                         synthetic=dsl.Collected(syn.outputs["synthetic"]), profile=profile, experiment=experiment,
                         parent_run_id=parent_run_id), "evaluate")
-        # export/register (the registry issue) follows evaluate here
-        return ev.outputs["results"]
+        ex = s(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
+                               results=ev.outputs["results"], profile=profile, register=register, experiment=experiment,
+                               parent_run_id=parent_run_id), "export_register")
+        outputs = NamedTuple("Outputs", results=dsl.Artifact, models=dsl.Model)
+        return outputs(results=ev.outputs["results"], models=ex.outputs["models"])
 
     return lusynth_experiment
 

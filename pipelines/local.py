@@ -19,7 +19,8 @@ from typing import Any
 @dataclass
 class LocalRun:
     out: Path
-    results: Path  # the evaluate stage's output directory (report.html, report.md, results.json)
+    results: Path  # the evaluate stage's output directory (report.html, report.md, report.json)
+    models: Path  # the export_register stage's output (ONNX files, export.json with the registry versions)
     seconds: float
     tracking_uri: str
     parent_run_id: str | None
@@ -83,10 +84,10 @@ def run_local(
                        tags={"lusynth.engine": "kfp.local", "lusynth.profile": profile}) as parent:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / "kfp"), enable_caching=False)
         pipeline = make_pipeline(local=True)
-        task = pipeline(**params, parent_run_id=parent.run_id if parent else "")
-        results = Path(task.output.path)
-        if parent is not None:
-            parent.set_tags({"lusynth.results": str(results)})
+        task = pipeline(**params, parent_run_id=parent.run_id)
+        results, models = Path(task.outputs["results"].path), Path(task.outputs["models"].path)
+        parent.set_tags({"lusynth.results": str(results), "lusynth.models": str(models)})
     seconds = time.perf_counter() - t0
-    (out / "latest.json").write_text(json.dumps({"results": str(results), "seconds": round(seconds, 1), "tracking_uri": uri}, indent=2) + "\n")
-    return LocalRun(out=out, results=results, seconds=seconds, tracking_uri=uri, parent_run_id=parent.run_id if parent else None)
+    (out / "latest.json").write_text(json.dumps({"results": str(results), "models": str(models), "seconds": round(seconds, 1),
+                                                 "tracking_uri": uri}, indent=2) + "\n")
+    return LocalRun(out=out, results=results, models=models, seconds=seconds, tracking_uri=uri, parent_run_id=parent.run_id)

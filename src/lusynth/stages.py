@@ -263,3 +263,32 @@ def evaluate_stage(
         enabled=cache,
     )
     return StageOutcome("evaluate", Path(out), cached)
+
+
+def export_register_stage(
+    out: str | os.PathLike[str],
+    *,
+    classifiers: Sequence[str | os.PathLike[str]],
+    gans: Sequence[str | os.PathLike[str]] = (),
+    evaluation: str | os.PathLike[str] | None = None,
+    register: bool = True,
+    profile: str = "demo",
+    cache: bool = True,
+) -> StageOutcome:
+    """ONNX export of the best classifier per arm and each class's generator; with ``register``,
+    model versions, model cards and the alias promotion gate in the MLflow registry."""
+    from lusynth.registry import export_and_register
+    from lusynth.tracking import tracking_uri
+
+    classifiers = sorted(map(str, expand_dirs(classifiers, "classifier.json", "classifier directory")))
+    gans = sorted(map(str, expand_dirs(gans, "gan.json", "GAN directory"))) if gans else []
+    # the registry is part of the key: the same models registered into another store are new work
+    key = {"register": register, "profile": profile, "registry": tracking_uri(Path(out).parent) if register else None}
+    inputs = [*classifiers, *gans, *([evaluation] if evaluation else [])]
+    _, cached = run_cached(
+        "export_register", out, params=key, inputs=inputs,
+        run=lambda o: export_and_register(o, classifier_dirs=classifiers, gan_dirs=gans, evaluation_dir=evaluation,
+                                          register=register, profile=profile),
+        enabled=cache,
+    )
+    return StageOutcome("export_register", Path(out), cached)

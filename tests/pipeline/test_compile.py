@@ -10,7 +10,8 @@ import yaml
 from lusynth.cli import main
 from lusynth_pipelines.experiment import STAGE_RESOURCES, compile_pipeline
 
-STAGES = {"ingest", "plan-gans", "plan-classifiers", "train-gan", "generate", "bundle-synthetic", "train-classifier", "evaluate"}
+STAGES = {"ingest", "plan-gans", "plan-classifiers", "train-gan", "generate", "bundle-synthetic", "train-classifier", "evaluate",
+          "export-register"}
 
 
 def _load(path) -> tuple[dict, dict]:
@@ -52,12 +53,14 @@ def compiled(request, tmp_path_factory):
 
         importlib.reload(settings)
         # components bind the image at import: reload them so the setting is read now
-        import lusynth_components.bundle, lusynth_components.evaluate, lusynth_components.generate  # noqa: E401
+        import lusynth_components.bundle, lusynth_components.evaluate, lusynth_components.export_register  # noqa: E401
+        import lusynth_components.generate  # noqa: E401
         import lusynth_components.ingest, lusynth_components.plan  # noqa: E401
         import lusynth_components.train_classifier, lusynth_components.train_gan  # noqa: E401
         import lusynth_pipelines.experiment as experiment
 
-        for m in (lusynth_components.bundle, lusynth_components.evaluate, lusynth_components.generate, lusynth_components.ingest,
+        for m in (lusynth_components.bundle, lusynth_components.evaluate, lusynth_components.export_register,
+                  lusynth_components.generate, lusynth_components.ingest,
                   lusynth_components.plan, lusynth_components.train_classifier, lusynth_components.train_gan, experiment):
             importlib.reload(m)
         path = tmp_path_factory.mktemp("ir") / "pipeline.yaml"
@@ -74,7 +77,7 @@ def test_dag_and_parameters(compiled) -> None:
     assert STAGES <= set(tasks)
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert set(params) == {"source", "profile", "fractions", "seeds", "arms", "image_size", "synthetic_count", "gan_epochs",
-                           "experiment", "parent_run_id"}
+                           "experiment", "register", "parent_run_id"}
     assert params["profile"]["defaultValue"] == "demo"
     assert params["arms"]["defaultValue"] == ["real", "real+synthetic", "synthetic"]
     # data flow: GANs feed generate, generate feeds the bundle, the bundle feeds every classifier, all feed evaluate
@@ -89,6 +92,7 @@ def test_dag_and_parameters(compiled) -> None:
     assert deps["bundle-synthetic"] == {gan_loop}
     assert deps[clf_loop] >= {"bundle-synthetic", "plan-classifiers", "ingest"}
     assert deps["evaluate"] >= {gan_loop, clf_loop, "ingest"}
+    assert deps["export-register"] >= {"evaluate", gan_loop, clf_loop}
 
 
 def test_images_resources_retries(compiled) -> None:

@@ -185,16 +185,12 @@ def _tracking(enabled: bool, **kwargs: Any) -> Iterator[Any]:
 
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int, label: str) -> Iterator[Any]:
-    if not enabled:
-        yield lambda *a: None
-        return
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+    from lusynth.progress import progress
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[info]}"), TimeElapsedColumn()) as bar:
-        task = bar.add_task(label, total=total, info="")
+    with progress(total, label, enabled=enabled, unit="epochs") as advance:
 
         def tick(trial: _Trial, epoch: int, val_loss: float, val_auc: float) -> None:
-            bar.update(task, advance=1, info=f"trial {trial.index} epoch {epoch}: val loss {val_loss:.3f} AUC {val_auc:.3f}")
+            advance(1, trial=trial.index, epoch=epoch, val_loss=val_loss, val_auc=val_auc)
 
         yield tick
 

@@ -58,6 +58,12 @@ def run_cmd(
     typer.echo(f"finished in {result.seconds:.0f} s")
     typer.echo(f"report:  {result.report_html}")
     typer.echo(f"         {result.report_md}")
+    export = result.models / "export.json"
+    if export.is_file():
+        summary = json.loads(export.read_text())
+        typer.echo(f"models:  {result.models} (ONNX)")
+        for v in summary.get("registered", []):
+            typer.echo(f"         {v['name']} v{v['version']}: {v.get('decision', '')}")
     if result.tracking_uri.startswith("sqlite:///"):
         typer.echo(f"MLflow:  mlflow ui --backend-store-uri {result.tracking_uri}   (then open http://127.0.0.1:5000)")
     else:

@@ -389,10 +389,12 @@ def _write_store(
     seen: dict[str, str] = {}
     patient_labels: dict[str, set[str]] = defaultdict(set)
     files_accepted = 0
-    bar = _progress(progress, len(items))
-    with FrameStoreWriter(out, image_size=params.image_size) as writer:
+    from lusynth.progress import progress as progress_bar
+
+    with progress_bar(len(items), "ingest", enabled=progress, unit="files") as advance, \
+            FrameStoreWriter(out, image_size=params.image_size) as writer:
         for item, result in _decoded(items, params, workers):
-            bar.advance()
+            advance()
             if isinstance(result, RejectedInput):
                 rejected.append({"file": item.display, "reason": result.reason, "detail": result.detail})
                 continue
@@ -430,7 +432,6 @@ def _write_store(
                 patient_labels[pid].add(item.label)
             else:
                 rejected.append({"file": item.display, "reason": "duplicate", "detail": "every frame duplicates an earlier one"})
-        bar.close()
         if not len(writer):
             raise InputError(f"every input was rejected ({len(rejected)} files); nothing to ingest — see the report")
         present = {r["label"] for r in writer.rows}
@@ -529,27 +530,3 @@ def summarise(report: dict[str, Any]) -> str:
     if fr:
         lines.append(f"frames rejected inside accepted files: {len(fr)}")
     return "\n".join(lines) + "\n"
-
-
-class _NoBar:
-    def advance(self) -> None: ...
-    def close(self) -> None: ...
-
-
-class _RichBar:
-    def __init__(self, total: int) -> None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self._p = Progress(TextColumn("ingest"), BarColumn(), MofNCompleteColumn(), TextColumn("files"), TimeRemainingColumn(), transient=True)
-        self._p.start()
-        self._t = self._p.add_task("ingest", total=total)
-
-    def advance(self) -> None:
-        self._p.advance(self._t)
-
-    def close(self) -> None:
-        self._p.stop()
-
-
-def _progress(enabled: bool, total: int) -> _NoBar | _RichBar:
-    return _RichBar(total) if enabled else _NoBar()

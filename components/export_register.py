@@ -1,0 +1,36 @@
+"""KFP component: export the best models to ONNX and register them (model cards, promotion gate)."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Input, Markdown, Model, Output
+
+from lusynth_components.settings import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def export_register(
+    classifiers: Input[list[Model]],
+    gans: Input[list[Model]],
+    results: Input[Artifact],
+    profile: str,
+    register: bool,
+    experiment: str,
+    parent_run_id: str,
+    models: Output[Model],
+    registry: Output[Markdown],
+) -> None:
+    """ONNX models (parity-checked) and, with ``register``, versions + aliases in the MLflow registry."""
+    import json
+    import os
+    from pathlib import Path
+
+    from lusynth.stages import export_register_stage
+
+    os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_PARENT_RUN_ID": parent_run_id}.items() if v})
+    outcome = export_register_stage(models.path, classifiers=[c.path for c in classifiers], gans=[g.path for g in gans],
+                                    evaluation=results.path, register=register, profile=profile)
+    summary = json.loads((Path(models.path) / "export.json").read_text())
+    lines = ["# Exported and registered models", ""]
+    lines += [f"- {v['name']} v{v['version']}: {v.get('decision', '')} — {v.get('reason', '')}" for v in summary.get("registered", [])]
+    lines += [f"- {arm}: {c['file']} (parity max |diff| {c['max_abs_diff']:.2e})" for arm, c in summary.get("classifiers", {}).items()]
+    Path(registry.path).write_text("\n".join(lines) + "\n")
+    models.metadata.update({"cached": outcome.cached, "nominee_arm": summary.get("nominee_arm")})
