@@ -1,0 +1,182 @@
+"""DCGAN training throughput: lusynth's loop vs the reference implementation's, side by side.
+
+For each configuration (``demo``: 64x64, ngf = ndf = 16; ``paper``: 256x256, ngf = ndf = 64; both
+batch 16) it measures, each in its own fresh process, one after the other on the same machine:
+
+* ``lusynth``: :func:`lusynth.gan.train.train_step` on frames held in memory as uint8 (decoded
+  once, at ingest), threads from the CPU quota (``configure_threads``);
+* ``reference``: ``reference_dcgan_loop.py``, a faithful rewrite of the reference loop: every
+  image decoded from a PNG file and resized on every access, torch's default threads.
+
+The reference reads the phantom frames as PNG files at the phantom's native export size
+(320x288, like scanner exports), resized on the fly to the network size, as its data loader does.
+FLOPs per step come from ``flops_per_image`` (FlopCounterMode; convs only) x batch; the FLOP rate
+is compared with a measured float32 matmul peak (best of 5 ``torch.mm`` 2048^3 on the same
+threads) to give MFU. Not a test; writes JSON to ``benchmarks/results/gan.json``.
+
+    .venv/bin/python benchmarks/bench_gan.py --configs demo paper --steps 30 2 --repeats 3 1
+
+A control run pins the reference to lusynth's thread count, separating the data-path and
+G-step savings from the threading difference (on a loaded 2-core machine torch's default two
+threads can be several times slower than one).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+CONFIGS = {"demo": {"image_size": 64, "ngf": 16, "ndf": 16}, "paper": {"image_size": 256, "ngf": 64, "ndf": 64}}
+
+
+def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str) -> dict:
+    import numpy as np
+    import torch
+
+    from lusynth.gan.train import _to_unit, train_step
+    from lusynth.models.dcgan import DCGANConfig, discriminator, generator
+    from lusynth.runtime import configure_threads
+
+    threads = configure_threads()
+    c = CONFIGS[cfg_name]
+    cfg = DCGANConfig(image_size=c["image_size"], ngf=c["ngf"], ndf=c["ndf"])
+    raw = np.load(frames_path)  # (N, S, S) uint8 at the network size: what a lusynth frame store holds
+    frames_t = torch.from_numpy(raw)
+    torch.manual_seed(0)
+    g, d = generator(cfg), discriminator(cfg)
+    opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(d.parameters(), lr=5e-5, betas=(0.5, 0.999))
+    n, bs, done, images, t0, epoch = len(frames_t), 16, 0, 0, 0.0, 0
+    while done < warmup + steps:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(epoch))
+        epoch += 1
+        for i in range(0, n - 1, bs):
+            if done == warmup:
+                t0, images = time.perf_counter(), 0
+            real = _to_unit(frames_t[perm[i : i + bs]])
+            loss_d, loss_g, out_real, out_fake = train_step(g, d, opt_g, opt_d, real, nz=cfg.nz)
+            _ = (loss_d.item(), loss_g.item(), out_real.mean().item(), out_fake.mean().item())  # what the loop logs
+            images += real.shape[0]
+            done += 1
+            if done == warmup + steps:
+                break
+    dt = time.perf_counter() - t0
+    return {"images_per_second": images / dt, "seconds": dt, "steps": steps, "images": images, "threads": threads}
+
+
+def _worker_peak() -> dict:
+    import torch
+
+    from lusynth.runtime import configure_threads
+
+    threads = configure_threads()
+    n = 2048
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)
+    best = 0.0
+    for _ in range(5):
+        t = time.perf_counter()
+        torch.mm(a, b)
+        best = max(best, 2 * n**3 / (time.perf_counter() - t))
+    return {"matmul_gflops": best / 1e9, "threads": threads}
+
+
+def _run(args: list[str], env: dict[str, str]) -> dict:
+    out = subprocess.run([sys.executable, *args], capture_output=True, text=True, env=env, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _prepare(workdir: Path, n_frames: int) -> tuple[Path, dict[int, Path]]:
+    """Phantom frames as PNG files at native size (for the reference) and as uint8 arrays per size (lusynth)."""
+    import numpy as np
+    from PIL import Image
+
+    from lusynth.data.phantom import PhantomParams, render_frames
+
+    per_clip = 8
+    raw, rows = render_frames(PhantomParams(patients=max(2, n_frames // (2 * per_clip)), clips_per_patient=2, frames_per_clip=per_clip))
+    png_root = workdir / "png"
+    for i, (f, r) in enumerate(zip(raw, rows, strict=True)):
+        d = png_root / r["label"]
+        d.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(f).save(d / f"{i:05d}.png")
+    arrays = {}
+    for size in {c["image_size"] for c in CONFIGS.values()}:
+        arr = np.stack([np.asarray(Image.fromarray(f).resize((size, size), Image.BILINEAR)) for f in raw])
+        arrays[size] = workdir / f"frames_{size}.npy"
+        np.save(arrays[size], arr)
+    return png_root, arrays
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="DCGAN training throughput, lusynth vs the reference loop")
+    ap.add_argument("--configs", nargs="+", default=["demo", "paper"], choices=list(CONFIGS))
+    ap.add_argument("--steps", nargs="+", type=int, default=[30, 3], help="timed steps per config (same order)")
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--frames", type=int, default=128)
+    ap.add_argument("--repeats", nargs="+", type=int, default=[3, 1], help="interleaved repeats per config (median reported)")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "gan.json")
+    ap.add_argument("--worker", nargs="*", help=argparse.SUPPRESS)
+    a = ap.parse_args()
+    if a.worker is not None:
+        kind = a.worker[0]
+        res = _worker_peak() if kind == "peak" else _worker_lusynth(a.worker[1], int(a.worker[2]), int(a.worker[3]), a.worker[4])
+        print(json.dumps(res))
+        return
+
+    from lusynth.models.dcgan import DCGANConfig, flops_per_image
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    env["PYTHONPATH"] = str(HERE.parent / "src") + os.pathsep + env.get("PYTHONPATH", "")
+    results = {"machine": {"cpus_visible": os.cpu_count(), "lusynth_threads_env": os.environ.get("LUSYNTH_THREADS")}, "configs": {}}
+    with tempfile.TemporaryDirectory(prefix="bench-gan-") as tmp:
+        png_root, arrays = _prepare(Path(tmp), a.frames)
+        peak = _run([__file__, "--worker", "peak"], env)
+        results["matmul_peak"] = peak
+        print(f"matmul peak: {peak['matmul_gflops']:.1f} GFLOP/s on {peak['threads']} threads", flush=True)
+        for name, steps in zip(a.configs, a.steps, strict=False):
+            c = CONFIGS[name]
+            cfg = DCGANConfig(image_size=c["image_size"], ngf=c["ngf"], ndf=c["ndf"])
+            step_flops = flops_per_image(cfg)["train_step"] * 16
+            # FLOPs of lusynth's step; the reference also computes D's weight gradients in the G step, so
+            # its achieved rate below is a lower bound (same useful work, counted the same way)
+            runs: dict[str, list[dict]] = {"lusynth": [], "reference": [], "reference_same_threads": []}
+            reps = a.repeats[min(a.configs.index(name), len(a.repeats) - 1)]
+            ref_cmd = [str(HERE / "reference_dcgan_loop.py"), "--root", str(png_root), "--image-size", str(c["image_size"]),
+                       "--ngf", str(c["ngf"]), "--ndf", str(c["ndf"]), "--steps", str(steps), "--warmup", str(a.warmup)]
+            for _ in range(reps):  # interleaved, so load from other processes hits all three alike
+                runs["lusynth"].append(_run([__file__, "--worker", "lusynth", name, str(steps), str(a.warmup), str(arrays[c["image_size"]])], env))
+                runs["reference"].append(_run(ref_cmd, env))
+                runs["reference_same_threads"].append(_run([*ref_cmd, "--threads", str(runs["lusynth"][-1]["threads"])], env))
+            entry = {"config": c, "batch": 16, "gflop_per_step": step_flops / 1e9, "repeats": reps}
+            for impl, rs in runs.items():
+                r = sorted(rs, key=lambda x: x["images_per_second"])[len(rs) // 2]  # median run
+                r = {**r, "all_images_per_second": [x["images_per_second"] for x in rs]}
+                r["gflops_achieved"] = step_flops / 1e9 * r["images_per_second"] / 16
+                r["mfu_vs_matmul"] = r["gflops_achieved"] / peak["matmul_gflops"]
+                entry[impl] = r
+            ours, ref, ref_same = entry["lusynth"], entry["reference"], entry["reference_same_threads"]
+            entry["speedup_same_threads"] = ours["images_per_second"] / ref_same["images_per_second"]
+            entry["speedup"] = ours["images_per_second"] / ref["images_per_second"]
+            results["configs"][name] = entry
+            print(
+                f"{name}: {step_flops / 1e9:.1f} GFLOP/step (batch 16) | lusynth {ours['images_per_second']:.1f} img/s "
+                f"{ours['gflops_achieved']:.1f} GFLOP/s MFU {ours['mfu_vs_matmul']:.0%} | reference {ref['images_per_second']:.1f} img/s "
+                f"{ref['gflops_achieved']:.1f} GFLOP/s | speed-up {entry['speedup']:.2f}x "
+                f"(vs reference pinned to the same threads: {ref_same['images_per_second']:.1f} img/s, {entry['speedup_same_threads']:.2f}x)",
+                flush=True,
+            )
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,91 @@
+"""``lusynth train-gan``, ``lusynth generate`` and ``lusynth export-png``: thin commands over
+:mod:`lusynth.gan`; flags fill :class:`~lusynth.gan.params.GanParams` / ``GenerateParams``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from lusynth.cli import app
+
+
+@app.command("train-gan")
+def train_gan_cmd(
+    frames: Path = typer.Option(..., "--frames", "-f", help="Frame store from `lusynth ingest`."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output directory of this GAN (checkpoints, history, gan.json)."),
+    label: str = typer.Option(..., "--label", help="The class to learn (one GAN per class)."),
+    fraction: float = typer.Option(1.0, "--fraction", help="Training fraction (nested, by patient)."),
+    profile: str = typer.Option("demo", "--profile", help="Parameter profile: demo | paper."),
+    resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt."),
+    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    batch_size: Optional[int] = typer.Option(None, "--batch-size"),
+    lr_g: Optional[float] = typer.Option(None, "--lr-g"),
+    lr_d: Optional[float] = typer.Option(None, "--lr-d"),
+    ngf: Optional[int] = typer.Option(None, "--ngf"),
+    ndf: Optional[int] = typer.Option(None, "--ndf"),
+    instance_noise: Optional[float] = typer.Option(None, "--instance-noise", help="Variance of noise on D's input (paper option 0.2); 0 = off."),
+    diffaugment: Optional[str] = typer.Option(None, "--diffaugment", help="DiffAugment ops, e.g. translation,cutout; '' = off."),
+    ema_decay: Optional[float] = typer.Option(None, "--ema-decay", help="EMA of G's weights; 0 = off."),
+    eval_every: Optional[int] = typer.Option(None, "--eval-every", help="Epochs between fidelity evaluations."),
+    selection: Optional[str] = typer.Option(None, "--selection", help="nn1_embed | nn1_pixels | last"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    device: Optional[str] = typer.Option(None, "--device", help="auto | cpu | cuda"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train one DCGAN (the paper's loop) on one class's training frames at one fraction."""
+    from lusynth.gan.train import train_gan
+    from lusynth.params import stage_params
+
+    params = stage_params("gan", profile, {
+        "epochs": epochs, "batch_size": batch_size, "lr_g": lr_g, "lr_d": lr_d, "ngf": ngf, "ndf": ndf,
+        "instance_noise": instance_noise, "diffaugment": diffaugment, "ema_decay": ema_decay,
+        "eval_every": eval_every, "selection": selection, "seed": seed, "device": device,
+    })
+    r = train_gan(frames, out, label=label, fraction=fraction, params=params, resume=resume, progress=not quiet)
+    m = r.chosen["metrics"]
+    typer.echo(
+        f"{r.label} @ {r.fraction}: {r.steps} steps on {r.device}, {r.images_per_second:.0f} img/s; chosen step "
+        f"{r.chosen['step']} (epoch {r.chosen['epoch']}): nn1_embed {m['nn1_embed']:.3f}, mmd_embed {m['mmd_embed']:.4f}, "
+        f"nn1_pixels {m['nn1_pixels']:.3f}, memorisation {m['memorisation_rate']:.3f}\nmlflow run {r.run_id}; outputs in {r.out_dir}"
+    )
+
+
+@app.command("generate")
+def generate_cmd(
+    gan: list[Path] = typer.Option(..., "--gan", "-g", help="A train-gan output directory (repeat: one per class)."),
+    frames: Path = typer.Option(..., "--frames", "-f", help="The frame store the GANs were trained on."),
+    out: Path = typer.Option(..., "--out", "-o", help="Synthetic frame store to write (replaced atomically)."),
+    profile: str = typer.Option("demo", "--profile", help="Parameter profile: demo | paper."),
+    n_per_class: Optional[int] = typer.Option(None, "--n-per-class", "-n"),
+    seed: Optional[int] = typer.Option(None, "--seed"),
+    which: Optional[str] = typer.Option(None, "--which", help="chosen | last | an evaluated step number"),
+    percentile: Optional[float] = typer.Option(None, "--percentile", help="Near-copy threshold percentile of holdout DCR."),
+    device: Optional[str] = typer.Option(None, "--device"),
+    png: Optional[Path] = typer.Option(None, "--png", help="Also export the frames as PNG folders here."),
+) -> None:
+    """Synthetic frames per class from trained GANs, near-copies of training frames dropped."""
+    from lusynth.gan.generate import export_png, generate
+    from lusynth.params import stage_params
+
+    params = stage_params("generate", profile, {"n_per_class": n_per_class, "seed": seed, "which": which,
+                                                "percentile": percentile, "device": device})
+    r = generate(gan, frames, out, params=params)
+    for label, p in r.per_class.items():
+        typer.echo(f"{label}: kept {p['kept']} of {p['generated']} generated; dropped {p['dropped_near_copies']} near-copies "
+                   f"(DCR < {p['threshold']:.3f}, {p['percentile']}th percentile of holdout)")
+    typer.echo(f"synthetic frame store: {r.out_dir}")
+    if png is not None:
+        typer.echo(f"{export_png(out, png)} PNGs in {png}")
+
+
+@app.command("export-png")
+def export_png_cmd(
+    store: Path = typer.Option(..., "--store", "-s", help="A frame store (synthetic or real)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Folder to write <label>/<frame_id>.png into."),
+) -> None:
+    """Write a frame store's frames as PNG folders, one per class."""
+    from lusynth.gan.generate import export_png
+
+    typer.echo(f"{export_png(store, out)} PNGs in {out}")

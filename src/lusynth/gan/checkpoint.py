@@ -1,0 +1,131 @@
+"""GAN checkpoints: atomic save/load with RNG state, and loading trained networks for others.
+
+Layout of a ``train-gan`` output directory (see :mod:`lusynth.gan.train`)::
+
+    checkpoints/last.pt          full training state for --resume (models, optimisers, EMA, RNG, step)
+    checkpoints/step_%08d.pt     weights at an evaluation (G, EMA G, D), kept for selection
+    chosen.json                  names the chosen step_*.pt and the rule that chose it
+
+Files are written through a temporary file and ``os.replace``: a kill leaves the previous
+complete checkpoint. All files load with ``torch.load(weights_only=True)``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lusynth.atomic import atomic_write_bytes
+from lusynth.errors import InputError
+from lusynth.models.dcgan import DCGANConfig, Discriminator, Generator
+
+__all__ = [
+    "CHECKPOINT_DIR",
+    "CHOSEN_FILE",
+    "LAST_FILE",
+    "checkpoint_path",
+    "get_rng_state",
+    "load_checkpoint",
+    "load_discriminator",
+    "load_generator",
+    "save_checkpoint",
+    "set_rng_state",
+    "step_file",
+]
+
+CHECKPOINT_DIR = "checkpoints"
+LAST_FILE = "last.pt"
+CHOSEN_FILE = "chosen.json"
+
+
+def step_file(step: int) -> str:
+    return f"step_{step:08d}.pt"
+
+
+def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> None:
+    """Serialise ``state`` in memory, then write it atomically (temp file + fsync + rename)."""
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Load a checkpoint written by :func:`save_checkpoint` (tensors, numbers, strings only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"{path}: checkpoint not found; run `lusynth train-gan` (or check --which)")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # truncated or foreign file
+        raise InputError(f"{path}: not a readable lusynth checkpoint ({exc}); delete it and re-run train-gan") from exc
+
+
+def get_rng_state() -> dict[str, Any]:
+    """Every RNG the training loop may touch: torch CPU (+ CUDA), numpy global, python ``random``."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.random.get_rng_state(),
+        "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),
+                  "has_gauss": int(np_state[3]), "cached": float(np_state[4])},
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore what :func:`get_rng_state` captured."""
+    torch.random.set_rng_state(state["torch"])
+    n = state["numpy"]
+    np.random.set_state(("MT19937", n["key"].numpy().astype(np.uint32), n["pos"], n["has_gauss"], n["cached"]))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def checkpoint_path(gan_dir: str | os.PathLike[str], which: str = "chosen") -> Path:
+    """Resolve ``which`` ('chosen', 'last' or an evaluated step number) to a checkpoint file."""
+    gan_dir = Path(gan_dir)
+    ck = gan_dir / CHECKPOINT_DIR
+    if which == "chosen":
+        chosen = gan_dir / CHOSEN_FILE
+        if not chosen.is_file():
+            raise InputError(f"{gan_dir}: no {CHOSEN_FILE}; the GAN run did not finish, run `lusynth train-gan --resume`")
+        return gan_dir / json.loads(chosen.read_text())["checkpoint"]
+    if which == "last":
+        return ck / LAST_FILE
+    if str(which).isdigit():
+        p = ck / step_file(int(which))
+        if not p.is_file():
+            kept = sorted(x.name for x in ck.glob("step_*.pt"))
+            raise InputError(f"{gan_dir}: no checkpoint for step {which}; kept: {', '.join(kept) or 'none'}")
+        return p
+    raise InputError(f"which={which!r}: use 'chosen', 'last' or an evaluated step number")
+
+
+def load_generator(gan_dir: str | os.PathLike[str], which: str = "chosen") -> tuple[Generator, DCGANConfig]:
+    """The generator of a trained GAN in eval mode (the EMA copy when training kept one) + config."""
+    state = load_checkpoint(checkpoint_path(gan_dir, which))
+    cfg = DCGANConfig(**state["config"])
+    g = Generator(cfg)
+    g.load_state_dict(state.get("generator_ema") or state["generator"])
+    return g.eval(), cfg
+
+
+def load_discriminator(gan_dir: str | os.PathLike[str], which: str = "chosen") -> tuple[Discriminator, DCGANConfig]:
+    """The discriminator in eval mode (no dropout, no instance noise) + config. It returns a
+    logit per image; ``torch.sigmoid`` gives the paper's probability of 'real'."""
+    state = load_checkpoint(checkpoint_path(gan_dir, which))
+    cfg = DCGANConfig(**state["config"])
+    d = Discriminator(cfg)
+    d.load_state_dict(state["discriminator"])
+    return d.eval(), cfg

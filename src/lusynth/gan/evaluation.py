@@ -1,0 +1,72 @@
+"""Fidelity and memorisation of one generator snapshot (pure: arrays in, numbers out).
+
+The real reference is the class's **validation** frames (the paper compared with the GAN's own
+training frames, which rewards memorisation). Two feature spaces: pixels (frames flattened to
+[0, 1]) and the project's embedding (:mod:`lusynth.models.embedding`). The memorisation rate
+(share of synthetic frames closer to a training frame than the ``percentile``-th holdout frame
+is) uses pixels, like the generation-time privacy filter.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lusynth.metrics.fidelity import mmd2_rbf, one_nn_accuracy_parts
+from lusynth.metrics.privacy import distance_to_closest_record, memorisation_rate
+
+__all__ = ["balanced_real_subset", "fidelity_report", "make_grid", "pixels"]
+
+
+def pixels(frames: np.ndarray) -> np.ndarray:
+    """uint8 (N,S,S) -> float32 (N, S*S) in [0, 1], the pixel feature space."""
+    return np.asarray(frames, dtype=np.float32).reshape(len(frames), -1) / 255.0
+
+
+def balanced_real_subset(n_real: int, n_fake: int, *, seed: int) -> np.ndarray:
+    """Indices of at most ``n_fake`` real rows (sorted, deterministic): 1-NN accuracy is only
+    calibrated at 0.5 when both samples have the same size."""
+    if n_real <= n_fake:
+        return np.arange(n_real)
+    return np.sort(np.random.default_rng(seed).choice(n_real, size=n_fake, replace=False))
+
+
+def fidelity_report(
+    fake: np.ndarray,
+    real: np.ndarray,
+    *,
+    fake_embed: np.ndarray,
+    real_embed: np.ndarray,
+    train: np.ndarray,
+    holdout_dcr: np.ndarray,
+    percentile: float,
+) -> dict[str, float]:
+    """MMD^2 (RBF, median heuristic) and leave-one-out 1-NN accuracy (0.5 ideal) in pixels and in
+    the embedding, plus the memorisation rate against ``train`` (uint8 frames)."""
+    fx, rx = pixels(fake), pixels(real)
+    nn_pix = one_nn_accuracy_parts(rx, fx)
+    nn_emb = one_nn_accuracy_parts(real_embed, fake_embed)
+    dcr = distance_to_closest_record(fx, pixels(train))
+    return {
+        "mmd_pixels": float(mmd2_rbf(rx, fx)),
+        "nn1_pixels": nn_pix["accuracy"],
+        "nn1_pixels_real": nn_pix["real_accuracy"],
+        "nn1_pixels_fake": nn_pix["fake_accuracy"],
+        "mmd_embed": float(mmd2_rbf(real_embed, fake_embed)),
+        "nn1_embed": nn_emb["accuracy"],
+        "nn1_embed_real": nn_emb["real_accuracy"],
+        "nn1_embed_fake": nn_emb["fake_accuracy"],
+        "memorisation_rate": float(memorisation_rate(dcr, holdout_dcr, percentile=percentile)),
+        "median_dcr_pixels": float(np.median(dcr)),
+    }
+
+
+def make_grid(frames: np.ndarray, *, ncol: int = 8, pad: int = 2) -> np.ndarray:
+    """uint8 (N,S,S) -> one uint8 image tiling the frames ``ncol`` per row with a black border."""
+    n, s = len(frames), frames.shape[1]
+    nrow = max(1, -(-n // ncol))
+    grid = np.zeros((nrow * (s + pad) + pad, ncol * (s + pad) + pad), dtype=np.uint8)
+    for i, f in enumerate(frames):
+        r, c = divmod(i, ncol)
+        y, x = pad + r * (s + pad), pad + c * (s + pad)
+        grid[y : y + s, x : x + s] = f
+    return grid

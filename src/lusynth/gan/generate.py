@@ -1,0 +1,168 @@
+"""``generate``: synthetic frames from trained GANs, filtered for near-copies, as a frame store.
+
+For each GAN directory (one class each) the chosen checkpoint's generator (eval mode) turns
+latents into frames. Latent ``i`` of a class is ``numpy.random.default_rng([seed, i])``'s
+``standard_normal(nz)``, so any frame can be regenerated from its provenance alone (generator
+run id, checkpoint, seed, latent index). Near-copies of training frames are dropped
+(:class:`~lusynth.gan.privacy_filter.NearCopyFilter`) and generation tops up with further
+latents until ``n_per_class`` frames are kept. The output is a frame store with
+``kind='synthetic'``, rows ``split='synthetic'``, ``source='gan'`` and provenance columns.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lusynth.atomic import atomic_dir
+from lusynth.data.framestore import FrameStoreWriter, open_store
+from lusynth.errors import InputError, LusynthError
+from lusynth.gan.checkpoint import checkpoint_path, load_generator
+from lusynth.gan.params import GenerateParams
+from lusynth.gan.privacy_filter import NearCopyFilter
+from lusynth.gan.train import GAN_FILE, sample_frames
+from lusynth.params import as_dict
+from lusynth.runtime import configure_threads, select_device
+
+__all__ = ["GenerateResult", "GenerationError", "export_png", "generate", "latents"]
+
+
+class GenerationError(LusynthError):
+    """The generator could not produce enough frames that pass the privacy filter."""
+
+
+@dataclass
+class GenerateResult:
+    """Per class: kept, generated, dropped near-copies and the threshold; plus the store path."""
+
+    out_dir: Path
+    per_class: dict[str, dict[str, Any]]
+    n_frames: int
+
+
+def latents(seed: int, indices: Sequence[int], nz: int) -> torch.Tensor:
+    """Latents (n, nz, 1, 1) for latent indices; each depends only on (seed, index)."""
+    z = np.stack([np.random.default_rng([seed, int(i)]).standard_normal(nz) for i in indices]).astype(np.float32)
+    return torch.from_numpy(z).view(len(indices), nz, 1, 1)
+
+
+def _sample(g: torch.nn.Module, seed: int, indices: Sequence[int], nz: int, device: str, batch_size: int) -> np.ndarray:
+    """uint8 frames for the given latent indices (a seam for tests that plant copies)."""
+    return sample_frames(g, latents(seed, indices, nz).to(device), batch_size=batch_size)
+
+
+def generate(
+    gan_dir: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
+    frames_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    params: GenerateParams | None = None,
+) -> GenerateResult:
+    """Write ``params.n_per_class`` filtered synthetic frames per GAN (class) to the store ``out_dir``.
+
+    ``frames_dir`` must be the frame store the GANs were trained on (checked by digest): its
+    training frames define near-copies and its holdout frames the threshold.
+    """
+    params = params or GenerateParams()
+    configure_threads()
+    device = select_device(params.device)
+    gan_dirs = [Path(gan_dir)] if isinstance(gan_dir, (str, os.PathLike)) else [Path(p) for p in gan_dir]
+    if not gan_dirs:
+        raise InputError("generate: give at least one --gan directory")
+    store = open_store(frames_dir)
+    infos = []
+    for gd in gan_dirs:
+        f = gd / GAN_FILE
+        if not f.is_file():
+            raise InputError(f"{gd}: no {GAN_FILE}; train it with `lusynth train-gan --out {gd}` (or --resume it)")
+        info = json.loads(f.read_text())
+        if info["frames_digest"] != store.digest:
+            raise InputError(f"{gd} was trained on frames {info['frames_digest']}, but {store.path} is {store.digest}; pass the same --frames")
+        infos.append((gd, info))
+    labels = [i["label"] for _, i in infos]
+    if len(set(labels)) != len(labels):
+        raise InputError(f"generate: several GANs for one class ({labels}); give one GAN directory per class")
+
+    from lusynth.tracking import stage_run
+
+    per_class: dict[str, dict[str, Any]] = {}
+    out_dir = Path(out_dir)
+    with FrameStoreWriter(out_dir, image_size=store.image_size) as writer:
+        for gd, info in infos:
+            label, fraction = info["label"], float(info["fraction"])
+            g, cfg = load_generator(gd, params.which)
+            g.to(device)
+            ckpt = checkpoint_path(gd, params.which).relative_to(gd).as_posix()
+            train = np.asarray(store.frames[store.indices(split="train", label=label, fraction=fraction)])
+            holdout = np.asarray(store.frames[store.indices(split="holdout", label=label)])
+            if len(holdout) == 0:
+                raise InputError(f"{store.path}: no holdout frames of class {label!r}; the privacy filter needs them")
+            filt = NearCopyFilter.fit(train, holdout, percentile=params.percentile)
+            kept_frames: list[np.ndarray] = []
+            kept_index: list[int] = []
+            next_index, dropped, rounds = 0, 0, 0
+            while len(kept_index) < params.n_per_class:
+                if rounds == params.max_rounds:
+                    raise GenerationError(
+                        f"{gd}: only {len(kept_index)} of {params.n_per_class} frames passed the near-copy filter after "
+                        f"{next_index} latents ({dropped} dropped); the generator memorises its training frames. "
+                        "Choose an earlier checkpoint (--which) or retrain with diffaugment"
+                    )
+                need = params.n_per_class - len(kept_index)
+                idx = list(range(next_index, next_index + max(need, 1)))
+                next_index += len(idx)
+                rounds += 1
+                frames = _sample(g, params.seed, idx, cfg.nz, device, params.batch_size)
+                copies, _ = filt.mask(frames)
+                dropped += int(copies.sum())
+                for f, i, c in zip(frames, idx, copies, strict=True):
+                    if not c and len(kept_index) < params.n_per_class:
+                        kept_frames.append(f)
+                        kept_index.append(i)
+            run_id = info.get("mlflow_run_id") or ""
+            for f, i in zip(kept_frames, kept_index, strict=True):
+                writer.append(f, {
+                    "frame_id": f"syn-{label}-{run_id[:12] or gd.name}-{i:07d}", "patient_id": "synthetic",
+                    "video_id": run_id or gd.name, "frame_index": i, "label": label, "split": "synthetic",
+                    "train_fraction": "", "source": "gan", "generator_run_id": run_id, "checkpoint": ckpt,
+                    "seed": params.seed, "latent_index": i, "gan_fraction": fraction,
+                })
+            per_class[label] = {
+                "gan_dir": str(gd), "generator_run_id": run_id, "checkpoint": ckpt, "fraction": fraction,
+                "kept": len(kept_index), "generated": next_index, "dropped_near_copies": dropped,
+                "threshold": filt.threshold, "percentile": params.percentile, "rounds": rounds,
+            }
+        writer.finish(
+            kind="synthetic", classes=store.classes, positive_class=store.header.get("positive_class"),
+            extra_header={"source_frames_digest": store.digest, "generate": as_dict(params), "privacy_filter": per_class},
+        )
+    with stage_run("generate", local_dir=out_dir, params=as_dict(params),
+                   tags={"source_frames_digest": store.digest, "generators": ",".join(p["generator_run_id"] for p in per_class.values())}) as tr:
+        for label, p in per_class.items():
+            tr.log_metrics({f"{label}.kept": p["kept"], f"{label}.dropped_near_copies": p["dropped_near_copies"],
+                            f"{label}.threshold": p["threshold"]})
+        tr.log_dict(per_class, "privacy_filter.json")
+    return GenerateResult(out_dir=out_dir, per_class=per_class, n_frames=sum(p["kept"] for p in per_class.values()))
+
+
+def export_png(store_dir: str | os.PathLike[str], png_dir: str | os.PathLike[str]) -> int:
+    """Write every frame of a store as ``png_dir/<label>/<frame_id>.png`` (atomically); return the count."""
+    from PIL import Image
+
+    store = open_store(store_dir)
+    labels = store.manifest["label"].to_numpy()
+    ids = store.manifest["frame_id"].to_numpy()
+    with atomic_dir(png_dir) as tmp:
+        for i in range(len(store)):
+            d = tmp / re.sub(r"[^A-Za-z0-9_.-]", "_", str(labels[i]))
+            d.mkdir(exist_ok=True)
+            Image.fromarray(np.asarray(store.frames[i])).save(d / (re.sub(r"[^A-Za-z0-9_.-]", "_", str(ids[i])) + ".png"))
+    return len(store)

@@ -1,0 +1,93 @@
+"""Parameters of the GAN stages. Defaults are the ``demo`` profile; ``paper`` overrides live in
+``profiles.yaml`` (256x256, ngf = ndf = 64, batch 16, lr 1e-5/5e-6, 200 epochs)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["GanParams", "GenerateParams", "SELECTION_RULES"]
+
+DIFFAUGMENT_OPS = ("color", "translation", "cutout")
+SELECTION_RULES = ("nn1_embed", "nn1_pixels", "last")
+
+
+@dataclass
+class GanParams:
+    """One unconditional DCGAN for one class at one training fraction."""
+
+    # network (lusynth.models.dcgan.DCGANConfig); image_size must match the frame store
+    ngf: int = 16  # generator width (paper: 64); demo 16: ~3x the img/s of 32 on 2 cores, better frames per minute
+    ndf: int = 16  # discriminator width (paper: 64)
+    nz: int = 100  # latent size (paper: 100)
+    dropout: float = 0.25  # D dropout (paper: 0.25)
+    instance_noise: float = 0.0  # variance of noise on D's input; 0 = off (paper option: 0.2)
+    # optimisation
+    epochs: int = 100  # passes over the class's training frames (paper run: 200); demo: ~700 steps at 112 frames
+    batch_size: int = 16  # paper: 16
+    lr_g: float = 2e-4  # paper: 1e-4 (their run 1e-5)
+    lr_d: float = 2e-4  # paper: 5e-5 (their run 5e-6)
+    beta1: float = 0.5
+    beta2: float = 0.999
+    seed: int = 0
+    # measured improvements (both off = the paper's loop)
+    diffaugment: str = "translation,cutout"  # DiffAugment ops (color,translation,cutout; Zhao et al. 2020); "" = off
+    ema_decay: float = 0.99  # EMA copy of G's weights; 0 = off
+    # runtime
+    device: str = "auto"  # auto | cpu | cuda[:i]
+    amp: bool = True  # bf16 autocast on CUDA (never on CPU: measured slower there)
+    channels_last: bool = True  # on CUDA only
+    # evaluation and selection
+    eval_every: int = 10  # epochs between fidelity evaluations (also at epoch 0 and the last)
+    n_eval: int = 200  # synthetic frames per evaluation (capped real side: all validation frames)
+    selection: str = "nn1_embed"  # checkpoint rule: 1-NN closest to 0.5 in this space | last
+    memorisation_percentile: float = 1.0  # near-copy threshold percentile of holdout->train NN distances
+    max_memorisation_rate: float = 0.05  # a checkpoint with more near-copies than this is not eligible
+    embedding_epochs: int = 6  # training epochs of the fidelity embedding net
+    keep_checkpoints: bool = True  # keep every evaluated checkpoint (False: only last + chosen)
+
+    def __post_init__(self) -> None:
+        for name in ("ngf", "ndf", "nz", "epochs", "batch_size", "eval_every", "n_eval", "embedding_epochs"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size={self.batch_size}: BatchNorm needs at least 2")
+        for name in ("lr_g", "lr_d"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
+        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
+            raise ValueError(f"beta1={self.beta1}, beta2={self.beta2} must be in [0, 1)")
+        if not 0 <= self.ema_decay < 1:
+            raise ValueError(f"ema_decay={self.ema_decay} must be in [0, 1); 0 turns the EMA off")
+        ops = [o.strip() for o in self.diffaugment.split(",") if o.strip()]
+        bad = [o for o in ops if o not in DIFFAUGMENT_OPS]
+        if bad:
+            raise ValueError(f"diffaugment={self.diffaugment!r}: unknown op(s) {bad}; use a comma list of {DIFFAUGMENT_OPS}")
+        if self.selection not in SELECTION_RULES:
+            raise ValueError(f"selection={self.selection!r}; use one of {SELECTION_RULES}")
+        if not 0 < self.memorisation_percentile < 100:
+            raise ValueError(f"memorisation_percentile={self.memorisation_percentile} must be in (0, 100)")
+        if not 0 <= self.max_memorisation_rate <= 1:
+            raise ValueError(f"max_memorisation_rate={self.max_memorisation_rate} must be in [0, 1]")
+
+
+@dataclass
+class GenerateParams:
+    """Synthetic frames from trained GANs, with the near-copy privacy filter."""
+
+    n_per_class: int = 200  # frames kept per class after the filter
+    seed: int = 0  # latent stream seed; latent index i is row i of that stream
+    which: str = "chosen"  # checkpoint: chosen | last | an evaluated step number
+    percentile: float = 1.0  # near-copy threshold: this percentile of holdout->train NN distances
+    batch_size: int = 64
+    max_rounds: int = 20  # top-up rounds before giving up (a GAN that only copies is an error)
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.n_per_class < 1:
+            raise ValueError(f"n_per_class={self.n_per_class} must be >= 1")
+        if not 0 < self.percentile < 100:
+            raise ValueError(f"percentile={self.percentile} must be in (0, 100)")
+        if self.batch_size < 1 or self.max_rounds < 1:
+            raise ValueError("batch_size and max_rounds must be >= 1")
+        if not (self.which in ("chosen", "last") or self.which.isdigit()):
+            raise ValueError(f"which={self.which!r}: use 'chosen', 'last' or an evaluated step number")

@@ -1,0 +1,122 @@
+"""generate: the near-copy privacy filter drops every planted copy of a training frame, tops up
+to N, and writes a synthetic frame store with provenance; PNG export."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from lusynth.data.framestore import open_store
+from lusynth.errors import InputError
+from lusynth.gan import generate as gen_mod
+from lusynth.gan.generate import export_png, generate, latents
+from lusynth.gan.params import GenerateParams
+from lusynth.gan.privacy_filter import NearCopyFilter
+from lusynth.gan.train import train_gan
+from tests.gan import make_phantom_store, tiny_params
+
+LABELS = ("consolidation", "no_consolidation")
+
+
+@pytest.fixture(scope="module")
+def store(phantom_store: Path) -> Path:
+    return phantom_store
+
+
+@pytest.fixture(scope="module")
+def gans(store: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    base = tmp_path_factory.mktemp("gans")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.getbasetemp() / 'gan-tests-mlruns.db'}")  # shared: no per-run DB setup
+    try:
+        for label in LABELS:
+            train_gan(store, base / label, label=label, fraction=1.0, params=tiny_params(epochs=2, eval_every=1), progress=False)
+    finally:
+        mp.undo()
+    return [base / label for label in LABELS]
+
+
+def _split(store: Path, split: str, label: str) -> np.ndarray:
+    s = open_store(store)
+    frac = 1.0 if split == "train" else None
+    return np.asarray(s.frames[s.indices(split=split, label=label, fraction=frac)])
+
+
+def test_filter_drops_all_planted_copies(store: Path) -> None:
+    train, holdout = _split(store, "train", LABELS[0]), _split(store, "holdout", LABELS[0])
+    rng = np.random.default_rng(0)
+    fresh = _split(store, "val", LABELS[0])  # real frames of other patients: not copies
+    planted = train[rng.choice(len(train), 10, replace=False)].copy()
+    planted[5:] = np.clip(planted[5:].astype(int) + rng.integers(-2, 3, planted[5:].shape), 0, 255).astype(np.uint8)  # near-copies
+    candidates = np.concatenate([fresh, planted])
+    filt = NearCopyFilter.fit(train, holdout, percentile=1.0)
+    mask, dcr = filt.mask(candidates)
+    assert mask[len(fresh):].all(), f"planted copies kept: DCR {dcr[len(fresh):]} vs threshold {filt.threshold}"
+    assert mask[: len(fresh)].mean() < 0.2  # fresh real frames mostly pass
+    assert filt.threshold > 0
+
+
+def test_generate_drops_planted_copies_tops_up_and_records_provenance(
+    store: Path, gans: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    train = {label: _split(store, "train", label) for label in LABELS}
+    planted_at = {3, 4, 10}
+    real_sample = gen_mod._sample
+
+    def sample_with_copies(g, seed, indices, nz, device, batch_size):  # type: ignore[no-untyped-def]
+        frames = real_sample(g, seed, indices, nz, device, batch_size)
+        label = label_of[id(g)]
+        for j, i in enumerate(indices):
+            if i in planted_at:
+                frames[j] = train[label][i]
+        return frames
+
+    label_of: dict[int, str] = {}
+    real_load = gen_mod.load_generator
+
+    def tracking_load(gan_dir, which="chosen"):  # type: ignore[no-untyped-def]
+        g, cfg = real_load(gan_dir, which)
+        label_of[id(g)] = Path(gan_dir).name  # the fixture names each GAN directory after its class
+        return g, cfg
+
+    monkeypatch.setattr(gen_mod, "_sample", sample_with_copies)
+    monkeypatch.setattr(gen_mod, "load_generator", tracking_load)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.getbasetemp() / 'gan-tests-mlruns.db'}")
+    out = tmp_path / "synthetic"
+    r = generate(gans, store, out, params=GenerateParams(n_per_class=12, seed=7))
+    s = open_store(out)
+    assert s.kind == "synthetic" and len(s) == 24 and set(s.manifest["split"]) == {"synthetic"}
+    for label in LABELS:
+        rows = s.manifest[s.manifest["label"] == label]
+        assert len(rows) == 12
+        assert r.per_class[label]["dropped_near_copies"] >= len(planted_at)
+        assert r.per_class[label]["generated"] == 12 + r.per_class[label]["dropped_near_copies"]
+        assert not planted_at & set(rows["latent_index"].astype(int))  # every planted copy is gone
+        frames = np.asarray(s.frames[rows.index.to_numpy()])
+        copies = (frames[:, None] == train[label][None]).all(axis=(2, 3)).any(axis=1)
+        assert not copies.any()
+        info = json.loads((gans[LABELS.index(label)] / "gan.json").read_text())
+        assert set(rows["generator_run_id"]) == {info["mlflow_run_id"]} and set(rows["seed"].astype(int)) == {7}
+        assert set(rows["checkpoint"]) == {info["chosen"]["checkpoint"]}
+        assert (rows["source"] == "gan").all() and (rows["patient_id"] == "synthetic").all()
+    assert s.header["privacy_filter"][LABELS[0]]["percentile"] == 1.0
+    # a frame is reproducible from its provenance alone
+    from lusynth.gan.checkpoint import load_generator
+    from lusynth.gan.train import sample_frames
+
+    row = s.manifest.iloc[0]
+    g, cfg = load_generator(gans[LABELS.index(row["label"])])
+    again = sample_frames(g, latents(int(row["seed"]), [int(row["latent_index"])], cfg.nz))
+    assert np.array_equal(again[0], s.frames[0])
+    # PNG export
+    n = export_png(out, tmp_path / "png")
+    assert n == 24 and len(list((tmp_path / "png" / LABELS[0]).glob("*.png"))) == 12
+
+
+def test_generate_rejects_a_different_frame_store(gans: list[Path], tmp_path: Path) -> None:
+    other = make_phantom_store(tmp_path / "other", patients=6, clips=1, frames=2, seed=3)
+    with pytest.raises(InputError, match="trained on frames"):
+        generate(gans[:1], other, tmp_path / "out", params=GenerateParams(n_per_class=2))
