@@ -169,24 +169,25 @@ def train_gan_stage(
     fraction: float,
     profile: str = "demo",
     overrides: Mapping[str, Any] | None = None,
+    resume: bool = False,
     progress: bool = True,
     cache: bool = True,
 ) -> StageOutcome:
-    """Train the GAN of one class at one training fraction."""
+    """Train the GAN of one class at one training fraction (``resume``: continue ``out``'s last checkpoint)."""
     from lusynth.gan.train import train_gan
 
     params = stage_params("gan", profile, _clean(overrides))
     key = {"gan": as_dict(params), "label": label, "fraction": float(fraction)}
     _, cached = run_cached(
         "train_gan", out, params=key, inputs=[frames],
-        run=lambda o: train_gan(frames, o, label=label, fraction=fraction, params=params, progress=progress),
-        enabled=cache,
+        run=lambda o: train_gan(frames, o, label=label, fraction=fraction, params=params, resume=resume, progress=progress),
+        enabled=cache and not resume,  # a resumed run continues its own directory, never a cached copy
     )
     return StageOutcome(f"train_gan[{label}@{fraction:g}]", Path(out), cached)
 
 
 def generate_stage(
-    gan: str | os.PathLike[str],
+    gan: str | os.PathLike[str] | Sequence[str | os.PathLike[str]],
     frames: str | os.PathLike[str],
     out: str | os.PathLike[str],
     *,
@@ -195,12 +196,13 @@ def generate_stage(
     progress: bool = True,
     cache: bool = True,
 ) -> StageOutcome:
-    """Synthetic frames (privacy-filtered) from one trained GAN."""
+    """Synthetic frames (privacy-filtered) from one trained GAN (or one per class)."""
     from lusynth.gan.generate import generate
 
     params = stage_params("generate", profile, _clean(overrides))
+    gans = [gan] if isinstance(gan, (str, os.PathLike)) else list(gan)
     _, cached = run_cached(
-        "generate", out, params={"generate": as_dict(params)}, inputs=[gan, frames],
+        "generate", out, params={"generate": as_dict(params)}, inputs=[*gans, frames],
         run=lambda o: generate(gan, frames, o, params=params),
         enabled=cache,
     )

@@ -19,7 +19,7 @@ def train_gan_cmd(
     fraction: float = typer.Option(1.0, "--fraction", help="Training fraction (nested, by patient)."),
     profile: str = typer.Option("demo", "--profile", help="Parameter profile: demo | paper."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt."),
-    epochs: Optional[int] = typer.Option(None, "--epochs"),
+    epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (0 = the profile's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr_g: Optional[float] = typer.Option(None, "--lr-g"),
     lr_d: Optional[float] = typer.Option(None, "--lr-d"),
@@ -35,21 +35,25 @@ def train_gan_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train one DCGAN (the paper's loop) on one class's training frames at one fraction."""
-    from lusynth.gan.train import train_gan
-    from lusynth.params import stage_params
+    import json
 
-    params = stage_params("gan", profile, {
-        "epochs": epochs, "batch_size": batch_size, "lr_g": lr_g, "lr_d": lr_d, "ngf": ngf, "ndf": ndf,
+    from lusynth.stages import train_gan_stage, zero_is_unset
+
+    overrides = {
+        **zero_is_unset(epochs=epochs), "batch_size": batch_size, "lr_g": lr_g, "lr_d": lr_d, "ngf": ngf, "ndf": ndf,
         "instance_noise": instance_noise, "diffaugment": diffaugment, "ema_decay": ema_decay,
         "eval_every": eval_every, "selection": selection, "seed": seed, "device": device,
-    })
-    r = train_gan(frames, out, label=label, fraction=fraction, params=params, resume=resume, progress=not quiet)
-    m = r.chosen["metrics"]
-    typer.echo(
-        f"{r.label} @ {r.fraction}: {r.steps} steps on {r.device}, {r.images_per_second:.0f} img/s; chosen step "
-        f"{r.chosen['step']} (epoch {r.chosen['epoch']}): nn1_embed {m['nn1_embed']:.3f}, mmd_embed {m['mmd_embed']:.4f}, "
-        f"nn1_pixels {m['nn1_pixels']:.3f}, memorisation {m['memorisation_rate']:.3f}\nmlflow run {r.run_id}; outputs in {r.out_dir}"
-    )
+    }
+    train_gan_stage(frames, out, label=label, fraction=fraction, profile=profile, overrides=overrides, resume=resume,
+                    progress=not quiet, cache=False)
+    if not quiet:
+        r = json.loads((out / "gan.json").read_text())
+        c, m = r["chosen"], r["chosen"]["metrics"]
+        typer.echo(
+            f"{label} @ {fraction}: {r['steps']} steps on {r['device']}; chosen step {c['step']} (epoch {c['epoch']}): "
+            f"nn1_embed {m['nn1_embed']:.3f}, mmd_embed {m['mmd_embed']:.4f}, nn1_pixels {m['nn1_pixels']:.3f}, "
+            f"memorisation {m['memorisation_rate']:.3f}\nmlflow run {r['mlflow_run_id']}; outputs in {out}"
+        )
 
 
 @app.command("generate")
@@ -58,7 +62,7 @@ def generate_cmd(
     frames: Path = typer.Option(..., "--frames", "-f", help="The frame store the GANs were trained on."),
     out: Path = typer.Option(..., "--out", "-o", help="Synthetic frame store to write (replaced atomically)."),
     profile: str = typer.Option("demo", "--profile", help="Parameter profile: demo | paper."),
-    n_per_class: Optional[int] = typer.Option(None, "--n-per-class", "-n"),
+    n_per_class: Optional[int] = typer.Option(None, "--n-per-class", "-n", help="Frames kept per class (0 = the profile's)."),
     seed: Optional[int] = typer.Option(None, "--seed"),
     which: Optional[str] = typer.Option(None, "--which", help="chosen | last | an evaluated step number"),
     percentile: Optional[float] = typer.Option(None, "--percentile", help="Near-copy threshold percentile of holdout DCR."),
@@ -66,16 +70,17 @@ def generate_cmd(
     png: Optional[Path] = typer.Option(None, "--png", help="Also export the frames as PNG folders here."),
 ) -> None:
     """Synthetic frames per class from trained GANs, near-copies of training frames dropped."""
-    from lusynth.gan.generate import export_png, generate
-    from lusynth.params import stage_params
+    import json
 
-    params = stage_params("generate", profile, {"n_per_class": n_per_class, "seed": seed, "which": which,
-                                                "percentile": percentile, "device": device})
-    r = generate(gan, frames, out, params=params)
-    for label, p in r.per_class.items():
+    from lusynth.gan.generate import export_png
+    from lusynth.stages import generate_stage, zero_is_unset
+
+    overrides = {**zero_is_unset(n_per_class=n_per_class), "seed": seed, "which": which, "percentile": percentile, "device": device}
+    generate_stage(gan, frames, out, profile=profile, overrides=overrides, cache=False)
+    for label, p in json.loads((out / "header.json").read_text())["privacy_filter"].items():
         typer.echo(f"{label}: kept {p['kept']} of {p['generated']} generated; dropped {p['dropped_near_copies']} near-copies "
                    f"(DCR < {p['threshold']:.3f}, {p['percentile']}th percentile of holdout)")
-    typer.echo(f"synthetic frame store: {r.out_dir}")
+    typer.echo(f"synthetic frame store: {out}")
     if png is not None:
         typer.echo(f"{export_png(out, png)} PNGs in {png}")
 
