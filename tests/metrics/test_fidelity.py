@@ -202,3 +202,20 @@ def test_kid_rejects_bad_options() -> None:
         kernel_inception_distance(_gauss(0, 5, 2), _gauss(1, 5, 2), subsets=0)
     with pytest.raises(ValueError, match="subset_size"):
         kernel_inception_distance(_gauss(0, 5, 2), _gauss(1, 5, 2), subset_size=1)
+
+
+def test_one_nn_leave_one_clip_out() -> None:
+    """Real frames in clips of near-duplicates: plain leave-one-out finds a clip sibling for every
+    real frame (accuracy ~1 even for a perfect generator); leave-one-clip-out does not."""
+    from lusynth.metrics.fidelity import one_nn_accuracy, one_nn_accuracy_parts
+
+    rng = np.random.default_rng(0)
+    clip_centres = rng.normal(size=(40, 8))
+    real = np.repeat(clip_centres, 5, axis=0) + 0.01 * rng.normal(size=(200, 8))  # 40 clips x 5 frames
+    groups = np.repeat(np.arange(40), 5)
+    fake = rng.normal(size=(200, 8))  # a perfect generator of clip centres
+    assert one_nn_accuracy_parts(real, fake)["real_accuracy"] > 0.95
+    grouped = one_nn_accuracy(real, fake, real_groups=groups)
+    assert 0.35 < grouped < 0.65, grouped
+    with pytest.raises(ValueError, match="one label per row"):
+        one_nn_accuracy(real, fake, real_groups=groups[:10])

@@ -65,12 +65,14 @@ def audit_synthetic(
     embed: EmbedFn | None = None,
     class_prob: EmbedFn | None = None,
     discriminator: ScoreFn | None = None,
+    holdout_groups: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fidelity + privacy of ``synthetic`` frames of one class (all inputs uint8 (N, S, S)).
 
     ``embed`` gives classifier features (embedding metrics are skipped without it); ``class_prob``
     the ``real`` classifier's probability of the GAN's class per frame (confidence score);
-    ``discriminator`` the GAN's D score per frame (discriminator attack).
+    ``discriminator`` the GAN's D score per frame (discriminator attack); ``holdout_groups`` the clip
+    of each holdout frame, so the 1-NN test leaves a whole real clip out.
     Returns ``{"fidelity": {...}, "privacy": {...}, "dcr": {...arrays...}, "n": {...}}``.
     """
     for name, a in (("synthetic", synthetic), ("holdout", holdout), ("train", train)):
@@ -78,14 +80,18 @@ def audit_synthetic(
             raise ValueError(f"audit: need at least 2 {name} frames of the class, got {len(a)}")
     k = params.audit_max_frames
     syn = synthetic[subsample(len(synthetic), k, seed=params.seed)]
-    hold = holdout[subsample(len(holdout), k, seed=params.seed + 1)]
+    hold_idx = subsample(len(holdout), k, seed=params.seed + 1)
+    hold = holdout[hold_idx]
     tr = train[subsample(len(train), k, seed=params.seed + 2)]
     # 1-NN accuracy is calibrated at 0.5 only for equal sample sizes: compare equal-size subsets
     n_eq = min(len(syn), len(hold))
     syn_eq = syn[subsample(len(syn), n_eq, seed=params.seed + 3)]
-    hold_eq = hold[subsample(len(hold), n_eq, seed=params.seed + 4)]
+    eq_idx = subsample(len(hold), n_eq, seed=params.seed + 4)
+    hold_eq = hold[eq_idx]
+    groups = np.asarray(holdout_groups)[hold_idx][eq_idx] if holdout_groups is not None else None
+    groups = groups if groups is not None and len(set(groups)) > 1 else None
     px_syn, px_hold = pixel_features(syn), pixel_features(hold)
-    nn_px = one_nn_accuracy_parts(pixel_features(hold_eq), pixel_features(syn_eq))
+    nn_px = one_nn_accuracy_parts(pixel_features(hold_eq), pixel_features(syn_eq), real_groups=groups)
     fid: dict[str, float] = {
         "mmd_pixels": float(mmd2_rbf(px_hold, px_syn)),
         "nn1_pixels": nn_px["accuracy"],
@@ -94,7 +100,7 @@ def audit_synthetic(
     }
     if embed is not None:
         e_syn, e_hold = embed(syn), embed(hold)
-        nn_e = one_nn_accuracy_parts(embed(hold_eq), embed(syn_eq))
+        nn_e = one_nn_accuracy_parts(embed(hold_eq), embed(syn_eq), real_groups=groups)
         kid_mean, kid_std = kernel_inception_distance(e_hold, e_syn, subsets=params.kid_subsets,
                                                       subset_size=params.kid_subset_size, seed=params.seed)
         fid.update({

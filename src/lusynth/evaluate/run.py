@@ -178,7 +178,8 @@ def evaluate(
         name = f"gan {label} f={frac:g}"
         _progress(progress, f"auditing {name} ({len(s)} synthetic frames)")
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
-        hold = np.asarray(real.frames[real.indices(split="holdout", label=label)])
+        hold_rows = real.indices(split="holdout", label=label)
+        hold = np.asarray(real.frames[hold_rows])
         train = np.asarray(real.frames[real.indices(split="train", label=label, fraction=frac)])
         class_prob = None
         if emb is not None:
@@ -186,7 +187,7 @@ def evaluate(
             class_prob = (lambda f, e=emb, pos=positive: e.predict_proba(f) if pos else 1.0 - e.predict_proba(f))
         disc = _discriminator_fn(t["gan"]["dir"]) if t["gan"] is not None else None
         res = audit_synthetic(syn, hold, train, params=params, embed=(emb.embed if emb is not None else None),
-                              class_prob=class_prob, discriminator=disc)
+                              class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])
         gate = gate_audit(res["privacy"], params)
         audits.append({"name": name, "label": label, "fraction": frac, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
                        "gan_dir": str(t["gan"]["dir"]) if t["gan"] else None,

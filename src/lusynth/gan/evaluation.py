@@ -39,12 +39,14 @@ def fidelity_report(
     train: np.ndarray,
     holdout_dcr: np.ndarray,
     percentile: float,
+    real_groups: np.ndarray | None = None,
 ) -> dict[str, float]:
-    """MMD^2 (RBF, median heuristic) and leave-one-out 1-NN accuracy (0.5 ideal) in pixels and in
-    the embedding, plus the memorisation rate against ``train`` (uint8 frames)."""
+    """MMD^2 (RBF, median heuristic) and 1-NN accuracy (0.5 ideal; leave-one-clip-out on the real
+    side when ``real_groups`` gives each real frame's clip) in pixels and in the embedding, plus
+    the memorisation rate against ``train`` (uint8 frames)."""
     fx, rx = pixels(fake), pixels(real)
-    nn_pix = one_nn_accuracy_parts(rx, fx)
-    nn_emb = one_nn_accuracy_parts(real_embed, fake_embed)
+    nn_pix = one_nn_accuracy_parts(rx, fx, real_groups=real_groups)
+    nn_emb = one_nn_accuracy_parts(real_embed, fake_embed, real_groups=real_groups)
     dcr = distance_to_closest_record(fx, pixels(train))
     return {
         "mmd_pixels": float(mmd2_rbf(rx, fx)),

@@ -265,7 +265,11 @@ def train_gan(
     frames_t = torch.from_numpy(train_u8).to(device)
     val_all = np.asarray(store.frames[idx["val"]])
     n_fake = min(params.n_eval, len(val_all))
-    real_val = val_all[balanced_real_subset(len(val_all), n_fake, seed=params.seed)]
+    val_subset = balanced_real_subset(len(val_all), n_fake, seed=params.seed)
+    real_val = val_all[val_subset]
+    # each validation frame's clip: the real side of the 1-NN test leaves a whole clip out
+    val_clips = store.manifest["video_id"].to_numpy()[idx["val"]][val_subset]
+    val_clips = val_clips if len(set(val_clips)) > 1 else None
     holdout_dcr = distance_to_closest_record(pixels(np.asarray(store.frames[idx["holdout"]])), pixels(train_u8))
     emb = _embedding_net(store, fraction, params, out_dir, reuse=resume_state is not None)
     real_embed = embed(emb, real_val)
@@ -314,7 +318,7 @@ def train_gan(
         entry: dict[str, Any] = {"step": step, "epoch": epoch_done}
         entry.update(fidelity_report(
             fake, real_val, fake_embed=embed(emb, fake), real_embed=real_embed, train=train_u8,
-            holdout_dcr=holdout_dcr, percentile=params.memorisation_percentile,
+            holdout_dcr=holdout_dcr, percentile=params.memorisation_percentile, real_groups=val_clips,
         ))
         grid_path = out_dir / SAMPLES_DIR / f"step_{step:08d}.png"
         _save_png(grid_path, make_grid(fake[:64]))

@@ -126,6 +126,7 @@ def nearest_neighbor_distances(
     *,
     k: int = 1,
     exclude_self: bool = False,
+    groups: np.ndarray | None = None,
     block: int = 2048,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The k nearest rows of ``reference`` for every row of ``queries``: (distances, indices).
@@ -133,17 +134,26 @@ def nearest_neighbor_distances(
     Distances are euclidean, shape (n_queries, k), ascending; indices are int64 rows of
     ``reference``, ties broken towards the lower index. ``exclude_self=True`` is leave-one-out
     for ``queries`` being ``reference``: row i never matches itself (exact duplicates elsewhere
-    still count, which is what a memorisation check wants).
+    still count, which is what a memorisation check wants). ``groups`` (one label per row, with
+    ``exclude_self``) is leave-one-group-out: row i never matches a row of its own group — frames
+    of one clip are near-duplicates of each other, so without it a clip is its own neighbour.
     """
     _check_pair(queries, reference, "queries", "reference")
     block = _check_block(block)
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
         raise ValueError(f"k: expected a positive integer, got {k!r}")
-    available = reference.shape[0] - (1 if exclude_self else 0)
+    if groups is not None:
+        groups = np.asarray(groups)
+        if not exclude_self or groups.shape != (reference.shape[0],):
+            raise ValueError(f"groups needs exclude_self=True and one label per row ({reference.shape[0]}), got shape {groups.shape}")
+        largest = int(np.unique(groups, return_counts=True)[1].max()) if len(groups) else 0
+        available = reference.shape[0] - largest
+    else:
+        available = reference.shape[0] - (1 if exclude_self else 0)
     if k > available:
         raise ValueError(
             f"k={k} but reference has only {available} candidate rows"
-            + (" after excluding self" if exclude_self else "")
+            + (" after excluding its own group" if groups is not None else " after excluding self" if exclude_self else "")
             + "; lower k or pass more reference rows"
         )
     if exclude_self and queries.shape != reference.shape:
@@ -157,7 +167,9 @@ def nearest_neighbor_distances(
     # Selection in row chunks bounds the temporaries of np.partition / nonzero to chunk x n_ref.
     chunk = 256
     for rows, d2 in pairwise_sq_dists_blocks(queries, reference, block=block):
-        if exclude_self:
+        if groups is not None:
+            d2[groups[rows][:, None] == groups[None, :]] = np.inf
+        elif exclude_self:
             local = np.arange(rows.stop - rows.start)
             d2[local, rows.start + local] = np.inf
         for c0 in range(0, d2.shape[0], chunk):
