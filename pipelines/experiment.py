@@ -66,12 +66,12 @@ STAGE_RESOURCES: dict[str, Resources] = {
 def apply_settings(task: dsl.PipelineTask, stage: str, *, gpu: bool, local: bool) -> dsl.PipelineTask:
     """Resources, accelerator, retries, caching, timeout and credentials of one task."""
     r = STAGE_RESOURCES[stage]
-    task.set_display_name(stage)
     if local:
         # kfp.local: the stage cache decides what reruns; KFP's local cache would serve stale
         # results after an edit to lusynth itself (its key does not cover imported code)
         task.set_caching_options(enable_caching=False)
         return task
+    task.set_display_name(stage)
     task.set_cpu_request(r.cpu_request).set_cpu_limit(r.cpu_limit)
     task.set_memory_request(r.memory_request).set_memory_limit(r.memory_limit)
     if gpu and r.gpu:
