@@ -276,21 +276,24 @@ def export_register_stage(
     register: bool = True,
     profile: str = "demo",
     cache: bool = True,
+    **options: Any,
 ) -> StageOutcome:
     """ONNX export of the best classifier per arm and each class's generator; with ``register``,
-    model versions, model cards and the alias promotion gate in the MLflow registry."""
+    model versions, model cards and the alias promotion gate in the MLflow registry. ``options``
+    (names, margin, opset) go to :func:`lusynth.registry.export_and_register`."""
     from lusynth.registry import export_and_register
     from lusynth.tracking import tracking_uri
 
     classifiers = sorted(map(str, expand_dirs(classifiers, "classifier.json", "classifier directory")))
     gans = sorted(map(str, expand_dirs(gans, "gan.json", "GAN directory"))) if gans else []
     # the registry is part of the key: the same models registered into another store are new work
-    key = {"register": register, "profile": profile, "registry": tracking_uri(Path(out).parent) if register else None}
+    key = {"register": register, "profile": profile, "registry": tracking_uri(Path(out).parent) if register else None,
+           "options": {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in options.items()}}
     inputs = [*classifiers, *gans, *([evaluation] if evaluation else [])]
     _, cached = run_cached(
         "export_register", out, params=key, inputs=inputs,
         run=lambda o: export_and_register(o, classifier_dirs=classifiers, gan_dirs=gans, evaluation_dir=evaluation,
-                                          register=register, profile=profile),
+                                          register=register, profile=profile, **options),
         enabled=cache,
     )
     return StageOutcome("export_register", Path(out), cached)

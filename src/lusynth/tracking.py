@@ -303,13 +303,15 @@ def _system_metrics(enabled: bool, run_id: str, uri: str) -> Iterator[None]:
                     monitor.mlflow_logger.flush()
 
 
-def _experiment_id(client: Any, name: str, uri: str, local_dir: str | os.PathLike[str] | None) -> str:
+def _experiment_id(client: Any, name: str, uri: str) -> str:
     exp = client.get_experiment_by_name(name)
     if exp is not None:
         return str(exp.experiment_id)
     artifact_location = None
-    if uri.startswith("sqlite:///") and local_dir is not None:
-        artifact_location = (Path(local_dir).resolve() / "mlartifacts").as_uri()
+    if uri.startswith("sqlite:///"):
+        # beside the database, never inside the stage output that happened to create the
+        # experiment: later runs write there, which would change that stage's output
+        artifact_location = (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
     try:
         return str(client.create_experiment(name, artifact_location=artifact_location))
     except Exception:
@@ -343,7 +345,7 @@ def _open_run(
 
     client = MlflowClient(tracking_uri=uri)
     name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-    exp_id = _experiment_id(client, name, uri, local_dir)
+    exp_id = _experiment_id(client, name, uri)
     run_tags = {"lusynth.stage": stage, "mlflow.runName": run_name or stage}
     run_tags.update(lineage_tags(data_digests=data_digests, profile=profile, seed=seed))
     parent = os.environ.get(PARENT_RUN_ENV) if nested else None

@@ -16,8 +16,8 @@ app.add_typer(registry_app, name="registry")
 @app.command("export")
 def export_cmd(
     out: Path = typer.Option(..., "--out", "-o", help="Directory for the .onnx files and export.json (replaced atomically)."),
-    classifier: list[Path] = typer.Option(..., "--classifier", "-c", help="Classifier directory (repeat); the best per arm by validation AUC is exported."),
-    gan: Optional[list[Path]] = typer.Option(None, "--gan", "-g", help="GAN directory (repeat); per class the largest training fraction is exported."),
+    classifier: list[Path] = typer.Option(..., "--classifier", "--classifiers", "-c", help="Classifier directory, or a folder of them (repeat); the best per arm by validation AUC is exported."),
+    gan: Optional[list[Path]] = typer.Option(None, "--gan", "--gans", "-g", help="GAN directory, or a folder of them (repeat); per class the largest training fraction is exported."),
     evaluation: Optional[Path] = typer.Option(None, "--evaluation", "-e", help="Output of `lusynth evaluate` (holdout AUC with CIs, privacy audits)."),
     register: bool = typer.Option(True, "--register/--no-register", help="Log to the MLflow registry and apply the promotion gate."),
     classifier_model: str = typer.Option("lusynth-lus-classifier", "--classifier-model", help="Registered model name of the classifier."),
@@ -27,17 +27,21 @@ def export_cmd(
     profile: Optional[str] = typer.Option(None, "--profile", help="Profile name recorded as lineage."),
 ) -> None:
     """Export the classifiers and generators to ONNX (parity-checked) and register them."""
-    from lusynth.registry import RegistryNames, export_and_register
+    import json
 
-    r = export_and_register(out, classifier_dirs=classifier, gan_dirs=tuple(gan or ()), evaluation_dir=evaluation,
-                            register=register, names=RegistryNames(classifier_model, generator_prefix), margin=margin,
-                            opset=opset, profile=profile)
-    for arm, e in r.classifiers.items():
-        typer.echo(f"classifier {arm}: {e.path} ({e.exporter}, opset {e.opset}, parity max diff {e.max_abs_diff:.2g} <= {e.tolerance:g})")
-    for label, e in r.generators.items():
-        typer.echo(f"generator {label}: {e.path} ({e.exporter}, parity max diff {e.max_abs_diff:g} <= {e.tolerance:g} grey level)")
-    for v in r.versions:
-        typer.echo(f"registered {v.name} v{v.version} [{', '.join(v.aliases)}]: {v.decision} — {v.reason}")
+    from lusynth.registry import RegistryNames
+    from lusynth.stages import export_register_stage
+
+    export_register_stage(out, classifiers=classifier, gans=tuple(gan or ()), evaluation=evaluation, register=register,
+                          profile=profile or "demo", cache=False, names=RegistryNames(classifier_model, generator_prefix),
+                          margin=margin, opset=opset)
+    r = json.loads((out / "export.json").read_text())
+    for arm, e in r["classifiers"].items():
+        typer.echo(f"classifier {arm}: {out / e['file']} ({e['exporter']}, opset {e['opset']}, parity max diff {e['max_abs_diff']:.2g} <= {e['tolerance']:g})")
+    for label, e in r["generators"].items():
+        typer.echo(f"generator {label}: {out / e['file']} ({e['exporter']}, parity max diff {e['max_abs_diff']:g} <= {e['tolerance']:g} grey level)")
+    for v in r["registered"]:
+        typer.echo(f"registered {v['name']} v{v['version']} [{', '.join(v['aliases'])}]: {v['decision']} — {v['reason']}")
 
 
 @registry_app.command("show")
