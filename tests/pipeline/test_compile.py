@@ -45,28 +45,27 @@ def _tasks(spec: dict) -> dict[str, dict]:
 def compiled(request, tmp_path_factory):
     import os
 
+    import importlib
+
+    # components bind the image at import: reload them so the setting is read now, and again after
+    import lusynth_components.bundle, lusynth_components.evaluate, lusynth_components.export_register  # noqa: E401
+    import lusynth_components.generate, lusynth_components.ingest, lusynth_components.plan  # noqa: E401
+    import lusynth_components.settings, lusynth_components.train_classifier, lusynth_components.train_gan  # noqa: E401
+    import lusynth_pipelines.experiment as experiment
+
+    modules = (lusynth_components.settings, lusynth_components.bundle, lusynth_components.evaluate,
+               lusynth_components.export_register, lusynth_components.generate, lusynth_components.ingest,
+               lusynth_components.plan, lusynth_components.train_classifier, lusynth_components.train_gan, experiment)
     os.environ["LUSYNTH_IMAGE"] = "registry.example.invalid/lusynth:9.9.9"
     try:
-        import importlib
-
-        import lusynth_components.settings as settings
-
-        importlib.reload(settings)
-        # components bind the image at import: reload them so the setting is read now
-        import lusynth_components.bundle, lusynth_components.evaluate, lusynth_components.export_register  # noqa: E401
-        import lusynth_components.generate  # noqa: E401
-        import lusynth_components.ingest, lusynth_components.plan  # noqa: E401
-        import lusynth_components.train_classifier, lusynth_components.train_gan  # noqa: E401
-        import lusynth_pipelines.experiment as experiment
-
-        for m in (lusynth_components.bundle, lusynth_components.evaluate, lusynth_components.export_register,
-                  lusynth_components.generate, lusynth_components.ingest,
-                  lusynth_components.plan, lusynth_components.train_classifier, lusynth_components.train_gan, experiment):
+        for m in modules:
             importlib.reload(m)
         path = tmp_path_factory.mktemp("ir") / "pipeline.yaml"
         experiment.compile_pipeline(str(path), gpu=request.param)
     finally:
         del os.environ["LUSYNTH_IMAGE"]
+        for m in modules:
+            importlib.reload(m)
     return request.param, path
 
 
