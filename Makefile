@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/lusynth demo --out runs/demo
+	$(BIN)/lusynth run --out runs/demo
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests

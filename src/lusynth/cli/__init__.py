@@ -40,11 +40,7 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    try:
-        importlib.import_module(f"lusynth.cli.{_name}")
-    except ModuleNotFoundError as _exc:  # a command group not yet built in this checkout
-        if not (_exc.name or "").startswith("lusynth.cli"):
-            raise
+    importlib.import_module(f"lusynth.cli.{_name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,12 +56,11 @@ def main(argv: list[str] | None = None) -> int:
     except typer.Abort:
         typer.echo("aborted", err=True)
         return 130
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
+    except Exception as exc:
+        # usage errors (unknown command, bad option) from click or typer's vendored copy of it
+        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
             exc.show()
-            return exc.exit_code
+            return int(exc.exit_code)
         raise
     return int(rc) if isinstance(rc, int) else 0
 
