@@ -16,6 +16,10 @@ from pathlib import Path
 from typing import Any
 
 
+#: kfp.local's orchestrator runs at most this many ParallelFor iterations at once (kfp 2.17)
+LOCAL_PARALLELISM = 2
+
+
 @dataclass
 class LocalRun:
     out: Path
@@ -79,7 +83,12 @@ def run_local(
         "arms": list(arms), "image_size": image_size, "synthetic_count": synthetic_count, "gan_epochs": gan_epochs,
         "experiment": experiment,
     }
-    with _env({"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment}), \
+    from lusynth.runtime import cpu_quota
+
+    # kfp.local runs up to 2 loop iterations at once: give each task its share of the CPUs, since
+    # two tasks each starting a thread per core made training 2-3x slower on 2 cores (measured)
+    threads = os.environ.get("LUSYNTH_THREADS") or str(max(1, cpu_quota() // LOCAL_PARALLELISM))
+    with _env({"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_THREADS": threads}), \
             parent_run("pipeline", local_dir=out, experiment=experiment, params=params,
                        tags={"lusynth.engine": "kfp.local", "lusynth.profile": profile}) as parent:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / "kfp"), enable_caching=False)

@@ -43,6 +43,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from lusynth.classifier.augment import STD_EPS  # the one eps training and serving share
 from lusynth.atomic import atomic_write_bytes
 from lusynth.errors import LusynthError
 
@@ -69,7 +70,6 @@ GENERATOR_MAX_FLIPPED = 1e-3  # share of pixels allowed to differ (rounding at .
 MIN_OPSET = 17
 PARITY_BATCH = 8
 PARITY_SEED = 20231006
-STD_EPS = 1e-6  # lusynth.classifier.augment.standardize's eps
 
 
 class ExportError(LusynthError):
