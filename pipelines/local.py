@@ -6,11 +6,10 @@ is set; the stage cache (``LUSYNTH_STAGE_CACHE``, default ``~/.cache/lusynth/sta
 second run with the same inputs restore every stage instead of recomputing it.
 """
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,21 +35,6 @@ class LocalRun:
     @property
     def report_md(self) -> Path:
         return self.results / "report.md"
-
-
-@contextlib.contextmanager
-def _env(values: dict[str, str]) -> Iterator[None]:
-    """Set environment variables for the tasks (subprocesses inherit them), then restore."""
-    old = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for k, v in old.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
 
 
 def run_local(
@@ -83,12 +67,12 @@ def run_local(
         "arms": list(arms), "image_size": image_size, "synthetic_count": synthetic_count, "gan_epochs": gan_epochs,
         "experiment": experiment,
     }
-    from lusynth.runtime import cpu_quota
+    from lusynth.runtime import cpu_quota, temporary_env
 
     # kfp.local runs up to 2 loop iterations at once: give each task its share of the CPUs, since
     # two tasks each starting a thread per core made training 2-3x slower on 2 cores (measured)
     threads = os.environ.get("LUSYNTH_THREADS") or str(max(1, cpu_quota() // LOCAL_PARALLELISM))
-    with _env({"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_THREADS": threads}), \
+    with temporary_env({"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_THREADS": threads}), \
             parent_run("pipeline", local_dir=out, experiment=experiment, params=params,
                        tags={"lusynth.engine": "kfp.local", "lusynth.profile": profile}) as parent:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / "kfp"), enable_caching=False)

@@ -212,7 +212,7 @@ def classifier_model_card(c: ClassifierCandidate, *, gate: GateDecision | None, 
     ]
     for m in ("auc", "sensitivity", "specificity", "accuracy", "f1"):
         lines.append(f"| {m} | {_fmt_ci(c.holdout.get(m))} | {_fmt_ci(c.holdout_patient.get(m))} |")
-    lines += [f"", f"Validation AUC (model selection): {c.val_auc:.3f}.", "", "## Privacy audit"]
+    lines += ["", f"Validation AUC (model selection): {c.val_auc:.3f}.", "", "## Privacy audit"]
     if not c.uses_synthetic:
         lines.append("Trained on real data only: no synthetic data, so no synthetic-data privacy gate applies.")
     elif c.privacy_passed is None:

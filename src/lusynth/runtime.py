@@ -6,8 +6,10 @@ machine; every entry point calls :func:`configure_threads` once.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 
@@ -70,3 +72,18 @@ def onnxruntime_session_options():  # type: ignore[no-untyped-def]
     so.intra_op_num_threads = cpu_quota()
     so.inter_op_num_threads = 1
     return so
+
+
+@contextlib.contextmanager
+def temporary_env(values: Mapping[str, str]) -> Iterator[None]:
+    """Set environment variables for a block (subprocesses started inside inherit them), then restore."""
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v

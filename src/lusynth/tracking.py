@@ -340,7 +340,6 @@ def _open_run(
     configure_http_retries()
     uri = tracking_uri(local_dir)
     check_reachable(uri)
-    import mlflow  # noqa: F401 - fail early, with the import error, when mlflow is missing
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -415,19 +414,23 @@ def parent_run(
     with _open_run("pipeline", local_dir=local_dir, experiment=experiment, run_name=name, params=params, tags=tags,
                    data_digests=data_digests, profile=profile, seed=seed, system_metrics=system_metrics,
                    nested=False) as (tracker, uri, exp_name):
+        from lusynth.runtime import temporary_env
+
         exported = {PARENT_RUN_ENV: tracker.run_id, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": exp_name}
         if profile:
             exported[PROFILE_ENV] = profile
-        saved = {k: os.environ.get(k) for k in exported}
-        os.environ.update(exported)
-        try:
+        with temporary_env(exported):
             yield tracker
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+
+
+@contextlib.contextmanager
+def optional_stage_run(enabled: bool, **kwargs: Any) -> Iterator[Tracker | None]:
+    """:func:`stage_run` when ``enabled`` (a stage's ``track`` parameter), else a block yielding None."""
+    if not enabled:
+        yield None
+        return
+    with stage_run(**kwargs) as tr:
+        yield tr
 
 
 def log_frame_store_input(

@@ -172,15 +172,10 @@ def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_
                 break
 
 
-@contextlib.contextmanager
-def _tracking(enabled: bool, **kwargs: Any) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from lusynth.tracking import stage_run
+def _tracking(enabled: bool, **kwargs: Any) -> Any:
+    from lusynth.tracking import optional_stage_run
 
-    with stage_run(**kwargs) as tr:
-        yield tr
+    return optional_stage_run(enabled, **kwargs)
 
 
 @contextlib.contextmanager

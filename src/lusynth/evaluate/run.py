@@ -13,11 +13,10 @@ every GAN is measured in the same feature space.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,15 +110,10 @@ def _audit_targets(real: FrameStore, gans: list[dict[str, Any]], stores: list[Fr
     return targets
 
 
-@contextlib.contextmanager
-def _tracking(enabled: bool, **kwargs: Any) -> Iterator[Any]:
-    if not enabled:
-        yield None
-        return
-    from lusynth.tracking import stage_run
+def _tracking(enabled: bool, **kwargs: Any) -> Any:
+    from lusynth.tracking import optional_stage_run
 
-    with stage_run(**kwargs) as tr:
-        yield tr
+    return optional_stage_run(enabled, **kwargs)
 
 
 def _progress(enabled: bool, msg: str) -> None:
