@@ -29,7 +29,7 @@ def train_gan(
     outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides=zero_is_unset(epochs=epochs))
     info = json.loads((Path(gan.path) / "gan.json").read_text())
     gan.metadata.update({"label": label, "fraction": fraction, "cached": outcome.cached})
-    for k, v in (info.get("chosen_metrics") or {}).items():
+    for k, v in ((info.get("chosen") or {}).get("metrics") or {}).items():  # the chosen checkpoint's fidelity
         if isinstance(v, (int, float)):
             metrics.log_metric(k, float(v))
     metrics.log_metric("cached", float(outcome.cached))

@@ -66,6 +66,12 @@ def test_report_models_and_registry(first_run) -> None:
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result.parent_run_id]
     stages = {r.data.tags.get("lusynth.stage") for r in children}
     assert {"train_gan", "train_classifier", "evaluate"} <= stages, stages
+    # KFP Metrics artifacts carry each task's numbers (the chosen GAN checkpoint's fidelity, val AUC)
+    run_root = sorted((root / "run" / "kfp").glob("lusynth-experiment-*"))[0]
+    gan_out = json.loads(next(run_root.rglob("train-gan/executor_output.json")).read_text())
+    assert {"nn1_embed", "mmd_pixels"} <= set(gan_out["artifacts"]["metrics"]["artifacts"][0]["metadata"])
+    clf_out = json.loads(next(run_root.rglob("train-classifier/executor_output.json")).read_text())
+    assert "val_auc" in clf_out["artifacts"]["metrics"]["artifacts"][0]["metadata"]
 
 
 def test_rerun_restores_every_stage(first_run) -> None:
