@@ -40,6 +40,7 @@ def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str) ->
     import numpy as np
     import torch
 
+    from lusynth.gan.params import GanParams
     from lusynth.gan.train import _to_unit, train_step
     from lusynth.models.dcgan import DCGANConfig, discriminator, generator
     from lusynth.runtime import configure_threads
@@ -50,7 +51,9 @@ def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str) ->
     raw = np.load(frames_path)  # (N, S, S) uint8 at the network size: what a lusynth frame store holds
     frames_t = torch.from_numpy(raw)
     torch.manual_seed(0)
-    g, d = generator(cfg), discriminator(cfg)
+    # the memory layout train_gan uses (channels_last by default: NHWC is faster in oneDNN too)
+    mf = torch.channels_last if GanParams().channels_last else torch.contiguous_format
+    g, d = generator(cfg).to(memory_format=mf), discriminator(cfg).to(memory_format=mf)
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(d.parameters(), lr=5e-5, betas=(0.5, 0.999))
     n, bs, done, images, t0, epoch = len(frames_t), 16, 0, 0, 0.0, 0
@@ -60,7 +63,7 @@ def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str) ->
         for i in range(0, n - 1, bs):
             if done == warmup:
                 t0, images = time.perf_counter(), 0
-            real = _to_unit(frames_t[perm[i : i + bs]])
+            real = _to_unit(frames_t[perm[i : i + bs]]).contiguous(memory_format=mf)
             loss_d, loss_g, out_real, out_fake = train_step(g, d, opt_g, opt_d, real, nz=cfg.nz)
             _ = (loss_d.item(), loss_g.item(), out_real.mean().item(), out_fake.mean().item())  # what the loop logs
             images += real.shape[0]

@@ -258,7 +258,7 @@ def train_gan(
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and params.amp) else nullcontext
-    memory_format = torch.channels_last if (cuda and params.channels_last) else torch.contiguous_format
+    memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
 
     # --- data: uint8 on the device, converted per batch ---
     train_u8 = np.asarray(store.frames[idx["train"]])
