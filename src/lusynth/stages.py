@@ -1,7 +1,8 @@
-"""The pipeline's stages as plain functions: the one place the KFP components and ``lusynth run``
-call. Each resolves its parameters from a profile (+ overrides), then runs the stage's library
-function through the content-addressed stage cache (:mod:`lusynth.stagecache`), so identical
-inputs are restored instead of recomputed and a changed parameter reruns only what depends on it.
+"""The pipeline's stages as plain functions: the one place the KFP components, the CLI commands
+(and so DVC) call. Each resolves its parameters from a profile (+ overrides), then runs the stage's
+library function through the content-addressed stage cache (:mod:`lusynth.stagecache`; the CLI
+passes ``cache=False`` because DVC caches for itself), so identical inputs are restored instead of
+recomputed and a changed parameter reruns only what depends on it.
 
 Also here: the experiment plan (which GANs and which classifiers a run trains) — the KFP pipeline
 fans out over these lists, so the grid is defined once, in the library.
@@ -30,9 +31,6 @@ class StageOutcome:
     stage: str
     out: Path
     cached: bool
-
-    def line(self) -> str:
-        return f"{self.stage}: {'restored from cache' if self.cached else 'computed'} -> {self.out}"
 
 
 def _clean(overrides: Mapping[str, Any] | None) -> dict[str, Any]:
