@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 from lusynth.evaluate.params import EvaluateParams
+from lusynth.gan.evaluation import pixels as pixel_features  # the GAN stage's pixel space, the same here
+from lusynth.metrics.distances import subsample
 from lusynth.metrics.fidelity import frechet_distance, kernel_inception_distance, mmd2_rbf, one_nn_accuracy_parts
 from lusynth.metrics.privacy import (
     distance_attack_scores,
@@ -42,18 +44,6 @@ from lusynth.metrics.privacy import (
 ScoreFn = Callable[[np.ndarray], np.ndarray]
 #: frames (N, S, S) uint8 -> features (N, d)
 EmbedFn = Callable[[np.ndarray], np.ndarray]
-
-
-def pixel_features(frames: np.ndarray) -> np.ndarray:
-    """uint8 (N, S, S) -> float32 (N, S*S) in [0, 1]."""
-    return np.asarray(frames, dtype=np.float32).reshape(len(frames), -1) / 255.0
-
-
-def subsample(n: int, k: int, *, seed: int) -> np.ndarray:
-    """Sorted indices of at most ``k`` of ``n`` rows, seeded (all rows when n <= k)."""
-    if n <= k:
-        return np.arange(n)
-    return np.sort(np.random.default_rng(seed).choice(n, size=k, replace=False))
 
 
 def audit_synthetic(

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lusynth.metrics.distances import subsample
 from lusynth.metrics.fidelity import mmd2_rbf, one_nn_accuracy_parts
 from lusynth.metrics.privacy import distance_to_closest_record, memorisation_rate
 
@@ -25,9 +26,7 @@ def pixels(frames: np.ndarray) -> np.ndarray:
 def balanced_real_subset(n_real: int, n_fake: int, *, seed: int) -> np.ndarray:
     """Indices of at most ``n_fake`` real rows (sorted, deterministic): 1-NN accuracy is only
     calibrated at 0.5 when both samples have the same size."""
-    if n_real <= n_fake:
-        return np.arange(n_real)
-    return np.sort(np.random.default_rng(seed).choice(n_real, size=n_fake, replace=False))
+    return subsample(n_real, n_fake, seed=seed)
 
 
 def fidelity_report(
