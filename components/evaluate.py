@@ -23,14 +23,14 @@ def evaluate(
 ) -> None:
     """Every classifier on the real holdout; every GAN audited; the report as HTML/Markdown/JSON."""
     import json
-    import os
     import shutil
     from pathlib import Path
 
     from lusynth.report.render import headline_metrics
     from lusynth.stages import evaluate_stage
+    from lusynth.tracking import join_pipeline_run
 
-    os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_PARENT_RUN_ID": parent_run_id}.items() if v})
+    join_pipeline_run(experiment, parent_run_id)
     outcome = evaluate_stage(frames.path, results.path, classifiers=[c.path for c in classifiers], gans=[g.path for g in gans],
                              synthetic=[s.path for s in synthetic], profile=profile)
     out = Path(results.path)

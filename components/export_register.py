@@ -20,12 +20,12 @@ def export_register(
 ) -> None:
     """ONNX models (parity-checked) and, with ``register``, versions + aliases in the MLflow registry."""
     import json
-    import os
     from pathlib import Path
 
+    from lusynth.tracking import join_pipeline_run
     from lusynth.stages import export_register_stage
 
-    os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_PARENT_RUN_ID": parent_run_id}.items() if v})
+    join_pipeline_run(experiment, parent_run_id)
     outcome = export_register_stage(models.path, classifiers=[c.path for c in classifiers], gans=[g.path for g in gans],
                                     evaluation=results.path, register=register, profile=profile)
     summary = json.loads((Path(models.path) / "export.json").read_text())

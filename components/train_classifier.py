@@ -20,13 +20,13 @@ def train_classifier(
     """The paper's separable-conv classifier for ``job`` = {arm, fraction, seed}; ``synthetic`` is the
     bundle of every fraction's synthetic stores (the stage picks this fraction's)."""
     import json
-    import os
     from pathlib import Path
 
+    from lusynth.tracking import join_pipeline_run
     from lusynth.stages import train_classifier_stage
 
     arm, fraction, seed = str(job["arm"]), float(job["fraction"]), int(job["seed"])
-    os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_PARENT_RUN_ID": parent_run_id}.items() if v})
+    join_pipeline_run(experiment, parent_run_id)
     outcome = train_classifier_stage(frames.path, classifier.path, arm=arm, fraction=fraction, seed=seed,
                                      synthetic=[synthetic.path], profile=profile)
     info = json.loads((Path(classifier.path) / "classifier.json").read_text())

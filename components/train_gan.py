@@ -19,13 +19,13 @@ def train_gan(
 ) -> None:
     """The paper's DCGAN on ``job['label']``'s training frames at ``job['fraction']`` (epochs 0 = profile default)."""
     import json
-    import os
     from pathlib import Path
 
+    from lusynth.tracking import join_pipeline_run
     from lusynth.stages import train_gan_stage, zero_is_unset
 
     label, fraction = str(job["label"]), float(job["fraction"])
-    os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_PARENT_RUN_ID": parent_run_id}.items() if v})
+    join_pipeline_run(experiment, parent_run_id)
     outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides=zero_is_unset(epochs=epochs))
     info = json.loads((Path(gan.path) / "gan.json").read_text())
     gan.metadata.update({"label": label, "fraction": fraction, "cached": outcome.cached})

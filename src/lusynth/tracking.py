@@ -475,3 +475,9 @@ def _dataset_source(path: Path) -> Any:
     # mlflow has no plain "local directory" source; an HTTP-style source with a file:// URI
     # keeps the location readable in the UI without pretending to be downloadable
     return HTTPDatasetSource(url=path.resolve().as_uri())
+
+
+def join_pipeline_run(experiment: str = "", parent_run_id: str = "") -> None:
+    """In a pipeline task's process: track into ``experiment`` and nest under ``parent_run_id``
+    (empty values leave the environment as it is). Every KFP component calls this first."""
+    os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, PARENT_RUN_ENV: parent_run_id}.items() if v})
