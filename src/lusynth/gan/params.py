@@ -36,6 +36,9 @@ class GanParams:
     device: str = "auto"  # auto | cpu | cuda[:i]
     amp: bool = True  # bf16 autocast on CUDA (never on CPU: measured slower there)
     channels_last: bool = True  # NHWC activations: faster on CUDA and on CPU (oneDNN; measured 1.16x at 256, 1.08x at 64)
+    # CPU training fast paths (lusynth.models.fastcpu + fused Adam + glibc keeping freed memory): the same
+    # network and maths, faster on CPU (see benchmarks/bench_gan.py); False = stock PyTorch layers
+    fast_cpu: bool = True
     # evaluation and selection
     eval_every: int = 10  # epochs between fidelity evaluations (also at epoch 0 and the last)
     n_eval: int = 200  # synthetic frames per evaluation (capped real side: all validation frames)

@@ -62,9 +62,9 @@ from lusynth.models.dcgan import LAYERS_FOR_SIZE, DCGANConfig, count_params, dis
 from lusynth.models.embedding import EmbeddingConfig, EmbeddingNet, embed, fit_embedding
 from lusynth.params import as_dict
 from lusynth.progress import progress as progress_bar
-from lusynth.runtime import configure_threads, select_device
+from lusynth.runtime import configure_threads, retain_freed_memory, select_device
 
-__all__ = ["GanResult", "NonFiniteLossError", "sample_frames", "train_gan", "train_step"]
+__all__ = ["GanResult", "NonFiniteLossError", "build_networks", "sample_frames", "train_gan", "train_step"]
 
 GAN_FILE = "gan.json"
 HISTORY_FILE = "fidelity_history.json"
@@ -167,6 +167,23 @@ def train_step(
     return loss_d.detach(), loss_g.detach(), out_real.detach(), out_fake.detach()
 
 
+def build_networks(
+    cfg: DCGANConfig, params: GanParams, device: str
+) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, torch.memory_format]:
+    """G, D (DCGAN-initialised from the global torch RNG) and their Adam optimisers, in the memory
+    layout and with the kernels training uses; also used by ``benchmarks/bench_gan.py``.
+
+    Fused Adam (one kernel over all parameters) on CUDA, and on the CPU with ``fast_cpu``; with
+    ``fast_cpu`` the layers are :mod:`lusynth.models.fastcpu`'s (``cfg.fast_cpu``)."""
+    memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
+    g = generator(cfg).to(device).to(memory_format=memory_format)
+    d = discriminator(cfg).to(device).to(memory_format=memory_format)
+    fused = True if (params.fast_cpu or device.startswith("cuda")) else None
+    opt_g = torch.optim.Adam(g.parameters(), lr=params.lr_g, betas=(params.beta1, params.beta2), fused=fused)
+    opt_d = torch.optim.Adam(d.parameters(), lr=params.lr_d, betas=(params.beta1, params.beta2), fused=fused)
+    return g, d, opt_g, opt_d, memory_format
+
+
 def _select_frames(store: FrameStore, label: str, fraction: float) -> dict[str, np.ndarray]:
     if label not in store.classes:
         raise InputError(f"--label {label!r}: {store.path} has classes {store.classes}")
@@ -240,7 +257,7 @@ def train_gan(
     idx = _select_frames(store, label, fraction)
     cfg = DCGANConfig(
         image_size=store.image_size, nz=params.nz, ngf=params.ngf, ndf=params.ndf,
-        dropout=params.dropout, instance_noise=params.instance_noise,
+        dropout=params.dropout, instance_noise=params.instance_noise, fast_cpu=params.fast_cpu,
     )
     params_dict = as_dict(params)
     last_path = out_dir / CHECKPOINT_DIR / LAST_FILE
@@ -258,7 +275,6 @@ def train_gan(
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
     autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and params.amp) else nullcontext
-    memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
 
     # --- data: uint8 on the device, converted per batch ---
     train_u8 = np.asarray(store.frames[idx["train"]])
@@ -278,11 +294,8 @@ def train_gan(
 
     # --- models ---
     torch.manual_seed(params.seed)
-    g, d = generator(cfg).to(device), discriminator(cfg).to(device)
-    g, d = g.to(memory_format=memory_format), d.to(memory_format=memory_format)
+    g, d, opt_g, opt_d, memory_format = build_networks(cfg, params, device)
     ema = EMA(g, params.ema_decay) if params.ema_decay > 0 else None
-    opt_g = torch.optim.Adam(g.parameters(), lr=params.lr_g, betas=(params.beta1, params.beta2))
-    opt_d = torch.optim.Adam(d.parameters(), lr=params.lr_d, betas=(params.beta1, params.beta2))
     policy = parse_policy(params.diffaugment)
     step, start_epoch, history = 0, 0, []
     if resume_state is not None:
@@ -334,7 +347,8 @@ def train_gan(
                 if h.get("checkpoint") and h["checkpoint"] != keep:
                     (out_dir / h["checkpoint"]).unlink(missing_ok=True)
 
-    with stage_run("train_gan", local_dir=out_dir, run_name=f"train_gan-{label}-{fraction}",
+    retain = retain_freed_memory() if (params.fast_cpu and device == "cpu") else nullcontext()
+    with retain, stage_run("train_gan", local_dir=out_dir, run_name=f"train_gan-{label}-{fraction}",
                    params={**params_dict, "label": label, "fraction": fraction, "device": device,
                            "n_train": n, "image_size": cfg.image_size}, tags=tags) as tr:
         epoch_done = start_epoch

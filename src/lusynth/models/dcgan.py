@@ -29,6 +29,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from lusynth.models.fastcpu import FastDropout, LowResConv2d, LowResConvTranspose2d
+
 __all__ = [
     "DCGANConfig",
     "Discriminator",
@@ -55,6 +57,7 @@ class DCGANConfig:
     nc: int = 1  # image channels (grey ultrasound)
     dropout: float = 0.25  # after each D block (paper: 0.25)
     instance_noise: float = 0.0  # variance of Gaussian noise on D's input in training; 0 = off (paper option: 0.2)
+    fast_cpu: bool = True  # CPU training kernels of lusynth.models.fastcpu (same layers and parameters); False = stock
 
     def __post_init__(self) -> None:
         if self.image_size not in LAYERS_FOR_SIZE:
@@ -101,15 +104,16 @@ class Generator(nn.Module):
         layers: list[nn.Module] = []
         ch = cfg.ngf * 2 ** (n - 2)
         # first block: 1x1 -> 4x4 (stride 1, no padding)
-        layers += [nn.ConvTranspose2d(cfg.nz, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
+        conv_t = LowResConvTranspose2d if cfg.fast_cpu else nn.ConvTranspose2d
+        layers += [conv_t(cfg.nz, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch), nn.ReLU(True)]
         # state: (ngf * 2**(n-2)) x 4 x 4   [paper: (ngf*32) x 4 x 4]
         size = 4
         for _ in range(n - 2):
-            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
+            layers += [conv_t(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2), nn.ReLU(True)]
             ch //= 2
             size *= 2
             # state: ch x size x size   [paper: (ngf*16)x8x8, (ngf*8)x16x16, (ngf*4)x32x32, (ngf*2)x64x64, ngf x 128x128]
-        layers += [nn.ConvTranspose2d(ch, cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]
+        layers += [conv_t(ch, cfg.nc, 4, 2, 1, bias=False), nn.Tanh()]
         # state: nc x S x S   [paper: 1 x 256 x 256]
         self.main = nn.Sequential(*layers)
 
@@ -127,18 +131,19 @@ class Discriminator(nn.Module):
         layers: list[nn.Module] = []
         ch = cfg.ndf
         # input: nc x S x S   [paper: 1 x 256 x 256]
-        layers += [nn.Conv2d(cfg.nc, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), nn.Dropout(cfg.dropout)]
+        conv, dropout = (LowResConv2d, FastDropout) if cfg.fast_cpu else (nn.Conv2d, nn.Dropout)
+        layers += [conv(cfg.nc, ch, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True), dropout(cfg.dropout)]
         # state: ndf x S/2 x S/2   [paper: ndf x 128 x 128]
         for _ in range(n - 2):
             layers += [
-                nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False),
+                conv(ch, ch * 2, 4, 2, 1, bias=False),
                 nn.BatchNorm2d(ch * 2),
                 nn.LeakyReLU(0.2, inplace=True),
-                nn.Dropout(cfg.dropout),
+                dropout(cfg.dropout),
             ]
             ch *= 2
             # state: ch x size/2 x size/2   [paper: (ndf*2)x64x64, (ndf*4)x32x32, (ndf*8)x16x16, (ndf*16)x8x8, (ndf*32)x4x4]
-        layers += [nn.Conv2d(ch, 1, 4, 1, 0, bias=False)]
+        layers += [conv(ch, 1, 4, 1, 0, bias=False)]
         # state: 1 x 1 x 1 (a logit; the paper's Sigmoid is folded into BCEWithLogits)
         self.main = nn.Sequential(*layers)
         self.noise_std = math.sqrt(cfg.instance_noise)

@@ -1,0 +1,136 @@
+"""Drop-in CPU training kernels for the DCGAN: same layers, same parameters, faster on CPU.
+
+Measured on this project's 2-core CPU at the paper's 256x256 size (``benchmarks/bench_gan.py``
+and ``benchmarks/bench_gan_layers.py``), oneDNN is slow in exactly two places of a DCGAN step:
+
+* **Convolutions whose low-resolution side is 4x4** (G's 4x4 -> 8x8 transposed conv, D's
+  8x8 -> 4x4 conv): with 1024-2048 channels and only 16 positions per image, oneDNN's weight
+  gradient ran at about a third of the matmul rate. Written as one matrix multiply plus
+  ``fold``/``unfold`` (col2im/im2col) the same arithmetic runs as a single large GEMM.
+  :class:`LowResConv2d` and :class:`LowResConvTranspose2d` subclass ``nn.Conv2d`` and
+  ``nn.ConvTranspose2d`` (same parameter names and shapes, so checkpoints, initialisation, FLOP
+  counting and ONNX export are unchanged) and take the GEMM route only while **training on the
+  CPU**; in eval mode, on other devices, on the meta device and under export they are the
+  stock layers. The results agree with the stock kernels to float32 rounding (tested).
+* **Dropout's Bernoulli mask**: ``bernoulli_`` draws one MT19937 double per element (about a
+  tenth of a paper-size step). :class:`FastDropout` draws 32 random bits per *two* elements and
+  keeps an element when its 15-bit uniform integer is >= ``round(p * 32768)``: an exact
+  Bernoulli(1 - p) for ``p`` a multiple of 2**-15 (the paper's 0.25 is), from the same torch
+  CPU generator (so checkpointed RNG state still makes runs resumable bit for bit). Other
+  devices use ``F.dropout``.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["LOW_RES_AREA", "FastDropout", "LowResConv2d", "LowResConvTranspose2d", "conv2d_gemm", "conv_transpose2d_gemm"]
+
+#: A (transposed) convolution takes the GEMM route when its low-resolution side has at most this
+#: many positions per image (4x4). Larger sides stay with oneDNN, which was as fast or faster.
+LOW_RES_AREA = 16
+
+
+def conv_transpose2d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight, stride=stride, padding=padding)`` (no bias, groups 1) as a GEMM + col2im.
+
+    The weight is read in its own memory order (contiguous or channels_last) without a copy: at
+    2048x1024x4x4 a copy is 134 MB each way, which cost more than the GEMM saved."""
+    b, c_in, h, w = x.shape
+    _, c_out, kh, kw = weight.shape
+    h_out, w_out = (h - 1) * stride - 2 * padding + kh, (w - 1) * stride - 2 * padding + kw
+    rows = x.permute(0, 2, 3, 1).reshape(b * h * w, c_in)  # free for channels_last x
+    if weight.is_contiguous():
+        # (B*H*W, Cin) @ (Cin, Cout*kh*kw): every input position's contribution to its kh x kw output patch
+        cols = (rows @ weight.reshape(c_in, c_out * kh * kw)).view(b, h * w, c_out * kh * kw).transpose(1, 2)
+    else:  # channels_last weight: memory order (Cin, kh, kw, Cout)
+        cols = rows @ weight.permute(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)
+        cols = cols.view(b, h * w, kh * kw, c_out).permute(0, 3, 2, 1).reshape(b, c_out * kh * kw, h * w)
+    # cols: (B, Cout*kh*kw, L), fold's layout
+    return F.fold(cols, (h_out, w_out), (kh, kw), stride=stride, padding=padding)
+
+
+def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
+    """``F.conv2d(x, weight, stride=stride, padding=padding)`` (no bias, groups 1) as im2col + a GEMM;
+    the result is channels_last (a free permute of the GEMM's output). The weight is read in its
+    own memory order, as in :func:`conv_transpose2d_gemm`."""
+    b, _, h, w = x.shape
+    c_out, c_in, kh, kw = weight.shape
+    h_out, w_out = (h + 2 * padding - kh) // stride + 1, (w + 2 * padding - kw) // stride + 1
+    cols = F.unfold(x, (kh, kw), padding=padding, stride=stride)  # (B, Cin*kh*kw, L)
+    n = b * h_out * w_out
+    if weight.is_contiguous():
+        out = cols.transpose(1, 2).reshape(n, c_in * kh * kw) @ weight.reshape(c_out, c_in * kh * kw).t()
+    else:  # channels_last weight: memory order (Cout, kh, kw, Cin)
+        rows = cols.view(b, c_in, kh * kw, h_out * w_out).permute(0, 3, 2, 1).reshape(n, kh * kw * c_in)
+        out = rows @ weight.permute(0, 2, 3, 1).reshape(c_out, kh * kw * c_in).t()
+    return out.view(b, h_out, w_out, c_out).permute(0, 3, 1, 2)
+
+
+def _gemm_route(module: nn.Module, x: torch.Tensor) -> bool:
+    return module.training and x.device.type == "cpu" and torch.is_grad_enabled()
+
+
+def _plain(conv: nn.Module) -> bool:
+    return conv.bias is None and conv.groups == 1 and conv.dilation == (1, 1) and conv.padding_mode == "zeros"
+
+
+class LowResConvTranspose2d(nn.ConvTranspose2d):
+    """``nn.ConvTranspose2d`` that trains through one GEMM on the CPU when its *input* is <= 4x4."""
+
+    def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if (output_size is None and _gemm_route(self, x) and _plain(self) and self.output_padding == (0, 0)
+                and x.shape[-2] * x.shape[-1] <= LOW_RES_AREA and self.stride[0] == self.stride[1] and self.padding[0] == self.padding[1]):
+            return conv_transpose2d_gemm(x, self.weight, self.stride[0], self.padding[0])
+        return super().forward(x, output_size)
+
+
+class LowResConv2d(nn.Conv2d):
+    """``nn.Conv2d`` that trains through im2col + one GEMM on the CPU when its *output* is <= 4x4."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _gemm_route(self, x) and _plain(self) and isinstance(self.padding, tuple) and self.stride[0] == self.stride[1] \
+                and self.padding[0] == self.padding[1]:
+            s, p = self.stride[0], self.padding[0]
+            h_out = (x.shape[-2] + 2 * p - self.kernel_size[0]) // s + 1
+            w_out = (x.shape[-1] + 2 * p - self.kernel_size[1]) // s + 1
+            if h_out * w_out <= LOW_RES_AREA:
+                return conv2d_gemm(x, self.weight, s, p)
+        return super().forward(x)
+
+
+class FastDropout(nn.Dropout):
+    """``nn.Dropout`` with a cheaper mask on the CPU (see the module docstring); identical elsewhere."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0.0 or x.device.type != "cpu":
+            return F.dropout(x, self.p, self.training, self.inplace)
+        if self.p == 1.0:
+            return x * 0.0
+        n = x.numel()
+        bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_().view(torch.int16)[:n]
+        keep = bits.bitwise_and_(0x7FFF) >= round(self.p * 32768)  # P(keep) = 1 - p (p on a 2**-15 grid)
+        if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
+            b, c, h, w = x.shape
+            keep = keep.view(b, h, w, c).permute(0, 3, 1, 2)  # the mask in x's memory order
+        else:
+            keep = keep.view(x.shape)
+        return _KeepScale.apply(x, keep, 1.0 / (1.0 - self.p))
+
+
+class _KeepScale(torch.autograd.Function):
+    """``where(keep, x, 0) * scale`` with only the bool mask saved; measured faster than ``x * keep``
+    (which converts the mask to float in both directions)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(keep)
+        ctx.scale = scale
+        return torch.where(keep, x, 0.0).mul_(scale)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+        (keep,) = ctx.saved_tensors
+        return torch.where(keep, grad, 0.0).mul_(ctx.scale), None, None

@@ -1,0 +1,186 @@
+"""CPU training fast paths (lusynth.models.fastcpu): the same maths as the stock layers, taken only
+where they should be, an exact dropout keep rate, and the allocator setting that really retains memory."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lusynth.gan.params import GanParams
+from lusynth.gan.train import build_networks
+from lusynth.models import fastcpu
+from lusynth.models.dcgan import DCGANConfig, discriminator, flops_per_image, generator
+from lusynth.models.fastcpu import FastDropout, LowResConv2d, LowResConvTranspose2d, conv2d_gemm, conv_transpose2d_gemm
+from lusynth.runtime import retain_freed_memory
+
+FORMATS = [torch.contiguous_format, torch.channels_last]
+
+
+def _grads(y: torch.Tensor, inputs: list[torch.Tensor], seed: int = 1) -> list[torch.Tensor]:
+    go = torch.randn(y.shape, generator=torch.Generator().manual_seed(seed))
+    return list(torch.autograd.grad(y, inputs, go))
+
+
+def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-5) -> None:
+    scale = a.abs().max().item() or 1.0
+    err = (a - b).abs().max().item() / scale
+    assert err < rtol, f"relative error {err:.2e}"
+
+
+@pytest.mark.parametrize("x_fmt", FORMATS, ids=["x-nchw", "x-nhwc"])
+@pytest.mark.parametrize("w_fmt", FORMATS, ids=["w-nchw", "w-nhwc"])
+@pytest.mark.parametrize(("c_in", "c_out", "size", "stride", "padding"), [(64, 32, 4, 2, 1), (100, 48, 1, 1, 0), (8, 3, 5, 2, 1)])
+def test_conv_transpose_gemm_matches_stock(x_fmt, w_fmt, c_in, c_out, size, stride, padding) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, c_in, size, size).contiguous(memory_format=x_fmt).requires_grad_(True)
+    w = torch.randn(c_in, c_out, 4, 4).contiguous(memory_format=w_fmt).requires_grad_(True)
+    ref = F.conv_transpose2d(x, w, stride=stride, padding=padding)
+    new = conv_transpose2d_gemm(x, w, stride, padding)
+    assert new.shape == ref.shape
+    _close(ref, new)
+    for a, b in zip(_grads(ref, [x, w]), _grads(new, [x, w]), strict=True):
+        _close(a, b)
+
+
+@pytest.mark.parametrize("x_fmt", FORMATS, ids=["x-nchw", "x-nhwc"])
+@pytest.mark.parametrize("w_fmt", FORMATS, ids=["w-nchw", "w-nhwc"])
+@pytest.mark.parametrize(("c_in", "c_out", "size", "stride", "padding"), [(32, 64, 8, 2, 1), (64, 1, 4, 1, 0), (5, 7, 9, 2, 1)])
+def test_conv_gemm_matches_stock(x_fmt, w_fmt, c_in, c_out, size, stride, padding) -> None:
+    torch.manual_seed(0)
+    x = torch.randn(3, c_in, size, size).contiguous(memory_format=x_fmt).requires_grad_(True)
+    w = torch.randn(c_out, c_in, 4, 4).contiguous(memory_format=w_fmt).requires_grad_(True)
+    ref = F.conv2d(x, w, stride=stride, padding=padding)
+    new = conv2d_gemm(x, w, stride, padding)
+    assert new.shape == ref.shape
+    _close(ref, new)
+    for a, b in zip(_grads(ref, [x, w]), _grads(new, [x, w]), strict=True):
+        _close(a, b)
+
+
+def _count_gemm_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[int, ...]]]:
+    calls: dict[str, list[tuple[int, ...]]] = {"conv": [], "conv_t": []}
+    real_c, real_t = fastcpu.conv2d_gemm, fastcpu.conv_transpose2d_gemm
+
+    def conv(x, w, s, p):  # type: ignore[no-untyped-def]
+        calls["conv"].append(tuple(x.shape))
+        return real_c(x, w, s, p)
+
+    def conv_t(x, w, s, p):  # type: ignore[no-untyped-def]
+        calls["conv_t"].append(tuple(x.shape))
+        return real_t(x, w, s, p)
+
+    monkeypatch.setattr(fastcpu, "conv2d_gemm", conv)
+    monkeypatch.setattr(fastcpu, "conv_transpose2d_gemm", conv_t)
+    return calls
+
+
+def test_gemm_route_only_for_4x4_sides_while_training_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_gemm_calls(monkeypatch)
+    cfg = DCGANConfig(image_size=64, ngf=8, ndf=8)
+    torch.manual_seed(0)
+    g, d = generator(cfg), discriminator(cfg)
+    z = torch.randn(4, cfg.nz, 1, 1)
+    d(g(z)).sum().backward()
+    # G: the 1x1 -> 4x4 and 4x4 -> 8x8 layers; D: the 8x8 -> 4x4 and 4x4 -> 1x1 layers; nothing larger
+    assert [s[-2:] for s in calls["conv_t"]] == [(1, 1), (4, 4)]
+    assert [s[-2:] for s in calls["conv"]] == [(8, 8), (4, 4)]
+    calls["conv"].clear(), calls["conv_t"].clear()
+    g.eval(), d.eval()
+    with torch.no_grad():
+        d(g(z))
+    assert calls == {"conv": [], "conv_t": []}, "eval mode (sampling, export) must use the stock kernels"
+    g.train()
+    with torch.no_grad():
+        g(z)
+    assert calls["conv_t"] == [], "no autograd, no GEMM route"
+
+
+@pytest.mark.parametrize("cfg", [DCGANConfig(image_size=64, ngf=8, ndf=8, dropout=0.0), DCGANConfig(image_size=128, ngf=4, ndf=4, dropout=0.0)],
+                         ids=["64", "128"])
+def test_fast_networks_train_like_stock_ones(cfg: DCGANConfig) -> None:
+    """Same parameters (a stock state dict loads), same outputs and gradients in training mode."""
+    torch.manual_seed(0)
+    g_stock, d_stock = generator(DCGANConfig(**{**cfg.__dict__, "fast_cpu": False})), discriminator(DCGANConfig(**{**cfg.__dict__, "fast_cpu": False}))
+    g_fast, d_fast = generator(cfg), discriminator(cfg)
+    assert any(isinstance(m, LowResConvTranspose2d) for m in g_fast.modules())
+    assert any(isinstance(m, LowResConv2d) for m in d_fast.modules())
+    assert not any(isinstance(m, (LowResConv2d, LowResConvTranspose2d, FastDropout)) for m in [*g_stock.modules(), *d_stock.modules()])
+    g_fast.load_state_dict(g_stock.state_dict()), d_fast.load_state_dict(d_stock.state_dict())
+    z = torch.randn(6, cfg.nz, 1, 1)
+    outs = []
+    for g, d in ((g_stock, d_stock), (g_fast, d_fast)):
+        fake = g(z)
+        logit = d(fake)
+        params = [*g.parameters(), *d.parameters()]
+        outs.append((fake.detach(), logit.detach(), _grads(logit, params)))
+    (f0, l0, g0), (f1, l1, g1) = outs
+    _close(f0, f1), _close(l0, l1, rtol=1e-4)
+    for a, b in zip(g0, g1, strict=True):
+        _close(a, b, rtol=1e-3)  # BatchNorm in training mode amplifies float32 rounding a little
+
+
+def test_flop_count_does_not_depend_on_the_kernels() -> None:
+    cfg = DCGANConfig(image_size=64, ngf=8, ndf=8)
+    assert flops_per_image(cfg) == flops_per_image(DCGANConfig(**{**cfg.__dict__, "fast_cpu": False}))
+
+
+def test_fast_dropout_is_an_exact_bernoulli_mask_from_the_torch_rng() -> None:
+    drop = FastDropout(0.25)
+    x = torch.randn(8, 16, 32, 32).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    torch.manual_seed(3)
+    y = drop(x)
+    torch.manual_seed(3)
+    assert torch.equal(drop(x), y), "same seed, same mask: runs stay reproducible and resumable"
+    kept = y != 0
+    n = kept.numel()
+    rate = kept.float().mean().item()
+    sigma = (0.75 * 0.25 / n) ** 0.5
+    assert abs(rate - 0.75) < 5 * sigma, f"keep rate {rate} vs 0.75 (5 sigma = {5 * sigma:.4f})"
+    torch.testing.assert_close(y[kept], (x / 0.75)[kept])
+    assert y.is_contiguous(memory_format=torch.channels_last)
+    (gx,) = torch.autograd.grad(y, x, torch.ones_like(y))
+    torch.testing.assert_close(gx, kept.float() / 0.75)
+    # every channel and every image gets the same keep rate (8192 and 16384 draws each: 5 sigma < 0.025)
+    per_channel, per_image = kept.float().mean(dim=(0, 2, 3)), kept.float().mean(dim=(1, 2, 3))
+    assert (per_channel - 0.75).abs().max() < 0.025 and (per_image - 0.75).abs().max() < 0.025
+    drop.eval()
+    assert drop(x) is x or torch.equal(drop(x), x)
+    assert torch.equal(FastDropout(0.0)(x), x)
+    assert not FastDropout(1.0)(x).any()
+
+
+def test_build_networks_uses_fused_adam_only_with_fast_cpu() -> None:
+    cfg = DCGANConfig(image_size=64, ngf=4, ndf=4)
+    *_, opt_g, opt_d, mf = build_networks(cfg, GanParams(ngf=4, ndf=4), "cpu")
+    assert opt_g.defaults["fused"] and opt_d.defaults["fused"] and mf == torch.channels_last
+    *_, opt_g, _, _ = build_networks(DCGANConfig(image_size=64, ngf=4, ndf=4, fast_cpu=False), GanParams(ngf=4, ndf=4, fast_cpu=False), "cpu")
+    assert not opt_g.defaults["fused"]
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc and /proc")
+def test_retain_freed_memory_keeps_big_blocks_in_the_heap_and_gives_them_back_after() -> None:
+    n = 48 * 2**20 // 4  # 48 MB: above glibc's mmap threshold, so by default freed straight back to the OS
+
+    def alloc_free() -> int:
+        t = torch.empty(n).fill_(1.0)
+        before_free = _rss()
+        del t
+        return before_free - _rss()  # how much the free gave back
+
+    assert alloc_free() > 40 * 2**20, "default glibc returns a big block on free"
+    with retain_freed_memory() as active:
+        assert active
+        returned = alloc_free()
+        held = _rss()
+    assert returned < 8 * 2**20, f"inside the block a freed big block stays in the heap (returned {returned / 2**20:.0f} MB)"
+    assert held - _rss() > 40 * 2**20, "leaving the block trims the retained memory"
+    assert alloc_free() > 40 * 2**20, "the defaults are back"
