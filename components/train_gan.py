@@ -14,10 +14,14 @@ def train_gan(
     epochs: int,
     experiment: str,
     parent_run_id: str,
+    checkpoint_root: str,
     gan: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """The paper's DCGAN on ``job['label']``'s training frames at ``job['fraction']`` (epochs 0 = profile default)."""
+    """The paper's DCGAN on ``job['label']``'s training frames at ``job['fraction']`` (epochs 0 = profile default).
+
+    ``checkpoint_root`` (s3://... or a mounted directory; '' = off): the run's resumable state is
+    mirrored there every epoch, so a retry of this task on a fresh pod resumes instead of restarting."""
     import json
     from pathlib import Path
 
@@ -26,7 +30,8 @@ def train_gan(
 
     label, fraction = str(job["label"]), float(job["fraction"])
     join_pipeline_run(experiment, parent_run_id)
-    outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides=zero_is_unset(epochs=epochs))
+    outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides=zero_is_unset(epochs=epochs),
+                              mirror_root=checkpoint_root or None)
     info = json.loads((Path(gan.path) / "gan.json").read_text())
     gan.metadata.update({"label": label, "fraction": fraction, "cached": outcome.cached})
     for k, v in ((info.get("chosen") or {}).get("metrics") or {}).items():  # the chosen checkpoint's fidelity

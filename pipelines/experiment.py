@@ -124,15 +124,18 @@ def make_pipeline(*, gpu: bool = False, local: bool = False) -> Callable[..., An
         experiment: str = "lusynth",
         register: bool = True,
         parent_run_id: str = "",
+        gan_checkpoints: str = "",
     ) -> NamedTuple("Outputs", results=dsl.Artifact, models=dsl.Model):
-        """``source`` '' = built-in phantom; integer parameters 0 = the profile's value."""
+        """``source`` '' = built-in phantom; integer parameters 0 = the profile's value; ``gan_checkpoints``
+        (s3://bucket/prefix, '' = off): where GAN training mirrors its resumable state, so a retried
+        train_gan task resumes on its new pod."""
         ing = s(ingest(source=source, profile=profile, image_size=image_size, fractions=fractions), "ingest")
         frames = ing.outputs["frames"]
         gan_jobs = s(plan_gans(frames=frames, fractions=fractions), "plan_gans")
         classifier_jobs = s(plan_classifiers(arms=arms, fractions=fractions, seeds=seeds), "plan_classifiers")
         with dsl.ParallelFor(gan_jobs.output, name="gans") as job:
             g = s(train_gan(frames=frames, job=job, profile=profile, epochs=gan_epochs,
-                            experiment=experiment, parent_run_id=parent_run_id), "train_gan")
+                            experiment=experiment, parent_run_id=parent_run_id, checkpoint_root=gan_checkpoints), "train_gan")
             syn = s(generate(gan=g.outputs["gan"], frames=frames, profile=profile, n_per_class=synthetic_count), "generate")
         # the compiler cannot feed one loop's fan-in into another loop: bundle the synthetic stores first
         bundle = s(bundle_synthetic(synthetic=dsl.Collected(syn.outputs["synthetic"])), "bundle_synthetic")

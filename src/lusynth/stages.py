@@ -170,15 +170,26 @@ def train_gan_stage(
     resume: bool = False,
     progress: bool = True,
     cache: bool = True,
+    mirror_root: str | None = None,
 ) -> StageOutcome:
-    """Train the GAN of one class at one training fraction (``resume``: continue ``out``'s last checkpoint)."""
+    """Train the GAN of one class at one training fraction (``resume``: continue ``out``'s last checkpoint).
+
+    ``mirror_root`` (an ``s3://`` prefix or a directory): the run's resumable state is mirrored to
+    ``<mirror_root>/<class>-<fraction>-<stage key>`` after every epoch, and the run resumes from
+    there when its output directory lacks it: a retried KFP task on a fresh pod continues instead
+    of starting over. The stage key (data, parameters, code) keeps runs that differ apart.
+    """
+    from lusynth.gan.mirror import mirror_uri
     from lusynth.gan.train import train_gan
+    from lusynth.stagecache import stage_key
 
     params = stage_params("gan", profile, _clean(overrides))
     key = {"gan": as_dict(params), "label": label, "fraction": float(fraction)}
+    mirror = mirror_uri(mirror_root, stage_key("train_gan", key, [frames]), label, fraction) if mirror_root else None
     _, cached = run_cached(
         "train_gan", out, params=key, inputs=[frames],
-        run=lambda o: train_gan(frames, o, label=label, fraction=fraction, params=params, resume=resume, progress=progress),
+        run=lambda o: train_gan(frames, o, label=label, fraction=fraction, params=params, resume=resume or bool(mirror),
+                                progress=progress, mirror=mirror),
         enabled=cache and not resume,  # a resumed run continues its own directory, never a cached copy
     )
     return StageOutcome(f"train_gan[{label}@{fraction:g}]", Path(out), cached)

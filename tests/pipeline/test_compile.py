@@ -76,7 +76,11 @@ def test_dag_and_parameters(compiled) -> None:
     assert STAGES <= set(tasks)
     params = spec["root"]["inputDefinitions"]["parameters"]
     assert set(params) == {"source", "profile", "fractions", "seeds", "arms", "image_size", "synthetic_count", "gan_epochs",
-                           "experiment", "register", "parent_run_id"}
+                           "experiment", "register", "parent_run_id", "gan_checkpoints"}
+    assert params["gan_checkpoints"]["defaultValue"] == ""
+    # the mirror root reaches every GAN task (inside the loop, through the loop's own input)
+    gan_in = tasks["train-gan"]["inputs"]["parameters"]["checkpoint_root"]["componentInputParameter"]
+    assert gan_in.endswith("gan_checkpoints"), gan_in
     assert params["profile"]["defaultValue"] == "demo"
     assert params["arms"]["defaultValue"] == ["real", "real+synthetic", "synthetic"]
     # data flow: GANs feed generate, generate feeds the bundle, the bundle feeds every classifier, all feed evaluate

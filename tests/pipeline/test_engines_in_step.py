@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: KFP tasks that are engine plumbing (DVC gets the same from its DAG and matrix expansion)
 KFP_ONLY_TASKS = {"plan_gans", "plan_classifiers", "bundle_synthetic"}
 #: KFP parameters that are engine plumbing: tracking lineage, and registering (DVC exports only)
-KFP_ONLY_PARAMS = {"parent_run_id", "register"}
+KFP_ONLY_PARAMS = {"parent_run_id", "register", "gan_checkpoints"}  # gan_checkpoints: for retried pods; the CLI reads LUSYNTH_GAN_CHECKPOINTS
 #: DVC parameters that exist because DVC cannot interpolate a list into a command, or expands a matrix
 DVC_ONLY_PARAMS = {"fractions_csv", "classes"}
 #: stage -> (CLI command, the lusynth.stages entry point both the CLI and the component call)

@@ -19,6 +19,12 @@ def train_gan_cmd(
     fraction: float = typer.Option(1.0, "--fraction", help="Training fraction (nested, by patient)."),
     profile: str = typer.Option("demo", "--profile", help="Parameter profile: demo | paper."),
     resume: bool = typer.Option(False, "--resume", help="Continue from OUT/checkpoints/last.pt."),
+    checkpoint_mirror: Optional[str] = typer.Option(
+        None, "--checkpoint-mirror", envvar="LUSYNTH_GAN_CHECKPOINTS",
+        help="s3://bucket/prefix or a directory: mirror the resumable state there every epoch and resume from it "
+             "when OUT lacks it (implies --resume).",
+    ),
+    fast_cpu: Optional[bool] = typer.Option(None, "--fast-cpu/--stock-cpu", help="CPU training fast paths (default on)."),
     epochs: Optional[int] = typer.Option(None, "--epochs", help="Epochs (0 = the profile's)."),
     batch_size: Optional[int] = typer.Option(None, "--batch-size"),
     lr_g: Optional[float] = typer.Option(None, "--lr-g"),
@@ -42,10 +48,10 @@ def train_gan_cmd(
     overrides = {
         **zero_is_unset(epochs=epochs), "batch_size": batch_size, "lr_g": lr_g, "lr_d": lr_d, "ngf": ngf, "ndf": ndf,
         "instance_noise": instance_noise, "diffaugment": diffaugment, "ema_decay": ema_decay,
-        "eval_every": eval_every, "selection": selection, "seed": seed, "device": device,
+        "eval_every": eval_every, "selection": selection, "seed": seed, "device": device, "fast_cpu": fast_cpu,
     }
     train_gan_stage(frames, out, label=label, fraction=fraction, profile=profile, overrides=overrides, resume=resume,
-                    progress=not quiet, cache=False)
+                    progress=not quiet, cache=False, mirror_root=checkpoint_mirror or None)
     if not quiet:
         r = json.loads((out / "gan.json").read_text())
         c, m = r["chosen"], r["chosen"]["metrics"]

@@ -111,6 +111,10 @@ def submit_cmd(
     arms: str = ARMS,
     gpu: bool = typer.Option(True, "--gpu/--no-gpu", help="One GPU per training task."),
     namespace: Optional[str] = typer.Option(None, "--namespace"),
+    gan_checkpoints: str = typer.Option(
+        "", "--gan-checkpoints", envvar="LUSYNTH_GAN_CHECKPOINTS",
+        help="s3://bucket/prefix where GAN training mirrors its resumable state, so a retried task resumes; '' = off.",
+    ),
 ) -> None:
     """Create a run (or a recurring run with --schedule) on a Kubeflow Pipelines host."""
     from lusynth_pipelines.submit import submit
@@ -118,6 +122,6 @@ def submit_cmd(
     ids = submit(
         host, experiment=experiment, schedule=schedule, gpu=gpu, namespace=namespace,
         arguments={"source": source, "profile": profile, "fractions": _floats(fractions), "seeds": _ints(seeds),
-                   "arms": _arms(arms), "experiment": experiment},
+                   "arms": _arms(arms), "experiment": experiment, "gan_checkpoints": gan_checkpoints},
     )
     typer.echo(json.dumps(ids))

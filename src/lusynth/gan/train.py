@@ -55,6 +55,7 @@ from lusynth.gan.checkpoint import (
 from lusynth.gan.diffaugment import diff_augment, parse_policy
 from lusynth.gan.ema import EMA
 from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, make_grid, pixels
+from lusynth.gan.mirror import CheckpointMirror
 from lusynth.gan.params import GanParams
 from lusynth.gan.selection import choose
 from lusynth.metrics.privacy import distance_to_closest_record
@@ -240,11 +241,15 @@ def train_gan(
     params: GanParams | None = None,
     resume: bool = False,
     progress: bool = True,
+    mirror: str | None = None,
 ) -> GanResult:
     """Train one DCGAN on ``label``'s training frames at ``fraction``; write ``out_dir`` (see module doc).
 
     ``resume=True`` continues from ``out_dir/checkpoints/last.pt`` (or starts fresh if there is
-    none); otherwise any previous outputs in ``out_dir`` are replaced.
+    none); otherwise any previous outputs in ``out_dir`` are replaced. ``mirror`` (an
+    ``s3://`` prefix or a directory, :mod:`lusynth.gan.mirror`) receives the resumable state after
+    every epoch, and a resumed run whose ``out_dir`` lacks ``last.pt`` (a new pod) restores it
+    from there first.
     """
     params = params or GanParams()
     threads = configure_threads()
@@ -261,6 +266,9 @@ def train_gan(
     )
     params_dict = as_dict(params)
     last_path = out_dir / CHECKPOINT_DIR / LAST_FILE
+    mirror_info: dict[str, Any] = {"uri": mirror, "restored": False, "pushes": 0} if mirror else {}
+    if resume and mirror and not last_path.is_file():
+        mirror_info["restored"] = CheckpointMirror(mirror).pull(out_dir)
     resume_state = load_checkpoint(last_path) if resume and last_path.is_file() else None
     if resume_state is not None:
         _check_resumable(resume_state, store, label, fraction, params_dict, last_path)
@@ -314,6 +322,8 @@ def train_gan(
     steps_per_epoch = sum(1 for i in range(0, n, params.batch_size) if n - i >= 2)
     flops = flops_per_image(cfg)
     tags = {"label": label, "fraction": fraction, "frames_digest": store.digest}
+    if mirror_info.get("restored"):
+        tags["restored_from_mirror"] = mirror
     if resume_state is not None:
         tags["resumed_from_run"] = resume_state.get("run_id", "")
         tags["resumed_at_step"] = step
@@ -396,6 +406,10 @@ def train_gan(
                     "rng": get_rng_state(), "history": history, "params": params_dict,
                     "frames_digest": store.digest, "label": label, "fraction": float(fraction), "run_id": tr.run_id,
                 })
+                if mirror:
+                    pushed = CheckpointMirror(mirror).push(out_dir)
+                    mirror_info.update(pushes=mirror_info["pushes"] + 1, last_push=pushed)
+                    tr.log_metrics({"mirror_push_seconds": pushed["seconds"]}, step=step)
 
         chosen = choose(history, rule=params.selection, max_memorisation_rate=params.max_memorisation_rate)
         entry = chosen["entry"]
@@ -419,6 +433,8 @@ def train_gan(
             "params_g": count_params(g), "params_d": count_params(d), "flops_per_image": flops,
             "images_per_second_this_session": ips, "resumed": resume_state is not None,
         }
+        if mirror_info:
+            summary["mirror"] = mirror_info
         tr.log_metrics({"chosen_step": float(entry["step"]), "images_per_second": ips}, step=step)
         tr.log_artifact(out_dir / HISTORY_FILE)
         tr.log_artifact(out_dir / entry["checkpoint"], "chosen")

@@ -43,6 +43,10 @@ class StorageError(LusynthError):
     """An S3 request failed; the message names the endpoint and the key, never a secret."""
 
 
+class IncompleteUpload(StorageError):
+    """The prefix has no manifest: nothing was uploaded there, or an upload never finished."""
+
+
 @dataclass(frozen=True)
 class S3Uri:
     bucket: str
@@ -411,8 +415,13 @@ def upload_dir(
     *,
     progress: bool = False,
     options: TransferOptions | None = None,
+    reuse_unchanged: bool = False,
 ) -> dict[str, Any]:
     """Upload a directory to ``s3://bucket/prefix``, complete for readers only once it is all there.
+
+    ``reuse_unchanged``: files whose path, size and SHA-256 match the prefix's current manifest
+    are not sent again (their objects were verified when they were uploaded); for re-uploads of a
+    growing directory such as a training run's checkpoints.
 
     Order: the old manifest (if any) is deleted, every file is uploaded (SHA-256 computed while
     streaming; S3 also verifies a SHA-256 when the server supports it), the new manifest is
@@ -440,10 +449,25 @@ def upload_dir(
     def fail(exc: BaseException) -> StorageError:
         return _describe(exc, f"upload to {current}", s3, attempts=attempts.max_attempts_seen)
 
+    reused: dict[str, str] = {}
+    if reuse_unchanged:
+        from botocore.exceptions import ClientError
+
+        try:
+            old = _get_manifest(s3, attempts, loc.bucket, prefix, uri, ClientError)
+        except IncompleteUpload:
+            old = {"files": []}
+        old_files = {str(f["path"]): (int(f["size"]), str(f["sha256"])) for f in old["files"]}
+        for item in files:
+            if old_files.get(item.rel, (None,))[0] == item.size:
+                digest = file_sha256(item.path)
+                if old_files[item.rel][1] == digest:
+                    reused[item.rel] = digest
+    sent_files = [f for f in files if f.rel not in reused]
     try:
         # Readers must not pair the old manifest with new objects: withdraw it first.
         s3.delete_object(Bucket=loc.bucket, Key=manifest_key)
-        with _progress_bar(progress, f"upload {uri}", total) as advance:
+        with _progress_bar(progress, f"upload {uri}", sum(f.size for f in sent_files)) as advance:
             subscribers = [_subscriber(advance)] if progress else []
 
             def put(items: list[_Upload], checksums: bool) -> None:
@@ -475,20 +499,23 @@ def upload_dir(
 
             # The first file probes whether the server takes S3 flexible checksums.
             try:
-                put(files[:1], server_checksums)
+                put(sent_files[:1], server_checksums)
             except _boto_errors() as exc:
                 code = (getattr(exc, "response", None) or {}).get("Error", {}).get("Code")
                 if not (server_checksums and code in _CHECKSUM_UNSUPPORTED):
                     raise
                 server_checksums = False
                 s3, attempts = _client_for(opts, checksums=False)
-                put(files[:1], False)
-            put(files[1:], server_checksums)
+                put(sent_files[:1], False)
+            put(sent_files[1:], server_checksums)
         entries = []
         for item in files:
-            assert item.reader is not None
             if item.path.stat().st_size != item.size:
                 raise InputError(f"{item.path}: changed size during the upload; stop the writer and re-run the upload")
+            if item.rel in reused:
+                entries.append({"path": item.rel, "size": item.size, "sha256": reused[item.rel]})
+                continue
+            assert item.reader is not None
             entries.append({"path": item.rel, "size": item.size, "sha256": item.reader.sha256})
         manifest = {
             "schema": MANIFEST_SCHEMA,
@@ -519,6 +546,8 @@ def upload_dir(
         "manifest": f"s3://{loc.bucket}/{manifest_key}",
         "files": len(entries),
         "bytes": total,
+        "bytes_uploaded": sum(f.size for f in sent_files),
+        "files_reused": len(reused),
         "digest": manifest["digest"],
         "deleted_stale": len(stale),
         "server_checksums": server_checksums,
@@ -552,7 +581,7 @@ def _get_manifest(s3: Any, attempts: _AttemptLog, bucket: str, prefix: str, uri:
     except client_error as exc:
         code = exc.response.get("Error", {}).get("Code")
         if code in ("NoSuchKey", "404", "NotFound"):
-            raise StorageError(
+            raise IncompleteUpload(
                 f"{uri} at {_endpoint_of(s3)}: incomplete upload: no manifest ({key}); re-run the upload"
             ) from None
         raise _describe(exc, f"read of s3://{bucket}/{key}", s3, attempts=attempts.max_attempts_seen) from None
