@@ -22,6 +22,7 @@ from lusynth import stack
 from lusynth.gan.checkpoint import load_checkpoint
 from lusynth.gan.mirror import CheckpointMirror, mirror_uri
 from lusynth.gan.train import train_gan
+from lusynth.runtime import temporary_env
 from lusynth.stages import train_gan_stage
 from lusynth.storage.s3 import StorageError, client, upload_dir
 from tests.gan import tiny_params
@@ -42,16 +43,8 @@ def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]
     proc, endpoint = stack.start_seaweedfs(tmp_path_factory.mktemp("weed"), creds)
     env = {"LUSYNTH_S3_ENDPOINT_URL": endpoint, **creds.env()}
     try:
-        saved = {k: os.environ.get(k) for k in env}
-        os.environ.update(env)
-        try:
+        with temporary_env(env):
             client().create_bucket(Bucket="gans")
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
         yield env
     finally:
         stack.stop_process(proc.pid)

@@ -33,28 +33,20 @@ def _close(a: torch.Tensor, b: torch.Tensor, rtol: float = 1e-5) -> None:
 
 @pytest.mark.parametrize("x_fmt", FORMATS, ids=["x-nchw", "x-nhwc"])
 @pytest.mark.parametrize("w_fmt", FORMATS, ids=["w-nchw", "w-nhwc"])
-@pytest.mark.parametrize(("c_in", "c_out", "size", "stride", "padding"), [(64, 32, 4, 2, 1), (100, 48, 1, 1, 0), (8, 3, 5, 2, 1)])
-def test_conv_transpose_gemm_matches_stock(x_fmt, w_fmt, c_in, c_out, size, stride, padding) -> None:
+@pytest.mark.parametrize(("kind", "c_in", "c_out", "size", "stride", "padding"), [
+    ("conv_t", 64, 32, 4, 2, 1), ("conv_t", 100, 48, 1, 1, 0), ("conv_t", 8, 3, 5, 2, 1),
+    ("conv", 32, 64, 8, 2, 1), ("conv", 64, 1, 4, 1, 0), ("conv", 5, 7, 9, 2, 1),
+])
+def test_gemm_kernels_match_stock(x_fmt, w_fmt, kind, c_in, c_out, size, stride, padding) -> None:
+    """Outputs and both gradients, for either memory layout of input and weight."""
     torch.manual_seed(0)
     x = torch.randn(3, c_in, size, size).contiguous(memory_format=x_fmt).requires_grad_(True)
-    w = torch.randn(c_in, c_out, 4, 4).contiguous(memory_format=w_fmt).requires_grad_(True)
-    ref = F.conv_transpose2d(x, w, stride=stride, padding=padding)
-    new = conv_transpose2d_gemm(x, w, stride, padding)
-    assert new.shape == ref.shape
-    _close(ref, new)
-    for a, b in zip(_grads(ref, [x, w]), _grads(new, [x, w]), strict=True):
-        _close(a, b)
-
-
-@pytest.mark.parametrize("x_fmt", FORMATS, ids=["x-nchw", "x-nhwc"])
-@pytest.mark.parametrize("w_fmt", FORMATS, ids=["w-nchw", "w-nhwc"])
-@pytest.mark.parametrize(("c_in", "c_out", "size", "stride", "padding"), [(32, 64, 8, 2, 1), (64, 1, 4, 1, 0), (5, 7, 9, 2, 1)])
-def test_conv_gemm_matches_stock(x_fmt, w_fmt, c_in, c_out, size, stride, padding) -> None:
-    torch.manual_seed(0)
-    x = torch.randn(3, c_in, size, size).contiguous(memory_format=x_fmt).requires_grad_(True)
-    w = torch.randn(c_out, c_in, 4, 4).contiguous(memory_format=w_fmt).requires_grad_(True)
-    ref = F.conv2d(x, w, stride=stride, padding=padding)
-    new = conv2d_gemm(x, w, stride, padding)
+    if kind == "conv_t":
+        w = torch.randn(c_in, c_out, 4, 4).contiguous(memory_format=w_fmt).requires_grad_(True)
+        ref, new = F.conv_transpose2d(x, w, stride=stride, padding=padding), conv_transpose2d_gemm(x, w, stride, padding)
+    else:
+        w = torch.randn(c_out, c_in, 4, 4).contiguous(memory_format=w_fmt).requires_grad_(True)
+        ref, new = F.conv2d(x, w, stride=stride, padding=padding), conv2d_gemm(x, w, stride, padding)
     assert new.shape == ref.shape
     _close(ref, new)
     for a, b in zip(_grads(ref, [x, w]), _grads(new, [x, w]), strict=True):
@@ -78,8 +70,21 @@ def _count_gemm_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[i
     return calls
 
 
+def test_gemm_route_only_for_wide_layers(monkeypatch: pytest.MonkeyPatch) -> None:
+    calls = _count_gemm_calls(monkeypatch)
+    cfg = DCGANConfig(image_size=64, ngf=8, ndf=8)
+    torch.manual_seed(0)
+    g, d = generator(cfg), discriminator(cfg)
+    d(g(torch.randn(4, cfg.nz, 1, 1))).sum().backward()
+    assert calls == {"conv": [], "conv_t": []}, "narrow layers stay with oneDNN (faster there)"
+    wide = LowResConvTranspose2d(1024, 512, 4, 2, 1, bias=False)  # the paper's G at 128x128: 8.4M weights
+    wide(torch.randn(2, 1024, 4, 4)).sum().backward()
+    assert calls["conv_t"] == [(2, 1024, 4, 4)]
+
+
 def test_gemm_route_only_for_4x4_sides_while_training_on_cpu(monkeypatch: pytest.MonkeyPatch) -> None:
     calls = _count_gemm_calls(monkeypatch)
+    monkeypatch.setattr(fastcpu, "LOW_RES_MIN_WEIGHT", 0)  # the spatial rule alone, on a small network
     cfg = DCGANConfig(image_size=64, ngf=8, ndf=8)
     torch.manual_seed(0)
     g, d = generator(cfg), discriminator(cfg)
@@ -101,8 +106,10 @@ def test_gemm_route_only_for_4x4_sides_while_training_on_cpu(monkeypatch: pytest
 
 @pytest.mark.parametrize("cfg", [DCGANConfig(image_size=64, ngf=8, ndf=8, dropout=0.0), DCGANConfig(image_size=128, ngf=4, ndf=4, dropout=0.0)],
                          ids=["64", "128"])
-def test_fast_networks_train_like_stock_ones(cfg: DCGANConfig) -> None:
+def test_fast_networks_train_like_stock_ones(cfg: DCGANConfig, monkeypatch: pytest.MonkeyPatch) -> None:
     """Same parameters (a stock state dict loads), same outputs and gradients in training mode."""
+    calls = _count_gemm_calls(monkeypatch)
+    monkeypatch.setattr(fastcpu, "LOW_RES_MIN_WEIGHT", 0)  # take the GEMM route in these small networks
     torch.manual_seed(0)
     g_stock, d_stock = generator(DCGANConfig(**{**cfg.__dict__, "fast_cpu": False})), discriminator(DCGANConfig(**{**cfg.__dict__, "fast_cpu": False}))
     g_fast, d_fast = generator(cfg), discriminator(cfg)
@@ -118,6 +125,7 @@ def test_fast_networks_train_like_stock_ones(cfg: DCGANConfig) -> None:
         params = [*g.parameters(), *d.parameters()]
         outs.append((fake.detach(), logit.detach(), _grads(logit, params)))
     (f0, l0, g0), (f1, l1, g1) = outs
+    assert calls["conv"] and calls["conv_t"], "the fast networks went through the GEMM route"
     _close(f0, f1), _close(l0, l1, rtol=1e-4)
     for a, b in zip(g0, g1, strict=True):
         _close(a, b, rtol=1e-3)  # BatchNorm in training mode amplifies float32 rounding a little

@@ -37,7 +37,8 @@ class GanParams:
     amp: bool = True  # bf16 autocast on CUDA (never on CPU: measured slower there)
     channels_last: bool = True  # NHWC activations: faster on CUDA and on CPU (oneDNN; measured 1.16x at 256, 1.08x at 64)
     # CPU training fast paths (lusynth.models.fastcpu + fused Adam + glibc keeping freed memory): the same
-    # network and maths, faster on CPU (see benchmarks/bench_gan.py); False = stock PyTorch layers
+    # network and maths, faster on CPU (benchmarks/bench_gan.py: 1.31x at demo, 1.32x at the paper's 256);
+    # False = stock PyTorch layers
     fast_cpu: bool = True
     # evaluation and selection
     eval_every: int = 10  # epochs between fidelity evaluations (also at epoch 0 and the last)

@@ -3,9 +3,11 @@
 Measured on this project's 2-core CPU at the paper's 256x256 size (``benchmarks/bench_gan.py``
 and ``benchmarks/bench_gan_layers.py``), oneDNN is slow in exactly two places of a DCGAN step:
 
-* **Convolutions whose low-resolution side is 4x4** (G's 4x4 -> 8x8 transposed conv, D's
-  8x8 -> 4x4 conv): with 1024-2048 channels and only 16 positions per image, oneDNN's weight
-  gradient ran at about a third of the matmul rate. Written as one matrix multiply plus
+* **Wide convolutions whose low-resolution side is 4x4** (G's 4x4 -> 8x8 transposed conv, D's
+  8x8 -> 4x4 conv at the paper's widths): with 1024-2048 channels and only 16 positions per
+  image, oneDNN's weight gradient ran at about a third of the matmul rate. Below 4M weights
+  (1024x512x4x4 took 162 ms in oneDNN and 105 ms as a GEMM, fwd + bwd at batch 16; 512x256x4x4
+  19 ms and 23 ms; the demo's 128x64x4x4 1.3 ms and 2.4 ms) oneDNN is as fast or faster. Written as one matrix multiply plus
   ``fold``/``unfold`` (col2im/im2col) the same arithmetic runs as a single large GEMM.
   :class:`LowResConv2d` and :class:`LowResConvTranspose2d` subclass ``nn.Conv2d`` and
   ``nn.ConvTranspose2d`` (same parameter names and shapes, so checkpoints, initialisation, FLOP
@@ -26,11 +28,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LOW_RES_AREA", "FastDropout", "LowResConv2d", "LowResConvTranspose2d", "conv2d_gemm", "conv_transpose2d_gemm"]
+__all__ = ["LOW_RES_AREA", "LOW_RES_MIN_WEIGHT", "FastDropout", "LowResConv2d", "LowResConvTranspose2d", "conv2d_gemm", "conv_transpose2d_gemm"]
 
 #: A (transposed) convolution takes the GEMM route when its low-resolution side has at most this
 #: many positions per image (4x4). Larger sides stay with oneDNN, which was as fast or faster.
 LOW_RES_AREA = 16
+#: ... and at least this many weights (measured: see the module docstring).
+LOW_RES_MIN_WEIGHT = 1 << 22
 
 
 def conv_transpose2d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
@@ -70,7 +74,8 @@ def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int
 
 
 def _gemm_route(module: nn.Module, x: torch.Tensor) -> bool:
-    return module.training and x.device.type == "cpu" and torch.is_grad_enabled()
+    return (module.training and x.device.type == "cpu" and torch.is_grad_enabled()
+            and module.weight.numel() >= LOW_RES_MIN_WEIGHT)  # type: ignore[operator]
 
 
 def _plain(conv: nn.Module) -> bool:
