@@ -24,6 +24,7 @@ from lusynth.gan.mirror import CheckpointMirror, mirror_uri
 from lusynth.gan.train import train_gan
 from lusynth.runtime import temporary_env
 from lusynth.stages import train_gan_stage
+from lusynth.storage import s3 as s3_mod
 from lusynth.storage.s3 import StorageError, client, upload_dir
 from tests.gan import tiny_params
 
@@ -87,21 +88,34 @@ def test_push_pull_round_trip_carries_exactly_the_resumable_state(kind: str, tmp
     assert not list(fresh.glob(".mirror-*")) and not list(out.glob(".mirror-*")), "no staging folder left behind"
 
 
-def test_s3_push_sends_only_what_changed(s3_env: dict[str, str], tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["dir", "s3"])
+def test_push_sends_only_what_changed(kind: str, tmp_path: Path, request: pytest.FixtureRequest,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    if kind == "s3":
+        request.getfixturevalue("s3_env")
+    uri = "s3://gans/unit/incremental" if kind == "s3" else str(tmp_path / "volume" / "gan")
     out = _fake_run(tmp_path / "pod")
-    m = CheckpointMirror("s3://gans/unit/incremental")
+    m = CheckpointMirror(uri)
     first = m.push(out)
     assert first["bytes_sent"] == first["bytes"]
     (out / "checkpoints" / "last.pt").write_bytes(os.urandom(4096))  # the next epoch: only last.pt changes
+    hashed: list[str] = []
+    real_sha = s3_mod.file_sha256
+    monkeypatch.setattr(s3_mod, "file_sha256", lambda p: hashed.append(Path(p).name) or real_sha(p))
     second = m.push(out)
     assert second["bytes_sent"] == 4096 < second["bytes"]
+    if kind == "s3":
+        assert hashed == ["last.pt"], "unchanged files are not read again to learn they are unchanged"
     fresh = tmp_path / "fresh"
-    m.pull(fresh)  # download_dir verifies every size and SHA-256 against the manifest
+    m.pull(fresh)  # over S3, download_dir verifies every size and SHA-256 against the manifest
     assert (fresh / "checkpoints" / "last.pt").read_bytes() == (out / "checkpoints" / "last.pt").read_bytes()
     (out / "checkpoints" / "step_00000010.pt").unlink()  # pruned checkpoints disappear from the mirror too
     m.push(out)
-    keys = [o["Key"] for o in client().list_objects_v2(Bucket="gans", Prefix="unit/incremental/").get("Contents", [])]
-    assert not any(k.endswith("step_00000010.pt") for k in keys)
+    if kind == "s3":
+        names = [o["Key"] for o in client().list_objects_v2(Bucket="gans", Prefix="unit/incremental/").get("Contents", [])]
+    else:
+        names = [p.as_posix() for p in Path(uri).rglob("*") if p.is_file()]
+    assert names and not any(k.endswith("step_00000010.pt") for k in names)
 
 
 def test_reuse_unchanged_still_uploads_a_same_size_file_with_new_bytes(s3_env: dict[str, str], tmp_path: Path) -> None:

@@ -12,7 +12,8 @@ where the next pod can reach it:
 
 A mirror is an ``s3://bucket/prefix`` (through :mod:`lusynth.storage.s3`: a reader only sees a
 complete upload, checksums verified on download, unchanged files are not uploaded again) or a
-local directory (a persistent volume), replaced atomically. The stage gives every GAN its own
+local directory (a persistent volume), where each file lands atomically, ``last.pt`` last, and
+only new or changed files are copied. The stage gives every GAN its own
 prefix under a root, named by its stage key (data, parameters and code), so a retry finds its
 own state and a changed run never picks up another's.
 """
@@ -26,7 +27,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from lusynth.atomic import atomic_dir
 from lusynth.gan.checkpoint import CHECKPOINT_DIR, LAST_FILE
 
 __all__ = ["CheckpointMirror", "MIRRORED", "mirror_uri"]
@@ -78,11 +78,34 @@ class CheckpointMirror:
                 info = upload_dir(staged, self.uri, reuse_unchanged=True)
                 sent = float(info["bytes_uploaded"])
             else:
-                with atomic_dir(self.uri) as dest:
-                    shutil.rmtree(dest)
-                    shutil.copytree(staged, dest, copy_function=shutil.copy2)
-                sent = float(size)
+                sent = float(self._push_dir(staged))
         return {"bytes": float(size), "bytes_sent": sent, "seconds": time.perf_counter() - t0}
+
+    def _push_dir(self, staged: Path) -> int:
+        """Bring a directory mirror in line with ``staged``, copying only new or changed files; returns bytes copied.
+
+        Each file lands by ``os.replace``; ``last.pt`` goes last and stale files go after it, so
+        the mirror's ``last.pt`` never points at a step checkpoint it lacks. A copy keeps the
+        source's size and mtime (``copy2``), which is how an unchanged file is recognised."""
+        dest = Path(self.uri)
+        last = Path(CHECKPOINT_DIR) / LAST_FILE
+        files = sorted((p.relative_to(staged) for p in staged.rglob("*") if p.is_file()), key=lambda r: (r == last, str(r)))
+        sent = 0
+        for rel in files:
+            src, dst = staged / rel, dest / rel
+            st = src.stat()
+            if dst.is_file() and (dst.stat().st_size, dst.stat().st_mtime_ns) == (st.st_size, st.st_mtime_ns):
+                continue
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            tmp = dst.with_name(f".tmp-{dst.name}")
+            shutil.copy2(src, tmp)
+            os.replace(tmp, dst)
+            sent += st.st_size
+        keep = set(files)
+        for p in sorted(dest.rglob("*"), reverse=True):
+            if p.is_file() and p.relative_to(dest) not in keep:
+                p.unlink()
+        return sent
 
     def exists(self) -> bool:
         if self.is_s3:
@@ -109,7 +132,7 @@ class CheckpointMirror:
 
                 download_dir(self.uri, got)  # sizes and SHA-256 checked against the manifest
             else:
-                shutil.copytree(self.uri, got, copy_function=shutil.copy2)
+                shutil.copytree(self.uri, got, copy_function=shutil.copy2, ignore=shutil.ignore_patterns(".tmp-*"))
             for name in MIRRORED:
                 src, dest = got / name, out_dir / name
                 if not src.exists():

@@ -353,6 +353,34 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
     return h.hexdigest()
 
 
+# SHA-256 of local files by (device, inode, size, mtime_ns), for ``upload_dir(reuse_unchanged=True)``:
+# re-uploads of a growing directory (a GAN's checkpoints, every epoch) would otherwise re-read
+# every unchanged file each time. Files replaced with os.replace get a new inode, so a hit is the
+# same bytes (the stat-based check DVC and git use).
+_SHA256_BY_STAT: dict[tuple[int, int, int, int], str] = {}
+_SHA256_BY_STAT_MAX = 4096
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int]:
+    st = path.stat()
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _remember_sha256(path: Path, digest: str) -> None:
+    if len(_SHA256_BY_STAT) >= _SHA256_BY_STAT_MAX:
+        _SHA256_BY_STAT.clear()
+    _SHA256_BY_STAT[_stat_key(path)] = digest
+
+
+def _sha256_of_unchanged(path: Path) -> str:
+    """:func:`file_sha256`, read again only when the file's identity, size or mtime changed."""
+    digest = _SHA256_BY_STAT.get(_stat_key(path))
+    if digest is None:
+        digest = file_sha256(path)
+        _remember_sha256(path, digest)
+    return digest
+
+
 @contextlib.contextmanager
 def _progress_bar(enabled: bool, label: str, total: int, *, unit: str = "bytes") -> Iterator[Any]:
     """Yield ``advance(n)``; a rich bar when enabled, a no-op otherwise."""
@@ -460,7 +488,7 @@ def upload_dir(
         old_files = {str(f["path"]): (int(f["size"]), str(f["sha256"])) for f in old["files"]}
         for item in files:
             if old_files.get(item.rel, (None,))[0] == item.size:
-                digest = file_sha256(item.path)
+                digest = _sha256_of_unchanged(item.path)
                 if old_files[item.rel][1] == digest:
                     reused[item.rel] = digest
     sent_files = [f for f in files if f.rel not in reused]
@@ -517,6 +545,8 @@ def upload_dir(
                 continue
             assert item.reader is not None
             entries.append({"path": item.rel, "size": item.size, "sha256": item.reader.sha256})
+            if reuse_unchanged:
+                _remember_sha256(item.path, item.reader.sha256)  # the next re-upload need not read it again
         manifest = {
             "schema": MANIFEST_SCHEMA,
             "kind": "lusynth.s3-dir",
