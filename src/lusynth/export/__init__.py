@@ -1,33 +1,6 @@
 """ONNX export of the classifier and the generators, with parity checks (see :mod:`.onnx_export`)."""
 
-from lusynth.export.onnx_export import (
-    CLASSIFIER_TOLERANCE,
-    GENERATOR_TOLERANCE,
-    ClassifierForServing,
-    ExportError,
-    ExportParityError,
-    ExportResult,
-    GeneratorForServing,
-    check_parity,
-    export_classifier,
-    export_generator,
-    file_sha256,
-    ort_session,
-    read_metadata,
-)
+from lusynth.export import onnx_export as _onnx_export
+from lusynth.export.onnx_export import *  # noqa: F403 - the package re-exports the module's public names
 
-__all__ = [
-    "CLASSIFIER_TOLERANCE",
-    "GENERATOR_TOLERANCE",
-    "ClassifierForServing",
-    "ExportError",
-    "ExportParityError",
-    "ExportResult",
-    "GeneratorForServing",
-    "check_parity",
-    "export_classifier",
-    "export_generator",
-    "file_sha256",
-    "ort_session",
-    "read_metadata",
-]
+__all__ = list(_onnx_export.__all__)
