@@ -8,7 +8,8 @@ batch 16) it measures, each in its own fresh process, one after the other on the
   optimisers from :func:`lusynth.gan.train.build_networks` and the allocator setting of
   ``train_gan`` (``GanParams.fast_cpu``);
 * ``lusynth_stock``: the same with ``fast_cpu=False`` (stock PyTorch layers, unfused Adam, default
-  malloc), which separates what the CPU fast paths bring from the rest;
+  malloc), which separates what the CPU fast paths bring from the rest (and what they cost:
+  each lusynth worker reports its peak RSS);
 * ``reference``: ``reference_dcgan_loop.py``, a faithful rewrite of the reference loop: every
   image decoded from a PNG file and resized on every access, torch's default threads.
 
@@ -77,8 +78,10 @@ def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str, fa
                 if done == warmup + steps:
                     break
     dt = time.perf_counter() - t0
+    import resource
+
     return {"images_per_second": images / dt, "seconds": dt, "steps": steps, "images": images, "threads": threads,
-            "fast_cpu": fast_cpu}
+            "fast_cpu": fast_cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _worker_peak() -> dict:
@@ -185,7 +188,8 @@ def main() -> None:
                 f"{ours['gflops_achieved']:.1f} GFLOP/s | reference {ref['images_per_second']:.1f} img/s "
                 f"{ref['gflops_achieved']:.1f} GFLOP/s | speed-up {entry['speedup']:.2f}x "
                 f"(vs reference pinned to the same threads: {ref_same['images_per_second']:.1f} img/s, {entry['speedup_same_threads']:.2f}x) | "
-                f"lusynth with fast_cpu=False {entry['lusynth_stock']['images_per_second']:.1f} img/s: fast paths {entry['speedup_fast_cpu']:.2f}x",
+                f"lusynth with fast_cpu=False {entry['lusynth_stock']['images_per_second']:.1f} img/s: fast paths {entry['speedup_fast_cpu']:.2f}x "
+                f"(peak RSS {ours['peak_rss_mb']:.0f} MB vs {entry['lusynth_stock']['peak_rss_mb']:.0f} MB)",
                 flush=True,
             )
         after = _run([__file__, "--worker", "peak"], env)
