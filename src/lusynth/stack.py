@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import shlex
 import shutil
@@ -70,11 +71,41 @@ class Credentials:
 # small process / network helpers
 
 
-def free_port(host: str = HOST) -> int:
-    """A TCP port that is free on ``host`` right now (the kernel picks it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+def _ephemeral_low() -> int:
+    """The lowest port the kernel hands out to outgoing connections (Linux default 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_port(host: str = HOST, *, exclude: frozenset[int] | set[int] = frozenset()) -> int:
+    """A TCP port that is free on ``host`` right now, and likely to stay free for a while.
+
+    Chosen at random *below* the kernel's ephemeral range: a port the kernel picked with
+    ``bind(0)`` sits in the range it also gives to every outgoing connection, so in the seconds
+    before a server binds it another process's connection (or another ``bind(0)``) can take it.
+    Ports in ``exclude`` (already chosen for the same server) are skipped.
+    """
+    low = min(_ephemeral_low(), 65536)
+    rng = secrets.SystemRandom()
+    candidates = range(20000, low) if low > 21000 else range(0)
+    for _ in range(64 if len(candidates) else 0):
+        port = rng.choice(candidates)
+        if port in exclude:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                continue
+            return port
+    while True:  # no room below the ephemeral range: let the kernel pick
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in exclude:
+            return port
 
 
 def port_open(port: int, host: str = HOST, *, timeout: float = 0.5) -> bool:
@@ -150,12 +181,46 @@ def _wait_gone(pids: list[int], timeout: float) -> None:
         time.sleep(0.1)
 
 
-def _log_tail(path: Path, lines: int = 15) -> str:
+_FATAL = re.compile(r"^F\d{4} |address already in use|port allocation failed|^Traceback|^\w*Error:", re.IGNORECASE)
+
+
+def _log_text(path: Path, start: int = 0) -> list[str]:
+    with open(path, "rb") as fh:
+        fh.seek(start)
+        return fh.read().decode(errors="replace").splitlines()
+
+
+def _log_size(path: Path) -> int:
     try:
-        text = path.read_text(errors="replace").splitlines()
+        return path.stat().st_size
+    except OSError:
+        return 0
+
+
+def _log_tail(path: Path, lines: int = 15, *, start: int = 0) -> str:
+    """The last ``lines`` of a log (from byte ``start``), led by its fatal lines.
+
+    A Go server's fatal message (a glog ``F...`` line) is followed by a goroutine dump longer
+    than any tail, so the lines that say *why* are picked out first.
+    """
+    try:
+        text = _log_text(path, start)
     except OSError:
         return "(no log)"
-    return "\n".join(text[-lines:])
+    tail = text[-lines:]
+    head = [line for line in text if _FATAL.search(line) and line not in tail][:5]
+    return "\n".join([*head, *(["..."] if head else []), *tail])
+
+
+def _bind_failed(path: Path, start: int = 0) -> bool:
+    """True when the log (from byte ``start``) says a port was taken as the server bound it."""
+    try:
+        text = "\n".join(_log_text(path, start)).lower()
+    except OSError:
+        return False
+    # "weed mini" checks its ports first ("Port allocation failed: port N ... is not available");
+    # a port taken after that check fails the bind itself ("bind: address already in use").
+    return "address already in use" in text or "port allocation failed" in text
 
 
 def _spawn(cmd: list[str], *, env: dict[str, str], log: Path, cwd: Path) -> subprocess.Popen[bytes]:
@@ -194,6 +259,13 @@ def load_or_create_credentials(stack_dir: str | os.PathLike[str]) -> Credentials
 # the two servers
 
 
+START_ATTEMPTS = 3
+_WEED_PORTS = (
+    "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
+    "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc",
+)  # fmt: skip
+
+
 def start_seaweedfs(
     data_dir: str | os.PathLike[str],
     credentials: Credentials,
@@ -201,49 +273,75 @@ def start_seaweedfs(
     s3_port: int | None = None,
     log_dir: str | os.PathLike[str] | None = None,
     timeout: float = 30.0,
+    attempts: int = START_ATTEMPTS,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """Start ``weed mini`` on 127.0.0.1 only and wait until its S3 API lists buckets.
 
     Every one of its ~10 ports is chosen free here (its defaults, 9333/8888/..., would collide
-    with a second server). Returns the process and the S3 endpoint URL.
+    with a second server). A port can still be taken by another process between the choice and
+    the server's bind; when the server dies of that ("address already in use"), it is started
+    again on new ports, up to ``attempts`` times. Returns the process and the S3 endpoint URL.
     """
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     logs = Path(log_dir).resolve() if log_dir else data_dir.parent / "logs"
     (logs / "weed").mkdir(parents=True, exist_ok=True)
-    s3_port = s3_port or free_port()
-    if port_open(s3_port):
+    log = logs / "weed.log"
+    if s3_port is not None and port_open(s3_port):
         raise StackError(f"port {HOST}:{s3_port} is taken; choose another --s3-port or leave it out")
-    ports = {
-        name: free_port()
-        for name in (
-            "master.port", "master.port.grpc", "volume.port", "volume.port.grpc", "filer.port",
-            "filer.port.grpc", "s3.port.grpc", "admin.port", "admin.port.grpc",
-        )
-    }  # fmt: skip
-    cmd = [
-        str(weed_executable()), f"-logdir={logs / 'weed'}", "mini", f"-dir={data_dir}",
-        f"-ip={HOST}", f"-ip.bind={HOST}", f"-s3.port={s3_port}",
-        *(f"-{name}={port}" for name, port in ports.items()),
-        "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
-        "-master.telemetry=false",
-    ]  # fmt: skip
-    # Unix sockets default to /tmp/seaweedfs-*-<port>.sock; keep them in the data dir when the
-    # path fits the 107-byte limit of a socket address.
-    if len(str(data_dir / "filer.sock")) < 100:
-        cmd += [f"-filer.localSocket={data_dir / 'filer.sock'}", f"-s3.localSocket={data_dir / 's3.sock'}"]
-    env = {**os.environ, **credentials.env()}
-    proc = _spawn(cmd, env=env, log=logs / "weed.log", cwd=data_dir)
-    endpoint = f"http://{HOST}:{s3_port}"
-    try:
-        wait_s3_ready(endpoint, credentials, proc, timeout=timeout, log=logs / "weed.log")
-    except BaseException:
-        stop_process(proc.pid, timeout=5.0)
-        raise
-    return proc, endpoint
+    for attempt in range(1, attempts + 1):
+        port = s3_port or free_port()
+        chosen = {port}
+        ports = {}
+        for name in _WEED_PORTS:
+            ports[name] = free_port(exclude=chosen)
+            chosen.add(ports[name])
+        cmd = [
+            str(weed_executable()), f"-logdir={logs / 'weed'}", "mini", f"-dir={data_dir}",
+            f"-ip={HOST}", f"-ip.bind={HOST}", f"-s3.port={port}",
+            *(f"-{name}={p}" for name, p in ports.items()),
+            "-s3.port.iceberg=0", "-s3.port.lance=0", "-webdav=false", "-admin.ui=false",
+            "-master.telemetry=false",
+        ]  # fmt: skip
+        # Unix sockets default to /tmp/seaweedfs-*-<port>.sock; keep them in the data dir when
+        # the path fits the 107-byte limit of a socket address.
+        if len(str(data_dir / "filer.sock")) < 100:
+            cmd += [f"-filer.localSocket={data_dir / 'filer.sock'}", f"-s3.localSocket={data_dir / 's3.sock'}"]
+        env = {**os.environ, **credentials.env()}
+        start = _log_size(log)
+        proc = _spawn(cmd, env=env, log=log, cwd=data_dir)
+        endpoint = f"http://{HOST}:{port}"
+        try:
+            wait_s3_ready(endpoint, credentials, proc, timeout=timeout, log=log, log_start=start)
+        except StackError:
+            died = proc.poll() is not None
+            stop_process(proc.pid, timeout=5.0)
+            if died and attempt < attempts and _bind_failed(log, start):
+                _note(log, f"lusynth: a port was taken while SeaweedFS started (attempt {attempt}/{attempts}); starting it again on new ports")
+                continue
+            raise
+        except BaseException:
+            stop_process(proc.pid, timeout=5.0)
+            raise
+        return proc, endpoint
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
-def wait_s3_ready(endpoint: str, credentials: Credentials, proc: subprocess.Popen[bytes] | None, *, timeout: float, log: Path | None = None) -> None:
+def _note(log: Path, line: str) -> None:
+    """Append one line of lusynth's own to a server's log (the log is the record of its starts)."""
+    with open(log, "a") as fh:
+        fh.write(line + "\n")
+
+
+def wait_s3_ready(
+    endpoint: str,
+    credentials: Credentials,
+    proc: subprocess.Popen[bytes] | None,
+    *,
+    timeout: float,
+    log: Path | None = None,
+    log_start: int = 0,
+) -> None:
     """Poll ListBuckets (with the stack's credentials) until the S3 API answers."""
     from lusynth.storage.s3 import client
 
@@ -255,7 +353,7 @@ def wait_s3_ready(endpoint: str, credentials: Credentials, proc: subprocess.Pope
     last = ""
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise StackError(f"SeaweedFS exited with code {proc.returncode} while starting; its log ({log}):\n{_log_tail(log) if log else ''}")
+            raise StackError(f"SeaweedFS exited with code {proc.returncode} while starting; its log ({log}):\n{_log_tail(log, start=log_start) if log else ''}")
         try:
             s3.list_buckets()
             return
@@ -280,13 +378,21 @@ def create_buckets(endpoint: str, credentials: Credentials, buckets: tuple[str, 
                 raise StackError(f"creating bucket {bucket} at {endpoint} failed: {exc.response.get('Error', {}).get('Code')}") from None
 
 
-def wait_http_ok(url: str, proc: subprocess.Popen[bytes] | None, *, timeout: float, what: str, log: Path | None = None) -> None:
+def wait_http_ok(
+    url: str,
+    proc: subprocess.Popen[bytes] | None,
+    *,
+    timeout: float,
+    what: str,
+    log: Path | None = None,
+    log_start: int = 0,
+) -> None:
     """Poll ``url`` until it answers 200 (or the process dies, or ``timeout`` s pass)."""
     deadline = time.monotonic() + timeout
     last = ""
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
-            raise StackError(f"{what} exited with code {proc.returncode} while starting; its log ({log}):\n{_log_tail(log) if log else ''}")
+            raise StackError(f"{what} exited with code {proc.returncode} while starting; its log ({log}):\n{_log_tail(log, start=log_start) if log else ''}")
         try:
             with urllib.request.urlopen(url, timeout=2.0) as resp:  # noqa: S310 - our own local server
                 if resp.status == 200:
@@ -305,17 +411,15 @@ def start_mlflow(
     *,
     port: int | None = None,
     timeout: float = 60.0,
+    attempts: int = START_ATTEMPTS,
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start ``mlflow server`` (SQLite backend, artifacts into SeaweedFS) and wait for ``/health``."""
-    port = port or free_port()
-    if port_open(port):
+    """Start ``mlflow server`` (SQLite backend, artifacts into SeaweedFS) and wait for ``/health``.
+
+    Like :func:`start_seaweedfs`, a server that dies because its chosen port was taken in the
+    meantime is started again on a new one (not when the caller fixed ``port``).
+    """
+    if port is not None and port_open(port):
         raise StackError(f"port {HOST}:{port} is taken; choose another --mlflow-port or leave it out")
-    cmd = [
-        *_mlflow_command(), "server",
-        "--backend-store-uri", f"sqlite:///{stack_dir / 'mlflow.db'}",
-        "--artifacts-destination", MLFLOW_ARTIFACTS,
-        "--host", HOST, "--port", str(port), "--workers", "1",
-    ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
     env.update(credentials.env())
     env.update({"MLFLOW_S3_ENDPOINT_URL": endpoint, "AWS_DEFAULT_REGION": REGION})
@@ -323,14 +427,31 @@ def start_mlflow(
     # unused by lusynth.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     log = stack_dir / "logs" / "mlflow.log"
-    proc = _spawn(cmd, env=env, log=log, cwd=stack_dir)
-    uri = f"http://{HOST}:{port}"
-    try:
-        wait_http_ok(uri + "/health", proc, timeout=timeout, what="MLflow server", log=log)
-    except BaseException:
-        stop_process(proc.pid, timeout=5.0)
-        raise
-    return proc, uri
+    for attempt in range(1, (1 if port is not None else attempts) + 1):
+        chosen = port or free_port()
+        cmd = [
+            *_mlflow_command(), "server",
+            "--backend-store-uri", f"sqlite:///{stack_dir / 'mlflow.db'}",
+            "--artifacts-destination", MLFLOW_ARTIFACTS,
+            "--host", HOST, "--port", str(chosen), "--workers", "1",
+        ]  # fmt: skip
+        start = _log_size(log)
+        proc = _spawn(cmd, env=env, log=log, cwd=stack_dir)
+        uri = f"http://{HOST}:{chosen}"
+        try:
+            wait_http_ok(uri + "/health", proc, timeout=timeout, what="MLflow server", log=log, log_start=start)
+        except StackError:
+            died = proc.poll() is not None
+            stop_process(proc.pid, timeout=5.0)
+            if died and port is None and attempt < attempts and _bind_failed(log, start):
+                _note(log, f"lusynth: port {chosen} was taken while MLflow started (attempt {attempt}/{attempts}); starting it again on a new port")
+                continue
+            raise
+        except BaseException:
+            stop_process(proc.pid, timeout=5.0)
+            raise
+        return proc, uri
+    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
 # ---------------------------------------------------------------------------------------------
