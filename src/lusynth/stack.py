@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,7 +290,9 @@ def start_seaweedfs(
     log = logs / "weed.log"
     if s3_port is not None and port_open(s3_port):
         raise StackError(f"port {HOST}:{s3_port} is taken; choose another --s3-port or leave it out")
-    for attempt in range(1, attempts + 1):
+    env = {**os.environ, **credentials.env()}
+
+    def launch() -> tuple[subprocess.Popen[bytes], str]:
         port = s3_port or free_port()
         chosen = {port}
         ports = {}
@@ -307,23 +310,39 @@ def start_seaweedfs(
         # the path fits the 107-byte limit of a socket address.
         if len(str(data_dir / "filer.sock")) < 100:
             cmd += [f"-filer.localSocket={data_dir / 'filer.sock'}", f"-s3.localSocket={data_dir / 's3.sock'}"]
-        env = {**os.environ, **credentials.env()}
+        return _spawn(cmd, env=env, log=log, cwd=data_dir), f"http://{HOST}:{port}"
+
+    def wait(proc: subprocess.Popen[bytes], endpoint: str, log_start: int) -> None:
+        wait_s3_ready(endpoint, credentials, proc, timeout=timeout, log=log, log_start=log_start)
+
+    return _start_with_port_retries("SeaweedFS", log, attempts, launch, wait)
+
+
+def _start_with_port_retries(
+    what: str,
+    log: Path,
+    attempts: int,
+    launch: Callable[[], tuple[subprocess.Popen[bytes], str]],
+    wait: Callable[[subprocess.Popen[bytes], str, int], None],
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``launch()`` a server on freshly chosen ports and ``wait`` for it; when it dies because a
+    port was taken between the choice and its bind, note that in its log and launch it again."""
+    for attempt in range(1, attempts + 1):
         start = _log_size(log)
-        proc = _spawn(cmd, env=env, log=log, cwd=data_dir)
-        endpoint = f"http://{HOST}:{port}"
+        proc, url = launch()
         try:
-            wait_s3_ready(endpoint, credentials, proc, timeout=timeout, log=log, log_start=start)
+            wait(proc, url, start)
         except StackError:
             died = proc.poll() is not None
             stop_process(proc.pid, timeout=5.0)
             if died and attempt < attempts and _bind_failed(log, start):
-                _note(log, f"lusynth: a port was taken while SeaweedFS started (attempt {attempt}/{attempts}); starting it again on new ports")
+                _note(log, f"lusynth: a port was taken while {what} started (attempt {attempt}/{attempts}); starting it again on new ports")
                 continue
             raise
         except BaseException:
             stop_process(proc.pid, timeout=5.0)
             raise
-        return proc, endpoint
+        return proc, url
     raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
 
 
@@ -427,7 +446,8 @@ def start_mlflow(
     # unused by lusynth.
     env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
     log = stack_dir / "logs" / "mlflow.log"
-    for attempt in range(1, (1 if port is not None else attempts) + 1):
+
+    def launch() -> tuple[subprocess.Popen[bytes], str]:
         chosen = port or free_port()
         cmd = [
             *_mlflow_command(), "server",
@@ -435,23 +455,12 @@ def start_mlflow(
             "--artifacts-destination", MLFLOW_ARTIFACTS,
             "--host", HOST, "--port", str(chosen), "--workers", "1",
         ]  # fmt: skip
-        start = _log_size(log)
-        proc = _spawn(cmd, env=env, log=log, cwd=stack_dir)
-        uri = f"http://{HOST}:{chosen}"
-        try:
-            wait_http_ok(uri + "/health", proc, timeout=timeout, what="MLflow server", log=log, log_start=start)
-        except StackError:
-            died = proc.poll() is not None
-            stop_process(proc.pid, timeout=5.0)
-            if died and port is None and attempt < attempts and _bind_failed(log, start):
-                _note(log, f"lusynth: port {chosen} was taken while MLflow started (attempt {attempt}/{attempts}); starting it again on a new port")
-                continue
-            raise
-        except BaseException:
-            stop_process(proc.pid, timeout=5.0)
-            raise
-        return proc, uri
-    raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+        return _spawn(cmd, env=env, log=log, cwd=stack_dir), f"http://{HOST}:{chosen}"
+
+    def wait(proc: subprocess.Popen[bytes], uri: str, log_start: int) -> None:
+        wait_http_ok(uri + "/health", proc, timeout=timeout, what="MLflow server", log=log, log_start=log_start)
+
+    return _start_with_port_retries("MLflow", log, 1 if port is not None else attempts, launch, wait)
 
 
 # ---------------------------------------------------------------------------------------------
