@@ -43,6 +43,7 @@ from lusynth.metrics.classification import choose_threshold, roc_auc
 from lusynth.models.classifier import ClassifierConfig, FrameClassifier, build_classifier
 from lusynth.params import as_dict
 from lusynth.runtime import configure_threads, select_device
+from lusynth.tracking import optional_stage_run
 
 MODEL_FILE = "model.pt"
 META_FILE = "classifier.json"
@@ -172,12 +173,6 @@ def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_
                 break
 
 
-def _tracking(enabled: bool, **kwargs: Any) -> Any:
-    from lusynth.tracking import optional_stage_run
-
-    return optional_stage_run(enabled, **kwargs)
-
-
 @contextlib.contextmanager
 def _progress(enabled: bool, total: int, label: str) -> Iterator[Any]:
     from lusynth.progress import progress
@@ -220,8 +215,8 @@ def train_classifier(
     trials = [_Trial(i, lr, w, d) for i, (lr, w, d) in enumerate(search_points(params, seed))]
 
     # the SQLite store sits beside out_dir: out_dir itself is replaced atomically at the end
-    with _tracking(params.track, stage="train_classifier", local_dir=out_dir.parent, run_name=f"classifier {arm} f={fraction} s={seed}",
-                   params={**tags, **as_dict(params), "n_train": len(train), "real_digest": real.digest}, tags=tags) as tr, \
+    with optional_stage_run(params.track, stage="train_classifier", local_dir=out_dir.parent, run_name=f"classifier {arm} f={fraction} s={seed}",
+                            params={**tags, **as_dict(params), "n_train": len(train), "real_digest": real.digest}, tags=tags) as tr, \
             _progress(progress, params.trials * params.max_epochs, f"classifier {arm} f={fraction} s={seed}") as tick:
         for trial in trials:
             _train_trial(trial, train, val_x, val_y, image_size=real.image_size, params=params, seed=seed, device=device, tick=tick)

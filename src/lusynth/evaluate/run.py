@@ -36,6 +36,7 @@ from lusynth.params import as_dict
 from lusynth.report import plots
 from lusynth.report.render import ReportArtifacts, write_report
 from lusynth.runtime import configure_threads, select_device
+from lusynth.tracking import optional_stage_run
 
 
 @dataclass
@@ -108,12 +109,6 @@ def _audit_targets(real: FrameStore, gans: list[dict[str, Any]], stores: list[Fr
     if missing:
         raise InputError(f"no synthetic frame store given for GAN(s) {', '.join(missing)}; run `lusynth generate` and pass its output with --synthetic")
     return targets
-
-
-def _tracking(enabled: bool, **kwargs: Any) -> Any:
-    from lusynth.tracking import optional_stage_run
-
-    return optional_stage_run(enabled, **kwargs)
 
 
 def _progress(enabled: bool, msg: str) -> None:
@@ -207,8 +202,8 @@ def evaluate(
         "table": table, "headline": head, "classifiers": clf_json, "comparisons": comparisons,
         "audits": audits, "privacy_gate": privacy,
     }
-    with _tracking(params.track, stage="evaluate", local_dir=out_dir.parent, run_name="evaluate",
-                   params={"frames_digest": real.digest, **as_dict(params), "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
+    with optional_stage_run(params.track, stage="evaluate", local_dir=out_dir.parent, run_name="evaluate",
+                            params={"frames_digest": real.digest, **as_dict(params), "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
         results["config"]["mlflow_run_id"] = tr.run_id if tr is not None else None
         with atomic_dir(out_dir) as tmp:
             art = write_report(tmp, results, figures)
