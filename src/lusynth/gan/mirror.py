@@ -21,6 +21,7 @@ own state and a changed run never picks up another's.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 import time
@@ -153,7 +154,5 @@ def _clean_stale(out_dir: Path) -> None:
 
 def mirror_uri(root: str, stage_key: str, label: str, fraction: float) -> str:
     """The mirror of one GAN under ``root``: readable name plus the stage key (data, params, code)."""
-    import re
-
     slug = re.sub(r"[^A-Za-z0-9_-]+", "-", label).strip("-") or "class"
     return f"{root.rstrip('/')}/{slug}-{fraction:g}-{stage_key[:16]}"

@@ -487,10 +487,9 @@ def upload_dir(
             old = {"files": []}
         old_files = {str(f["path"]): (int(f["size"]), str(f["sha256"])) for f in old["files"]}
         for item in files:
-            if old_files.get(item.rel, (None,))[0] == item.size:
-                digest = _sha256_of_unchanged(item.path)
-                if old_files[item.rel][1] == digest:
-                    reused[item.rel] = digest
+            size, digest = old_files.get(item.rel, (-1, ""))
+            if size == item.size and digest == _sha256_of_unchanged(item.path):  # hashed only when the size matches
+                reused[item.rel] = digest
     sent_files = [f for f in files if f.rel not in reused]
     try:
         # Readers must not pair the old manifest with new objects: withdraw it first.
