@@ -12,6 +12,7 @@ def export_register(
     gans: Input[list[Model]],
     results: Input[Artifact],
     profile: str,
+    overrides: dict,
     register: bool,
     experiment: str,
     parent_run_id: str,
@@ -19,18 +20,14 @@ def export_register(
     registry: Output[Markdown],
 ) -> None:
     """ONNX models (parity-checked) and, with ``register``, versions + aliases in the MLflow registry."""
-    import json
     from pathlib import Path
 
+    from lusynth.stages import run_stage
     from lusynth.tracking import join_pipeline_run
-    from lusynth.stages import export_register_stage
 
     join_pipeline_run(experiment, parent_run_id)
-    outcome = export_register_stage(models.path, classifiers=[c.path for c in classifiers], gans=[g.path for g in gans],
-                                    evaluation=results.path, register=register, profile=profile)
-    summary = json.loads((Path(models.path) / "export.json").read_text())
-    lines = ["# Exported and registered models", ""]
-    lines += [f"- {v['name']} v{v['version']}: {v.get('decision', '')} — {v.get('reason', '')}" for v in summary.get("registered", [])]
-    lines += [f"- {arm}: {c['file']} (parity max |diff| {c['max_abs_diff']:.2e})" for arm, c in summary.get("classifiers", {}).items()]
-    Path(registry.path).write_text("\n".join(lines) + "\n")
-    models.metadata.update({"cached": outcome.cached, "nominee_arm": summary.get("nominee_arm")})
+    outcome = run_stage("export", models.path, inputs={"classifiers": [c.path for c in classifiers], "gans": [g.path for g in gans],
+                                                       "evaluation": results.path},
+                        profile=profile, overrides=overrides, options={"register": register})
+    Path(registry.path).write_text(outcome.artefact.markdown())
+    models.metadata.update({**outcome.artefact.kfp_metadata(), "cached": outcome.cached})

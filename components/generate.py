@@ -7,14 +7,9 @@ from lusynth_components.settings import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def generate(gan: Input[Model], frames: Input[Dataset], profile: str, n_per_class: int, synthetic: Output[Dataset]) -> None:
-    """``n_per_class`` synthetic frames (0 = profile default) as a frame store marked synthetic."""
-    import json
-    from pathlib import Path
+def generate(gans: Input[Model], frames: Input[Dataset], profile: str, overrides: dict, synthetic: Output[Dataset]) -> None:
+    """Synthetic frames of the GAN's class as a synthetic set (a frame store marked synthetic)."""
+    from lusynth.stages import run_stage
 
-    from lusynth.stages import generate_stage, zero_is_unset
-
-    outcome = generate_stage(gan.path, frames.path, synthetic.path, profile=profile, overrides=zero_is_unset(n_per_class=n_per_class))
-    header = json.loads((Path(synthetic.path) / "header.json").read_text())
-    synthetic.metadata.update({k: header.get(k) for k in ("label", "fraction", "n_frames", "content_digest")})
-    synthetic.metadata["cached"] = outcome.cached
+    outcome = run_stage("generate", synthetic.path, inputs={"gans": [gans.path], "frames": frames.path}, profile=profile, overrides=overrides)
+    synthetic.metadata.update({**outcome.artefact.kfp_metadata(), "cached": outcome.cached})

@@ -11,16 +11,20 @@ from lusynth_components.settings import IMAGE
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def plan_gans(frames: Input[Dataset], fractions: list) -> list:
-    """One GAN job {label, fraction} per class of the frame store and training fraction."""
-    from lusynth.stages import plan_gans as plan
+def plan_gans(frames: Input[Dataset], profile: str, overrides: dict) -> list:
+    """One GAN task {label, fraction} per class of the frame store and training fraction of the grid."""
+    from lusynth.data.framestore import FrameStore
+    from lusynth.experiment import plan_gans as plan
+    from lusynth.params import stage_params
 
-    return plan(frames.path, fractions)
+    store = FrameStore.load(frames.path)
+    return [k.as_dict() for k in plan(store.classes, store.train_fractions, stage_params("experiment", profile, overrides.get("experiment")))]
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def plan_classifiers(arms: list, fractions: list, seeds: list) -> list:
-    """One classifier job {arm, fraction, seed} per cell of the experiment grid."""
-    from lusynth.stages import plan_classifiers as plan
+def plan_classifiers(profile: str, overrides: dict) -> list:
+    """One classifier task {arm, fraction, seed} per cell of the experiment grid."""
+    from lusynth.experiment import plan_classifiers as plan
+    from lusynth.params import stage_params
 
-    return plan(arms, fractions, seeds)
+    return [c.as_dict() for c in plan(stage_params("experiment", profile, overrides.get("experiment")))]

@@ -11,30 +11,24 @@ def train_gan(
     frames: Input[Dataset],
     job: dict,
     profile: str,
-    epochs: int,
+    overrides: dict,
     experiment: str,
     parent_run_id: str,
     checkpoint_root: str,
     gan: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """The paper's DCGAN on ``job['label']``'s training frames at ``job['fraction']`` (epochs 0 = profile default).
+    """The paper's DCGAN on ``job['label']``'s training frames at ``job['fraction']``.
 
     ``checkpoint_root`` (s3://... or a mounted directory; '' = off): the run's resumable state is
     mirrored there every epoch, so a retry of this task on a fresh pod resumes instead of restarting."""
-    import json
-    from pathlib import Path
-
+    from lusynth.stages import run_stage
     from lusynth.tracking import join_pipeline_run
-    from lusynth.stages import train_gan_stage, zero_is_unset
 
-    label, fraction = str(job["label"]), float(job["fraction"])
     join_pipeline_run(experiment, parent_run_id)
-    outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides=zero_is_unset(epochs=epochs),
-                              mirror_root=checkpoint_root or None)
-    info = json.loads((Path(gan.path) / "gan.json").read_text())
-    gan.metadata.update({"label": label, "fraction": fraction, "cached": outcome.cached})
-    for k, v in ((info.get("chosen") or {}).get("metrics") or {}).items():  # the chosen checkpoint's fidelity
-        if isinstance(v, (int, float)):
-            metrics.log_metric(k, float(v))
+    outcome = run_stage("train_gan", gan.path, inputs={"frames": frames.path}, key=job, profile=profile, overrides=overrides,
+                        options={"checkpoint_mirror": checkpoint_root or None})
+    gan.metadata.update({**job, "cached": outcome.cached})
+    for k, v in outcome.artefact.kfp_metrics().items():  # the chosen checkpoint's fidelity
+        metrics.log_metric(k, v)
     metrics.log_metric("cached", float(outcome.cached))

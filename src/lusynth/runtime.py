@@ -10,7 +10,9 @@ import contextlib
 import math
 import os
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def cpu_quota() -> int:
@@ -130,3 +132,24 @@ def retain_freed_memory() -> Iterator[bool]:
         for param, value in _GLIBC_DEFAULTS.items():
             libc.mallopt(param, value)  # type: ignore[attr-defined]
         libc.malloc_trim(0)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class RunContext:
+    """How a stage runs, as opposed to what it computes: none of these change a result, so they
+    are not hyperparameters, not in the profiles and not in a stage's cache key."""
+
+    track: bool = True  # log the run to MLflow (lusynth.tracking)
+    device: str | None = None  # auto | cpu | cuda[:i]; None = the stage's own default
+    threads: int | None = None  # torch CPU threads; None = the stage's default, 0 = the CPU quota
+    progress: bool = True  # progress bars / lines
+    cache: bool = True  # restore an identical earlier output from the stage cache (lusynth.stagecache)
+
+    def apply(self, params: Any) -> Any:
+        """``params`` with this context's runtime switches set where the dataclass has them."""
+        import dataclasses
+
+        names = {f.name for f in dataclasses.fields(params)}
+        changes = {k: v for k, v in (("track", None if self.track else False), ("device", self.device), ("threads", self.threads))
+                   if v is not None and k in names}
+        return dataclasses.replace(params, **changes) if changes else params

@@ -65,7 +65,8 @@ def input_digest(path: str | os.PathLike[str]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def stage_key(stage: str, params: Mapping[str, Any], inputs: Sequence[str | os.PathLike[str]] = ()) -> str:
+def stage_key(stage: str, params: Mapping[str, Any], inputs: Sequence[str | os.PathLike[str]] = (), *,
+              code: Sequence[str] = ()) -> str:
     """The cache key of one stage run."""
     payload = {
         "stage": stage,
@@ -113,6 +114,7 @@ def run_cached(
     inputs: Sequence[str | os.PathLike[str]] = (),
     run: Callable[[Path], T],
     enabled: bool = True,
+    code: Sequence[str] = (),
 ) -> tuple[T | None, bool]:
     """Restore ``out`` from the cache, or call ``run(out)`` and store the result.
 
@@ -121,7 +123,7 @@ def run_cached(
     downstream stage can chain on it even when this one ran uncached (``enabled=False``).
     """
     out = Path(out)
-    key = stage_key(stage, params, inputs)
+    key = stage_key(stage, params, inputs, code=code)
     root = cache_root() if enabled else None
     entry = root / stage / key if root else None
     if entry is not None and (entry / STAGE_FILE).is_file():

@@ -39,6 +39,7 @@ from lusynth.classifier.data import LabelledFrames, balanced_epoch, split_frames
 from lusynth.classifier.params import ClassifierParams
 from lusynth.data.framestore import open_store
 from lusynth.errors import InputError
+from lusynth.keys import Cell
 from lusynth.metrics.classification import choose_threshold, roc_auc
 from lusynth.models.classifier import ClassifierConfig, FrameClassifier, build_classifier
 from lusynth.params import as_dict
@@ -53,22 +54,62 @@ PREPROCESSING = {"input": "uint8 frame (S, S)", "scale": "x / 255", "standardize
 
 
 @dataclass
-class ClassifierResult:
-    """What one ``train_classifier`` call produced."""
+class ClassifierRun:
+    """The train-classifier stage's artefact: one trained classifier of the grid and its record
+    (``classifier.json``); the weights (``model.pt``) are read by :func:`load_classifier`."""
 
-    out_dir: Path
-    arm: str
-    fraction: float
-    seed: int
-    trial: int
-    hyperparams: dict[str, Any]
-    val_auc: float
-    val_loss: float
-    threshold: float
-    threshold_rule: str
-    n_train: int
-    seconds: float
-    run_id: str | None = None
+    path: Path
+    meta: dict[str, Any] = field(repr=False)
+
+    @property
+    def cell(self) -> Cell:
+        return Cell(str(self.meta["arm"]), self.meta["fraction"], int(self.meta["seed"]))
+
+    @property
+    def arm(self) -> str:
+        return self.cell.arm
+
+    @property
+    def fraction(self) -> float:
+        return self.cell.fraction
+
+    @property
+    def seed(self) -> int:
+        return self.cell.seed
+
+    @property
+    def val_auc(self) -> float:
+        return float(self.meta.get("val_auc", float("nan")))
+
+    @property
+    def threshold(self) -> float:
+        return float(self.meta.get("threshold", float("nan")))
+
+    @property
+    def run_id(self) -> str | None:
+        return self.meta.get("mlflow_run_id")
+
+    def save(self, out_dir: str | os.PathLike[str]) -> None:
+        """Write ``classifier.json`` into ``out_dir`` (a stage's temporary output directory)."""
+        (Path(out_dir) / META_FILE).write_text(dumps_json(self.meta))
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> ClassifierRun:
+        """Read a train-classifier output directory's record."""
+        from lusynth.util import read_json
+
+        path = Path(path)
+        meta = read_json(path / META_FILE, what="a classifier directory", hint=f"run `lusynth train-classifier --out {path}`")
+        return cls(path=path, meta=meta)
+
+    def summary(self) -> str:
+        """One line for a terminal."""
+        return (f"classifier {self.cell}: hyper-parameters {self.meta.get('hyperparams')}, val AUC {self.val_auc:.3f}, "
+                f"threshold {self.threshold:.3f}; written: {self.path}")
+
+    def kfp_metrics(self) -> dict[str, float]:
+        """Numbers for the KFP UI."""
+        return {k: float(self.meta[k]) for k in ("val_auc", "val_loss", "threshold") if isinstance(self.meta.get(k), (int, float))}
 
 
 @dataclass
@@ -195,10 +236,9 @@ def train_classifier(
     synthetic_dirs: Sequence[str | os.PathLike[str]] = (),
     params: ClassifierParams | None = None,
     progress: bool = True,
-) -> ClassifierResult:
+) -> ClassifierRun:
     """Train the classifier of one arm at one training fraction and seed; write ``out_dir``."""
     params = params or ClassifierParams()
-    t_start = time.perf_counter()
     configure_threads(params.threads or None)
     device = select_device(params.device)
     real = open_store(frames_dir)
@@ -249,16 +289,13 @@ def train_classifier(
             torch.save({"format_version": FORMAT_VERSION, "state_dict": best.best_state, "config": asdict(config),
                         "classes": real.classes, "positive_class": positive, "threshold": threshold,
                         "preprocessing": PREPROCESSING}, tmp / MODEL_FILE)
-            (tmp / META_FILE).write_text(dumps_json(meta))
+            ClassifierRun(path=out_dir, meta=meta).save(tmp)
             (tmp / HISTORY_FILE).write_text(dumps_json(history))
             if tr is not None:
                 tr.log_metrics({"val_auc": best.best_auc, "val_loss": best.best_loss, "threshold": threshold})
                 for name in (META_FILE, HISTORY_FILE, MODEL_FILE):
                     tr.log_artifact(tmp / name)
-    return ClassifierResult(out_dir=out_dir, arm=arm, fraction=fraction, seed=seed, trial=best.index, hyperparams=hyper,
-                            val_auc=best.best_auc, val_loss=best.best_loss, threshold=threshold,
-                            threshold_rule=params.threshold_rule, n_train=len(train),
-                            seconds=time.perf_counter() - t_start, run_id=meta["mlflow_run_id"])
+    return ClassifierRun(path=out_dir, meta=meta)
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""``lusynth export``, ``lusynth registry show`` and ``lusynth serve``: ONNX models, the registry, the HTTP service."""
+"""``lusynth registry show`` and ``lusynth serve``: the registry and the HTTP service (``lusynth export`` is a stage command)."""
 
 from __future__ import annotations
 
@@ -11,37 +11,6 @@ from lusynth.cli import app
 
 registry_app = typer.Typer(help="The MLflow model registry: versions, aliases, gate decisions.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
-
-
-@app.command("export")
-def export_cmd(
-    out: Path = typer.Option(..., "--out", "-o", help="Directory for the .onnx files and export.json (replaced atomically)."),
-    classifier: list[Path] = typer.Option(..., "--classifier", "--classifiers", "-c", help="Classifier directory, or a folder of them (repeat); the best per arm by validation AUC is exported."),
-    gan: Optional[list[Path]] = typer.Option(None, "--gan", "--gans", "-g", help="GAN directory, or a folder of them (repeat); per class the largest training fraction is exported."),
-    evaluation: Optional[Path] = typer.Option(None, "--evaluation", "-e", help="Output of `lusynth evaluate` (holdout AUC with CIs, privacy audits)."),
-    register: bool = typer.Option(True, "--register/--no-register", help="Log to the MLflow registry and apply the promotion gate."),
-    classifier_model: str = typer.Option("lusynth-lus-classifier", "--classifier-model", help="Registered model name of the classifier."),
-    generator_prefix: str = typer.Option("lusynth-lus-generator-", "--generator-prefix", help="Registered model name prefix of the generators."),
-    margin: float = typer.Option(0.02, "--margin", help="Non-inferiority margin on holdout AUC for promotion to champion."),
-    opset: int = typer.Option(18, "--opset", help="ONNX opset (>= 17)."),
-    profile: Optional[str] = typer.Option(None, "--profile", help="Profile name recorded as lineage."),
-) -> None:
-    """Export the classifiers and generators to ONNX (parity-checked) and register them."""
-    import json
-
-    from lusynth.registry import RegistryNames
-    from lusynth.stages import export_register_stage
-
-    export_register_stage(out, classifiers=classifier, gans=tuple(gan or ()), evaluation=evaluation, register=register,
-                          profile=profile or "demo", cache=False, names=RegistryNames(classifier_model, generator_prefix),
-                          margin=margin, opset=opset)
-    r = json.loads((out / "export.json").read_text())
-    for arm, e in r["classifiers"].items():
-        typer.echo(f"classifier {arm}: {out / e['file']} ({e['exporter']}, opset {e['opset']}, parity max diff {e['max_abs_diff']:.2g} <= {e['tolerance']:g})")
-    for label, e in r["generators"].items():
-        typer.echo(f"generator {label}: {out / e['file']} ({e['exporter']}, parity max diff {e['max_abs_diff']:g} <= {e['tolerance']:g} grey level)")
-    for v in r["registered"]:
-        typer.echo(f"registered {v['name']} v{v['version']} [{', '.join(v['aliases'])}]: {v['decision']} — {v['reason']}")
 
 
 @registry_app.command("show")

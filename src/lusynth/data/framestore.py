@@ -97,8 +97,30 @@ class FrameStore:
     def digest(self) -> str:
         return str(self.header["content_digest"])
 
+    @property
+    def train_fractions(self) -> list[float]:
+        """The nested training fractions prepared at ingest (canonical, sorted)."""
+        from lusynth.keys import fraction
+
+        return sorted({fraction(f) for f in self.header.get("train_fractions", [1.0])})
+
     def __len__(self) -> int:
         return int(self.frames.shape[0])
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> FrameStore:
+        """The stage-artefact spelling of :func:`open_store`."""
+        return open_store(path)
+
+    def summary(self) -> str:
+        """One line for a terminal: what the store holds."""
+        counts = self.manifest.groupby(["split", "label"]).size().to_dict()
+        per = ", ".join(f"{s}/{lbl} {n}" for (s, lbl), n in sorted(counts.items()))
+        return f"frame store {self.path} ({self.kind}): {len(self)} frames, {self.image_size}x{self.image_size}; {per}"
+
+    def kfp_metadata(self) -> dict[str, Any]:
+        """What the KFP artefact's metadata shows."""
+        return {"digest": self.digest, "frames": len(self), "classes": self.classes, "kind": self.kind}
 
     def indices(
         self,
@@ -117,8 +139,12 @@ class FrameStore:
                 raise FrameStoreError(f"{self.path}: no class {label!r}; classes are {self.classes}")
             mask &= (m["label"] == label).to_numpy()
         if fraction is not None:
+            from lusynth.keys import fraction as canonical
+
+            # the column holds canonical fractions (written with 6 significant digits), so the
+            # nested sets compare exactly
             tf = pd.to_numeric(m["train_fraction"], errors="coerce").to_numpy()
-            mask &= np.nan_to_num(tf, nan=np.inf) <= fraction + 1e-9
+            mask &= np.nan_to_num(tf, nan=np.inf) <= canonical(fraction)
         return np.flatnonzero(mask)
 
     def labels_as_int(self, idx: np.ndarray | None = None, *, positive: str | None = None) -> np.ndarray:

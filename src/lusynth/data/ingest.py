@@ -89,6 +89,26 @@ class IngestResult:
     report: dict[str, Any] = field(repr=False)
 
 
+@dataclass
+class IngestReport:
+    """The ingest report artefact: every input accounted for (accepted or rejected with a reason)."""
+
+    path: Path
+    report: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, report_dir: str | os.PathLike[str]) -> IngestReport:
+        """Read a report directory written by ingest."""
+        from lusynth.util import read_json
+
+        d = Path(report_dir)
+        return cls(path=d, report=read_json(d / REPORT_JSON, what="an ingest report", hint="run `lusynth ingest` to write one"))
+
+    def summary(self) -> str:
+        """The readable summary (:func:`summarise`)."""
+        return summarise(self.report)
+
+
 # --------------------------------------------------------------------------------------------
 # discovering inputs
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,23 +33,64 @@ from lusynth.evaluate.holdout import bootstrap_all, metrics_json, paired_compari
 from lusynth.evaluate.params import EvaluateParams
 from lusynth.params import as_dict
 from lusynth.report import plots
-from lusynth.report.render import ReportArtifacts, write_report
+from lusynth.report.render import HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, write_report
 from lusynth.runtime import configure_threads, select_device
 from lusynth.tracking import optional_stage_run
 
 
 @dataclass
-class EvaluationResult:
-    """Where the report went and the numbers a pipeline logs."""
+class Evaluation:
+    """The evaluate stage's artefact: the report (``report.json`` + HTML/Markdown/figures)."""
 
-    out_dir: Path
-    report: ReportArtifacts
-    headline_metrics: dict[str, float]
-    roc: dict[str, dict[str, list[float]]]
-    privacy_passed: bool | None
-    summary: list[str] = field(default_factory=list)
-    run_id: str | None = None
-    seconds: float = 0.0
+    path: Path
+    report: dict[str, Any] = field(repr=False)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Evaluation:
+        """Read an evaluate output directory."""
+        from lusynth.util import read_json
+
+        path = Path(path)
+        return cls(path=path, report=read_json(path / JSON_FILE, what="an evaluation", hint=f"run `lusynth evaluate --out {path}`"))
+
+    @property
+    def html(self) -> Path:
+        return self.path / HTML_FILE
+
+    @property
+    def markdown(self) -> Path:
+        return self.path / MARKDOWN_FILE
+
+    @property
+    def headline_metrics(self) -> dict[str, float]:
+        return headline_metrics(self.report)
+
+    @property
+    def privacy_passed(self) -> bool | None:
+        return (self.report.get("privacy_gate") or {}).get("passed")
+
+    @property
+    def classifiers(self) -> list[dict[str, Any]]:
+        """Per classifier: arm, fraction, seed, holdout metrics with CIs, ROC."""
+        return list(self.report.get("classifiers", []))
+
+    @property
+    def audits(self) -> list[dict[str, Any]]:
+        """Per generator (class x fraction): fidelity, privacy figures and the gate."""
+        return list(self.report.get("audits", []))
+
+    def reference_roc(self) -> dict[str, list[float]] | None:
+        """The frame-level ROC of the real arm at the largest fraction (lowest seed), if any."""
+        real = [c for c in self.classifiers if c["arm"] == "real"]
+        return max(real, key=lambda c: (c["fraction"], -c["seed"]))["roc"]["frame"] if real else None
+
+    def summary(self) -> str:
+        """The headline lines, the privacy gate and where the report is."""
+        lines = list(self.report.get("headline", {}).get("summary", []))
+        if self.privacy_passed is not None:
+            lines.append(f"privacy gate: {'PASS' if self.privacy_passed else 'FAIL'}")
+        lines.append(f"report: {self.html}")
+        return "\n".join(lines)
 
 
 def _read_json(path: Path) -> Any:
@@ -127,10 +167,9 @@ def evaluate(
     synthetic_dirs: Sequence[str | os.PathLike[str]] = (),
     params: EvaluateParams | None = None,
     progress: bool = True,
-) -> EvaluationResult:
+) -> Evaluation:
     """Evaluate every classifier on the real holdout, audit every GAN, write the report."""
     params = params or EvaluateParams()
-    t0 = time.perf_counter()
     configure_threads(params.threads or None)
     device = select_device(params.device)
     if not classifier_dirs:
@@ -210,10 +249,5 @@ def evaluate(
             if tr is not None:
                 tr.log_metrics(art.headline_metrics)
                 tr.log_artifact(tmp, "report")
-        report = ReportArtifacts(html=out_dir / art.html.name, markdown=out_dir / art.markdown.name, json=out_dir / art.json.name,
-                                 figures={k: out_dir / v.relative_to(tmp) for k, v in art.figures.items()},
-                                 headline_metrics=art.headline_metrics, roc=art.roc)
-    _progress(progress, f"report: {report.html}")
-    return EvaluationResult(out_dir=out_dir, report=report, headline_metrics=report.headline_metrics, roc=report.roc,
-                            privacy_passed=privacy["passed"], summary=head["summary"],
-                            run_id=results["config"]["mlflow_run_id"], seconds=time.perf_counter() - t0)
+    _progress(progress, f"report: {out_dir / HTML_FILE}")
+    return Evaluation.load(out_dir)

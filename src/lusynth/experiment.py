@@ -1,0 +1,66 @@
+"""The experiment grid: which GANs and which classifiers a run trains (pure).
+
+The KFP pipeline fans out over :func:`plan_gans` and :func:`plan_classifiers`, DVC's matrix and
+``lusynth run`` read the same :class:`ExperimentParams`, so the grid is defined once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from lusynth.classifier.params import ARMS
+from lusynth.errors import InputError
+from lusynth.keys import Cell, GanKey, fraction
+
+__all__ = ["ExperimentParams", "plan_classifiers", "plan_gans"]
+
+
+@dataclass(frozen=True)
+class ExperimentParams:
+    """The grid of one run: nested training fractions x arms x classifier seeds."""
+
+    fractions: tuple[float, ...] = (0.5, 1.0)  # nested training fractions of patients (one GAN per class and fraction)
+    arms: tuple[str, ...] = ARMS  # classifier arms: real, real+synthetic, synthetic
+    seeds: tuple[int, ...] = (0,)  # classifier seeds (one classifier per arm, fraction and seed)
+
+    def __post_init__(self) -> None:
+        if not self.fractions or not self.arms or not self.seeds:
+            raise ValueError("experiment needs at least one fraction, one arm and one seed")
+        object.__setattr__(self, "fractions", tuple(sorted({fraction(f, where="experiment.fractions") for f in self.fractions})))
+        bad = [a for a in self.arms if a not in ARMS]
+        if bad:
+            raise ValueError(f"experiment.arms={list(self.arms)!r}: unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
+        if len(set(self.seeds)) != len(self.seeds):
+            raise ValueError(f"experiment.seeds={list(self.seeds)!r}: each seed once")
+
+
+def plan_gans(classes: Sequence[str], store_fractions: Sequence[float], experiment: ExperimentParams) -> list[GanKey]:
+    """One GAN per (class, training fraction), as in the paper; the store must hold each fraction."""
+    have = {fraction(f) for f in store_fractions}
+    missing = [f for f in experiment.fractions if f not in have]
+    if missing:
+        raise InputError(f"training fraction(s) {missing} were not prepared at ingest (the frame store has {sorted(have)}); "
+                         "re-ingest with --train-fractions")
+    return [GanKey(c, f) for f in experiment.fractions for c in classes]
+
+
+def plan_classifiers(experiment: ExperimentParams) -> list[Cell]:
+    """The classifier grid: arm x training fraction x seed."""
+    return [Cell(a, f, s) for f in experiment.fractions for a in experiment.arms for s in experiment.seeds]
+
+
+def run_overrides(profile: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
+    """The overrides a whole run passes to every task: the given ones, plus the rule that ties
+    two sections together - ingest prepares every training fraction the grid uses. Every section
+    is resolved here once, so a bad value fails before any task starts."""
+    from lusynth.params import SECTIONS, merge_overrides, resolve
+
+    merged = merge_overrides(overrides)
+    resolved = resolve(SECTIONS, profile, merged)
+    fractions = sorted(set(resolved["ingest"].train_fractions) | set(resolved["experiment"].fractions))
+    if fractions != sorted(resolved["ingest"].train_fractions):
+        merged.setdefault("ingest", {})["train_fractions"] = fractions
+        resolve(("ingest",), profile, merged)
+    return merged
