@@ -152,7 +152,7 @@ def ingest_stage(
     # a local source is keyed by its bytes; s3:// and dvc:// sources by their URI (pin a dvc:// revision)
     inputs = [source] if source and "://" not in source else []
     _, cached = run_cached(
-        "ingest", out, params=key_params, inputs=inputs,
+        "ingest", out, params=key_params, inputs=inputs, code=("lusynth.data.ingest",),
         run=lambda o: ingest(source or None, o, params=params, report_dir=report_dir, phantom=phantom, progress=progress),
         enabled=cache,
     )
@@ -185,9 +185,9 @@ def train_gan_stage(
 
     params = stage_params("gan", profile, _clean(overrides))
     key = {"gan": as_dict(params), "label": label, "fraction": float(fraction)}
-    mirror = mirror_uri(mirror_root, stage_key("train_gan", key, [frames]), label, fraction) if mirror_root else None
+    mirror = mirror_uri(mirror_root, stage_key("train_gan", key, [frames], code=("lusynth.gan.train",)), label, fraction) if mirror_root else None
     _, cached = run_cached(
-        "train_gan", out, params=key, inputs=[frames],
+        "train_gan", out, params=key, inputs=[frames], code=("lusynth.gan.train",),
         run=lambda o: train_gan(frames, o, label=label, fraction=fraction, params=params, resume=resume or bool(mirror),
                                 progress=progress, mirror=mirror),
         enabled=cache and not resume,  # a resumed run continues its own directory, never a cached copy
@@ -211,7 +211,7 @@ def generate_stage(
     params = stage_params("generate", profile, _clean(overrides))
     gans = [gan] if isinstance(gan, (str, os.PathLike)) else list(gan)
     _, cached = run_cached(
-        "generate", out, params={"generate": as_dict(params)}, inputs=[*gans, frames],
+        "generate", out, params={"generate": as_dict(params)}, inputs=[*gans, frames], code=("lusynth.gan.generate",),
         run=lambda o: generate(gan, frames, o, params=params),
         enabled=cache,
     )
@@ -241,7 +241,7 @@ def train_classifier_stage(
         raise InputError(f"arm {arm!r} at fraction {fraction} needs synthetic frames, but no synthetic store was made at that fraction")
     key = {"classifier": as_dict(params), "arm": arm, "fraction": float(fraction), "seed": int(seed)}
     _, cached = run_cached(
-        "train_classifier", out, params=key, inputs=[frames, *syn],
+        "train_classifier", out, params=key, inputs=[frames, *syn], code=("lusynth.classifier.train",),
         run=lambda o: train_classifier(frames, o, arm=arm, fraction=fraction, seed=seed, synthetic_dirs=syn, params=params, progress=progress),
         enabled=cache,
     )
@@ -270,6 +270,7 @@ def evaluate_stage(
     synthetic = sorted(map(str, _stores_in(synthetic)))
     _, cached = run_cached(
         "evaluate", out, params={"evaluate": as_dict(params)}, inputs=[frames, *classifiers, *gans, *synthetic],
+        code=("lusynth.evaluate.run",),
         run=lambda o: evaluate(frames, o, classifier_dirs=classifiers, gan_dirs=gans, synthetic_dirs=synthetic, params=params, progress=progress),
         enabled=cache,
     )
@@ -300,7 +301,7 @@ def export_register_stage(
            "options": {k: (v.__dict__ if hasattr(v, "__dict__") else v) for k, v in options.items()}}
     inputs = [*classifiers, *gans, *([evaluation] if evaluation else [])]
     _, cached = run_cached(
-        "export_register", out, params=key, inputs=inputs,
+        "export_register", out, params=key, inputs=inputs, code=("lusynth.registry",),
         run=lambda o: export_and_register(o, classifier_dirs=classifiers, gan_dirs=gans, evaluation_dir=evaluation,
                                           register=register, profile=profile, **options),
         enabled=cache,
