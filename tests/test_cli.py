@@ -28,3 +28,10 @@ def test_every_command_group_is_registered() -> None:
     names = {c.name for c in app.registered_commands} | {g.name for g in app.registered_groups}
     assert {"phantom", "ingest", "train-gan", "generate", "train-classifier", "evaluate", "export", "serve", "run",
             "pipeline", "stack", "registry"} <= names
+
+
+def test_stack_without_the_dev_tools_says_in_one_line_to_install_the_dev_extra(monkeypatch, capsys, tmp_path) -> None:
+    monkeypatch.setitem(sys.modules, "lusynth_dev", None)  # as if the dev extra were not installed
+    assert main(["stack", "status", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "lusynth_dev" in err[0] and "dev extra" in err[0] and "pip install" in err[0], err

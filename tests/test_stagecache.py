@@ -1,8 +1,13 @@
-"""The stage cache: hits for identical inputs/params/code, misses when anything upstream changes."""
+"""The stage cache: hits for identical inputs/params/code, misses when anything upstream changes;
+the code part of a key covers only the modules the stage imports."""
 
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -68,3 +73,37 @@ def test_failed_stage_leaves_no_entry(tmp_path) -> None:
     with pytest.raises(RuntimeError):
         stagecache.run_cached("a", tmp_path / "o", params={}, run=boom)
     assert not any((tmp_path / "cache").rglob(stagecache.STAGE_FILE))
+
+
+def test_the_code_of_gan_training_is_what_it_imports_not_the_cli_nor_the_dev_tools() -> None:
+    closure = stagecache.code_closure("lusynth.gan.train")
+    assert {"lusynth.gan.train", "lusynth.models.dcgan", "lusynth", "lusynth.gan", "lusynth.models"} <= set(closure)
+    assert "lusynth.tracking" in closure  # imported inside a function: still part of the stage
+    assert not [m for m in closure if m == "lusynth.cli" or m.startswith("lusynth.cli.")], closure
+    assert not [m for m in closure if m.startswith("lusynth_dev")], closure
+
+
+def test_a_misspelt_stage_module_is_an_error_naming_it() -> None:
+    with pytest.raises(ValueError, match="'lusynth.gan.trian'.*no such module"):
+        stagecache.code_digest("lusynth.gan.trian")
+
+
+def _digest_in(src: Path, *modules: str) -> str:
+    """``code_digest(*modules)`` computed by a fresh interpreter that imports lusynth from ``src``."""
+    env = {**os.environ, "PYTHONPATH": str(src)}
+    code = f"from lusynth.stagecache import code_digest; print(code_digest(*{list(modules)!r}))"
+    res = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return res.stdout.strip()
+
+
+def test_gan_training_key_ignores_cli_edits_and_follows_model_edits(tmp_path: Path) -> None:
+    package = tmp_path / "src" / "lusynth"
+    shutil.copytree(Path(stagecache.__file__).parent, package, ignore=shutil.ignore_patterns("__pycache__"))
+    before = _digest_in(package.parent, "lusynth.gan.train")
+    assert before == stagecache.code_digest("lusynth.gan.train")  # the same code digests the same anywhere
+    with open(package / "cli" / "__init__.py", "a") as fh:
+        fh.write("# an edit to the command line, which training never imports\n")
+    assert _digest_in(package.parent, "lusynth.gan.train") == before
+    with open(package / "models" / "dcgan.py", "a") as fh:
+        fh.write("# an edit to the GAN's model\n")
+    assert _digest_in(package.parent, "lusynth.gan.train") != before

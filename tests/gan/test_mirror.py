@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from lusynth import stack
 from lusynth.gan.checkpoint import load_checkpoint
 from lusynth.gan.mirror import CheckpointMirror, mirror_uri
 from lusynth.gan.train import train_gan
@@ -26,6 +25,8 @@ from lusynth.runtime import temporary_env
 from lusynth.stages import train_gan_stage
 from lusynth.storage import s3 as s3_mod
 from lusynth.storage.s3 import StorageError, client, upload_dir
+from lusynth_dev.processes import stop_process
+from lusynth_dev.servers import Credentials, start_seaweedfs
 from tests.gan import tiny_params
 
 LABEL = "consolidation"
@@ -40,15 +41,15 @@ def _shared_tracking(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
 @pytest.fixture(scope="module")
 def seaweed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """A real S3 server on 127.0.0.1 with a bucket; yields the env a client needs."""
-    creds = stack.Credentials("MIRRORTESTKEY", "mirror-test-secret-1a2b3c")
-    proc, endpoint = stack.start_seaweedfs(tmp_path_factory.mktemp("weed"), creds)
+    creds = Credentials("MIRRORTESTKEY", "mirror-test-secret-1a2b3c")
+    proc, endpoint = start_seaweedfs(tmp_path_factory.mktemp("weed"), creds)
     env = {"LUSYNTH_S3_ENDPOINT_URL": endpoint, **creds.env()}
     try:
         with temporary_env(env):
             client().create_bucket(Bucket="gans")
         yield env
     finally:
-        stack.stop_process(proc.pid)
+        stop_process(proc.pid)
 
 
 @pytest.fixture

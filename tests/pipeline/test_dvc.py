@@ -80,7 +80,9 @@ def test_exp_run_with_a_changed_parameter(repo) -> None:
 
 def test_push_to_s3_and_pull_into_a_fresh_clone(repo, tmp_path) -> None:
     repo, env = repo
-    from lusynth.stack import create_buckets, load_or_create_credentials, start_seaweedfs, stop_process
+    from lusynth_dev.processes import stop_process
+    from lusynth_dev.servers import create_buckets, start_seaweedfs
+    from lusynth_dev.stack import load_or_create_credentials
 
     creds = load_or_create_credentials(tmp_path / "creds")
     proc, endpoint = start_seaweedfs(tmp_path / "weed", creds, log_dir=tmp_path / "logs")

@@ -16,14 +16,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lusynth import stack
+from lusynth_dev.ports import free_port
 
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``mlflow server``; poll /health up to 60 s; point MLFLOW_TRACKING_URI at it for the module."""
     root = tmp_path_factory.mktemp("mlflow-server")
-    port = stack.free_port()
+    port = free_port()
     exe = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
     log = open(root / "server.log", "wb")
     proc = subprocess.Popen([exe, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from lusynth import stack
+from lusynth_dev.ports import free_port
+from lusynth_dev.processes import stop_process
+from lusynth_dev.servers import Credentials, start_seaweedfs
 from lusynth.storage.s3 import StorageError, TransferOptions, client, download_dir, upload_dir
 from lusynth.tracking import TrackingError, check_reachable
 
@@ -36,9 +38,9 @@ def _dataset(root: Path) -> Path:
 
 
 def test_s3_server_killed_mid_upload_then_rerun(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    creds = stack.Credentials("FAULTTESTKEY", "fault-test-secret-9f8e7d")
+    creds = Credentials("FAULTTESTKEY", "fault-test-secret-9f8e7d")
     data = tmp_path / "weed-data"
-    proc, endpoint = stack.start_seaweedfs(data, creds)
+    proc, endpoint = start_seaweedfs(data, creds)
     port = int(endpoint.rsplit(":", 1)[1])
     monkeypatch.setenv("LUSYNTH_S3_ENDPOINT_URL", endpoint)
     for k, v in creds.env().items():
@@ -77,7 +79,7 @@ def test_s3_server_killed_mid_upload_then_rerun(tmp_path: Path, monkeypatch: pyt
         proc.wait(10)
 
         # restart on the same data: the objects written before the crash are there, the manifest is not
-        proc, endpoint2 = stack.start_seaweedfs(data, creds, s3_port=port)
+        proc, endpoint2 = start_seaweedfs(data, creds, s3_port=port)
         assert endpoint2 == endpoint
         left = client().list_objects_v2(Bucket="faults", Prefix="run/").get("KeyCount", 0)
         assert left >= 20  # SeaweedFS is persistent: the partial upload's objects survived
@@ -93,25 +95,13 @@ def test_s3_server_killed_mid_upload_then_rerun(tmp_path: Path, monkeypatch: pyt
             assert (tmp_path / "reader" / rel).read_bytes() == (src / rel).read_bytes()
         print(f"crash after {kill_time[0] - t0:.1f} s of upload; error {took:.1f} s later; {left} objects left behind")
     finally:
-        stack.stop_process(proc.pid, timeout=10)
+        stop_process(proc.pid, timeout=10)
 
 
 def test_mlflow_unreachable_fails_fast_naming_the_uri() -> None:
-    port = stack.free_port()  # nothing listens here
+    port = free_port()  # nothing listens here
     uri = f"http://127.0.0.1:{port}"
     t0 = time.monotonic()
     with pytest.raises(TrackingError, match=f"127.0.0.1:{port}.*not reachable"):
         check_reachable(uri)
     assert time.monotonic() - t0 < 5
-
-
-def test_stack_up_reports_a_taken_port(tmp_path: Path) -> None:
-    import socket
-
-    with socket.socket() as busy:
-        busy.bind(("127.0.0.1", 0))
-        busy.listen(1)
-        taken = busy.getsockname()[1]
-        with pytest.raises(stack.StackError, match=f"port 127.0.0.1:{taken} is taken.*--s3-port"):
-            stack.up(tmp_path / "st", s3_port=taken)
-    assert stack.status(tmp_path / "st")["up"] is False

@@ -12,18 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from lusynth import stack
+from lusynth_dev import logs, ports, servers
+from lusynth_dev.processes import stop_process
 
 
 def test_free_ports_are_bindable_below_the_ephemeral_range_and_skip_exclusions() -> None:
-    low = stack._ephemeral_low()
+    low = ports._ephemeral_low()
     chosen: set[int] = set()
     for _ in range(40):
-        port = stack.free_port(exclude=chosen)
+        port = ports.free_port(exclude=chosen)
         assert port not in chosen
         assert port < low, f"{port} is in the ephemeral range (from {low}) where outgoing connections take ports"
         with socket.socket() as s:
-            s.bind((stack.HOST, port))  # free indeed
+            s.bind((ports.HOST, port))  # free indeed
         chosen.add(port)
 
 
@@ -32,36 +33,36 @@ def held_first_port(monkeypatch: pytest.MonkeyPatch) -> Iterator[int]:
     """The first ``free_port()`` answer is a port another socket has bound (not listening, so a
     probe finds nothing there); later answers are real."""
     holder = socket.socket()
-    holder.bind((stack.HOST, stack.free_port()))
+    holder.bind((ports.HOST, ports.free_port()))
     held = int(holder.getsockname()[1])
-    real: Callable[..., int] = stack.free_port
+    real: Callable[..., int] = ports.free_port
     calls = {"n": 0}
 
     def first_taken(*args: object, **kwargs: object) -> int:
         calls["n"] += 1
         return held if calls["n"] == 1 else real(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(stack, "free_port", first_taken)
+    monkeypatch.setattr(ports, "free_port", first_taken)
     try:
         yield held
     finally:
         holder.close()
 
 
-CREDS = stack.Credentials("PORTTESTKEY", "port-test-secret-0123456789")
+CREDS = servers.Credentials("PORTTESTKEY", "port-test-secret-0123456789")
 
 
 @pytest.mark.slow
 def test_seaweedfs_starts_again_on_new_ports_when_its_s3_port_is_taken_at_its_check(held_first_port: int, tmp_path: Path) -> None:
-    proc, endpoint = stack.start_seaweedfs(tmp_path / "data", CREDS, log_dir=tmp_path / "logs")
+    proc, endpoint = servers.start_seaweedfs(tmp_path / "data", CREDS, log_dir=tmp_path / "logs")
     try:
         assert not endpoint.endswith(f":{held_first_port}")
-        stack.wait_s3_ready(endpoint, CREDS, proc, timeout=5)
+        servers.wait_s3_ready(endpoint, CREDS, proc, timeout=5)
         log = (tmp_path / "logs" / "weed.log").read_text()
         assert f"port {held_first_port} for S3" in log and "is not available" in log
         assert "starting it again on new ports" in log
     finally:
-        stack.stop_process(proc.pid)
+        stop_process(proc.pid)
 
 
 @pytest.mark.slow
@@ -69,14 +70,14 @@ def test_seaweedfs_starts_again_when_its_s3_port_is_taken_after_its_check(monkey
     """The CI failure: the S3 port was free when ``weed mini`` checked its ports, and another
     process took it in the seconds before the S3 server (started last, once the filer answers)
     bound it: "S3 API Server listener on ...: bind: address already in use", exit 255."""
-    real = stack.free_port
+    real = ports.free_port
     answers: list[int] = []
 
     def recording(*args: object, **kwargs: object) -> int:
         answers.append(real(*args, **kwargs))  # type: ignore[arg-type]
         return answers[-1]
 
-    monkeypatch.setattr(stack, "free_port", recording)
+    monkeypatch.setattr(ports, "free_port", recording)
     grabbed: list[socket.socket] = []
 
     def grab_s3_port_once_master_listens() -> None:
@@ -84,15 +85,15 @@ def test_seaweedfs_starts_again_when_its_s3_port_is_taken_after_its_check(monkey
         while len(answers) < 2 and time.monotonic() < deadline:
             time.sleep(0.005)
         s3_port, master_port = answers[0], answers[1]
-        while not stack.port_open(master_port, timeout=0.05) and time.monotonic() < deadline:
+        while not ports.port_open(master_port, timeout=0.05) and time.monotonic() < deadline:
             time.sleep(0.01)
         sock = socket.socket()
-        sock.bind((stack.HOST, s3_port))  # before S3 binds: it starts after the filer answers
+        sock.bind((ports.HOST, s3_port))  # before S3 binds: it starts after the filer answers
         grabbed.append(sock)
 
     grabber = threading.Thread(target=grab_s3_port_once_master_listens, daemon=True)
     grabber.start()
-    proc, endpoint = stack.start_seaweedfs(tmp_path / "data", CREDS, log_dir=tmp_path / "logs")
+    proc, endpoint = servers.start_seaweedfs(tmp_path / "data", CREDS, log_dir=tmp_path / "logs")
     try:
         grabber.join(5)
         assert grabbed, "the S3 port was not taken in time; the test did not exercise the late bind failure"
@@ -101,18 +102,18 @@ def test_seaweedfs_starts_again_when_its_s3_port_is_taken_after_its_check(monkey
         assert f"127.0.0.1:{answers[0]}: bind: address already in use" in log
         assert "starting it again on new ports" in log
         # had it not been retried, the error would lead with the fatal line, not the goroutine dump
-        tail = stack._log_tail(tmp_path / "logs" / "weed.log", lines=3)
+        tail = logs.log_tail(tmp_path / "logs" / "weed.log", lines=3)
         assert "S3 API Server listener on" in tail.splitlines()[0], tail
     finally:
-        stack.stop_process(proc.pid)
+        stop_process(proc.pid)
         for sock in grabbed:
             sock.close()
 
 
 @pytest.mark.slow
 def test_seaweedfs_bind_failure_names_the_cause_not_just_a_goroutine_dump(held_first_port: int, tmp_path: Path) -> None:
-    with pytest.raises(stack.StackError) as info:
-        stack.start_seaweedfs(tmp_path / "data", CREDS, log_dir=tmp_path / "logs", attempts=1)
+    with pytest.raises(servers.StackError) as info:
+        servers.start_seaweedfs(tmp_path / "data", CREDS, log_dir=tmp_path / "logs", attempts=1)
     msg = str(info.value)
     assert "exited with code" in msg
     assert f"port {held_first_port} for S3" in msg and "is not available" in msg, msg
@@ -121,11 +122,11 @@ def test_seaweedfs_bind_failure_names_the_cause_not_just_a_goroutine_dump(held_f
 @pytest.mark.slow
 def test_mlflow_starts_again_on_a_new_port_when_its_port_was_taken(held_first_port: int, tmp_path: Path) -> None:
     (tmp_path / "logs").mkdir()
-    proc, uri = stack.start_mlflow(tmp_path, "http://127.0.0.1:9", CREDS)
+    proc, uri = servers.start_mlflow(tmp_path, "http://127.0.0.1:9", CREDS)
     try:
         assert not uri.endswith(f":{held_first_port}")
         log = (tmp_path / "logs" / "mlflow.log").read_text()
         assert "address already in use" in log.lower()
         assert "a port was taken while MLflow started (attempt 1/3)" in log
     finally:
-        stack.stop_process(proc.pid)
+        stop_process(proc.pid)

@@ -13,7 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from lusynth import stack
+from lusynth_dev import stack
+from lusynth_dev.ports import port_open
+from lusynth_dev.processes import process_alive
+from lusynth_dev.servers import BUCKETS, StackError
 from lusynth.storage.s3 import StorageError, client, download_dir, upload_dir
 
 pytestmark = pytest.mark.slow
@@ -82,7 +85,7 @@ def test_up_serves_on_loopback_only(running: dict) -> None:
 
 def test_buckets_exist_and_secret_stays_in_the_credentials_file(running: dict, stack_environment: dict) -> None:
     names = {b["Name"] for b in client().list_buckets()["Buckets"]}
-    assert set(stack.BUCKETS) <= names
+    assert set(BUCKETS) <= names
     cred_file = Path(running["credentials_file"])
     assert stat.S_IMODE(cred_file.stat().st_mode) == 0o600
     secret = stack_environment["AWS_SECRET_ACCESS_KEY"]
@@ -143,6 +146,18 @@ def test_wrong_credentials_name_the_endpoint_not_the_secret(
         assert wrong not in text and real_secret not in text
 
 
+def test_stack_up_reports_a_taken_port(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        taken = busy.getsockname()[1]
+        with pytest.raises(StackError, match=f"port 127.0.0.1:{taken} is taken.*--s3-port"):
+            stack.up(tmp_path / "st", s3_port=taken)
+    assert stack.status(tmp_path / "st")["up"] is False
+
+
 def test_cli_status_and_env(running: dict, capsys: pytest.CaptureFixture[str]) -> None:
     import lusynth.cli.stack  # noqa: F401 - registers `stack` on the app
     from lusynth.cli import main
@@ -172,8 +187,8 @@ def test_down_stops_everything(running: dict) -> None:
     was = stack.down(running["dir"])
     took = time.monotonic() - t0
     assert was == {"s3": True, "mlflow": True}
-    assert not stack.process_alive(running["s3"]["pid"]) and not stack.process_alive(running["mlflow"]["pid"])
-    assert not stack.port_open(running["s3"]["port"]) and not stack.port_open(running["mlflow"]["port"])
+    assert not process_alive(running["s3"]["pid"]) and not process_alive(running["mlflow"]["pid"])
+    assert not port_open(running["s3"]["port"]) and not port_open(running["mlflow"]["port"])
     assert not list(Path(running["dir"]).glob("*.pid"))
     assert stack.status(running["dir"])["up"] is False
     result = CliRunner().invoke(app, ["stack", "status", "--dir", running["dir"]])
