@@ -115,40 +115,36 @@ def make_pipeline(*, gpu: bool = False, local: bool = False) -> Callable[..., An
     def lusynth_experiment(
         source: str = "",
         profile: str = "demo",
-        fractions: list = [0.5, 1.0],  # noqa: B006 - KFP pipeline defaults are compiled, not shared
-        seeds: list = [0],  # noqa: B006
-        arms: list = ["real", "real+synthetic", "synthetic"],  # noqa: B006
-        image_size: int = 0,
-        synthetic_count: int = 0,
-        gan_epochs: int = 0,
+        overrides: dict = {},  # noqa: B006 - KFP pipeline defaults are compiled, not shared
         experiment: str = "lusynth",
         register: bool = True,
         parent_run_id: str = "",
         gan_checkpoints: str = "",
     ) -> NamedTuple("Outputs", results=dsl.Artifact, models=dsl.Model):
-        """``source`` '' = built-in phantom; integer parameters 0 = the profile's value; ``gan_checkpoints``
-        (s3://bucket/prefix, '' = off): where GAN training mirrors its resumable state, so a retried
-        train_gan task resumes on its new pod."""
-        ing = s(ingest(source=source, profile=profile, image_size=image_size, fractions=fractions), "ingest")
+        """``source`` '' = built-in phantom. ``profile`` names a profile of lusynth/profiles.yaml and
+        ``overrides`` ({section: {field: value}}) goes on top of it; ``lusynth run`` and
+        ``lusynth pipeline submit`` pass every value resolved (lusynth.experiment.run_overrides),
+        so the run records what it ran with. ``gan_checkpoints`` (s3://bucket/prefix, '' = off):
+        where GAN training mirrors its resumable state, so a retried train_gan task resumes."""
+        ing = s(ingest(source=source, profile=profile, overrides=overrides), "ingest")
         frames = ing.outputs["frames"]
-        gan_jobs = s(plan_gans(frames=frames, fractions=fractions), "plan_gans")
-        classifier_jobs = s(plan_classifiers(arms=arms, fractions=fractions, seeds=seeds), "plan_classifiers")
+        gan_jobs = s(plan_gans(frames=frames, profile=profile, overrides=overrides), "plan_gans")
+        classifier_jobs = s(plan_classifiers(profile=profile, overrides=overrides), "plan_classifiers")
         with dsl.ParallelFor(gan_jobs.output, name="gans") as job:
-            g = s(train_gan(frames=frames, job=job, profile=profile, epochs=gan_epochs,
+            g = s(train_gan(frames=frames, job=job, profile=profile, overrides=overrides,
                             experiment=experiment, parent_run_id=parent_run_id, checkpoint_root=gan_checkpoints), "train_gan")
-            syn = s(generate(gan=g.outputs["gan"], frames=frames, profile=profile, n_per_class=synthetic_count), "generate")
-        # the compiler cannot feed one loop's fan-in into another loop: bundle the synthetic stores first
+            syn = s(generate(gans=g.outputs["gan"], frames=frames, profile=profile, overrides=overrides), "generate")
+        # the compiler cannot feed one loop's fan-in into another loop: bundle the synthetic sets first
         bundle = s(bundle_synthetic(synthetic=dsl.Collected(syn.outputs["synthetic"])), "bundle_synthetic")
         with dsl.ParallelFor(classifier_jobs.output, name="classifiers") as cj:
-            c = s(train_classifier(frames=frames, synthetic=bundle.outputs["bundle"], job=cj,
-                                   profile=profile, experiment=experiment,
-                                   parent_run_id=parent_run_id), "train_classifier")
+            c = s(train_classifier(frames=frames, synthetic=bundle.outputs["bundle"], job=cj, profile=profile, overrides=overrides,
+                                   experiment=experiment, parent_run_id=parent_run_id), "train_classifier")
         ev = s(evaluate(frames=frames, classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
-                        synthetic=dsl.Collected(syn.outputs["synthetic"]), profile=profile, experiment=experiment,
+                        synthetic=dsl.Collected(syn.outputs["synthetic"]), profile=profile, overrides=overrides, experiment=experiment,
                         parent_run_id=parent_run_id), "evaluate")
         ex = s(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
-                               results=ev.outputs["results"], profile=profile, register=register, experiment=experiment,
-                               parent_run_id=parent_run_id), "export_register")
+                               results=ev.outputs["results"], profile=profile, overrides=overrides, register=register,
+                               experiment=experiment, parent_run_id=parent_run_id), "export_register")
         outputs = NamedTuple("Outputs", results=dsl.Artifact, models=dsl.Model)
         return outputs(results=ev.outputs["results"], models=ex.outputs["models"])
 

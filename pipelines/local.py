@@ -9,7 +9,7 @@ second run with the same inputs restore every stage instead of recomputing it.
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,42 +42,35 @@ def run_local(
     *,
     source: str = "",
     profile: str = "demo",
-    fractions: Sequence[float] = (0.5, 1.0),
-    seeds: Sequence[int] = (0,),
-    arms: Sequence[str] = ("real", "real+synthetic", "synthetic"),
-    image_size: int = 0,
-    synthetic_count: int = 0,
-    gan_epochs: int = 0,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
     experiment: str = "lusynth",
 ) -> LocalRun:
-    """Run the pipeline locally; raise if any task fails (its log names the stage)."""
+    """Run the pipeline locally; raise if any task fails (its log names the stage). Every parameter
+    is resolved and checked before the first task starts."""
     from kfp import local
 
-    from lusynth.stages import plan_classifiers
+    from lusynth.experiment import run_overrides
+    from lusynth.params import SECTIONS, flat_params, resolve
+    from lusynth.runtime import cpu_quota, temporary_env
     from lusynth.tracking import parent_run, tracking_uri
     from lusynth_pipelines.experiment import make_pipeline
 
-    plan_classifiers(arms, fractions, seeds)  # fail fast on a bad grid, before any task starts
+    resolved_overrides = run_overrides(profile, overrides)
+    resolved = resolve(SECTIONS, profile, resolved_overrides)
     out = Path(out).resolve()
     out.mkdir(parents=True, exist_ok=True)
     uri = tracking_uri(out)
     t0 = time.perf_counter()
-    params: dict[str, Any] = {
-        "source": source, "profile": profile, "fractions": [float(f) for f in fractions], "seeds": [int(s) for s in seeds],
-        "arms": list(arms), "image_size": image_size, "synthetic_count": synthetic_count, "gan_epochs": gan_epochs,
-        "experiment": experiment,
-    }
-    from lusynth.runtime import cpu_quota, temporary_env
-
     # kfp.local runs up to 2 loop iterations at once: give each task its share of the CPUs, since
     # two tasks each starting a thread per core made training 2-3x slower on 2 cores (measured)
     threads = os.environ.get("LUSYNTH_THREADS") or str(max(1, cpu_quota() // LOCAL_PARALLELISM))
     with temporary_env({"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_THREADS": threads}), \
-            parent_run("pipeline", local_dir=out, experiment=experiment, params=params,
+            parent_run("pipeline", local_dir=out, experiment=experiment,
+                       params={"source": source or "phantom", "profile": profile, **flat_params(resolved)},
                        tags={"lusynth.engine": "kfp.local", "lusynth.profile": profile}) as parent:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / "kfp"), enable_caching=False)
         pipeline = make_pipeline(local=True)
-        task = pipeline(**params, parent_run_id=parent.run_id)
+        task = pipeline(source=source, profile=profile, overrides=resolved_overrides, experiment=experiment, parent_run_id=parent.run_id)
         results, models = Path(task.outputs["results"].path), Path(task.outputs["models"].path)
         parent.set_tags({"lusynth.results": str(results), "lusynth.models": str(models)})
     seconds = time.perf_counter() - t0

@@ -2,55 +2,48 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 
 from lusynth.cli import app
+from lusynth.cli.stages import overrides_from, section_flags, set_signature
 
 pipeline_app = typer.Typer(help="Compile the KFP pipeline, or submit it to a Kubeflow Pipelines host.", no_args_is_help=True)
 app.add_typer(pipeline_app, name="pipeline")
 
 
-def _floats(text: str) -> list[float]:
-    return [float(x) for x in text.split(",") if x.strip()]
+#: sections with their own flags on `run` and `pipeline submit` (the rest: --set SECTION.KEY=VALUE)
+RUN_SECTIONS = ("experiment", "ingest")
 
 
-def _ints(text: str) -> list[int]:
-    return [int(x) for x in text.split(",") if x.strip()]
+def _run_flags() -> list[Any]:
+    used = {"--out", "--profile", "--set", "--params-file", "--experiment", "-o", "--host", "--schedule", "--gpu", "--no-gpu",
+            "--namespace", "--gan-checkpoints", "--job-name", "--source"}
+    return section_flags(RUN_SECTIONS, used)
 
 
-def _arms(text: str) -> list[str]:
-    return [x.strip() for x in text.split(",") if x.strip()]
+def _overrides(flags: list[Any], values: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return overrides_from(flags, values, values.get("assignments"), values.get("params_file"))
 
 
-FRACTIONS = typer.Option("0.5,1.0", "--fractions", help="Nested training fractions (by patient).")
-SEEDS = typer.Option("0", "--seeds", help="Classifier seeds.")
-ARMS = typer.Option("real,real+synthetic,synthetic", "--arms", help="Arms: real, real+synthetic, synthetic.")
+def _param(name: str, annotation: Any, info: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=info)
 
 
-@app.command("run")
-def run_cmd(
-    source: Optional[str] = typer.Argument(None, help="Data: folder, labels CSV or s3:// prefix. Omit for the built-in phantom."),
-    out: Path = typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory (KFP outputs, MLflow store, report)."),
-    profile: str = typer.Option("demo", "--profile", help="demo (minutes on 2 CPUs) | paper (GPU)."),
-    fractions: str = FRACTIONS,
-    seeds: str = SEEDS,
-    arms: str = ARMS,
-    image_size: int = typer.Option(0, "--image-size", help="64/128/256; 0 = the profile's."),
-    synthetic_count: int = typer.Option(0, "--synthetic-count", help="Synthetic frames per class; 0 = the profile's."),
-    gan_epochs: int = typer.Option(0, "--gan-epochs", help="GAN epochs; 0 = the profile's."),
-    experiment: str = typer.Option("lusynth", "--experiment", help="MLflow experiment name."),
-) -> None:
-    """Run the whole pipeline on this machine with kfp.local, then print the results table."""
+_SET = _param("assignments", Optional[list[str]], typer.Option(None, "--set", help="Override any parameter: SECTION.KEY=VALUE (repeat), "
+                                                                                    "e.g. --set gan.epochs=20 --set generate.n_per_class=100."))
+_PARAMS_FILE = _param("params_file", Optional[Path], typer.Option(None, "--params-file", help="YAML with per-section overrides."))
+
+
+def _run(**values: Any) -> None:
     from lusynth_pipelines.local import run_local
 
-    result = run_local(
-        out, source=source or "", profile=profile, fractions=_floats(fractions), seeds=_ints(seeds), arms=_arms(arms),
-        image_size=image_size, synthetic_count=synthetic_count, gan_epochs=gan_epochs, experiment=experiment,
-    )
+    result = run_local(values["out"], source=values["source"] or "", profile=values["profile"],
+                       overrides=_overrides(_RUN_FLAGS, values), experiment=values["experiment"])
     typer.echo("")
     table = _results_table(result.results)
     if table:
@@ -58,16 +51,27 @@ def run_cmd(
     typer.echo(f"finished in {result.seconds:.0f} s")
     typer.echo(f"report:  {result.report_html}")
     typer.echo(f"         {result.report_md}")
-    export = result.models / "export.json"
-    if export.is_file():
-        summary = json.loads(export.read_text())
-        typer.echo(f"models:  {result.models} (ONNX)")
-        for v in summary.get("registered", []):
-            typer.echo(f"         {v['name']} v{v['version']}: {v.get('decision', '')}")
+    from lusynth.export.stage import ExportedModels
+
+    typer.echo(f"models:  {result.models} (ONNX)")
+    for line in ExportedModels.load(result.models).registered_lines():
+        typer.echo(f"         {line}")
     if result.tracking_uri.startswith("sqlite:///"):
         typer.echo(f"MLflow:  mlflow ui --backend-store-uri {result.tracking_uri}   (then open http://127.0.0.1:5000)")
     else:
         typer.echo(f"MLflow:  {result.tracking_uri}")
+
+
+_RUN_FLAGS = _run_flags()
+app.command("run", help="Run the whole pipeline on this machine with kfp.local, then print the results table.")(set_signature(
+    _run,
+    [_param("source", Optional[str], typer.Argument(None, metavar="SOURCE", help="Data: folder, labels CSV or s3:// prefix. "
+                                                                                  "Omit for the built-in phantom.")),
+     _param("out", Path, typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory (KFP outputs, MLflow store, report).")),
+     _param("profile", str, typer.Option("demo", "--profile", help="demo (minutes on 2 CPUs) | paper (GPU) | tiny (tests).")),
+     *[f.parameter for f in _RUN_FLAGS], _SET, _PARAMS_FILE,
+     _param("experiment", str, typer.Option("lusynth", "--experiment", help="MLflow experiment name."))],
+    name="run", doc="Run the whole pipeline on this machine with kfp.local, then print the results table."))
 
 
 def _results_table(results: Path) -> str:
@@ -99,29 +103,30 @@ def compile_cmd(
     typer.echo(str(compile_to(out, gpu=gpu)))
 
 
-@pipeline_app.command("submit")
-def submit_cmd(
-    host: str = typer.Option(..., "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8080"),
-    schedule: Optional[str] = typer.Option(None, "--schedule", help="Cron expression: create a recurring run instead of one run."),
-    experiment: str = typer.Option("lusynth", "--experiment", help="KFP (and MLflow) experiment name."),
-    source: str = typer.Option("", "--source", help="Data URI (s3://... on a cluster); '' = phantom."),
-    profile: str = typer.Option("paper", "--profile"),
-    fractions: str = FRACTIONS,
-    seeds: str = SEEDS,
-    arms: str = ARMS,
-    gpu: bool = typer.Option(True, "--gpu/--no-gpu", help="One GPU per training task."),
-    namespace: Optional[str] = typer.Option(None, "--namespace"),
-    gan_checkpoints: str = typer.Option(
-        "", "--gan-checkpoints", envvar="LUSYNTH_GAN_CHECKPOINTS",
-        help="s3://bucket/prefix where GAN training mirrors its resumable state, so a retried task resumes; '' = off.",
-    ),
-) -> None:
-    """Create a run (or a recurring run with --schedule) on a Kubeflow Pipelines host."""
+def _submit(**values: Any) -> None:
+    from lusynth.experiment import run_overrides
     from lusynth_pipelines.submit import submit
 
+    overrides = run_overrides(values["profile"], _overrides(_RUN_FLAGS, values))  # fails here, before contacting the host
     ids = submit(
-        host, experiment=experiment, schedule=schedule, gpu=gpu, namespace=namespace,
-        arguments={"source": source, "profile": profile, "fractions": _floats(fractions), "seeds": _ints(seeds),
-                   "arms": _arms(arms), "experiment": experiment, "gan_checkpoints": gan_checkpoints},
+        values["host"], experiment=values["experiment"], schedule=values["schedule"], gpu=values["gpu"], namespace=values["namespace"],
+        arguments={"source": values["source"], "profile": values["profile"], "overrides": overrides, "experiment": values["experiment"],
+                   "gan_checkpoints": values["gan_checkpoints"]},
     )
     typer.echo(json.dumps(ids))
+
+
+pipeline_app.command("submit", help="Create a run (or a recurring run with --schedule) on a Kubeflow Pipelines host.")(set_signature(
+    _submit,
+    [_param("host", str, typer.Option(..., "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8080")),
+     _param("schedule", Optional[str], typer.Option(None, "--schedule", help="Cron expression: create a recurring run instead of one run.")),
+     _param("experiment", str, typer.Option("lusynth", "--experiment", help="KFP (and MLflow) experiment name.")),
+     _param("source", str, typer.Option("", "--source", help="Data URI (s3://... on a cluster); '' = phantom.")),
+     _param("profile", str, typer.Option("paper", "--profile", help="Parameter profile.")),
+     *[f.parameter for f in _RUN_FLAGS], _SET, _PARAMS_FILE,
+     _param("gpu", bool, typer.Option(True, "--gpu/--no-gpu", help="One GPU per training task.")),
+     _param("namespace", Optional[str], typer.Option(None, "--namespace")),
+     _param("gan_checkpoints", str, typer.Option("", "--gan-checkpoints", envvar="LUSYNTH_GAN_CHECKPOINTS",
+                                                  help="s3://bucket/prefix where GAN training mirrors its resumable state, so a retried "
+                                                       "task resumes; '' = off."))],
+    name="submit", doc="Create a run (or a recurring run with --schedule) on a Kubeflow Pipelines host."))

@@ -62,6 +62,34 @@ def _show(value: Any) -> str:
     return "''" if value == "" else str(value)
 
 
+def _flag(dest: str, name: str, section: str | None, annotation: Any, info: Any) -> Flag:
+    ident = f"{dest}__{section + '__' if section else ''}{name}"
+    return Flag(dest, name, section, inspect.Parameter(ident, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
+
+
+def section_flags(sections: tuple[str, ...], used: set[str]) -> list[Flag]:
+    """One flag per field of each section's dataclass (runtime fields excepted); a flag name
+    already in ``used`` gets the section as prefix. ``used`` is updated."""
+    flags = []
+    for section in sections:
+        cls = section_class(section)
+        hints, helps, choices = typing.get_type_hints(cls), field_help(cls), field_choices(cls)
+        for f in dataclasses.fields(cls):
+            if f.name in RUNTIME_FIELDS:
+                continue
+            flag = _dashes(f.name) if _dashes(f.name) not in used else _dashes(f"{section}_{f.name}")
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            text = helps.get(f.name, "")
+            if f.name in choices:
+                text += f" One of: {', '.join(map(str, choices[f.name]))}."
+            text += f" ({section}.{f.name}; default: the profile's, demo {_show(default)})"
+            hint = hints[f.name]
+            decls = (f"{flag}/--no-{flag[2:]}",) if hint is bool else (flag,)
+            used.add(flag)
+            flags.append(_flag("param", f.name, section, _param_type(hint), typer.Option(None, *decls, help=text.strip(), show_default=False)))
+    return flags
+
+
 def stage_flags(row: Stage) -> list[Flag]:
     """The flags of ``row``'s command, in help order."""
     flags: list[Flag] = []
@@ -70,8 +98,7 @@ def stage_flags(row: Stage) -> list[Flag]:
 
     def add(dest: str, name: str, section: str | None, annotation: Any, info: Any, decls: tuple[str, ...]) -> None:
         used.update(decls)
-        ident = f"{dest}__{section + '__' if section else ''}{name}"
-        flags.append(Flag(dest, name, section, inspect.Parameter(ident, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation)))
+        flags.append(_flag(dest, name, section, annotation, info))
 
     for o in row.options:
         if o.argument:
@@ -90,21 +117,7 @@ def stage_flags(row: Stage) -> list[Flag]:
         for f in dataclasses.fields(key_cls):
             add("key", f.name, None, hints[f.name], typer.Option(..., _dashes(f.name), help=f"Task key: {f.name} of the {key_cls.__name__}."),
                 (_dashes(f.name),))
-    for section in row.sections:
-        cls = section_class(section)
-        hints, helps, choices = typing.get_type_hints(cls), field_help(cls), field_choices(cls)
-        for f in dataclasses.fields(cls):
-            if f.name in RUNTIME_FIELDS:
-                continue
-            flag = _dashes(f.name) if _dashes(f.name) not in used else _dashes(f"{section}_{f.name}")
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-            text = helps.get(f.name, "")
-            if f.name in choices:
-                text += f" One of: {', '.join(map(str, choices[f.name]))}."
-            text += f" ({section}.{f.name}; default: the profile's, demo {_show(default)})"
-            hint = hints[f.name]
-            decls = (f"{flag}/--no-{flag[2:]}",) if hint is bool else (flag,)
-            add("param", f.name, section, _param_type(hint), typer.Option(None, *decls, help=text.strip(), show_default=False), (flag,))
+    flags += section_flags(row.sections, used)
     return flags
 
 
@@ -128,6 +141,15 @@ _COMMON = [
     inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                       default=typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")),
 ]
+
+
+def set_signature(command: Any, params: list[inspect.Parameter], *, name: str, doc: str) -> Any:
+    """Give ``command(**values)`` the typer signature ``params``."""
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = doc
+    command.__name__ = name
+    return command
 
 
 def overrides_from(flags: list[Flag], values: dict[str, Any], assignments: list[str] | None, params_file: Path | None) -> dict[str, dict[str, Any]]:
@@ -160,11 +182,7 @@ def _make_command(row: Stage) -> Any:
     is_argument = [isinstance(f.parameter.default, typer.models.ArgumentInfo) for f in flags]
     params = [f.parameter for f, a in zip(flags, is_argument, strict=True) if a] + _COMMON[:1]
     params += [f.parameter for f, a in zip(flags, is_argument, strict=True) if not a] + _COMMON[1:]
-    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__doc__ = row.help
-    command.__name__ = row.name
-    return command
+    return set_signature(command, params, name=row.name, doc=row.help)
 
 
 def _echo_summary(row: Stage, outcome: Any, options: dict[str, Any]) -> None:
