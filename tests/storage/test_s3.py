@@ -221,3 +221,20 @@ def test_options_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(InputError, match="LUSYNTH_S3_MAX_ATTEMPTS"):
         TransferOptions.from_env()
 
+
+def test_download_prefix_refuses_keys_that_leave_the_destination(bucket: str, tmp_path: Path) -> None:
+    """S3 keys are free text: ``raw//tmp/x`` below ``raw/`` is the absolute path ``/tmp/x``. Such a
+    key refuses the whole download, naming the key and the prefix, before any file is written."""
+    outside = tmp_path / "outside"  # absolute: "raw/" + "/tmp/.../outside/escaped" holds a "//"
+    hostile = [f"raw{{i}}/{outside}/escaped", "raw{i}/../escaped", "raw{i}/sub/../../escaped", "raw{i}/a\\b.png", "raw{i}//escaped"]
+    s3 = client()
+    for i, template in enumerate(hostile):
+        key = template.format(i=i)
+        s3.put_object(Bucket=bucket, Key=f"raw{i}/+first.png", Body=b"sorts before every hostile key")
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+        dest = tmp_path / f"dest{i}"
+        with pytest.raises(InputError, match="escapes the prefix") as err:
+            download_prefix(f"s3://{bucket}/raw{i}", dest)
+        assert repr(key) in str(err.value) and f"'raw{i}/'" in str(err.value)
+        assert not dest.exists(), f"{key!r}: files were written before the key was refused"
+    assert not outside.exists() and not (tmp_path / "escaped").exists()

@@ -4,7 +4,7 @@ against its manifest), or a raw folder of objects (ingest's ``s3://`` sources)."
 from __future__ import annotations
 
 import os
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from lusynth.atomic import atomic_dir
@@ -12,7 +12,7 @@ from lusynth.errors import InputError
 from lusynth.storage.client import StorageError, TransferOptions, boto_errors, connect, describe, endpoint_of, list_keys
 from lusynth.storage.manifest import get_manifest
 from lusynth.storage.transfer import progress_bar, subscribers, transfer_manager
-from lusynth.storage.uri import parse_s3_uri, prefix_of
+from lusynth.storage.uri import parse_s3_uri, prefix_of, relative_key
 from lusynth.util import file_sha256
 
 
@@ -20,6 +20,8 @@ def download_prefix(uri: str, dest: str | os.PathLike[str], *, progress: bool = 
     """Download every object under an ``s3://bucket/prefix`` into ``dest`` (keys relative to the prefix).
 
     For raw user folders (no manifest); lusynth's own outputs go through :func:`download_dir`.
+    A key that would land outside ``dest`` (``//``, a leading ``/``, ``..``, a backslash below
+    the prefix) refuses the whole download with an :class:`InputError` before anything is written.
     """
     loc = parse_s3_uri(uri)
     prefix = prefix_of(loc)
@@ -32,12 +34,10 @@ def download_prefix(uri: str, dest: str | os.PathLike[str], *, progress: bool = 
         keys = [k for k in list_keys(s3, loc.bucket, prefix) if not k.endswith("/")]
         if not keys:
             raise InputError(f"{uri}: no objects under this prefix; check the URI")
-        with progress_bar(progress, f"download {uri}", len(keys), unit="files") as advance:
-            for key in sorted(keys):
-                rel = key[len(prefix) :]
-                if ".." in PurePosixPath(rel).parts:
-                    raise InputError(f"{uri}: object key {key!r} escapes the prefix; refusing to download it")
-                target = dest / rel
+        # Every key is checked before the first file lands: a hostile key leaves nothing half-written.
+        targets = [(k, dest / relative_key(k, prefix, uri=uri)) for k in sorted(keys)]
+        with progress_bar(progress, f"download {uri}", len(targets), unit="files") as advance:
+            for key, target in targets:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 s3.download_file(loc.bucket, key, str(target), Config=opts.transfer_config())
                 out.append(target)
