@@ -23,7 +23,7 @@ from lusynth.gan.mirror import CheckpointMirror, mirror_uri
 from lusynth.gan.train import train_gan
 from lusynth.runtime import temporary_env
 from lusynth.stages import train_gan_stage
-from lusynth.storage import s3 as s3_mod
+from lusynth.storage import digests
 from lusynth.storage.s3 import StorageError, client, upload_dir
 from lusynth_dev.processes import stop_process
 from lusynth_dev.servers import Credentials, start_seaweedfs
@@ -101,8 +101,8 @@ def test_push_sends_only_what_changed(kind: str, tmp_path: Path, request: pytest
     assert first["bytes_sent"] == first["bytes"]
     (out / "checkpoints" / "last.pt").write_bytes(os.urandom(4096))  # the next epoch: only last.pt changes
     hashed: list[str] = []
-    real_sha = s3_mod.file_sha256
-    monkeypatch.setattr(s3_mod, "file_sha256", lambda p: hashed.append(Path(p).name) or real_sha(p))
+    real_sha = digests.file_sha256
+    monkeypatch.setattr(digests, "file_sha256", lambda p: hashed.append(Path(p).name) or real_sha(p))
     second = m.push(out)
     assert second["bytes_sent"] == 4096 < second["bytes"]
     if kind == "s3":

@@ -83,16 +83,16 @@ def test_manifest_is_written_last(bucket: str, tmp_path: Path, monkeypatch: pyte
     src = _make_dir(tmp_path / "src")
     s3 = client()
     order: list[str] = []
-    import lusynth.storage.s3 as mod
+    import lusynth.storage.upload as mod
 
-    real = mod._client_for
+    real = mod.connect
 
     def spying(opts: TransferOptions, **kw):  # record the key of every PUT in the order the server gets it
         c, log = real(opts, **kw)
         c.meta.events.register("before-parameter-build.s3.PutObject", lambda params, **_: order.append(params["Key"]))
         return c, log
 
-    monkeypatch.setattr(mod, "_client_for", spying)
+    monkeypatch.setattr(mod, "connect", spying)
     upload_dir(src, f"s3://{bucket}/m")
     assert order[-1] == f"m/{MANIFEST_NAME}" and len(order) == 5
     assert s3.get_object(Bucket=bucket, Key=f"m/{MANIFEST_NAME}")["ContentLength"] > 0
@@ -180,10 +180,10 @@ def test_missing_bucket_names_endpoint_and_key(bucket: str, moto_endpoint: str, 
 
 def test_server_without_flexible_checksums_falls_back(bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server answering NotImplemented to ChecksumAlgorithm still gets the upload (plain PUTs)."""
-    import lusynth.storage.s3 as mod
+    import lusynth.storage.upload as mod
     from botocore.exceptions import ClientError
 
-    real = mod._client_for
+    real = mod.connect
 
     def strict(opts: TransferOptions, **kw):
         c, log = real(opts, **kw)
@@ -195,7 +195,7 @@ def test_server_without_flexible_checksums_falls_back(bucket: str, tmp_path: Pat
         c.meta.events.register("before-parameter-build.s3.PutObject", refuse)
         return c, log
 
-    monkeypatch.setattr(mod, "_client_for", strict)
+    monkeypatch.setattr(mod, "connect", strict)
     src = _make_dir(tmp_path / "src")
     summary = upload_dir(src, f"s3://{bucket}/f")
     assert summary["server_checksums"] is False
@@ -220,3 +220,21 @@ def test_options_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LUSYNTH_S3_MAX_ATTEMPTS", "many")
     with pytest.raises(InputError, match="LUSYNTH_S3_MAX_ATTEMPTS"):
         TransferOptions.from_env()
+
+
+def test_download_prefix_refuses_keys_that_leave_the_destination(bucket: str, tmp_path: Path) -> None:
+    """S3 keys are free text: ``raw//tmp/x`` below ``raw/`` is the absolute path ``/tmp/x``. Such a
+    key refuses the whole download, naming the key and the prefix, before any file is written."""
+    outside = tmp_path / "outside"  # absolute: "raw/" + "/tmp/.../outside/escaped" holds a "//"
+    hostile = [f"raw{{i}}/{outside}/escaped", "raw{i}/../escaped", "raw{i}/sub/../../escaped", "raw{i}/a\\b.png", "raw{i}//escaped"]
+    s3 = client()
+    for i, template in enumerate(hostile):
+        key = template.format(i=i)
+        s3.put_object(Bucket=bucket, Key=f"raw{i}/+first.png", Body=b"sorts before every hostile key")
+        s3.put_object(Bucket=bucket, Key=key, Body=b"x")
+        dest = tmp_path / f"dest{i}"
+        with pytest.raises(InputError, match="escapes the prefix") as err:
+            download_prefix(f"s3://{bucket}/raw{i}", dest)
+        assert repr(key) in str(err.value) and f"'raw{i}/'" in str(err.value)
+        assert not dest.exists(), f"{key!r}: files were written before the key was refused"
+    assert not outside.exists() and not (tmp_path / "escaped").exists()
