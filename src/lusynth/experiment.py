@@ -52,15 +52,10 @@ def plan_classifiers(experiment: ExperimentParams) -> list[Cell]:
 
 
 def run_overrides(profile: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:
-    """The overrides a whole run passes to every task: the given ones, plus the rule that ties
-    two sections together - ingest prepares every training fraction the grid uses. Every section
-    is resolved here once, so a bad value fails before any task starts."""
+    """The overrides a whole run passes to every task, with every section resolved once here so
+    that a bad value fails before any task starts."""
     from lusynth.params import SECTIONS, merge_overrides, resolve
 
     merged = merge_overrides(overrides)
-    resolved = resolve(SECTIONS, profile, merged)
-    fractions = sorted(set(resolved["ingest"].train_fractions) | set(resolved["experiment"].fractions))
-    if fractions != sorted(resolved["ingest"].train_fractions):
-        merged.setdefault("ingest", {})["train_fractions"] = fractions
-        resolve(("ingest",), profile, merged)
+    resolve(SECTIONS, profile, merged)
     return merged

@@ -84,6 +84,8 @@ class Stage:
     runner: Callable[..., None] = field(repr=False, compare=False)
     key: str | None = None  # "module:Class" of the task key (one task of the fan-out), None = one task
     options: tuple[Option, ...] = ()
+    #: sections read but reached only through --set (no flags of their own on this command)
+    set_only: tuple[str, ...] = ()
     #: (resolved sections, options) -> the sections the runner uses and the cache key covers
     prepare: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     #: (resolved inputs, key) -> the inputs this task really reads (and its cache key covers)
@@ -145,8 +147,14 @@ def expand(paths: Sequence[PathLike], artefact: str, what: str) -> list[Path]:
 
 
 def _ingest_params(params: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
-    """The phantom's settings matter (and enter the cache key) only when there is no source."""
-    return {"ingest": params["ingest"]} if options.get("source") else dict(params)
+    """What ingest really uses, which is all its cache key covers: the store prepares every
+    training fraction of the experiment grid (the grid's arms and seeds do not matter here), and
+    the phantom's settings count only when there is no source."""
+    import dataclasses
+
+    ing = params["ingest"]
+    ing = dataclasses.replace(ing, train_fractions=tuple(sorted(set(ing.train_fractions) | set(params["experiment"].fractions))))
+    return {"ingest": ing} if options.get("source") else {"ingest": ing, "phantom": params["phantom"]}
 
 
 def _ingest(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
@@ -244,11 +252,11 @@ _SYNTHETIC = Input("synthetic", "lusynth.gan.generate:SyntheticSet", "Synthetic 
 
 STAGES: tuple[Stage, ...] = (
     Stage("ingest", "ingest", "Turn images, clips and DICOM (or the built-in phantom) into a frame store with patient-level splits.",
-          "lusynth.data.ingest:ingest", ("ingest", "phantom"), (), "lusynth.data.framestore:FrameStore", _ingest,
+          "lusynth.data.ingest:ingest", ("ingest", "phantom", "experiment"), (), "lusynth.data.framestore:FrameStore", _ingest,
           options=(Option("source", str, None, "Folder (class sub-folders or with --labels-csv), a labels CSV, s3://bucket/prefix or "
                                                "dvc://PATH@REV. Omit for the built-in phantom.", argument=True),
                    Option("report", Path, None, "Report directory (default: OUT-report, beside the store).")),
-          prepare=_ingest_params),
+          set_only=("experiment",), prepare=_ingest_params),
     Stage("train_gan", "train-gan", "Train one DCGAN (the paper's loop) on one class's training frames at one fraction.",
           "lusynth.gan.train:train_gan", ("gan",), (_FRAMES,), "lusynth.gan.train:GanRun", _train_gan, key="lusynth.keys:GanKey",
           options=(Option("resume", bool, False, "Continue from OUT's last checkpoint."),

@@ -117,7 +117,7 @@ def stage_flags(row: Stage) -> list[Flag]:
         for f in dataclasses.fields(key_cls):
             add("key", f.name, None, hints[f.name], typer.Option(..., _dashes(f.name), help=f"Task key: {f.name} of the {key_cls.__name__}."),
                 (_dashes(f.name),))
-    flags += section_flags(row.sections, used)
+    flags += section_flags(tuple(s for s in row.sections if s not in row.set_only), used)
     return flags
 
 
