@@ -19,18 +19,18 @@ def export_register(
     registry: Output[Markdown],
 ) -> None:
     """ONNX models (parity-checked) and, with ``register``, versions + aliases in the MLflow registry."""
-    import json
     from pathlib import Path
 
+    from lusynth.export.stage import ExportedModels
     from lusynth.tracking import join_pipeline_run
     from lusynth.stages import export_register_stage
 
     join_pipeline_run(experiment, parent_run_id)
     outcome = export_register_stage(models.path, classifiers=[c.path for c in classifiers], gans=[g.path for g in gans],
                                     evaluation=results.path, register=register, profile=profile)
-    summary = json.loads((Path(models.path) / "export.json").read_text())
+    exported = ExportedModels.load(models.path)
     lines = ["# Exported and registered models", ""]
-    lines += [f"- {v['name']} v{v['version']}: {v.get('decision', '')} — {v.get('reason', '')}" for v in summary.get("registered", [])]
-    lines += [f"- {arm}: {c['file']} (parity max |diff| {c['max_abs_diff']:.2e})" for arm, c in summary.get("classifiers", {}).items()]
+    lines += [f"- {v.name} v{v.version}: {v.decision} — {v.reason}" for v in exported.registered]
+    lines += [f"- {arm}: {c.file} (parity max |diff| {c.max_abs_diff:.2e})" for arm, c in exported.classifiers.items()]
     Path(registry.path).write_text("\n".join(lines) + "\n")
-    models.metadata.update({"cached": outcome.cached, "nominee_arm": summary.get("nominee_arm")})
+    models.metadata.update({"cached": outcome.cached, "nominee_arm": exported.nominee_arm})

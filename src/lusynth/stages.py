@@ -289,8 +289,8 @@ def export_register_stage(
 ) -> StageOutcome:
     """ONNX export of the best classifier per arm and each class's generator; with ``register``,
     model versions, model cards and the alias promotion gate in the MLflow registry. ``options``
-    (names, margin, opset) go to :func:`lusynth.registry.export_and_register`."""
-    from lusynth.registry import export_and_register
+    (names, margin, opset) go to :func:`lusynth.export.stage.export_and_register`."""
+    from lusynth.export.stage import export_and_register
     from lusynth.tracking import tracking_uri
 
     classifiers = sorted(map(str, expand_dirs(classifiers, "classifier.json", "classifier directory")))

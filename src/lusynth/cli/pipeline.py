@@ -45,6 +45,8 @@ def run_cmd(
     experiment: str = typer.Option("lusynth", "--experiment", help="MLflow experiment name."),
 ) -> None:
     """Run the whole pipeline on this machine with kfp.local, then print the results table."""
+    from lusynth.errors import InputError
+    from lusynth.export.stage import ExportedModels
     from lusynth_pipelines.local import run_local
 
     result = run_local(
@@ -58,12 +60,14 @@ def run_cmd(
     typer.echo(f"finished in {result.seconds:.0f} s")
     typer.echo(f"report:  {result.report_html}")
     typer.echo(f"         {result.report_md}")
-    export = result.models / "export.json"
-    if export.is_file():
-        summary = json.loads(export.read_text())
+    try:
+        exported = ExportedModels.load(result.models)
+    except InputError:  # the run exported nothing: no models to list
+        pass
+    else:
         typer.echo(f"models:  {result.models} (ONNX)")
-        for v in summary.get("registered", []):
-            typer.echo(f"         {v['name']} v{v['version']}: {v.get('decision', '')}")
+        for v in exported.registered:
+            typer.echo(f"         {v.name} v{v.version}: {v.decision}")
     if result.tracking_uri.startswith("sqlite:///"):
         typer.echo(f"MLflow:  mlflow ui --backend-store-uri {result.tracking_uri}   (then open http://127.0.0.1:5000)")
     else:
