@@ -8,7 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lusynth.registry import CHALLENGER, CHAMPION, RegistryNames, export_and_register, list_versions
+from lusynth.export.stage import ExportedModels, export_and_register
+from lusynth.registry import CHALLENGER, CHAMPION, RegistryNames, list_versions
 from lusynth.tracking import mlflow_client
 from tests.registry.conftest import PipelineOutputs
 
@@ -30,9 +31,9 @@ def test_registry_holds_versions_aliases_tags_and_model_cards(mlflow_server: str
     versions = {(v.name, v.version): v for v in list_versions(client)}
     clf = [v for (n, _), v in versions.items() if n == "lusynth-lus-classifier"]
     assert sorted(v.tags["lusynth.arm"] for v in clf) == ["real", "real+synthetic"]  # best per arm
-    nominee = next(v for v in clf if v.tags["lusynth.arm"] == r.nominee)
+    nominee = next(v for v in clf if v.tags["lusynth.arm"] == r.nominee_arm)
     assert CHAMPION in nominee.aliases and nominee.decision == CHAMPION and "no current champion" in nominee.reason
-    assert f"arm-{r.nominee.replace('+', '-')}" in nominee.aliases
+    assert f"arm-{r.nominee_arm.replace('+', '-')}" in nominee.aliases
     other = next(v for v in clf if v is not nominee)
     assert other.decision == "candidate" and CHAMPION not in other.aliases
     # tags: holdout AUC with CI from the evaluation, arm, fraction, privacy, data digest, pipeline run, hash
@@ -83,7 +84,7 @@ def test_promotion_gate_in_both_directions(mlflow_server: str, pipeline: Pipelin
     def run(value: float, lo: float, hi: float) -> tuple[str, str]:
         ev = _report_with_auc(pipeline, tmp_path / f"ev-{value}-{lo}", value, lo, hi)
         r = export_and_register(tmp_path / "models", classifier_dirs=real_only, evaluation_dir=ev, names=names)
-        (v,) = r.versions
+        (v,) = r.registered
         return v.version, v.decision
 
     v1, d1 = run(0.80, 0.70, 0.90)
@@ -134,3 +135,12 @@ def test_registry_show_cli_prints_versions_aliases_and_decisions(mlflow_server: 
     assert main(["registry", "show", "lusynth-lus-classifier"]) == 0
     out = capsys.readouterr().out
     assert "champion" in out and "candidate" in out and "lusynth-lus-classifier" in out
+
+
+def test_export_record_reads_back_as_the_stage_returned_it(first_run) -> None:  # type: ignore[no-untyped-def]
+    from lusynth.util import file_sha256
+
+    r, _ = first_run
+    assert ExportedModels.load(r.path) == r
+    for e in (*r.classifiers.values(), *r.generators.values()):
+        assert file_sha256(r.path / e.file) == e.sha256

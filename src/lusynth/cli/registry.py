@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import typer
 
 from lusynth.cli import app
+
+if TYPE_CHECKING:
+    from lusynth.registry import VersionSummary
 
 registry_app = typer.Typer(help="The MLflow model registry: versions, aliases, gate decisions.", no_args_is_help=True)
 app.add_typer(registry_app, name="registry")
@@ -23,7 +27,7 @@ def registry_show_cmd(
     from rich.console import Console
     from rich.markdown import Markdown
 
-    from lusynth.registry import list_versions, render_versions
+    from lusynth.registry import list_versions
     from lusynth.tracking import mlflow_client, tracking_uri
 
     client = mlflow_client(tracking_dir)
@@ -37,6 +41,25 @@ def registry_show_cmd(
         for v in versions:
             if v.aliases:
                 console.print(Markdown(client.get_model_version(v.name, v.version).description or ""))
+
+
+def render_versions(versions: Sequence[VersionSummary]) -> Any:
+    """A rich table for ``lusynth registry show``."""
+    from rich.table import Table
+
+    from lusynth.registry import TAG
+
+    table = Table(title="lusynth model registry", show_lines=True)
+    for col in ("model", "version", "aliases", "arm / class", "fraction", "holdout AUC [CI]", "privacy", "gate decision: reason"):
+        table.add_column(col, overflow="fold")
+    for v in versions:
+        t = v.tags
+        auc = "n/a"
+        if TAG + "holdout_auc" in t:
+            auc = f"{float(t[TAG + 'holdout_auc']):.3f} [{float(t[TAG + 'holdout_auc_lo']):.3f}, {float(t[TAG + 'holdout_auc_hi']):.3f}]"
+        table.add_row(v.name, v.version, ", ".join(v.aliases) or "-", t.get(TAG + "arm") or t.get(TAG + "label", ""),
+                      t.get(TAG + "fraction", ""), auc, t.get(TAG + "privacy_audit", ""), f"{v.decision}: {v.reason}")
+    return table
 
 
 @app.command("serve")

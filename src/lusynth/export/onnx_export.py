@@ -46,6 +46,7 @@ from torch import nn
 from lusynth.classifier.augment import STD_EPS  # the one eps training and serving share
 from lusynth.atomic import atomic_write_bytes
 from lusynth.errors import LusynthError
+from lusynth.util import file_sha256  # re-exported: serving and older callers import it from here
 
 __all__ = [
     "CLASSIFIER_TOLERANCE",
@@ -135,15 +136,6 @@ class ExportResult:
     metadata: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex sha256 of a file (the registry records it; serving checks it before loading)."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def ort_session(path_or_bytes: str | os.PathLike[str] | bytes) -> Any:

@@ -1,0 +1,231 @@
+"""The ``export_register`` stage: export the chosen classifiers and generators to ONNX, register
+them (promotion gate, model cards, aliases), and record what was done as :class:`ExportedModels`.
+
+Which models: the best classifier per arm by validation AUC (:func:`lusynth.registry.best_per_arm`)
+and, per class, the generator with the largest training fraction. The stage's output directory
+holds the ``.onnx`` files and ``export.json`` (:meth:`ExportedModels.save` / :meth:`ExportedModels.load`);
+callers read it through :meth:`ExportedModels.load`, never by file name.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lusynth.errors import InputError
+from lusynth.registry.client import RegisteredVersion, register_classifier, register_generator
+from lusynth.registry.gate import NON_INFERIORITY_MARGIN, ClassifierCandidate, RegistryNames, best_per_arm, nominate
+from lusynth.util import read_json, slugify
+
+__all__ = ["EXPORT_JSON", "ExportedFile", "ExportedModels", "export_and_register", "load_candidates"]
+
+EXPORT_JSON = "export.json"
+
+
+@dataclass
+class ExportedFile:
+    """One exported ONNX file in the stage's directory and the evidence of its parity check."""
+
+    file: str  # name inside ExportedModels.path
+    sha256: str
+    exporter: str  # "dynamo" | "torchscript"
+    opset: int
+    max_abs_diff: float
+    tolerance: float
+    source: str  # the classifier / GAN directory it was exported from
+    val_auc: float | None = None  # classifiers only
+
+    def to_json(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        if d["val_auc"] is None:  # generators have none: no key, as export.json always had it
+            del d["val_auc"]
+        return d
+
+
+@dataclass
+class ExportedModels:
+    """What ``lusynth export`` wrote (``path``: the directory of the .onnx files) and registered."""
+
+    path: Path
+    nominee_arm: str
+    run_id: str | None  # the stage's MLflow run; None without registration
+    classifiers: dict[str, ExportedFile]  # arm -> file
+    generators: dict[str, ExportedFile]  # class -> file
+    registered: list[RegisteredVersion]
+
+    def save(self, dir: str | os.PathLike[str]) -> Path:
+        """Write ``export.json`` into ``dir`` (deterministic JSON); its path."""
+        from lusynth.atomic import dumps_json
+
+        doc = {"nominee_arm": self.nominee_arm, "run_id": self.run_id,
+               "classifiers": {k: f.to_json() for k, f in self.classifiers.items()},
+               "generators": {k: f.to_json() for k, f in self.generators.items()},
+               "registered": [dataclasses.asdict(v) for v in self.registered]}
+        out = Path(dir) / EXPORT_JSON
+        out.write_text(dumps_json(doc))
+        return out
+
+    @classmethod
+    def load(cls, dir: str | os.PathLike[str]) -> ExportedModels:
+        """The export recorded in ``dir``; :class:`InputError` naming ``dir`` when it holds none."""
+        doc = read_json(Path(dir) / EXPORT_JSON, hint="run `lusynth export` (or pass the directory its --out wrote)")
+        try:
+            return cls(path=Path(dir), nominee_arm=doc["nominee_arm"], run_id=doc.get("run_id"),
+                       classifiers={k: ExportedFile(**v) for k, v in doc["classifiers"].items()},
+                       generators={k: ExportedFile(**v) for k, v in doc["generators"].items()},
+                       registered=[RegisteredVersion(**v) for v in doc["registered"]])
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise InputError(f"{Path(dir) / EXPORT_JSON}: not an export record ({exc!r}); run `lusynth export` again") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# the other stages' outputs this stage reads (one reader each)
+
+
+def _read_classifier_meta(classifier_dir: Path) -> dict[str, Any]:
+    return read_json(classifier_dir / "classifier.json", hint="pass a directory written by `lusynth train-classifier`")
+
+
+def _read_report(evaluation_dir: Path) -> dict[str, Any]:
+    return read_json(evaluation_dir / "report.json", hint="pass the output directory of `lusynth evaluate`")
+
+
+def _read_gan_meta(gan_dir: Path) -> dict[str, Any]:
+    return read_json(gan_dir / "gan.json", hint="pass the output directory of a finished `lusynth train-gan`")
+
+
+def load_candidates(classifier_dirs: Sequence[str | os.PathLike[str]], evaluation_dir: str | os.PathLike[str] | None = None
+                    ) -> list[ClassifierCandidate]:
+    """Candidates from classifier directories, with holdout metrics and audits from ``lusynth evaluate``'s report.json."""
+    return _candidates(classifier_dirs, _read_report(Path(evaluation_dir)) if evaluation_dir is not None else None)
+
+
+def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[str, Any] | None) -> list[ClassifierCandidate]:
+    by_dir: dict[str, dict[str, Any]] = {}
+    by_key: dict[tuple[str, float, int], dict[str, Any]] = {}
+    audits: list[dict[str, Any]] = []
+    cfg: dict[str, Any] = {}
+    if report is not None:
+        for c in report.get("classifiers", []):
+            by_dir[str(Path(c.get("dir", "")).resolve())] = c
+            by_key[(c["arm"], float(c["fraction"]), int(c["seed"]))] = c
+        audits = list(report.get("audits", []))
+        cfg = report.get("config", {})
+    out = []
+    for d in classifier_dirs:
+        d = Path(d)
+        meta = _read_classifier_meta(d)
+        data = meta.get("data") or {}
+        real = str(data.get("real_digest", ""))
+        synthetic = sorted({v for v in (data.get("store_digests") or {}).values() if v != real})
+        cand = ClassifierCandidate(
+            classifier_dir=d, arm=str(meta["arm"]), fraction=float(meta["fraction"]), seed=int(meta["seed"]),
+            val_auc=float(meta.get("val_auc", float("nan"))), data_digest=real, synthetic_digests=synthetic,
+            threshold=float(meta.get("threshold", 0.5)), classes=list(meta.get("classes", [])),
+            image_size=int(meta.get("image_size", 0)))
+        ev = by_dir.get(str(d.resolve())) or by_key.get((cand.arm, cand.fraction, cand.seed))
+        if ev is not None:
+            metrics = ev.get("metrics", {})
+            cand.holdout = (metrics.get("frame") or {}).get("val") or {}
+            cand.holdout_patient = (metrics.get("patient") or {}).get("val") or {}
+            cand.ci = float((cfg.get("params") or {}).get("ci", 0.95))
+            cand.n_holdout_frames = cfg.get("n_holdout_frames")
+            cand.n_holdout_patients = cfg.get("n_holdout_patients")
+        if cand.uses_synthetic and report is not None:
+            used = [a for a in audits if a.get("synthetic_digest") in synthetic]
+            cand.audits = used
+            missing = [s for s in synthetic if s not in {a.get("synthetic_digest") for a in used}]
+            if missing or not synthetic:
+                cand.privacy_passed = False
+                cand.privacy_reasons = [f"no privacy audit of synthetic store {s}" for s in missing] or \
+                    ["arm uses synthetic data but the classifier records no synthetic store"]
+            else:
+                cand.privacy_passed = all(bool(a.get("gate", {}).get("passed")) for a in used)
+                cand.privacy_reasons = [f"{a.get('name')}: {r}" for a in used for r in a.get("gate", {}).get("reasons", [])]
+        out.append(cand)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# the stage
+
+
+def _exported(r: Any, source: Path, val_auc: float | None = None) -> ExportedFile:
+    """An :class:`~lusynth.export.onnx_export.ExportResult` as the stage records it."""
+    return ExportedFile(file=r.path.name, sha256=r.sha256, exporter=r.exporter, opset=r.opset, max_abs_diff=r.max_abs_diff,
+                        tolerance=r.tolerance, source=str(source), val_auc=val_auc)
+
+
+def export_and_register(
+    out_dir: str | os.PathLike[str],
+    *,
+    classifier_dirs: Sequence[str | os.PathLike[str]],
+    gan_dirs: Sequence[str | os.PathLike[str]] = (),
+    evaluation_dir: str | os.PathLike[str] | None = None,
+    register: bool = True,
+    names: RegistryNames = RegistryNames(),
+    margin: float = NON_INFERIORITY_MARGIN,
+    opset: int = 18,
+    profile: str | None = None,
+) -> ExportedModels:
+    """Export the best classifier per arm and each class's generator (largest training fraction) to
+    ``out_dir``; with ``register``, log them to the registry and apply the promotion gate."""
+    from lusynth.atomic import atomic_dir
+    from lusynth.export.onnx_export import export_classifier, export_generator
+    from lusynth.tracking import PARENT_RUN_ENV, lineage_tags, stage_run
+
+    if not classifier_dirs:
+        raise InputError("export needs at least one classifier directory (--classifier DIR)")
+    out_dir = Path(out_dir)
+    report = _read_report(Path(evaluation_dir)) if evaluation_dir is not None else None
+    best = best_per_arm(_candidates(classifier_dirs, report))
+    nominee = nominate(best)
+    gans: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for g in gan_dirs:
+        meta = _read_gan_meta(Path(g))
+        label = str(meta["label"])
+        if label not in gans or float(meta["fraction"]) > float(gans[label][1]["fraction"]):
+            gans[label] = (Path(g), meta)
+    audits = report.get("audits", []) if report is not None else []
+    digests = {"real": best[nominee].data_digest}
+    versions: list[RegisteredVersion] = []
+    pipeline_run_id = os.environ.get(PARENT_RUN_ENV)
+    with atomic_dir(out_dir) as tmp:
+        clf_results = {arm: export_classifier(c.classifier_dir, tmp / f"classifier-{slugify(arm, keep='A-Za-z0-9_-')}.onnx",
+                                              opset=opset) for arm, c in best.items()}
+        gen_results = {label: export_generator(d, tmp / f"generator-{slugify(label, keep='A-Za-z0-9_-')}.onnx", opset=opset)
+                       for label, (d, _) in sorted(gans.items())}
+        run_id = None
+        if register:
+            with stage_run("export", local_dir=out_dir.parent, run_name="export+register", data_digests=digests, profile=profile,
+                           params={"margin": margin, "opset": opset, "nominee_arm": nominee,
+                                   "classifier_model": names.classifier, "generator_prefix": names.generator_prefix}) as tr:
+                from lusynth.tracking import mlflow_client
+
+                run_id = tr.run_id
+                client = mlflow_client(out_dir.parent)
+                lineage = {k: v for k, v in lineage_tags(data_digests=digests, profile=profile).items() if not k.startswith("mlflow.")}
+                # the nominee last, so the other arms never compare against a champion set in this same run
+                for arm in sorted(best, key=lambda a: a == nominee):
+                    v = register_classifier(client, tr.run_id, clf_results[arm].path, best[arm], nominated=arm == nominee,
+                                            names=names, margin=margin, pipeline_run_id=pipeline_run_id, lineage=lineage)
+                    versions.append(v)
+                for label, res in gen_results.items():
+                    d, meta = gans[label]
+                    audit = next((a for a in audits if a.get("label") == label
+                                  and abs(float(a.get("fraction", -1)) - float(meta["fraction"])) < 1e-9), None)
+                    versions.append(register_generator(client, tr.run_id, res.path, audit=audit, names=names,
+                                                       pipeline_run_id=pipeline_run_id))
+                tr.set_tags({"lusynth.registered": ", ".join(f"{v.name} v{v.version} ({v.decision})" for v in versions)})
+                tr.log_metrics({f"parity_max_abs_diff.{k}": r.max_abs_diff for k, r in {**clf_results, **gen_results}.items()})
+        exported = ExportedModels(
+            path=out_dir, nominee_arm=nominee, run_id=run_id,
+            classifiers={arm: _exported(r, best[arm].classifier_dir, best[arm].val_auc) for arm, r in clf_results.items()},
+            generators={label: _exported(r, gans[label][0]) for label, r in gen_results.items()},
+            registered=versions)
+        exported.save(tmp)
+    return exported

@@ -1,0 +1,112 @@
+"""Model cards, pure: the Markdown description of a registered classifier or generator version,
+written from the values the registry stage already holds (no MLflow, no file reads)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from lusynth.registry.gate import NON_INFERIORITY_MARGIN, ClassifierCandidate, GateDecision
+
+__all__ = ["classifier_model_card", "generator_model_card"]
+
+
+def _fmt_ci(m: Mapping[str, float] | None) -> str:
+    if not m:
+        return "n/a"
+    return f"{m['value']:.3f} ({m['lo']:.3f}–{m['hi']:.3f})"
+
+
+def classifier_model_card(c: ClassifierCandidate, *, gate: GateDecision | None, onnx_sha256: str,
+                          pipeline_run_id: str | None, lineage: Mapping[str, str]) -> str:
+    """Markdown model card of one classifier version (pure)."""
+    lines = [
+        f"# LUS frame classifier — arm `{c.arm}`, training fraction {c.fraction:g}, seed {c.seed}",
+        "",
+        "## Intended use",
+        f"Research use: classify single lung-ultrasound frames ({c.image_size}×{c.image_size} grey, as written by "
+        f"`lusynth ingest`) as {' vs '.join(f'`{x}`' for x in c.classes)}; the positive-class probability is compared with "
+        f"the validation-chosen threshold {c.threshold:.3f}. Built to answer whether GAN-synthetic data helps or can "
+        "replace real patient data. **Not a medical device; not for diagnosis.**",
+        "",
+        "## Model",
+        "Separable-convolution VGG-style network (Yu et al. 2023). ONNX graph input `frames`: uint8 (N, S, S) raw pixels; "
+        "preprocessing (÷255, per-image standardisation) is inside the graph; output `probabilities` (N, classes).",
+        f"ONNX sha256 `{onnx_sha256}`.",
+        "",
+        "## Data",
+        f"- real frame store digest: `{c.data_digest}`",
+        f"- synthetic stores used: {', '.join(f'`{d}`' for d in c.synthetic_digests) or 'none'}",
+        f"- holdout: {c.n_holdout_frames if c.n_holdout_frames is not None else 'n/a'} frames of "
+        f"{c.n_holdout_patients if c.n_holdout_patients is not None else 'n/a'} patients no model saw (patient-level split)",
+        "",
+        f"## Metrics (holdout, {c.ci:.0%} patient-level bootstrap CIs)",
+        "| metric | frame level | patient level |",
+        "|---|---|---|",
+    ]
+    for m in ("auc", "sensitivity", "specificity", "accuracy", "f1"):
+        lines.append(f"| {m} | {_fmt_ci(c.holdout.get(m))} | {_fmt_ci(c.holdout_patient.get(m))} |")
+    lines += ["", f"Validation AUC (model selection): {c.val_auc:.3f}.", "", "## Privacy audit"]
+    if not c.uses_synthetic:
+        lines.append("Trained on real data only: no synthetic data, so no synthetic-data privacy gate applies.")
+    elif c.privacy_passed is None:
+        lines.append("**No privacy audit found** for the synthetic data this model used.")
+    else:
+        lines.append(f"Privacy gate of the synthetic data used: **{'passed' if c.privacy_passed else 'FAILED'}**.")
+        for a in c.audits:
+            p = a.get("privacy", {})
+            lines.append(f"- {a.get('name')}: memorisation rate {p.get('memorisation_rate', float('nan')):.3f}, "
+                         f"distance MIA AUC {p.get('distance_mia_auc', float('nan')):.3f}, gate "
+                         f"{'passed' if a.get('gate', {}).get('passed') else 'failed'}")
+        lines += [f"- {r}" for r in c.privacy_reasons]
+    lines += ["", "## Promotion gate"]
+    if gate is not None:
+        lines.append(f"Decision: **{gate.decision}** — {gate.reason}.")
+    lines += [
+        f"Rule: champion if no champion, or holdout AUC lower bound ≥ champion AUC − {NON_INFERIORITY_MARGIN:g}, and the "
+        "privacy gate passed for any synthetic data used; else challenger.",
+        "",
+        "## Limitations",
+        "- Frame-level model: consecutive frames of one clip are correlated; CIs resample patients to account for it.",
+        "- Trained and evaluated on the data versions named above only; a different probe, preset or population needs a "
+        "new evaluation. The built-in phantom is not clinical data.",
+        "- Small holdouts give wide intervals; read the CIs, not the point estimates.",
+        "",
+        "## Lineage",
+        f"- pipeline run: `{pipeline_run_id or 'n/a'}`",
+        *(f"- {k}: `{v}`" for k, v in sorted(lineage.items())),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def generator_model_card(meta: Mapping[str, str], audit: Mapping[str, Any] | None, *, gate: GateDecision,
+                         onnx_sha256: str, pipeline_run_id: str | None) -> str:
+    """Markdown model card of one generator version (pure)."""
+    label = meta.get("lusynth.label", "?")
+    lines = [
+        f"# LUS frame generator — class `{label}`, training fraction {meta.get('lusynth.fraction', '?')}",
+        "", "## Intended use",
+        f"Research use: synthetic {meta.get('lusynth.image_size')}² grey lung-ultrasound frames of class `{label}` for "
+        "training-data experiments. Synthetic frames must not be presented as real patient data.",
+        "", "## Model",
+        f"Unconditional DCGAN generator (Yu et al. 2023). Input `z`: float32 (N, {meta.get('lusynth.nz')}) standard normal; "
+        f"output `frames`: uint8 (N, S, S). Checkpoint {meta.get('lusynth.checkpoint')} (step {meta.get('lusynth.chosen_step')}). "
+        f"ONNX sha256 `{onnx_sha256}`.",
+        "", "## Data", f"- real frame store digest: `{meta.get('lusynth.data_digest')}`",
+        "", "## Privacy audit",
+    ]
+    if audit is None:
+        lines.append("**No audit found** for this generator (pass the evaluation directory).")
+    else:
+        p, f = audit.get("privacy", {}), audit.get("fidelity", {})
+        lines += [f"Gate: **{'passed' if audit.get('gate', {}).get('passed') else 'FAILED'}**."]
+        lines += [f"- {k}: {v:.4g}" for k, v in sorted(p.items()) if isinstance(v, (int, float))]
+        lines += [f"- {r}" for r in audit.get("gate", {}).get("reasons", [])]
+        lines += ["", "## Fidelity", *(f"- {k}: {v:.4g}" for k, v in sorted(f.items()) if isinstance(v, (int, float)))]
+    lines += ["", "## Promotion gate", f"Decision: **{gate.decision}** — {gate.reason}.",
+              "", "## Limitations",
+              "- Fidelity metrics use the project's own classifier features, not Inception: not comparable with published FID.",
+              "- The privacy audit bounds, but does not rule out, leakage of training patients.",
+              "", "## Lineage", f"- pipeline run: `{pipeline_run_id or 'n/a'}`"]
+    return "\n".join(lines) + "\n"
+

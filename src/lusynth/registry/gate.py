@@ -1,0 +1,168 @@
+"""The promotion gate, pure: which classifier a run nominates and whether it may become ``champion``.
+
+A pipeline run nominates one classifier -- the best validation AUC over its arms (validation, not
+holdout, so the holdout stays untouched by the choice). The nominee gets the ``champion`` alias
+when (:func:`promotion_decision`):
+
+1. there is no champion yet, or its holdout AUC lower 95 % bound is not worse than the champion's
+   holdout AUC point estimate minus the non-inferiority margin (default 0.02):
+   ``new.lo >= champion.value - margin``; **and**
+2. if it was trained on any synthetic data (arm != ``real``), the privacy audit of every
+   synthetic store it used passed (no audit = not passed).
+
+Otherwise it gets ``challenger``. The other arms' versions get no champion/challenger alias
+(decision ``candidate``). Nothing here talks to MLflow or reads a file: :mod:`.client` applies
+these decisions to the registry.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lusynth.util import slugify
+
+__all__ = [
+    "CANDIDATE",
+    "CHALLENGER",
+    "CHAMPION",
+    "DEFAULT_CLASSIFIER_MODEL",
+    "DEFAULT_GENERATOR_PREFIX",
+    "NON_INFERIORITY_MARGIN",
+    "AUCEstimate",
+    "ClassifierCandidate",
+    "GateDecision",
+    "RegistryNames",
+    "best_per_arm",
+    "nominate",
+    "promotion_decision",
+]
+
+DEFAULT_CLASSIFIER_MODEL = "lusynth-lus-classifier"
+DEFAULT_GENERATOR_PREFIX = "lusynth-lus-generator-"
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+CANDIDATE = "candidate"
+NON_INFERIORITY_MARGIN = 0.02
+
+
+@dataclass(frozen=True)
+class RegistryNames:
+    """Registered model names (configurable per deployment)."""
+
+    classifier: str = DEFAULT_CLASSIFIER_MODEL
+    generator_prefix: str = DEFAULT_GENERATOR_PREFIX
+
+    def generator(self, label: str) -> str:
+        """Model name of ``label``'s generator (non-name characters become '-')."""
+        return self.generator_prefix + slugify(label, keep="A-Za-z0-9_.-")
+
+
+@dataclass(frozen=True)
+class AUCEstimate:
+    """Holdout ROC AUC with its (patient-level bootstrap) confidence interval."""
+
+    value: float
+    lo: float
+    hi: float
+
+    def __str__(self) -> str:
+        return f"{self.value:.3f} [{self.lo:.3f}, {self.hi:.3f}]"
+
+
+@dataclass(frozen=True)
+class GateDecision:
+    """``champion`` / ``challenger`` / ``candidate`` and why."""
+
+    decision: str
+    reason: str
+    champion_version: str | None = None
+
+
+def promotion_decision(
+    new: AUCEstimate | None,
+    champion: AUCEstimate | None,
+    *,
+    uses_synthetic: bool,
+    privacy_passed: bool | None,
+    margin: float = NON_INFERIORITY_MARGIN,
+    champion_version: str | None = None,
+) -> GateDecision:
+    """The promotion rule of the module docstring (pure)."""
+    if not uses_synthetic:
+        privacy = "no synthetic training data: privacy gate not needed"
+    elif privacy_passed:
+        privacy = "privacy gate passed for its synthetic data"
+    else:
+        why = "failed" if privacy_passed is False else "has no audit"
+        return GateDecision(CHALLENGER, f"trained on synthetic data whose privacy gate {why}: never champion",
+                            champion_version)
+    if new is None or not all(math.isfinite(v) for v in (new.value, new.lo)):
+        return GateDecision(CHALLENGER, "no holdout AUC with a CI (run `lusynth evaluate` and pass --evaluation)",
+                            champion_version)
+    if champion is None:
+        return GateDecision(CHAMPION, f"no current champion; holdout AUC {new}; {privacy}", None)
+    bar = champion.value - margin
+    if new.lo >= bar:
+        return GateDecision(CHAMPION, f"holdout AUC {new}: lower bound {new.lo:.3f} >= champion v{champion_version} AUC "
+                                      f"{champion.value:.3f} - margin {margin:g} = {bar:.3f} (non-inferior); {privacy}",
+                            champion_version)
+    return GateDecision(CHALLENGER, f"holdout AUC {new}: lower bound {new.lo:.3f} < champion v{champion_version} AUC "
+                                    f"{champion.value:.3f} - margin {margin:g} = {bar:.3f} (not shown non-inferior)",
+                        champion_version)
+
+
+@dataclass
+class ClassifierCandidate:
+    """One trained classifier with what the gate and the model card need."""
+
+    classifier_dir: Path
+    arm: str
+    fraction: float
+    seed: int
+    val_auc: float
+    data_digest: str
+    synthetic_digests: list[str] = field(default_factory=list)
+    holdout: dict[str, dict[str, float]] = field(default_factory=dict)  # metric -> {value, lo, hi}, frame level
+    holdout_patient: dict[str, dict[str, float]] = field(default_factory=dict)
+    privacy_passed: bool | None = None  # None: no synthetic data, or no evaluation given
+    privacy_reasons: list[str] = field(default_factory=list)
+    audits: list[dict[str, Any]] = field(default_factory=list)
+    n_holdout_frames: int | None = None
+    n_holdout_patients: int | None = None
+    ci: float = 0.95
+    threshold: float = 0.5
+    classes: list[str] = field(default_factory=list)
+    image_size: int = 0
+
+    @property
+    def uses_synthetic(self) -> bool:
+        return self.arm != "real" or bool(self.synthetic_digests)
+
+    @property
+    def holdout_auc(self) -> AUCEstimate | None:
+        a = self.holdout.get("auc")
+        return AUCEstimate(float(a["value"]), float(a["lo"]), float(a["hi"])) if a else None
+
+
+def best_per_arm(candidates: Sequence[ClassifierCandidate]) -> dict[str, ClassifierCandidate]:
+    """The best classifier of each arm by validation AUC (ties: larger fraction, lower seed)."""
+    out: dict[str, ClassifierCandidate] = {}
+    for c in candidates:
+        key = (_finite(c.val_auc), c.fraction, -c.seed)
+        cur = out.get(c.arm)
+        if cur is None or key > (_finite(cur.val_auc), cur.fraction, -cur.seed):
+            out[c.arm] = c
+    return dict(sorted(out.items()))
+
+
+def nominate(best: Mapping[str, ClassifierCandidate]) -> str:
+    """The arm a run nominates for the gate: the highest validation AUC (ties: ``real``)."""
+    return max(best.values(), key=lambda c: (_finite(c.val_auc), c.arm == "real")).arm
+
+
+def _finite(x: float) -> float:
+    return x if isinstance(x, (int, float)) and math.isfinite(x) else float("-inf")
