@@ -10,7 +10,7 @@ from lusynth_components.settings import IMAGE
 def export_register(
     classifiers: Input[list[Model]],
     gans: Input[list[Model]],
-    results: Input[Artifact],
+    evaluation: Input[Artifact],
     profile: str,
     overrides: dict,
     register: bool,
@@ -26,8 +26,8 @@ def export_register(
     from lusynth.tracking import join_pipeline_run
 
     join_pipeline_run(experiment, parent_run_id)
-    outcome = run_stage("export", models.path, inputs={"classifiers": [c.path for c in classifiers], "gans": [g.path for g in gans],
-                                                       "evaluation": results.path},
+    outcome = run_stage("export_register", models.path, inputs={"classifiers": [c.path for c in classifiers], "gans": [g.path for g in gans],
+                                                       "evaluation": evaluation.path},
                         profile=profile, overrides=overrides, options={"register": register})
     Path(registry.path).write_text(outcome.artefact.markdown())
     models.metadata.update({**outcome.artefact.kfp_metadata(), "cached": outcome.cached})

@@ -143,7 +143,7 @@ def make_pipeline(*, gpu: bool = False, local: bool = False) -> Callable[..., An
                         synthetic=dsl.Collected(syn.outputs["synthetic"]), profile=profile, overrides=overrides, experiment=experiment,
                         parent_run_id=parent_run_id), "evaluate")
         ex = s(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
-                               results=ev.outputs["results"], profile=profile, overrides=overrides, register=register,
+                               evaluation=ev.outputs["results"], profile=profile, overrides=overrides, register=register,
                                experiment=experiment, parent_run_id=parent_run_id), "export_register")
         outputs = NamedTuple("Outputs", results=dsl.Artifact, models=dsl.Model)
         return outputs(results=ev.outputs["results"], models=ex.outputs["models"])

@@ -142,11 +142,11 @@ def input_digest(path: str | os.PathLike[str]) -> str:
     marker = p / STAGE_FILE
     if marker.is_file():
         return "stage:" + json.loads(marker.read_text())["key"]
-    header = p / "header.json"
-    if header.is_file():
-        digest = json.loads(header.read_text()).get("content_digest")
-        if digest:
-            return str(digest)
+    from lusynth.data.framestore import content_digest_of
+
+    digest = content_digest_of(p)
+    if digest:
+        return digest
     h = hashlib.sha256()
     files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
     for q in files:

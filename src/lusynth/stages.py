@@ -282,7 +282,7 @@ STAGES: tuple[Stage, ...] = (
           "lusynth.evaluate.run:Evaluation", _evaluate,
           options=(Option("metrics_json", Path, None, "Also write the headline metrics here (for `dvc metrics`)."),
                    Option("plots_dir", Path, None, "Also write learning-curve and ROC CSVs here (for `dvc plots`)."))),
-    Stage("export", "export", "Export the classifiers and generators to ONNX (parity-checked) and register them.",
+    Stage("export_register", "export", "Export the classifiers and generators to ONNX (parity-checked) and register them.",
           "lusynth.export.stage:export_and_register", ("export",),
           (_CLASSIFIERS, Input(_GANS.name, _GANS.artefact, "GAN directory, or a folder of them (repeat); per class the largest "
                                                            "training fraction is exported.", many=True, required=False, flags=_GANS.flags),
@@ -363,7 +363,7 @@ def run_stage(
     if name == "ingest" and options.get("source") and "://" not in str(options["source"]):
         flat_inputs.append(str(options["source"]))  # a local source is keyed by its bytes; s3:// and dvc:// by their URI
     cache_params = _cache_params(row, key, params) | ({"source": options.get("source") or "phantom"} if name == "ingest" else {})
-    if name == "export":  # the registry is part of the key: the same models registered into another store are new work
+    if name == "export_register":  # the registry is part of the key: the same models registered into another store are new work
         from lusynth.tracking import tracking_uri
 
         register = bool(options.get("register")) and ctx.track

@@ -75,14 +75,14 @@ def test_dag_and_parameters(compiled) -> None:
     tasks = _tasks(spec)
     assert STAGES <= set(tasks)
     params = spec["root"]["inputDefinitions"]["parameters"]
-    assert set(params) == {"source", "profile", "fractions", "seeds", "arms", "image_size", "synthetic_count", "gan_epochs",
-                           "experiment", "register", "parent_run_id", "gan_checkpoints"}
+    # one parameter source: the profile + per-section overrides, no parameter written out again
+    assert set(params) == {"source", "profile", "overrides", "experiment", "register", "parent_run_id", "gan_checkpoints"}
+    assert params["overrides"]["defaultValue"] == {}
     assert params["gan_checkpoints"]["defaultValue"] == ""
     # the mirror root reaches every GAN task (inside the loop, through the loop's own input)
     gan_in = tasks["train-gan"]["inputs"]["parameters"]["checkpoint_root"]["componentInputParameter"]
     assert gan_in.endswith("gan_checkpoints"), gan_in
     assert params["profile"]["defaultValue"] == "demo"
-    assert params["arms"]["defaultValue"] == ["real", "real+synthetic", "synthetic"]
     # data flow: GANs feed generate, generate feeds the bundle, the bundle feeds every classifier, all feed evaluate
     deps = {n: set(t.get("dependentTasks", [])) for n, t in tasks.items()}
     loops = {n: {c for c, t in tasks.items() if c in _loop_members(spec, n)} for n in tasks if n.startswith("for-loop")}

@@ -23,6 +23,7 @@ import pandas as pd
 from lusynth.classifier.params import ARMS
 from lusynth.data.framestore import FrameStore
 from lusynth.errors import InputError
+from lusynth.keys import fraction as canonical_fraction
 
 
 @dataclass
@@ -65,7 +66,7 @@ def check_synthetic_stores(real: FrameStore, synthetic: Sequence[FrameStore], *,
         if unknown:
             raise InputError(f"{s.path}: synthetic labels {unknown} are not classes of the real store {real.classes}")
         sf = synthetic_fraction(s)
-        if sf is not None and abs(sf - fraction) > 1e-9:
+        if sf is not None and canonical_fraction(sf) != canonical_fraction(fraction):
             raise InputError(
                 f"{s.path}: synthetic frames come from a GAN trained on fraction {sf}, but the classifier is "
                 f"trained at fraction {fraction}; pass the synthetic stores of fraction {fraction}"

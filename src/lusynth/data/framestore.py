@@ -156,6 +156,20 @@ class FrameStore:
         return (labels == positive).astype(np.int64)
 
 
+def content_digest_of(path: str | os.PathLike[str]) -> str | None:
+    """The content digest a frame store's header records (cheap: the header only), else None."""
+    import json
+
+    header = Path(path) / HEADER_FILE
+    if not header.is_file():
+        return None
+    try:
+        digest = json.loads(header.read_text()).get("content_digest")
+    except (OSError, ValueError):
+        return None
+    return str(digest) if digest else None
+
+
 def open_store(path: str | os.PathLike[str]) -> FrameStore:
     """Open a frame store read-only; the pixel array is memory-mapped, not loaded."""
     import json

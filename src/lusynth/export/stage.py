@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from lusynth.errors import InputError
+from lusynth.keys import GanKey
 from lusynth.registry.client import RegisteredVersion, register_classifier, register_generator
 from lusynth.registry.gate import NON_INFERIORITY_MARGIN, ClassifierCandidate, RegistryNames, best_per_arm, nominate
 from lusynth.util import read_json, slugify
@@ -69,6 +70,29 @@ class ExportedModels:
         out.write_text(dumps_json(doc))
         return out
 
+    def registered_lines(self) -> list[str]:
+        """One line per registered version: name, version, aliases, gate decision and why."""
+        return [f"{v.name} v{v.version} [{', '.join(v.aliases)}]: {v.decision} — {v.reason}" for v in self.registered]
+
+    def summary(self) -> str:
+        """What was exported (with the parity check) and registered, for a terminal."""
+        lines = [f"classifier {arm}: {self.path / e.file} ({e.exporter}, opset {e.opset}, parity max diff {e.max_abs_diff:.2g} "
+                 f"<= {e.tolerance:g})" for arm, e in self.classifiers.items()]
+        lines += [f"generator {label}: {self.path / e.file} ({e.exporter}, parity max diff {e.max_abs_diff:g} <= {e.tolerance:g} "
+                  "grey level)" for label, e in self.generators.items()]
+        lines += [f"registered {line}" for line in self.registered_lines()]
+        return "\n".join(lines)
+
+    def markdown(self) -> str:
+        """The summary as a Markdown page (the KFP UI shows it)."""
+        lines = ["# Exported and registered models", ""]
+        lines += [f"- {v.name} v{v.version}: {v.decision} — {v.reason}" for v in self.registered]
+        lines += [f"- {arm}: {e.file} (parity max |diff| {e.max_abs_diff:.2e})" for arm, e in self.classifiers.items()]
+        return "\n".join(lines) + "\n"
+
+    def kfp_metadata(self) -> dict[str, Any]:
+        return {"nominee_arm": self.nominee_arm}
+
     @classmethod
     def load(cls, dir: str | os.PathLike[str]) -> ExportedModels:
         """The export recorded in ``dir``; :class:`InputError` naming ``dir`` when it holds none."""
@@ -87,15 +111,21 @@ class ExportedModels:
 
 
 def _read_classifier_meta(classifier_dir: Path) -> dict[str, Any]:
-    return read_json(classifier_dir / "classifier.json", hint="pass a directory written by `lusynth train-classifier`")
+    from lusynth.classifier.train import ClassifierRun
+
+    return ClassifierRun.load(classifier_dir).meta
 
 
 def _read_report(evaluation_dir: Path) -> dict[str, Any]:
-    return read_json(evaluation_dir / "report.json", hint="pass the output directory of `lusynth evaluate`")
+    from lusynth.evaluate.run import Evaluation
+
+    return Evaluation.load(evaluation_dir).report
 
 
 def _read_gan_meta(gan_dir: Path) -> dict[str, Any]:
-    return read_json(gan_dir / "gan.json", hint="pass the output directory of a finished `lusynth train-gan`")
+    from lusynth.gan.train import GanRun
+
+    return GanRun.load(gan_dir).meta
 
 
 def load_candidates(classifier_dirs: Sequence[str | os.PathLike[str]], evaluation_dir: str | os.PathLike[str] | None = None
@@ -217,7 +247,7 @@ def export_and_register(
                 for label, res in gen_results.items():
                     d, meta = gans[label]
                     audit = next((a for a in audits if a.get("label") == label
-                                  and abs(float(a.get("fraction", -1)) - float(meta["fraction"])) < 1e-9), None)
+                                  and GanKey(label, a.get("fraction", 1.0)) == GanKey(label, meta["fraction"])), None)
                     versions.append(register_generator(client, tr.run_id, res.path, audit=audit, names=names,
                                                        pipeline_run_id=pipeline_run_id))
                 tr.set_tags({"lusynth.registered": ", ".join(f"{v.name} v{v.version} ({v.decision})" for v in versions)})
