@@ -1,4 +1,4 @@
-"""The frame store: the interchange format between stages (DESIGN.md).
+"""The frame store: the interchange format between stages (docs/architecture.md).
 
 A frame store is a directory::
 
