@@ -10,7 +10,6 @@ fans out over these lists, so the grid is defined once, in the library.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -84,17 +83,14 @@ def plan_classifiers(arms: Sequence[str], fractions: Sequence[float], seeds: Seq
 
 
 def synthetic_store_info(store: str | os.PathLike[str]) -> tuple[list[str], float]:
-    """(classes, GAN training fraction) of a synthetic frame store, from its header."""
-    header = json.loads((Path(store) / "header.json").read_text())
-    if header.get("kind") != "synthetic":
-        raise InputError(f"{store}: not a synthetic frame store (kind {header.get('kind')!r}); pass the output of `lusynth generate`")
-    labels = sorted((header.get("counts") or {}).get("synthetic", {}))
-    fractions = {float(v["fraction"]) for v in (header.get("privacy_filter") or {}).values() if "fraction" in v}
-    if "fraction" in header:
-        fractions.add(float(header["fraction"]))
+    """(classes, GAN training fraction) of a synthetic frame store."""
+    from lusynth.gan.generate import SyntheticSet
+
+    keys = SyntheticSet.load(store).keys
+    fractions = {k.fraction for k in keys}
     if len(fractions) != 1:
         raise InputError(f"{store}: synthetic store must come from GANs of one training fraction, header says {sorted(fractions)}; regenerate it")
-    return labels, fractions.pop()
+    return sorted(k.label for k in keys), fractions.pop()
 
 
 def bundle_synthetic(synthetic_dirs: Sequence[str | os.PathLike[str]], out: str | os.PathLike[str]) -> Path:
@@ -184,12 +180,13 @@ def train_gan_stage(
     from lusynth.stagecache import stage_key
 
     params = stage_params("gan", profile, _clean(overrides))
-    key = {"gan": as_dict(params), "label": label, "fraction": float(fraction)}
+    near_copy = stage_params("near_copy", profile)
+    key = {"gan": as_dict(params), "near_copy": as_dict(near_copy), "label": label, "fraction": float(fraction)}
     mirror = mirror_uri(mirror_root, stage_key("train_gan", key, [frames]), label, fraction) if mirror_root else None
     _, cached = run_cached(
         "train_gan", out, params=key, inputs=[frames],
-        run=lambda o: train_gan(frames, o, label=label, fraction=fraction, params=params, resume=resume or bool(mirror),
-                                progress=progress, mirror=mirror),
+        run=lambda o: train_gan(frames, o, label=label, fraction=fraction, params=params, near_copy=near_copy,
+                                resume=resume or bool(mirror), progress=progress, mirror=mirror),
         enabled=cache and not resume,  # a resumed run continues its own directory, never a cached copy
     )
     return StageOutcome(f"train_gan[{label}@{fraction:g}]", Path(out), cached)
@@ -202,17 +199,20 @@ def generate_stage(
     *,
     profile: str = "demo",
     overrides: Mapping[str, Any] | None = None,
+    near_copy_overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     cache: bool = True,
 ) -> StageOutcome:
-    """Synthetic frames (privacy-filtered) from one trained GAN (or one per class)."""
+    """Synthetic frames (privacy-filtered) from one trained GAN (or one per class);
+    ``near_copy_overrides`` go on top of the profile's ``near_copy`` section (the filter's rule)."""
     from lusynth.gan.generate import generate
 
     params = stage_params("generate", profile, _clean(overrides))
+    near_copy = stage_params("near_copy", profile, _clean(near_copy_overrides))
     gans = [gan] if isinstance(gan, (str, os.PathLike)) else list(gan)
     _, cached = run_cached(
-        "generate", out, params={"generate": as_dict(params)}, inputs=[*gans, frames],
-        run=lambda o: generate(gan, frames, o, params=params),
+        "generate", out, params={"generate": as_dict(params), "near_copy": as_dict(near_copy)}, inputs=[*gans, frames],
+        run=lambda o: generate(gan, frames, o, params=params, near_copy=near_copy),
         enabled=cache,
     )
     return StageOutcome("generate", Path(out), cached)
@@ -264,13 +264,15 @@ def evaluate_stage(
     from lusynth.evaluate.run import evaluate
 
     params = stage_params("evaluate", profile, _clean(overrides))
+    near_copy = stage_params("near_copy", profile)
     # sorted so the key (and the report's order) does not depend on the engine's fan-in order
     classifiers = sorted(map(str, expand_dirs(classifiers, "classifier.json", "classifier directory")))
     gans = sorted(map(str, expand_dirs(gans, "gan.json", "GAN directory")))
     synthetic = sorted(map(str, _stores_in(synthetic)))
     _, cached = run_cached(
-        "evaluate", out, params={"evaluate": as_dict(params)}, inputs=[frames, *classifiers, *gans, *synthetic],
-        run=lambda o: evaluate(frames, o, classifier_dirs=classifiers, gan_dirs=gans, synthetic_dirs=synthetic, params=params, progress=progress),
+        "evaluate", out, params={"evaluate": as_dict(params), "near_copy": as_dict(near_copy)}, inputs=[frames, *classifiers, *gans, *synthetic],
+        run=lambda o: evaluate(frames, o, classifier_dirs=classifiers, gan_dirs=gans, synthetic_dirs=synthetic, params=params,
+                               near_copy=near_copy, progress=progress),
         enabled=cache,
     )
     return StageOutcome("evaluate", Path(out), cached)

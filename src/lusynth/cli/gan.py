@@ -1,5 +1,6 @@
 """``lusynth train-gan``, ``lusynth generate`` and ``lusynth export-png``: thin commands over
-:mod:`lusynth.gan`; flags fill :class:`~lusynth.gan.params.GanParams` / ``GenerateParams``."""
+:mod:`lusynth.gan`; flags fill :class:`~lusynth.gan.params.GanParams` / ``GenerateParams``
+(``--percentile``: :class:`~lusynth.metrics.nearcopy.NearCopyPolicy`)."""
 
 from __future__ import annotations
 
@@ -76,16 +77,14 @@ def generate_cmd(
     png: Optional[Path] = typer.Option(None, "--png", help="Also export the frames as PNG folders here."),
 ) -> None:
     """Synthetic frames per class from trained GANs, near-copies of training frames dropped."""
-    import json
-
-    from lusynth.gan.generate import export_png
+    from lusynth.gan.generate import SyntheticSet, export_png
     from lusynth.stages import generate_stage, zero_is_unset
 
-    overrides = {**zero_is_unset(n_per_class=n_per_class), "seed": seed, "which": which, "percentile": percentile, "device": device}
-    generate_stage(gan, frames, out, profile=profile, overrides=overrides, cache=False)
-    for label, p in json.loads((out / "header.json").read_text())["privacy_filter"].items():
+    overrides = {**zero_is_unset(n_per_class=n_per_class), "seed": seed, "which": which, "device": device}
+    generate_stage(gan, frames, out, profile=profile, overrides=overrides, near_copy_overrides={"percentile": percentile}, cache=False)
+    for label, p in SyntheticSet.load(out).privacy_filter.items():
         typer.echo(f"{label}: kept {p['kept']} of {p['generated']} generated; dropped {p['dropped_near_copies']} near-copies "
-                   f"(DCR < {p['threshold']:.3f}, {p['percentile']}th percentile of holdout)")
+                   f"(DCR < {p['threshold']:.3f}, {p['near_copy']['percentile']}th percentile of holdout)")
     typer.echo(f"synthetic frame store: {out}")
     if png is not None:
         typer.echo(f"{export_png(out, png)} PNGs in {png}")

@@ -28,6 +28,7 @@ SECTIONS: dict[str, str] = {
     "ingest": "lusynth.data.ingest:IngestParams",
     "gan": "lusynth.gan.params:GanParams",
     "generate": "lusynth.gan.params:GenerateParams",
+    "near_copy": "lusynth.metrics.nearcopy:NearCopyPolicy",
     "classifier": "lusynth.classifier.params:ClassifierParams",
     "evaluate": "lusynth.evaluate.params:EvaluateParams",
 }
