@@ -177,15 +177,15 @@ def _train_gan(out: Path, *, inputs: Mapping[str, Any], key: Any, params: Mappin
     if options.get("checkpoint_mirror"):
         mirror = mirror_uri(options["checkpoint_mirror"], stage_key("train_gan", _cache_params(STAGE["train_gan"], key, params),
                                                                     [frames], code=STAGE["train_gan"].code), key.label, key.fraction)
-    train_gan(frames, out, label=key.label, fraction=key.fraction, params=gan, resume=bool(options.get("resume")) or bool(mirror),
-              progress=ctx.progress, mirror=mirror)
+    train_gan(frames, out, label=key.label, fraction=key.fraction, params=gan, near_copy=params["near_copy"],
+              resume=bool(options.get("resume")) or bool(mirror), progress=ctx.progress, mirror=mirror)
 
 
 def _generate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
               ctx: RunContext) -> None:
     from lusynth.gan.generate import export_png, generate
 
-    generate(inputs["gans"], inputs["frames"], out, params=ctx.apply(params["generate"]))
+    generate(inputs["gans"], inputs["frames"], out, params=ctx.apply(params["generate"]), near_copy=params["near_copy"])
     if options.get("png"):
         export_png(out, options["png"])
 
@@ -217,7 +217,7 @@ def _evaluate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mappin
     from lusynth.evaluate.run import evaluate
 
     evaluate(inputs["frames"], out, classifier_dirs=inputs["classifiers"], gan_dirs=inputs["gans"], synthetic_dirs=inputs["synthetic"],
-             params=ctx.apply(params["evaluate"]), progress=ctx.progress)
+             params=ctx.apply(params["evaluate"]), near_copy=params["near_copy"], progress=ctx.progress)
 
 
 def _export(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
@@ -258,13 +258,13 @@ STAGES: tuple[Stage, ...] = (
                    Option("report", Path, None, "Report directory (default: OUT-report, beside the store).")),
           set_only=("experiment",), prepare=_ingest_params),
     Stage("train_gan", "train-gan", "Train one DCGAN (the paper's loop) on one class's training frames at one fraction.",
-          "lusynth.gan.train:train_gan", ("gan",), (_FRAMES,), "lusynth.gan.train:GanRun", _train_gan, key="lusynth.keys:GanKey",
+          "lusynth.gan.train:train_gan", ("gan", "near_copy"), (_FRAMES,), "lusynth.gan.train:GanRun", _train_gan, key="lusynth.keys:GanKey",
           options=(Option("resume", bool, False, "Continue from OUT's last checkpoint."),
                    Option("checkpoint_mirror", str, None, "s3://bucket/prefix or a directory: mirror the resumable state there every "
                                                           "epoch and resume from it when OUT lacks it (implies --resume).",
                           envvar="LUSYNTH_GAN_CHECKPOINTS"))),
     Stage("generate", "generate", "Synthetic frames per class from trained GANs, near-copies of training frames dropped.",
-          "lusynth.gan.generate:generate", ("generate",),
+          "lusynth.gan.generate:generate", ("generate", "near_copy"),
           (Input("gans", "lusynth.gan.train:GanRun", "A train-gan output directory (repeat: one per class), or a folder of them.",
                  many=True, flags=("--gan", "--gans", "-g")), _FRAMES),
           "lusynth.gan.generate:SyntheticSet", _generate,
@@ -276,7 +276,7 @@ STAGES: tuple[Stage, ...] = (
                           many=True, required=False, flags=("--synthetic", "-s"))),
           "lusynth.classifier.train:ClassifierRun", _train_classifier, key="lusynth.keys:Cell", select=_classifier_inputs),
     Stage("evaluate", "evaluate", "Holdout metrics with CIs, the paper's table, the fidelity/privacy audit and the report.",
-          "lusynth.evaluate.run:evaluate", ("evaluate",),
+          "lusynth.evaluate.run:evaluate", ("evaluate", "near_copy"),
           (_FRAMES, _CLASSIFIERS, Input(_GANS.name, _GANS.artefact, _GANS.help, many=True, required=False, flags=_GANS.flags),
            Input(_SYNTHETIC.name, _SYNTHETIC.artefact, _SYNTHETIC.help, many=True, required=False, flags=_SYNTHETIC.flags)),
           "lusynth.evaluate.run:Evaluation", _evaluate,

@@ -10,6 +10,7 @@ from lusynth.classifier import ClassifierParams, train_classifier
 from lusynth.cli import main
 from lusynth.data.framestore import open_store
 from lusynth.evaluate import EvaluateParams, evaluate
+from lusynth.metrics.nearcopy import NearCopyPolicy
 from tests.classifier import write_real_store, write_synthetic_store
 
 
@@ -96,3 +97,16 @@ def test_gan_directories_add_the_discriminator_attack_and_fidelity_curves(experi
         assert 0 <= a["privacy"]["discriminator_mia_auc"] <= 1 and a["gan_dir"]
         assert len(a["fidelity_history"]) == 3
     assert any(name.startswith("fidelity_") for name in r.report.figures)
+
+
+def test_the_audit_applies_and_records_the_near_copy_policy_it_is_given(experiment: dict) -> None:
+    d = experiment["dir"]
+    runs = {p: evaluate(experiment["real"], d / f"eval-p{p:g}", classifier_dirs=experiment["clfs"][:1], synthetic_dirs=experiment["syn"],
+                        params=EvaluateParams(n_bootstrap=10, track=False), near_copy=NearCopyPolicy(percentile=p), progress=False)
+            for p in (1.0, 50.0)}
+    reports = {p: json.loads(r.report.json.read_text()) for p, r in runs.items()}
+    for p, report in reports.items():
+        assert report["config"]["near_copy"] == {"percentile": p, "features": "pixels"}
+        assert all(a["near_copy"] == report["config"]["near_copy"] for a in report["audits"])
+    for lo, hi in zip(reports[1.0]["audits"], reports[50.0]["audits"], strict=True):
+        assert hi["privacy"]["near_copy_threshold"] > lo["privacy"]["near_copy_threshold"]

@@ -12,10 +12,11 @@ import pytest
 from lusynth.data.framestore import open_store
 from lusynth.errors import InputError
 from lusynth.gan import generate as gen_mod
-from lusynth.gan.generate import export_png, generate, latents
+from lusynth.gan.generate import SyntheticSet, export_png, generate, latents
 from lusynth.gan.params import GenerateParams
-from lusynth.gan.privacy_filter import NearCopyFilter
 from lusynth.gan.train import train_gan
+from lusynth.keys import GanKey
+from lusynth.metrics.nearcopy import NearCopyPolicy
 from tests.gan import make_phantom_store, tiny_params
 
 LABELS = ("consolidation", "no_consolidation")
@@ -52,7 +53,7 @@ def test_filter_drops_all_planted_copies(store: Path) -> None:
     planted = train[rng.choice(len(train), 10, replace=False)].copy()
     planted[5:] = np.clip(planted[5:].astype(int) + rng.integers(-2, 3, planted[5:].shape), 0, 255).astype(np.uint8)  # near-copies
     candidates = np.concatenate([fresh, planted])
-    filt = NearCopyFilter.fit(train, holdout, percentile=1.0)
+    filt = NearCopyPolicy(percentile=1.0).fit(train, holdout)
     mask, dcr = filt.mask(candidates)
     assert mask[len(fresh):].all(), f"planted copies kept: DCR {dcr[len(fresh):]} vs threshold {filt.threshold}"
     assert mask[: len(fresh)].mean() < 0.2  # fresh real frames mostly pass
@@ -102,7 +103,7 @@ def test_generate_drops_planted_copies_tops_up_and_records_provenance(
         assert set(rows["generator_run_id"]) == {info["mlflow_run_id"]} and set(rows["seed"].astype(int)) == {7}
         assert set(rows["checkpoint"]) == {info["chosen"]["checkpoint"]}
         assert (rows["source"] == "gan").all() and (rows["patient_id"] == "synthetic").all()
-    assert s.header["privacy_filter"][LABELS[0]]["percentile"] == 1.0
+    assert s.header["privacy_filter"][LABELS[0]]["near_copy"]["percentile"] == 1.0
     # a frame is reproducible from its provenance alone
     from lusynth.gan.checkpoint import load_generator
     from lusynth.gan.train import sample_frames
@@ -120,3 +121,30 @@ def test_generate_rejects_a_different_frame_store(gans: list[Path], tmp_path: Pa
     other = make_phantom_store(tmp_path / "other", patients=6, clips=1, frames=2, seed=3)
     with pytest.raises(InputError, match="trained on frames"):
         generate(gans[:1], other, tmp_path / "out", params=GenerateParams(n_per_class=2))
+
+
+def test_generate_returns_the_synthetic_set_it_wrote(gans: list[Path], store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "synthetic"
+    r = generate(gans, store, out, params=GenerateParams(n_per_class=3), near_copy=NearCopyPolicy(percentile=2.0))
+    again = SyntheticSet.load(out)
+    assert r.keys == again.keys == (GanKey(LABELS[0], 1.0), GanKey(LABELS[1], 1.0))
+    assert r.path == out and len(r.store) == r.n_frames == 6
+    assert r.source_frames_digest == open_store(store).digest
+    assert again.privacy_filter[LABELS[1]]["near_copy"] == {"percentile": 2.0, "features": "pixels"}
+    assert r.per_class == again.privacy_filter
+
+
+def test_synthetic_set_load_refuses_a_real_store_and_a_plain_folder(store: Path, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="not a synthetic frame store; pass the output of `lusynth generate`"):
+        SyntheticSet.load(store)
+    with pytest.raises(InputError, match="not a synthetic frame store"):
+        SyntheticSet.load(tmp_path)
+
+
+def test_synthetic_set_keys_of_a_store_written_elsewhere(tmp_path: Path) -> None:
+    # a synthetic store of another writer records one fraction for the whole store
+    from tests.classifier import write_synthetic_store
+
+    frames = np.zeros((3, 8, 8), dtype=np.uint8)
+    syn = SyntheticSet.load(write_synthetic_store(tmp_path / "s", frames, LABELS[0], fraction=0.5))
+    assert syn.keys == (GanKey(LABELS[0], 0.5),) and syn.privacy_filter == {} and syn.source_frames_digest is None

@@ -19,6 +19,7 @@ from lusynth.errors import InputError
 from lusynth.gan import train as train_mod
 from lusynth.gan.checkpoint import load_checkpoint, load_discriminator, load_generator
 from lusynth.gan.train import NonFiniteLossError, train_gan
+from lusynth.metrics.nearcopy import NearCopyPolicy
 from tests.gan import shared_store, tiny_params
 
 LABEL = "consolidation"
@@ -180,3 +181,12 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
     assert int(state["epoch"]) == 1 and int(state["step"]) == steps_per_epoch
     assert all(torch.isfinite(v).all() for v in state["generator"].values() if v.is_floating_point())
     assert not (out / "gan.json").exists() and not (out / "chosen.json").exists()
+
+
+def test_selection_records_the_near_copy_policy_it_applied(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gan"
+    train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=1, eval_every=1),
+              near_copy=NearCopyPolicy(percentile=5.0), progress=False)
+    summary = json.loads((out / "gan.json").read_text())
+    assert summary["selection"]["near_copy"] == {"percentile": 5.0, "features": "pixels"}
+    assert "memorisation_percentile" not in summary["params"]

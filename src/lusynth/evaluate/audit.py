@@ -13,10 +13,11 @@ downloaded here, and the embedding is the project's own classifier); the paper's
 = mean probability of the GAN's class given by the ``real`` classifier.
 
 Privacy (pixels in [0, 1]): distance to the closest training record (DCR) of synthetic frames and
-of holdout frames, the memorisation rate (share of synthetic frames closer to training than the
-``memorisation_percentile``-th holdout DCR), a distance-based membership-inference attack and the
-discriminator's score as an attack (train frames vs holdout frames, balanced), each as ROC AUC
-(0.5 = no leakage). The release gate is :class:`lusynth.metrics.privacy.PrivacyGate`.
+of holdout frames, the memorisation rate (share of synthetic frames that are near-copies by
+:class:`~lusynth.metrics.nearcopy.NearCopyPolicy`, the rule the GAN stages apply too), a
+distance-based membership-inference attack and the discriminator's score as an attack (train
+frames vs holdout frames, balanced), each as ROC AUC (0.5 = no leakage). The release gate is
+:class:`lusynth.metrics.privacy.PrivacyGate`.
 
 Pure: arrays and callables in, numbers out.
 """
@@ -29,16 +30,11 @@ from typing import Any
 import numpy as np
 
 from lusynth.evaluate.params import EvaluateParams
-from lusynth.gan.evaluation import pixels as pixel_features  # the GAN stage's pixel space, the same here
 from lusynth.metrics.distances import subsample
 from lusynth.metrics.fidelity import frechet_distance, kernel_inception_distance, mmd2_rbf, one_nn_accuracy_parts
-from lusynth.metrics.privacy import (
-    distance_attack_scores,
-    distance_to_closest_record,
-    membership_inference_auc,
-    memorisation_rate,
-    near_copy_threshold,
-)
+from lusynth.metrics.nearcopy import NearCopyPolicy
+from lusynth.metrics.nearcopy import pixels as pixel_features
+from lusynth.metrics.privacy import distance_attack_scores, membership_inference_auc
 
 #: frames (N, S, S) uint8 -> one score per frame (higher = "more real" / "more likely a member")
 ScoreFn = Callable[[np.ndarray], np.ndarray]
@@ -52,6 +48,7 @@ def audit_synthetic(
     train: np.ndarray,
     *,
     params: EvaluateParams,
+    near_copy: NearCopyPolicy | None = None,
     embed: EmbedFn | None = None,
     class_prob: EmbedFn | None = None,
     discriminator: ScoreFn | None = None,
@@ -62,7 +59,8 @@ def audit_synthetic(
     ``embed`` gives classifier features (embedding metrics are skipped without it); ``class_prob``
     the ``real`` classifier's probability of the GAN's class per frame (confidence score);
     ``discriminator`` the GAN's D score per frame (discriminator attack); ``holdout_groups`` the clip
-    of each holdout frame, so the 1-NN test leaves a whole real clip out.
+    of each holdout frame, so the 1-NN test leaves a whole real clip out; ``near_copy`` the
+    near-copy rule of the memorisation rate (default ``NearCopyPolicy()``).
     Returns ``{"fidelity": {...}, "privacy": {...}, "dcr": {...arrays...}, "n": {...}}``.
     """
     for name, a in (("synthetic", synthetic), ("holdout", holdout), ("train", train)):
@@ -106,16 +104,15 @@ def audit_synthetic(
         fid["confidence"] = float(np.mean(class_prob(syn)))  # the paper's confidence score
         fid["confidence_holdout"] = float(np.mean(class_prob(hold)))  # what real frames of the class get
 
-    px_train = pixel_features(tr)
-    dcr_syn = distance_to_closest_record(px_syn, px_train)
-    dcr_hold = distance_to_closest_record(px_hold, px_train)
+    near_copies = (near_copy or NearCopyPolicy()).fit(tr, hold)
+    dcr_syn, dcr_hold = near_copies.dcr(syn), near_copies.reference_dcr
     # balanced attack: as many members (train) as non-members (holdout)
     n_att = min(len(tr), len(hold))
     members = tr[subsample(len(tr), n_att, seed=params.seed + 5)]
     nonmembers = hold[subsample(len(hold), n_att, seed=params.seed + 6)]
     priv: dict[str, float] = {
-        "memorisation_rate": memorisation_rate(dcr_syn, dcr_hold, percentile=params.memorisation_percentile),
-        "near_copy_threshold": near_copy_threshold(dcr_hold, percentile=params.memorisation_percentile),
+        "memorisation_rate": near_copies.policy.rate(dcr_syn, dcr_hold),
+        "near_copy_threshold": near_copies.threshold,
         "median_dcr_synthetic": float(np.median(dcr_syn)),
         "median_dcr_holdout": float(np.median(dcr_hold)),
         "distance_mia_auc": membership_inference_auc(

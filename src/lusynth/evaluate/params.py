@@ -27,7 +27,6 @@ class EvaluateParams:
     audit_max_frames: int = 2000  # frames per side (synthetic, real) in fidelity/privacy metrics
     kid_subsets: int = 10
     kid_subset_size: int = 1000  # lowered to the smaller side when fewer frames exist
-    memorisation_percentile: float = 1.0  # near-copy cut-off: this percentile of holdout->train DCR
     gate_max_memorisation_rate: float | None = PrivacyGate.max_memorisation_rate
     gate_max_distance_mia_auc: float | None = PrivacyGate.max_distance_mia_auc
     gate_max_discriminator_mia_auc: float | None = PrivacyGate.max_discriminator_mia_auc
@@ -54,8 +53,6 @@ class EvaluateParams:
             raise bad("audit_max_frames", "need at least 10 frames per side")
         if self.kid_subsets < 1 or self.kid_subset_size < 2:
             raise bad("kid_subsets", "kid_subsets >= 1 and kid_subset_size >= 2")
-        if not 0 <= self.memorisation_percentile <= 100:
-            raise bad("memorisation_percentile", "a percentile in [0, 100]")
         if self.grid_frames < 1 or self.batch_size < 1:
             raise bad("grid_frames", "grid_frames and batch_size must be >= 1")
         if self.threads < 0:

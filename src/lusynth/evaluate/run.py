@@ -31,6 +31,7 @@ from lusynth.evaluate.aggregate import headline, results_table
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
 from lusynth.evaluate.holdout import bootstrap_all, metrics_json, paired_comparisons, predict_holdout, roc_json
 from lusynth.evaluate.params import EvaluateParams
+from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.report import plots
 from lusynth.report.render import HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, write_report
@@ -166,10 +167,12 @@ def evaluate(
     gan_dirs: Sequence[str | os.PathLike[str]] = (),
     synthetic_dirs: Sequence[str | os.PathLike[str]] = (),
     params: EvaluateParams | None = None,
+    near_copy: NearCopyPolicy | None = None,
     progress: bool = True,
 ) -> Evaluation:
-    """Evaluate every classifier on the real holdout, audit every GAN, write the report."""
+    """Evaluate every classifier on the real holdout, audit every GAN (near-copies by ``near_copy``), write the report."""
     params = params or EvaluateParams()
+    near_copy = near_copy or NearCopyPolicy()
     configure_threads(params.threads or None)
     device = select_device(params.device)
     if not classifier_dirs:
@@ -214,14 +217,14 @@ def evaluate(
             positive = label == emb.positive_class
             class_prob = (lambda f, e=emb, pos=positive: e.predict_proba(f) if pos else 1.0 - e.predict_proba(f))
         disc = _discriminator_fn(t["gan"]["dir"]) if t["gan"] is not None else None
-        res = audit_synthetic(syn, hold, train, params=params, embed=(emb.embed if emb is not None else None),
+        res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
                               class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])
         gate = gate_audit(res["privacy"], params)
         audits.append({"name": name, "label": label, "fraction": frac, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
                        "gan_dir": str(t["gan"]["dir"]) if t["gan"] else None,
                        "gan_run_id": (t["gan"]["meta"].get("run_id") if t["gan"] else None),
                        "embedding": str(emb.path) if emb is not None else None,
-                       "fidelity": res["fidelity"], "privacy": res["privacy"], "n": res["n"], "gate": gate,
+                       "fidelity": res["fidelity"], "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
                        "fidelity_history": t["gan"]["history"] if t["gan"] else []})
         k = min(params.grid_frames, len(syn), len(hold))
         figures[f"samples_{label}_f{frac:g}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")
@@ -233,7 +236,7 @@ def evaluate(
                "reasons": [f"{a['name']}: {r}" for a in audits for r in a["gate"]["reasons"]],
                "thresholds": {k: v for k, v in as_dict(params).items() if k.startswith("gate_")}}
     results = {
-        "config": {"frames_dir": str(real.path), "frames_digest": real.digest, "params": as_dict(params),
+        "config": {"frames_dir": str(real.path), "frames_digest": real.digest, "params": as_dict(params), "near_copy": as_dict(near_copy),
                    "classifier_dirs": [str(d) for d in classifier_dirs], "gan_dirs": [str(d) for d in gan_dirs],
                    "synthetic_dirs": [str(d) for d in synthetic_dirs],
                    "n_holdout_frames": int(len(real.indices(split="holdout"))),
@@ -242,7 +245,8 @@ def evaluate(
         "audits": audits, "privacy_gate": privacy,
     }
     with optional_stage_run(params.track, stage="evaluate", local_dir=out_dir.parent, run_name="evaluate",
-                            params={"frames_digest": real.digest, **as_dict(params), "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
+                            params={"frames_digest": real.digest, **as_dict(params), "near_copy": as_dict(near_copy),
+                                    "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
         results["config"]["mlflow_run_id"] = tr.run_id if tr is not None else None
         with atomic_dir(out_dir) as tmp:
             art = write_report(tmp, results, figures)

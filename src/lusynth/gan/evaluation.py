@@ -2,9 +2,9 @@
 
 The real reference is the class's **validation** frames (the paper compared with the GAN's own
 training frames, which rewards memorisation). Two feature spaces: pixels (frames flattened to
-[0, 1]) and the project's embedding (:mod:`lusynth.models.embedding`). The memorisation rate
-(share of synthetic frames closer to a training frame than the ``percentile``-th holdout frame
-is) uses pixels, like the generation-time privacy filter.
+[0, 1]) and the project's embedding (:mod:`lusynth.models.embedding`). The memorisation rate is
+the share of synthetic frames that are near-copies of a training frame by the one rule the
+generation-time privacy filter applies too (:class:`~lusynth.metrics.nearcopy.NearCopyPolicy`).
 """
 
 from __future__ import annotations
@@ -13,14 +13,10 @@ import numpy as np
 
 from lusynth.metrics.distances import subsample
 from lusynth.metrics.fidelity import mmd2_rbf, one_nn_accuracy_parts
-from lusynth.metrics.privacy import distance_to_closest_record, memorisation_rate
+from lusynth.metrics.nearcopy import NearCopyPolicy, pixels
+from lusynth.metrics.privacy import distance_to_closest_record
 
 __all__ = ["balanced_real_subset", "fidelity_report", "make_grid", "pixels"]
-
-
-def pixels(frames: np.ndarray) -> np.ndarray:
-    """uint8 (N,S,S) -> float32 (N, S*S) in [0, 1], the pixel feature space."""
-    return np.asarray(frames, dtype=np.float32).reshape(len(frames), -1) / 255.0
 
 
 def balanced_real_subset(n_real: int, n_fake: int, *, seed: int) -> np.ndarray:
@@ -37,16 +33,17 @@ def fidelity_report(
     real_embed: np.ndarray,
     train: np.ndarray,
     holdout_dcr: np.ndarray,
-    percentile: float,
+    near_copy: NearCopyPolicy,
     real_groups: np.ndarray | None = None,
 ) -> dict[str, float]:
     """MMD^2 (RBF, median heuristic) and 1-NN accuracy (0.5 ideal; leave-one-clip-out on the real
     side when ``real_groups`` gives each real frame's clip) in pixels and in the embedding, plus
-    the memorisation rate against ``train`` (uint8 frames)."""
+    the memorisation rate against ``train`` (uint8 frames) by ``near_copy``, whose reference is
+    ``holdout_dcr`` (holdout -> train DCR in the policy's feature space)."""
     fx, rx = pixels(fake), pixels(real)
     nn_pix = one_nn_accuracy_parts(rx, fx, real_groups=real_groups)
     nn_emb = one_nn_accuracy_parts(real_embed, fake_embed, real_groups=real_groups)
-    dcr = distance_to_closest_record(fx, pixels(train))
+    dcr = distance_to_closest_record(near_copy.to_features(fake), near_copy.to_features(train))
     return {
         "mmd_pixels": float(mmd2_rbf(rx, fx)),
         "nn1_pixels": nn_pix["accuracy"],
@@ -56,7 +53,7 @@ def fidelity_report(
         "nn1_embed": nn_emb["accuracy"],
         "nn1_embed_real": nn_emb["real_accuracy"],
         "nn1_embed_fake": nn_emb["fake_accuracy"],
-        "memorisation_rate": float(memorisation_rate(dcr, holdout_dcr, percentile=percentile)),
+        "memorisation_rate": near_copy.rate(dcr, holdout_dcr),
         "median_dcr_pixels": float(np.median(dcr)),
     }
 

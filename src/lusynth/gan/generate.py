@@ -3,19 +3,19 @@
 For each GAN directory (one class each) the chosen checkpoint's generator (eval mode) turns
 latents into frames. Latent ``i`` of a class is ``numpy.random.default_rng([seed, i])``'s
 ``standard_normal(nz)``, so any frame can be regenerated from its provenance alone (generator
-run id, checkpoint, seed, latent index). Near-copies of training frames are dropped
-(:class:`~lusynth.gan.privacy_filter.NearCopyFilter`) and generation tops up with further
-latents until ``n_per_class`` frames are kept. The output is a frame store with
-``kind='synthetic'``, rows ``split='synthetic'``, ``source='gan'`` and provenance columns.
+run id, checkpoint, seed, latent index). Near-copies of training frames are dropped (the
+:class:`~lusynth.metrics.nearcopy.NearCopyPolicy` fitted per class) and generation tops up with
+further latents until ``n_per_class`` frames are kept. The output is a frame store with
+``kind='synthetic'``, rows ``split='synthetic'``, ``source='gan'`` and provenance columns; its
+typed view is :class:`SyntheticSet` (what :func:`generate` returns and later stages load).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -23,16 +23,20 @@ import numpy as np
 import torch
 
 from lusynth.atomic import atomic_dir
-from lusynth.data.framestore import FrameStoreWriter, open_store
-from lusynth.errors import InputError, LusynthError
+from lusynth.data.framestore import FrameStore, FrameStoreWriter, open_store
+from lusynth.errors import FrameStoreError, InputError, LusynthError
 from lusynth.gan.checkpoint import checkpoint_path, load_generator
 from lusynth.gan.params import GenerateParams
-from lusynth.gan.privacy_filter import NearCopyFilter
 from lusynth.gan.train import GAN_FILE, sample_frames
+from lusynth.keys import GanKey
+from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.runtime import configure_threads, select_device
+from lusynth.util import slugify
 
-__all__ = ["GenerateResult", "GenerationError", "export_png", "generate", "latents"]
+__all__ = ["GenerationError", "SyntheticSet", "export_png", "generate", "latents"]
+
+_NOT_SYNTHETIC = "not a synthetic frame store; pass the output of `lusynth generate`"
 
 
 class GenerationError(LusynthError):
@@ -40,12 +44,51 @@ class GenerationError(LusynthError):
 
 
 @dataclass
-class GenerateResult:
-    """Per class: kept, generated, dropped near-copies and the threshold; plus the store path."""
+class SyntheticSet:
+    """The output of :func:`generate`: a synthetic frame store and what made it.
 
-    out_dir: Path
-    per_class: dict[str, dict[str, Any]]
-    n_frames: int
+    ``keys`` has one :class:`~lusynth.keys.GanKey` per class the store holds (the label and the
+    training fraction of the GAN that made it); ``privacy_filter`` is, per class, what the
+    near-copy filter did (kept, generated, dropped, threshold, the policy) and which GAN it was.
+    """
+
+    path: Path
+    store: FrameStore = field(repr=False)
+    keys: tuple[GanKey, ...]
+    privacy_filter: dict[str, dict[str, Any]]
+    source_frames_digest: str | None
+
+    @classmethod
+    def load(cls, dir: str | os.PathLike[str]) -> SyntheticSet:
+        """Open the synthetic frame store ``dir``; :class:`InputError` if it is not one."""
+        path = Path(dir)
+        try:
+            store = open_store(path)
+        except FrameStoreError as exc:
+            raise InputError(f"{path}: {_NOT_SYNTHETIC} ({exc})") from None
+        if store.kind != "synthetic":
+            raise InputError(f"{path}: {_NOT_SYNTHETIC} (this one is of kind {store.kind!r})")
+        header = store.header
+        privacy_filter = dict(header.get("privacy_filter") or {})
+        keys = []
+        for label in sorted((header.get("counts") or {}).get("synthetic", {})):
+            # generate records each class's GAN fraction; other writers one fraction for the store
+            frac = (privacy_filter.get(label) or {}).get("fraction", header.get("fraction"))
+            if frac is None:
+                raise InputError(f"{path}: the header does not say which training fraction's GAN made class {label!r}; "
+                                 "regenerate the store with `lusynth generate`")
+            keys.append(GanKey(label, frac))
+        return cls(path=path, store=store, keys=tuple(keys), privacy_filter=privacy_filter,
+                   source_frames_digest=header.get("source_frames_digest"))
+
+    @property
+    def per_class(self) -> dict[str, dict[str, Any]]:
+        """Per class: kept, generated, dropped near-copies, threshold (the header's ``privacy_filter``)."""
+        return self.privacy_filter
+
+    @property
+    def n_frames(self) -> int:
+        return len(self.store)
 
 
 def latents(seed: int, indices: Sequence[int], nz: int) -> torch.Tensor:
@@ -65,13 +108,15 @@ def generate(
     out_dir: str | os.PathLike[str],
     *,
     params: GenerateParams | None = None,
-) -> GenerateResult:
+    near_copy: NearCopyPolicy | None = None,
+) -> SyntheticSet:
     """Write ``params.n_per_class`` filtered synthetic frames per GAN (class) to the store ``out_dir``.
 
     ``frames_dir`` must be the frame store the GANs were trained on (checked by digest): its
-    training frames define near-copies and its holdout frames the threshold.
+    training frames define near-copies and its holdout frames the threshold (``near_copy``).
     """
     params = params or GenerateParams()
+    near_copy = near_copy or NearCopyPolicy()
     configure_threads()
     device = select_device(params.device)
     gan_dirs = [Path(gan_dir)] if isinstance(gan_dir, (str, os.PathLike)) else [Path(p) for p in gan_dir]
@@ -105,7 +150,7 @@ def generate(
             holdout = np.asarray(store.frames[store.indices(split="holdout", label=label)])
             if len(holdout) == 0:
                 raise InputError(f"{store.path}: no holdout frames of class {label!r}; the privacy filter needs them")
-            filt = NearCopyFilter.fit(train, holdout, percentile=params.percentile)
+            filt = near_copy.fit(train, holdout)
             kept_frames: list[np.ndarray] = []
             kept_index: list[int] = []
             next_index, dropped, rounds = 0, 0, 0
@@ -138,19 +183,19 @@ def generate(
             per_class[label] = {
                 "gan_dir": str(gd), "generator_run_id": run_id, "checkpoint": ckpt, "fraction": fraction,
                 "kept": len(kept_index), "generated": next_index, "dropped_near_copies": dropped,
-                "threshold": filt.threshold, "percentile": params.percentile, "rounds": rounds,
+                "threshold": filt.threshold, "near_copy": as_dict(near_copy), "rounds": rounds,
             }
         writer.finish(
             kind="synthetic", classes=store.classes, positive_class=store.header.get("positive_class"),
             extra_header={"source_frames_digest": store.digest, "generate": as_dict(params), "privacy_filter": per_class},
         )
-    with stage_run("generate", local_dir=out_dir, params=as_dict(params),
+    with stage_run("generate", local_dir=out_dir, params={**as_dict(params), "near_copy": as_dict(near_copy)},
                    tags={"source_frames_digest": store.digest, "generators": ",".join(p["generator_run_id"] for p in per_class.values())}) as tr:
         for label, p in per_class.items():
             tr.log_metrics({f"{label}.kept": p["kept"], f"{label}.dropped_near_copies": p["dropped_near_copies"],
                             f"{label}.threshold": p["threshold"]})
         tr.log_dict(per_class, "privacy_filter.json")
-    return GenerateResult(out_dir=out_dir, per_class=per_class, n_frames=sum(p["kept"] for p in per_class.values()))
+    return SyntheticSet.load(out_dir)
 
 
 def export_png(store_dir: str | os.PathLike[str], png_dir: str | os.PathLike[str]) -> int:
@@ -162,7 +207,7 @@ def export_png(store_dir: str | os.PathLike[str], png_dir: str | os.PathLike[str
     ids = store.manifest["frame_id"].to_numpy()
     with atomic_dir(png_dir) as tmp:
         for i in range(len(store)):
-            d = tmp / re.sub(r"[^A-Za-z0-9_.-]", "_", str(labels[i]))
+            d = tmp / slugify(labels[i], replacement="_")
             d.mkdir(exist_ok=True)
-            Image.fromarray(np.asarray(store.frames[i])).save(d / (re.sub(r"[^A-Za-z0-9_.-]", "_", str(ids[i])) + ".png"))
+            Image.fromarray(np.asarray(store.frames[i])).save(d / (slugify(ids[i], replacement="_") + ".png"))
     return len(store)

@@ -44,7 +44,6 @@ class GanParams:
     eval_every: int = 10  # epochs between fidelity evaluations (also at epoch 0 and the last)
     n_eval: int = 200  # synthetic frames per evaluation (capped real side: all validation frames)
     selection: str = "nn1_embed"  # checkpoint rule: 1-NN closest to 0.5 in this space | last
-    memorisation_percentile: float = 1.0  # near-copy threshold percentile of holdout->train NN distances
     max_memorisation_rate: float = 0.05  # a checkpoint with more near-copies than this is not eligible
     embedding_epochs: int = 6  # training epochs of the fidelity embedding net
     keep_checkpoints: bool = True  # keep every evaluated checkpoint (False: only last + chosen)
@@ -68,20 +67,18 @@ class GanParams:
             raise ValueError(f"diffaugment={self.diffaugment!r}: unknown op(s) {bad}; use a comma list of {DIFFAUGMENT_OPS}")
         if self.selection not in SELECTION_RULES:
             raise ValueError(f"selection={self.selection!r}; use one of {SELECTION_RULES}")
-        if not 0 < self.memorisation_percentile < 100:
-            raise ValueError(f"memorisation_percentile={self.memorisation_percentile} must be in (0, 100)")
         if not 0 <= self.max_memorisation_rate <= 1:
             raise ValueError(f"max_memorisation_rate={self.max_memorisation_rate} must be in [0, 1]")
 
 
 @dataclass
 class GenerateParams:
-    """Synthetic frames from trained GANs, with the near-copy privacy filter."""
+    """Synthetic frames from trained GANs, with the near-copy privacy filter (its rule: the
+    ``near_copy`` section, :class:`lusynth.metrics.nearcopy.NearCopyPolicy`)."""
 
     n_per_class: int = 200  # frames kept per class after the filter
     seed: int = 0  # latent stream seed; latent index i is row i of that stream
     which: str = "chosen"  # checkpoint: chosen | last | an evaluated step number
-    percentile: float = 1.0  # near-copy threshold: this percentile of holdout->train NN distances
     batch_size: int = 64
     max_rounds: int = 20  # top-up rounds before giving up (a GAN that only copies is an error)
     device: str = "auto"
@@ -89,8 +86,6 @@ class GenerateParams:
     def __post_init__(self) -> None:
         if self.n_per_class < 1:
             raise ValueError(f"n_per_class={self.n_per_class} must be >= 1")
-        if not 0 < self.percentile < 100:
-            raise ValueError(f"percentile={self.percentile} must be in (0, 100)")
         if self.batch_size < 1 or self.max_rounds < 1:
             raise ValueError("batch_size and max_rounds must be >= 1")
         if not (self.which in ("chosen", "last") or self.which.isdigit()):

@@ -58,6 +58,7 @@ from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, make_g
 from lusynth.gan.mirror import CheckpointMirror
 from lusynth.gan.params import GanParams
 from lusynth.gan.selection import choose
+from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.metrics.privacy import distance_to_closest_record
 from lusynth.models.dcgan import LAYERS_FOR_SIZE, DCGANConfig, count_params, discriminator, flops_per_image, generator
 from lusynth.models.embedding import EmbeddingConfig, EmbeddingNet, embed, fit_embedding
@@ -239,6 +240,7 @@ def train_gan(
     label: str,
     fraction: float,
     params: GanParams | None = None,
+    near_copy: NearCopyPolicy | None = None,
     resume: bool = False,
     progress: bool = True,
     mirror: str | None = None,
@@ -252,6 +254,7 @@ def train_gan(
     from there first.
     """
     params = params or GanParams()
+    near_copy = near_copy or NearCopyPolicy()  # what counts as a near-copy in checkpoint selection
     threads = configure_threads()
     device = select_device(params.device)
     cuda = device.startswith("cuda")
@@ -341,7 +344,7 @@ def train_gan(
         entry: dict[str, Any] = {"step": step, "epoch": epoch_done}
         entry.update(fidelity_report(
             fake, real_val, fake_embed=embed(emb, fake), real_embed=real_embed, train=train_u8,
-            holdout_dcr=holdout_dcr, percentile=params.memorisation_percentile, real_groups=val_clips,
+            holdout_dcr=holdout_dcr, near_copy=near_copy, real_groups=val_clips,
         ))
         grid_path = out_dir / SAMPLES_DIR / f"step_{step:08d}.png"
         _save_png(grid_path, make_grid(fake[:64]))
@@ -427,7 +430,7 @@ def train_gan(
             "chosen": {"checkpoint": entry["checkpoint"], "step": entry["step"], "epoch": entry["epoch"],
                        "metrics": {k: v for k, v in entry.items() if isinstance(v, float)}},
             "selection": {"rule": params.selection, "max_memorisation_rate": params.max_memorisation_rate,
-                          "memorisation_percentile": params.memorisation_percentile,
+                          "near_copy": as_dict(near_copy),
                           "eligible": chosen["eligible"], "reason": chosen["reason"], "candidates": chosen["candidates"],
                           "inputs": HISTORY_FILE},
             "params_g": count_params(g), "params_d": count_params(d), "flops_per_image": flops,

@@ -37,6 +37,7 @@ SECTIONS: dict[str, str] = {
     "experiment": "lusynth.experiment:ExperimentParams",
     "gan": "lusynth.gan.params:GanParams",
     "generate": "lusynth.gan.params:GenerateParams",
+    "near_copy": "lusynth.metrics.nearcopy:NearCopyPolicy",
     "classifier": "lusynth.classifier.params:ClassifierParams",
     "evaluate": "lusynth.evaluate.params:EvaluateParams",
     "export": "lusynth.export.params:ExportParams",

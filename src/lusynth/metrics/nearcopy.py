@@ -1,0 +1,95 @@
+"""The near-copy policy: when is a synthetic frame a (near-)copy of the generator's training data?
+
+One rule, used by GAN checkpoint selection (its memorisation rate), by the privacy filter of
+``generate`` and by the audit of ``evaluate``: a frame is a near-copy when its distance to the
+closest training record (DCR) is below the ``percentile``-th percentile of the DCR of real frames
+of patients the generator did not see (the *reference*). A generator that copies no more than
+fresh patients resemble the training data flags about ``percentile`` % of its frames.
+
+Pure: arrays in, arrays and numbers out (the primitives are in :mod:`lusynth.metrics.privacy`).
+"""
+
+from __future__ import annotations
+
+import numbers
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from lusynth.errors import InputError
+from lusynth.metrics.privacy import distance_to_closest_record, memorisation_rate, near_copy_mask, near_copy_threshold
+
+__all__ = ["FEATURE_SPACES", "NearCopyFilter", "NearCopyPolicy", "pixels"]
+
+
+def pixels(frames: np.ndarray) -> np.ndarray:
+    """uint8 (N,S,S) -> float32 (N, S*S) in [0, 1], the pixel feature space."""
+    return np.asarray(frames, dtype=np.float32).reshape(len(frames), -1) / 255.0
+
+
+#: feature spaces a DCR can be measured in: name -> uint8 frames (N,S,S) -> features (N, d)
+FEATURE_SPACES = {"pixels": pixels}
+
+
+@dataclass(frozen=True)
+class NearCopyPolicy:
+    """What counts as a near-copy; the profile section ``near_copy``."""
+
+    # the cut-off: this percentile of the reference (unseen patients') DCR; 1.0 = the 1st percentile.
+    # Open interval: 0 puts the cut-off at the single closest reference frame, 100 at the farthest
+    # (almost every frame flagged: generate's filter could never keep enough).
+    percentile: float = 1.0
+    features: str = "pixels"  # space of the DCR (FEATURE_SPACES); pixels = frames flattened to [0, 1]
+
+    def __post_init__(self) -> None:
+        p = self.percentile
+        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p < 100:
+            raise InputError(
+                f"near_copy.percentile={p!r}: expected a percentile in (0, 100), e.g. 1.0 for the 1st percentile "
+                "of unseen patients' DCR; set it in the profile's near_copy section (generate: --percentile)"
+            )
+        object.__setattr__(self, "percentile", float(p))
+        if self.features not in FEATURE_SPACES:
+            raise InputError(f"near_copy.features={self.features!r}: unknown feature space; use one of {', '.join(FEATURE_SPACES)}")
+
+    def to_features(self, frames: np.ndarray) -> np.ndarray:
+        """uint8 frames (N,S,S) in the policy's feature space (N, d)."""
+        return FEATURE_SPACES[self.features](frames)
+
+    def threshold(self, reference_dcr: np.ndarray) -> float:
+        """The near-copy cut-off: the ``percentile``-th percentile of the reference DCR."""
+        return near_copy_threshold(reference_dcr, percentile=self.percentile)
+
+    def rate(self, dcr_synthetic: np.ndarray, reference_dcr: np.ndarray) -> float:
+        """Share of synthetic frames that are near-copies (about ``percentile / 100`` without memorisation)."""
+        return memorisation_rate(dcr_synthetic, reference_dcr, percentile=self.percentile)
+
+    def fit(self, train_frames: np.ndarray, reference_frames: np.ndarray) -> NearCopyFilter:
+        """The filter for one class: training frames define closeness, reference frames (uint8, of
+        patients the generator did not see) the cut-off."""
+        train = self.to_features(train_frames)
+        reference_dcr = distance_to_closest_record(self.to_features(reference_frames), train)
+        return NearCopyFilter(policy=self, train=train, reference_dcr=reference_dcr, threshold=self.threshold(reference_dcr))
+
+
+@dataclass(frozen=True)
+class NearCopyFilter:
+    """A :class:`NearCopyPolicy` fitted to one class's training and reference frames."""
+
+    policy: NearCopyPolicy
+    train: np.ndarray = field(repr=False)  # float32 (n, d): training frames in the policy's feature space
+    reference_dcr: np.ndarray = field(repr=False)  # (m,): DCR of the reference frames
+    threshold: float
+
+    @property
+    def percentile(self) -> float:
+        return self.policy.percentile
+
+    def dcr(self, frames: np.ndarray) -> np.ndarray:
+        """Distance of each uint8 frame to its closest training frame, shape (n,)."""
+        return distance_to_closest_record(self.policy.to_features(frames), self.train)
+
+    def mask(self, frames: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(near-copy boolean mask, DCR) for uint8 candidate frames: True = drop."""
+        dcr = self.dcr(frames)
+        return near_copy_mask(dcr, self.threshold), dcr
