@@ -22,9 +22,7 @@ def train_gan(
 
     ``checkpoint_root`` (s3://... or a mounted directory; '' = off): the run's resumable state is
     mirrored there every epoch, so a retry of this task on a fresh pod resumes instead of restarting."""
-    import json
-    from pathlib import Path
-
+    from lusynth.gan.run import GanRun
     from lusynth.tracking import join_pipeline_run
     from lusynth.stages import train_gan_stage, zero_is_unset
 
@@ -32,9 +30,9 @@ def train_gan(
     join_pipeline_run(experiment, parent_run_id)
     outcome = train_gan_stage(frames.path, gan.path, label=label, fraction=fraction, profile=profile, overrides=zero_is_unset(epochs=epochs),
                               mirror_root=checkpoint_root or None)
-    info = json.loads((Path(gan.path) / "gan.json").read_text())
+    run = GanRun.load(gan.path)
     gan.metadata.update({"label": label, "fraction": fraction, "cached": outcome.cached})
-    for k, v in ((info.get("chosen") or {}).get("metrics") or {}).items():  # the chosen checkpoint's fidelity
+    for k, v in ((run.chosen or {}).get("metrics") or {}).items():  # the chosen checkpoint's fidelity
         if isinstance(v, (int, float)):
             metrics.log_metric(k, float(v))
     metrics.log_metric("cached", float(outcome.cached))

@@ -41,8 +41,7 @@ def train_gan_cmd(
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
 ) -> None:
     """Train one DCGAN (the paper's loop) on one class's training frames at one fraction."""
-    import json
-
+    from lusynth.gan.run import GanRun
     from lusynth.stages import train_gan_stage, zero_is_unset
 
     overrides = {
@@ -53,12 +52,12 @@ def train_gan_cmd(
     train_gan_stage(frames, out, label=label, fraction=fraction, profile=profile, overrides=overrides, resume=resume,
                     progress=not quiet, cache=False, mirror_root=checkpoint_mirror or None)
     if not quiet:
-        r = json.loads((out / "gan.json").read_text())
-        c, m = r["chosen"], r["chosen"]["metrics"]
+        r = GanRun.load(out)
+        c, m = r.chosen, r.chosen["metrics"]
         typer.echo(
-            f"{label} @ {fraction}: {r['steps']} steps on {r['device']}; chosen step {c['step']} (epoch {c['epoch']}): "
+            f"{label} @ {fraction}: {r.steps} steps on {r.device}; chosen step {c['step']} (epoch {c['epoch']}): "
             f"nn1_embed {m['nn1_embed']:.3f}, mmd_embed {m['mmd_embed']:.4f}, nn1_pixels {m['nn1_pixels']:.3f}, "
-            f"memorisation {m['memorisation_rate']:.3f}\nmlflow run {r['mlflow_run_id']}; outputs in {out}"
+            f"memorisation {m['memorisation_rate']:.3f}\nmlflow run {r.run_id}; outputs in {out}"
         )
 
 

@@ -11,7 +11,6 @@ latents until ``n_per_class`` frames are kept. The output is a frame store with
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -28,7 +27,8 @@ from lusynth.errors import InputError, LusynthError
 from lusynth.gan.checkpoint import checkpoint_path, load_generator
 from lusynth.gan.params import GenerateParams
 from lusynth.gan.privacy_filter import NearCopyFilter
-from lusynth.gan.train import GAN_FILE, sample_frames
+from lusynth.gan.run import GanRun
+from lusynth.gan.train import sample_frames
 from lusynth.params import as_dict
 from lusynth.runtime import configure_threads, select_device
 
@@ -80,14 +80,11 @@ def generate(
     store = open_store(frames_dir)
     infos = []
     for gd in gan_dirs:
-        f = gd / GAN_FILE
-        if not f.is_file():
-            raise InputError(f"{gd}: no {GAN_FILE}; train it with `lusynth train-gan --out {gd}` (or --resume it)")
-        info = json.loads(f.read_text())
-        if info["frames_digest"] != store.digest:
-            raise InputError(f"{gd} was trained on frames {info['frames_digest']}, but {store.path} is {store.digest}; pass the same --frames")
+        info = GanRun.load(gd)
+        if info.frames_digest != store.digest:
+            raise InputError(f"{gd} was trained on frames {info.frames_digest}, but {store.path} is {store.digest}; pass the same --frames")
         infos.append((gd, info))
-    labels = [i["label"] for _, i in infos]
+    labels = [i.label for _, i in infos]
     if len(set(labels)) != len(labels):
         raise InputError(f"generate: several GANs for one class ({labels}); give one GAN directory per class")
 
@@ -97,7 +94,7 @@ def generate(
     out_dir = Path(out_dir)
     with FrameStoreWriter(out_dir, image_size=store.image_size) as writer:
         for gd, info in infos:
-            label, fraction = info["label"], float(info["fraction"])
+            label, fraction = info.label, info.fraction
             g, cfg = load_generator(gd, params.which)
             g.to(device)
             ckpt = checkpoint_path(gd, params.which).relative_to(gd).as_posix()
@@ -127,7 +124,7 @@ def generate(
                     if not c and len(kept_index) < params.n_per_class:
                         kept_frames.append(f)
                         kept_index.append(i)
-            run_id = info.get("mlflow_run_id") or ""
+            run_id = info.run_id or ""
             for f, i in zip(kept_frames, kept_index, strict=True):
                 writer.append(f, {
                     "frame_id": f"syn-{label}-{run_id[:12] or gd.name}-{i:07d}", "patient_id": "synthetic",
