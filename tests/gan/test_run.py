@@ -29,7 +29,7 @@ def _run(path: Path, **overrides: object) -> GanRun:
         n_train=40, n_val=12, n_holdout=12, steps=10, epochs=1,
         chosen={"checkpoint": "checkpoints/step_00000010.pt", "step": 10, "epoch": 1, "metrics": {"nn1_embed": 0.75}},
         selection={"rule": "nn1_embed", "max_memorisation_rate": 0.05, "inputs": "fidelity_history.json"},
-        params_g=1000, params_d=900, flops_per_image=123456, images_per_second=12.5, resumed=True,
+        params_g=1000, params_d=900, flops_per_image={"g_forward": 2.0, "d_forward": 1.0, "train_step": 9.0}, images_per_second=12.5, resumed=True,
         mirror={"uri": "s3://b/p", "restored": True, "pushes": 1}, history=history,
     )
     values.update(overrides)

@@ -12,7 +12,7 @@ Other stages read them through :meth:`GanRun.load`, never by file name.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,11 @@ __all__ = ["GAN_FILE", "HISTORY_FILE", "GanRun"]
 
 GAN_FILE = "gan.json"
 HISTORY_FILE = "fidelity_history.json"
+# gan.json's key for a field where the two names differ
+_SAVED_AS = {"images_per_second": "images_per_second_this_session"}
+# fields gan.json does not hold under their own name: the directory, the key (saved as label and
+# fraction), the run id (saved twice), the history (its own file), this session's time (not saved)
+_NOT_SAVED_AS_IS = ("path", "key", "run_id", "history", "train_seconds")
 
 
 @dataclass
@@ -55,7 +60,7 @@ class GanRun:
     selection: dict[str, Any] = field(default_factory=dict)  # rule, its inputs and why this checkpoint
     params_g: int = 0
     params_d: int = 0
-    flops_per_image: int = 0
+    flops_per_image: dict[str, float] = field(default_factory=dict)  # g_forward, d_forward, train_step
     images_per_second: float = 0.0  # this session's training throughput
     resumed: bool = False
     mirror: dict[str, Any] = field(default_factory=dict)  # checkpoint mirror uri, restored, pushes; {} = none
@@ -79,17 +84,10 @@ class GanRun:
 
     def summary(self) -> dict[str, Any]:
         """The ``gan.json`` document."""
-        out: dict[str, Any] = {
-            **self.key.as_dict(), "params": self.params, "config": self.config, "device": self.device,
-            "threads": self.threads, "frames_dir": self.frames_dir, "frames_digest": self.frames_digest,
-            "mlflow_run_id": self.run_id, "run_id": self.run_id,
-            "n_train": self.n_train, "n_val": self.n_val, "n_holdout": self.n_holdout,
-            "steps": self.steps, "epochs": self.epochs, "chosen": self.chosen, "selection": self.selection,
-            "params_g": self.params_g, "params_d": self.params_d, "flops_per_image": self.flops_per_image,
-            "images_per_second_this_session": self.images_per_second, "resumed": self.resumed,
-        }
-        if self.mirror:
-            out["mirror"] = self.mirror
+        out: dict[str, Any] = {**self.key.as_dict(), "mlflow_run_id": self.run_id, "run_id": self.run_id}
+        out.update({_SAVED_AS.get(f.name, f.name): getattr(self, f.name) for f in fields(self) if f.name not in _NOT_SAVED_AS_IS})
+        if not self.mirror:  # no mirror, no key (as train-gan always wrote it)
+            del out["mirror"]
         return out
 
     def save(self, directory: str | os.PathLike[str] | None = None) -> Path:
@@ -115,8 +113,7 @@ class GanRun:
         if not isinstance(meta, dict) or "label" not in meta or "fraction" not in meta:
             raise InputError(f"{d / GAN_FILE}: no label and fraction; {hint}")
         history = read_json(d / HISTORY_FILE, hint=hint) if (d / HISTORY_FILE).is_file() else []
-        renamed = {"images_per_second_this_session": "images_per_second"}
-        names = set(cls.__dataclass_fields__) - {"path", "key", "history", "train_seconds", "run_id"}
-        values = {renamed.get(k, k): v for k, v in meta.items() if renamed.get(k, k) in names}
+        saved = {f.name: _SAVED_AS.get(f.name, f.name) for f in fields(cls) if f.name not in _NOT_SAVED_AS_IS}
+        values = {name: meta[key] for name, key in saved.items() if key in meta}
         return cls(path=d, key=GanKey(str(meta["label"]), meta["fraction"]),
                    run_id=meta.get("mlflow_run_id") or meta.get("run_id"), history=list(history), **values)

@@ -225,6 +225,7 @@ def _embedding_net(store: FrameStore, fraction: float, params: GanParams, out_di
     save_checkpoint(path, {"config": {**as_dict(cfg)}, "weights": net.state_dict()})
     return net
 
+
 class GanTrainer:
     """The state of one ``train-gan`` run and the steps :func:`train_gan` composes.
 
@@ -234,6 +235,26 @@ class GanTrainer:
     :meth:`tracking`, the MLflow tracker. Construction only reads and checks the inputs;
     :meth:`resume_or_start` prepares ``out_dir`` and builds the rest.
     """
+
+    # built by resume_or_start: the data (uint8, as the frame store holds it) ...
+    train_u8: np.ndarray  # (n, S, S) this class's training frames at this fraction
+    frames_t: torch.Tensor  # the same on the device, converted to [-1, 1] per batch
+    # ... the fidelity evaluator's fixed inputs ...
+    real_val: np.ndarray  # (n_fake, S, S) a class-balanced subset of the validation frames
+    val_clips: np.ndarray | None  # their clips (the 1-NN test leaves a whole clip out)
+    holdout_dcr: np.ndarray  # holdout -> train nearest-neighbour distances (the memorisation threshold)
+    emb: EmbeddingNet
+    real_embed: np.ndarray
+    z_eval: torch.Tensor  # (n_fake, nz, 1, 1) fixed latents
+    # ... and the networks
+    g: torch.nn.Module
+    d: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    memory_format: torch.memory_format
+    ema: EMA | None
+    g_eval: torch.nn.Module  # the EMA copy if there is one, else G: what is evaluated and shipped
+    policy: tuple[str, ...]  # DiffAugment ops
 
     def __init__(self, frames_dir: str | Path, out_dir: str | Path, *, label: str, fraction: float,
                  params: GanParams | None = None, mirror: str | None = None) -> None:
@@ -256,7 +277,8 @@ class GanTrainer:
         self.mirror_info: dict[str, Any] = {"uri": mirror, "restored": False, "pushes": 0} if mirror else {}
         cuda = self.device.startswith("cuda")
         self.autocast: Any = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and p.amp) else nullcontext
-        self.step, self.epoch, self.history = 0, 0, []
+        self.step, self.epoch = 0, 0  # steps taken, epochs completed
+        self.history: list[dict[str, Any]] = []  # one entry per evaluation (fidelity_history.json)
         self.resumed, self.resumed_from_run = False, ""
         self.images, self.train_seconds = 0, 0.0  # this session's, for images per second
         self.tracker: Tracker | None = None
