@@ -114,11 +114,11 @@ def retain_freed_memory() -> Iterator[bool]:
 
     CPU training allocates and frees the same large activation buffers every step (67 MB each at
     256x256). By default glibc serves blocks over 32 MB with ``mmap`` and returns them with
-    ``munmap``, so every step page-faults (and zeroes) gigabytes afresh: 20% of a paper-size
-    GAN step went to the kernel. ``mallopt(M_MMAP_MAX, 0)`` plus a high trim threshold keeps the
-    memory in the heap: measured 1.08x on the whole step (``benchmarks/bench_gan.py``). On exit
-    the glibc defaults come back and ``malloc_trim(0)`` returns the retained memory. Yields
-    whether it took effect (False off glibc, where it does nothing).
+    ``munmap``, so every step page-faults (and zeroes) gigabytes afresh in the kernel.
+    ``mallopt(M_MMAP_MAX, 0)`` plus a high trim threshold keeps the memory in the heap (what that
+    saves: ``benchmarks/results/README.md``). On exit the glibc defaults come back and
+    ``malloc_trim(0)`` returns the retained memory. Yields whether it took effect (False off
+    glibc, where it does nothing).
     """
     libc = _glibc()
     if libc is None:

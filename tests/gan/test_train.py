@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,8 @@ import torch
 from lusynth.errors import InputError
 from lusynth.gan import train as train_mod
 from lusynth.gan.checkpoint import load_checkpoint, load_discriminator, load_generator
-from lusynth.gan.train import NonFiniteLossError, train_gan
+from lusynth.gan.train import GanRun, NonFiniteLossError, train_gan
+from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from tests.gan import shared_store, tiny_params
 
@@ -93,6 +95,12 @@ def test_short_training_improves_fidelity_and_writes_the_contract(
     assert len(client.get_metric_history(r.run_id, "nn1_embed")) == len(history)
     arts = {a.path for a in client.list_artifacts(r.run_id, "chosen")}
     assert arts == {"chosen/" + Path(summary["chosen"]["checkpoint"]).name}
+
+
+def test_train_gan_returns_the_run_it_saved(store: Path, tmp_path: Path) -> None:
+    r = train_gan(store, tmp_path / "gan", label=LABEL, fraction=1.0, params=tiny_params(epochs=1, eval_every=1), progress=False)
+    assert isinstance(r, GanRun) and r.key == GanKey(LABEL, 1.0) and r.train_seconds and r.train_seconds > 0
+    assert GanRun.load(tmp_path / "gan") == replace(r, train_seconds=None)
 
 
 def test_same_seed_same_weights(store: Path, tmp_path: Path) -> None:

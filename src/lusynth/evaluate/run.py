@@ -5,15 +5,14 @@ synthetic frame stores; writes ``out_dir`` atomically (report.html / report.md /
 figures/*.png) and logs the run to MLflow. Works with no GAN at all (a real-only experiment).
 
 GANs and synthetic stores are matched by (class, training fraction): a GAN directory's
-``gan.json`` names both; a synthetic store gives its class in the manifest and its fraction in
-its provenance (see :func:`lusynth.classifier.data.synthetic_fraction`). The embedding and the
-confidence score come from the ``real`` classifier of the largest fraction (lowest seed), so
-every GAN is measured in the same feature space.
+:class:`~lusynth.gan.run.GanRun` names both; a synthetic store gives its class in the manifest
+and its fraction in its provenance (see :func:`lusynth.classifier.data.synthetic_fraction`). The
+embedding and the confidence score come from the ``real`` classifier of the largest fraction
+(lowest seed), so every GAN is measured in the same feature space.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from lusynth.evaluate.aggregate import headline, results_table
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
 from lusynth.evaluate.holdout import bootstrap_all, metrics_json, paired_comparisons, predict_holdout, roc_json
 from lusynth.evaluate.params import EvaluateParams
+from lusynth.gan.run import GanRun
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.report import plots
@@ -94,16 +94,9 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text()) if path.is_file() else None
-
-
 def _gan_info(gan_dir: Path) -> dict[str, Any]:
-    meta = _read_json(gan_dir / "gan.json")
-    if meta is None:
-        raise InputError(f"{gan_dir}: no gan.json; pass the output directory of a finished `lusynth train-gan`")
-    return {"dir": gan_dir, "label": str(meta["label"]), "fraction": float(meta["fraction"]), "meta": meta,
-            "history": _read_json(gan_dir / "fidelity_history.json") or []}
+    run = GanRun.load(gan_dir)
+    return {"dir": gan_dir, "label": run.label, "fraction": run.fraction, "run_id": run.run_id, "history": run.history}
 
 
 def _discriminator_fn(gan_dir: Path) -> Any:
@@ -222,7 +215,7 @@ def evaluate(
         gate = gate_audit(res["privacy"], params)
         audits.append({"name": name, "label": label, "fraction": frac, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
                        "gan_dir": str(t["gan"]["dir"]) if t["gan"] else None,
-                       "gan_run_id": (t["gan"]["meta"].get("run_id") if t["gan"] else None),
+                       "gan_run_id": (t["gan"]["run_id"] if t["gan"] else None),
                        "embedding": str(emb.path) if emb is not None else None,
                        "fidelity": res["fidelity"], "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
                        "fidelity_history": t["gan"]["history"] if t["gan"] else []})

@@ -299,6 +299,7 @@ def export_generator(gan_dir: str | os.PathLike[str], out_path: str | os.PathLik
     """Export a ``train-gan`` directory's chosen generator: z (N, nz) -> uint8 frames (N, S, S)."""
     from lusynth import __version__
     from lusynth.gan.checkpoint import load_generator
+    from lusynth.gan.run import GanRun
 
     _check_opset(opset)
     t0 = time.perf_counter()
@@ -308,23 +309,22 @@ def export_generator(gan_dir: str | os.PathLike[str], out_path: str | os.PathLik
     z = torch.randn(PARITY_BATCH, cfg.nz, generator=torch.Generator().manual_seed(PARITY_SEED))
     onnx_bytes, exporter, notes = _export_bytes(wrapped, z, input_name="z", output_name="frames", opset=opset,
                                                 prefer_dynamo=prefer_dynamo)
-    meta_path = gan_dir / "gan.json"
-    gan_meta = json.loads(meta_path.read_text()) if meta_path.is_file() else {}
-    chosen = gan_meta.get("chosen") or {}
+    run = GanRun.load(gan_dir) if GanRun.exists(gan_dir) else None  # an unfinished run exports without it
+    chosen = (run.chosen if run is not None else None) or {}
     metadata = {
         "lusynth.kind": "generator",
         "lusynth.version": __version__,
-        "lusynth.label": str(gan_meta.get("label", "")),
-        "lusynth.fraction": repr(float(gan_meta.get("fraction", float("nan")))),
+        "lusynth.label": run.label if run is not None else "",
+        "lusynth.fraction": repr(run.fraction if run is not None else float("nan")),
         "lusynth.image_size": str(cfg.image_size),
         "lusynth.nz": str(cfg.nz),
         "lusynth.input": f"z: float32 (N, {cfg.nz}), standard normal latent vectors",
         "lusynth.output": f"frames: uint8 (N, {cfg.image_size}, {cfg.image_size}) grey",
         "lusynth.postprocessing": "round((tanh_output + 1) * 127.5), clipped to 0..255",
-        "lusynth.data_digest": str(gan_meta.get("frames_digest", "")),
+        "lusynth.data_digest": run.frames_digest if run is not None else "",
         "lusynth.checkpoint": str(chosen.get("checkpoint", which)),
         "lusynth.chosen_step": str(chosen.get("step", "")),
-        "lusynth.mlflow_run_id": str(gan_meta.get("mlflow_run_id") or gan_meta.get("run_id") or ""),
+        "lusynth.mlflow_run_id": (run.run_id if run is not None else None) or "",
         "lusynth.exporter": exporter,
         "lusynth.opset": str(opset),
         "lusynth.parity_tolerance": f"{GENERATOR_TOLERANCE} grey level, <= {GENERATOR_MAX_FLIPPED:.1%} of pixels",

@@ -12,7 +12,6 @@ typed view is :class:`SyntheticSet` (what :func:`generate` returns and later sta
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -27,7 +26,8 @@ from lusynth.data.framestore import FrameStore, FrameStoreWriter, open_store
 from lusynth.errors import FrameStoreError, InputError, LusynthError
 from lusynth.gan.checkpoint import checkpoint_path, load_generator
 from lusynth.gan.params import GenerateParams
-from lusynth.gan.train import GAN_FILE, sample_frames
+from lusynth.gan.run import GanRun
+from lusynth.gan.train import sample_frames
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
@@ -125,14 +125,11 @@ def generate(
     store = open_store(frames_dir)
     infos = []
     for gd in gan_dirs:
-        f = gd / GAN_FILE
-        if not f.is_file():
-            raise InputError(f"{gd}: no {GAN_FILE}; train it with `lusynth train-gan --out {gd}` (or --resume it)")
-        info = json.loads(f.read_text())
-        if info["frames_digest"] != store.digest:
-            raise InputError(f"{gd} was trained on frames {info['frames_digest']}, but {store.path} is {store.digest}; pass the same --frames")
+        info = GanRun.load(gd)
+        if info.frames_digest != store.digest:
+            raise InputError(f"{gd} was trained on frames {info.frames_digest}, but {store.path} is {store.digest}; pass the same --frames")
         infos.append((gd, info))
-    labels = [i["label"] for _, i in infos]
+    labels = [i.label for _, i in infos]
     if len(set(labels)) != len(labels):
         raise InputError(f"generate: several GANs for one class ({labels}); give one GAN directory per class")
 
@@ -142,7 +139,7 @@ def generate(
     out_dir = Path(out_dir)
     with FrameStoreWriter(out_dir, image_size=store.image_size) as writer:
         for gd, info in infos:
-            label, fraction = info["label"], float(info["fraction"])
+            label, fraction = info.label, info.fraction
             g, cfg = load_generator(gd, params.which)
             g.to(device)
             ckpt = checkpoint_path(gd, params.which).relative_to(gd).as_posix()
@@ -172,7 +169,7 @@ def generate(
                     if not c and len(kept_index) < params.n_per_class:
                         kept_frames.append(f)
                         kept_index.append(i)
-            run_id = info.get("mlflow_run_id") or ""
+            run_id = info.run_id or ""
             for f, i in zip(kept_frames, kept_index, strict=True):
                 writer.append(f, {
                     "frame_id": f"syn-{label}-{run_id[:12] or gd.name}-{i:07d}", "patient_id": "synthetic",

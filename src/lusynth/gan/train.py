@@ -6,12 +6,18 @@ D updated on a real and a fake batch, then G), plus switchable, measured improve
 with RNG state, non-finite loss detection, fidelity against held-out validation frames with an
 automatic checkpoint choice, and MLflow tracking through :mod:`lusynth.tracking`.
 
+:func:`train_gan` reads top to bottom: a :class:`GanTrainer` holds the run's state and each of
+its methods is one step (resume or start, an epoch, an evaluation, a checkpoint, the finish);
+:func:`train_step` is the pure update of G and D on one batch.
+
 Output directory (the contract other stages rely on)::
 
     gan.json               summary, written last: label, fraction, params, device, frames digest,
                            MLflow run id, chosen checkpoint + the selection rule and its inputs
     fidelity_history.json  one entry per evaluation: step, epoch, mmd_pixels, nn1_pixels,
                            mmd_embed, nn1_embed, memorisation_rate, ...
+                           (these two are the stage artefact :class:`~lusynth.gan.run.GanRun`:
+                           other stages read them with ``GanRun.load(dir)``)
     chosen.json            the chosen checkpoint (a file under checkpoints/)
     checkpoints/           last.pt (full state for --resume) and step_*.pt (per evaluation)
     samples/               step_*.png sample grids (fixed latents)
@@ -30,10 +36,10 @@ import io
 import math
 import shutil
 import time
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -57,19 +63,23 @@ from lusynth.gan.ema import EMA
 from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, make_grid, pixels
 from lusynth.gan.mirror import CheckpointMirror
 from lusynth.gan.params import GanParams
+from lusynth.gan.run import GAN_FILE, HISTORY_FILE, GanRun
 from lusynth.gan.selection import choose
+from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.metrics.privacy import distance_to_closest_record
 from lusynth.models.dcgan import LAYERS_FOR_SIZE, DCGANConfig, count_params, discriminator, flops_per_image, generator
 from lusynth.models.embedding import EmbeddingConfig, EmbeddingNet, embed, fit_embedding
 from lusynth.params import as_dict
+from lusynth.progress import Advance
 from lusynth.progress import progress as progress_bar
 from lusynth.runtime import configure_threads, retain_freed_memory, select_device
 
-__all__ = ["GanResult", "NonFiniteLossError", "build_networks", "sample_frames", "train_gan", "train_step"]
+if TYPE_CHECKING:
+    from lusynth.tracking import Tracker
 
-GAN_FILE = "gan.json"
-HISTORY_FILE = "fidelity_history.json"
+__all__ = ["GanRun", "GanTrainer", "NonFiniteLossError", "build_networks", "sample_frames", "train_gan", "train_step"]
+
 EMBEDDING_FILE = "embedding.pt"
 SAMPLES_DIR = "samples"
 _OUTPUTS = (CHECKPOINT_DIR, SAMPLES_DIR, EMBEDDING_FILE, CHOSEN_FILE, GAN_FILE, HISTORY_FILE)
@@ -79,22 +89,6 @@ _RESUME_FREE = ("keep_checkpoints",)
 
 class NonFiniteLossError(LusynthError):
     """A loss became NaN/inf; the last good checkpoint is kept."""
-
-
-@dataclass
-class GanResult:
-    """What :func:`train_gan` did; the same facts are in ``out_dir/gan.json``."""
-
-    out_dir: Path
-    label: str
-    fraction: float
-    run_id: str
-    device: str
-    chosen: dict[str, Any]
-    history: list[dict[str, Any]] = field(repr=False)
-    steps: int
-    train_seconds: float
-    images_per_second: float
 
 
 def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
@@ -233,6 +227,289 @@ def _embedding_net(store: FrameStore, fraction: float, params: GanParams, out_di
     return net
 
 
+class GanTrainer:
+    """The state of one ``train-gan`` run and the steps :func:`train_gan` composes.
+
+    Holds the frame store and the frames it trains and evaluates on, the networks, optimisers and
+    EMA, the fidelity evaluator's fixed inputs (validation frames and their embeddings, latents),
+    the counters (``step``, ``epoch`` = epochs completed, ``history``) and, inside
+    :meth:`tracking`, the MLflow tracker. Construction only reads and checks the inputs;
+    :meth:`resume_or_start` prepares ``out_dir`` and builds the rest.
+    """
+
+    # built by resume_or_start: the data (uint8, as the frame store holds it) ...
+    train_u8: np.ndarray  # (n, S, S) this class's training frames at this fraction
+    frames_t: torch.Tensor  # the same on the device, converted to [-1, 1] per batch
+    # ... the fidelity evaluator's fixed inputs ...
+    real_val: np.ndarray  # (n_fake, S, S) a class-balanced subset of the validation frames
+    val_clips: np.ndarray | None  # their clips (the 1-NN test leaves a whole clip out)
+    holdout_dcr: np.ndarray  # holdout -> train nearest-neighbour distances (the memorisation threshold)
+    emb: EmbeddingNet
+    real_embed: np.ndarray
+    z_eval: torch.Tensor  # (n_fake, nz, 1, 1) fixed latents
+    # ... and the networks
+    g: torch.nn.Module
+    d: torch.nn.Module
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    memory_format: torch.memory_format
+    ema: EMA | None
+    g_eval: torch.nn.Module  # the EMA copy if there is one, else G: what is evaluated and shipped
+    policy: tuple[str, ...]  # DiffAugment ops
+
+    def __init__(self, frames_dir: str | Path, out_dir: str | Path, *, label: str, fraction: float,
+                 params: GanParams | None = None, near_copy: NearCopyPolicy | None = None, mirror: str | None = None) -> None:
+        self.params = p = params or GanParams()
+        self.near_copy = near_copy or NearCopyPolicy()  # what counts as a near-copy in checkpoint selection
+        self.threads = configure_threads()
+        self.device = select_device(p.device)
+        self.out_dir = Path(out_dir)
+        self.label, self.fraction, self.mirror = label, fraction, mirror
+        self.store = open_store(frames_dir)
+        if self.store.image_size not in LAYERS_FOR_SIZE:
+            raise InputError(f"{self.store.path}: image size {self.store.image_size}; the DCGAN family supports {sorted(LAYERS_FOR_SIZE)} (re-ingest with --image-size)")
+        self.idx = _select_frames(self.store, label, fraction)
+        self.key = GanKey(label, fraction)
+        self.cfg = DCGANConfig(
+            image_size=self.store.image_size, nz=p.nz, ngf=p.ngf, ndf=p.ndf,
+            dropout=p.dropout, instance_noise=p.instance_noise, fast_cpu=p.fast_cpu,
+        )
+        self.params_dict = as_dict(p)
+        self.last_path = self.out_dir / CHECKPOINT_DIR / LAST_FILE
+        self.mirror_info: dict[str, Any] = {"uri": mirror, "restored": False, "pushes": 0} if mirror else {}
+        cuda = self.device.startswith("cuda")
+        self.autocast: Any = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and p.amp) else nullcontext
+        self.step, self.epoch = 0, 0  # steps taken, epochs completed
+        self.history: list[dict[str, Any]] = []  # one entry per evaluation (fidelity_history.json)
+        self.resumed, self.resumed_from_run = False, ""
+        self.images, self.train_seconds = 0, 0.0  # this session's, for images per second
+        self.tracker: Tracker | None = None
+
+    # --- setup ---
+
+    def resume_or_start(self, *, resume: bool) -> None:
+        """Continue from ``last.pt`` (restored from the mirror first when ``out_dir`` lacks it) if
+        ``resume`` and there is one, else clear ``out_dir``'s outputs; then load the data and build
+        the networks, restoring weights, optimisers, RNG states and counters on a resume."""
+        if resume and self.mirror and not self.last_path.is_file():
+            self.mirror_info["restored"] = CheckpointMirror(self.mirror).pull(self.out_dir)
+        state = load_checkpoint(self.last_path) if resume and self.last_path.is_file() else None
+        if state is not None:
+            _check_resumable(state, self.store, self.label, self.fraction, self.params_dict, self.last_path)
+        else:
+            _clear_outputs(self.out_dir)
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
+        (self.out_dir / SAMPLES_DIR).mkdir(exist_ok=True)
+        if self.device.startswith("cuda"):
+            # reproducible kernels; the speed cost at DCGAN sizes is small
+            torch.backends.cudnn.benchmark = False
+            torch.backends.cudnn.deterministic = True
+        self._load_data(reuse_embedding=state is not None)
+        self._build_networks(state)
+
+    def _load_data(self, *, reuse_embedding: bool) -> None:
+        """Training frames (uint8 on the device, converted per batch) and the evaluator's fixed inputs."""
+        p, store, idx = self.params, self.store, self.idx
+        self.train_u8 = np.asarray(store.frames[idx["train"]])
+        self.frames_t = torch.from_numpy(self.train_u8).to(self.device)
+        val_all = np.asarray(store.frames[idx["val"]])
+        n_fake = min(p.n_eval, len(val_all))
+        val_subset = balanced_real_subset(len(val_all), n_fake, seed=p.seed)
+        self.real_val = val_all[val_subset]
+        # each validation frame's clip: the real side of the 1-NN test leaves a whole clip out
+        val_clips = store.manifest["video_id"].to_numpy()[idx["val"]][val_subset]
+        self.val_clips = val_clips if len(set(val_clips)) > 1 else None
+        self.holdout_dcr = distance_to_closest_record(pixels(np.asarray(store.frames[idx["holdout"]])), pixels(self.train_u8))
+        self.emb = _embedding_net(store, self.fraction, p, self.out_dir, reuse=reuse_embedding)
+        self.real_embed = embed(self.emb, self.real_val)
+        # fixed evaluation latents from their own generator: evaluations never touch the training RNG
+        self.z_eval = torch.randn(n_fake, self.cfg.nz, 1, 1, generator=torch.Generator().manual_seed(p.seed + 7919)).to(self.device)
+
+    def _build_networks(self, state: dict[str, Any] | None) -> None:
+        """G, D, optimisers and EMA from the seed, then, on a resume, everything ``last.pt`` holds."""
+        torch.manual_seed(self.params.seed)
+        self.g, self.d, self.opt_g, self.opt_d, self.memory_format = build_networks(self.cfg, self.params, self.device)
+        self.ema = EMA(self.g, self.params.ema_decay) if self.params.ema_decay > 0 else None
+        self.policy = parse_policy(self.params.diffaugment)
+        if state is not None:
+            self.g.load_state_dict(state["generator"])
+            self.d.load_state_dict(state["discriminator"])
+            self.opt_g.load_state_dict(state["opt_g"])
+            self.opt_d.load_state_dict(state["opt_d"])
+            if self.ema is not None:
+                self.ema.load_state_dict(state["generator_ema"])
+            set_rng_state(state["rng"])
+            self.step, self.epoch = int(state["step"]), int(state["epoch"])
+            self.history = [dict(h) for h in state["history"]]
+            self.resumed, self.resumed_from_run = True, state.get("run_id", "")
+        self.g_eval = self.ema.shadow if self.ema is not None else self.g  # the generator that is evaluated and shipped
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Batches per epoch: a last batch of one frame is skipped (BatchNorm cannot train on it)."""
+        n = len(self.train_u8)
+        return sum(1 for i in range(0, n, self.params.batch_size) if n - i >= 2)
+
+    @contextmanager
+    def tracking(self) -> Iterator[Tracker]:
+        """The MLflow run of this stage (and, for CPU fast paths, glibc keeping freed memory)."""
+        from lusynth.tracking import stage_run
+
+        tags: dict[str, Any] = {"label": self.label, "fraction": self.fraction, "frames_digest": self.store.digest}
+        if self.mirror_info.get("restored"):
+            tags["restored_from_mirror"] = self.mirror
+        if self.resumed:
+            tags["resumed_from_run"] = self.resumed_from_run
+            tags["resumed_at_step"] = self.step
+        params = {**self.params_dict, "label": self.label, "fraction": self.fraction, "device": self.device,
+                  "n_train": len(self.train_u8), "image_size": self.cfg.image_size}
+        retain = retain_freed_memory() if (self.params.fast_cpu and self.device == "cpu") else nullcontext()
+        with retain, stage_run("train_gan", local_dir=self.out_dir, run_name=f"train_gan-{self.label}-{self.fraction}",
+                               params=params, tags=tags) as tr:
+            self.tracker = tr
+            yield tr
+
+    # --- training ---
+
+    def run_epoch(self, epoch: int, advance: Advance) -> None:
+        """Train one pass over the frames in the order seeded by (seed, ``epoch``); log each step's losses."""
+        p, n, tr = self.params, len(self.train_u8), self._tracker()
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(p.seed * 1_000_003 + epoch)).to(self.device)
+        t0 = time.perf_counter()
+        for i in range(0, n, p.batch_size):
+            batch = perm[i : i + p.batch_size]
+            if len(batch) < 2:  # BatchNorm cannot train on one frame
+                continue
+            real = _to_unit(self.frames_t[batch]).contiguous(memory_format=self.memory_format)
+            loss_d, loss_g, out_real, out_fake = train_step(
+                self.g, self.d, self.opt_g, self.opt_d, real, nz=self.cfg.nz, policy=self.policy,
+                autocast=self.autocast, ema=self.ema,
+            )
+            self.step += 1
+            values = {
+                "loss_d": loss_d.item(), "loss_g": loss_g.item(),
+                "d_real": torch.sigmoid(out_real.detach().float()).mean().item(),
+                "d_fake": torch.sigmoid(out_fake.detach().float()).mean().item(),
+            }
+            if not (math.isfinite(values["loss_d"]) and math.isfinite(values["loss_g"])):
+                kept = (f"the last good checkpoint {self.last_path} (after epoch {epoch}) is kept" if epoch > 0
+                        else "no checkpoint was written yet")
+                raise NonFiniteLossError(
+                    f"train-gan {self.label} fraction {self.fraction}: non-finite loss at step {self.step} (epoch {epoch + 1}): "
+                    f"loss_d={values['loss_d']}, loss_g={values['loss_g']}; {kept}. Lower lr_g/lr_d, "
+                    "turn off amp, or add instance_noise/diffaugment, then re-run (--resume continues from the checkpoint)"
+                )
+            tr.log_metrics(values, step=self.step)
+            self.images += real.shape[0]
+            elapsed = self.train_seconds + time.perf_counter() - t0
+            advance(1, img_s=self.images / max(elapsed, 1e-9), loss_d=values["loss_d"], loss_g=values["loss_g"])
+        self.train_seconds += time.perf_counter() - t0
+        self.epoch = epoch + 1
+
+    def due_for_evaluation(self) -> bool:
+        """Every ``eval_every`` epochs and after the last."""
+        return self.epoch % self.params.eval_every == 0 or self.epoch == self.params.epochs
+
+    def evaluate(self) -> None:
+        """Fidelity of the current generator (``g_eval``) on the fixed latents at (``step``, ``epoch``):
+        a history entry, a sample grid and, once training has started, a checkpoint of the weights."""
+        tr = self._tracker()
+        fake = sample_frames(self.g_eval, self.z_eval, autocast=self.autocast)
+        entry: dict[str, Any] = {"step": self.step, "epoch": self.epoch}
+        entry.update(fidelity_report(
+            fake, self.real_val, fake_embed=embed(self.emb, fake), real_embed=self.real_embed, train=self.train_u8,
+            holdout_dcr=self.holdout_dcr, near_copy=self.near_copy, real_groups=self.val_clips,
+        ))
+        grid_path = self.out_dir / SAMPLES_DIR / f"step_{self.step:08d}.png"
+        _save_png(grid_path, make_grid(fake[:64]))
+        if self.epoch >= 1:
+            entry["checkpoint"] = f"{CHECKPOINT_DIR}/{step_file(self.step)}"
+            save_checkpoint(self.out_dir / entry["checkpoint"], self._weights_state())
+        self.history.append(entry)
+        tr.log_metrics({k: v for k, v in entry.items() if isinstance(v, float)}, step=self.step)
+        tr.log_artifact(grid_path, "samples")
+        if self.epoch >= 1:
+            self.prune_checkpoints()
+
+    def choose(self) -> dict[str, Any]:
+        """The selection rule's choice over the history so far (:func:`lusynth.gan.selection.choose`)."""
+        return choose(self.history, rule=self.params.selection, max_memorisation_rate=self.params.max_memorisation_rate)
+
+    def prune_checkpoints(self) -> None:
+        """Without ``keep_checkpoints``, delete every evaluated checkpoint but the one :meth:`choose` picks now."""
+        if self.params.keep_checkpoints:
+            return
+        keep = self.choose()["entry"]["checkpoint"]
+        for h in self.history:
+            if h.get("checkpoint") and h["checkpoint"] != keep:
+                (self.out_dir / h["checkpoint"]).unlink(missing_ok=True)
+
+    def _weights_state(self) -> dict[str, Any]:
+        return {
+            "config": as_dict(self.cfg), "step": self.step, "epoch": self.epoch,
+            "generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
+            "generator_ema": self.ema.state_dict() if self.ema is not None else None,
+        }
+
+    def save_checkpoint(self) -> None:
+        """``last.pt``: the weights plus everything ``--resume`` needs (optimisers, RNG states, history)."""
+        save_checkpoint(self.last_path, {
+            **self._weights_state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "rng": get_rng_state(), "history": self.history, "params": self.params_dict,
+            "frames_digest": self.store.digest, "label": self.label, "fraction": float(self.fraction),
+            "run_id": self._tracker().run_id,
+        })
+
+    def push_to_mirror(self) -> None:
+        """Copy the resumable state to the checkpoint mirror, if there is one."""
+        if not self.mirror:
+            return
+        pushed = CheckpointMirror(self.mirror).push(self.out_dir)
+        self.mirror_info.update(pushes=self.mirror_info["pushes"] + 1, last_push=pushed)
+        self._tracker().log_metrics({"mirror_push_seconds": pushed["seconds"]}, step=self.step)
+
+    # --- the artefact ---
+
+    def finish(self) -> GanRun:
+        """Choose the checkpoint, write ``chosen.json`` and the :class:`GanRun` (gan.json last), log them."""
+        tr = self._tracker()
+        chosen = self.choose()
+        entry = chosen["entry"]
+        atomic_write_json(self.out_dir / CHOSEN_FILE, {"checkpoint": entry["checkpoint"], "step": entry["step"], "epoch": entry["epoch"]})
+        self.prune_checkpoints()  # without keep_checkpoints only the chosen one stays
+        p = self.params
+        ips = self.images / self.train_seconds if self.train_seconds > 0 else 0.0
+        run = GanRun(
+            path=self.out_dir, key=self.key, run_id=tr.run_id, frames_digest=self.store.digest,
+            frames_dir=str(self.store.path), device=self.device, threads=self.threads,
+            params=self.params_dict, config=as_dict(self.cfg),
+            n_train=len(self.train_u8), n_val=int(len(self.idx["val"])), n_holdout=int(len(self.idx["holdout"])),
+            steps=self.step, epochs=p.epochs,
+            chosen={"checkpoint": entry["checkpoint"], "step": entry["step"], "epoch": entry["epoch"],
+                    "metrics": {k: v for k, v in entry.items() if isinstance(v, float)}},
+            selection={"rule": p.selection, "max_memorisation_rate": p.max_memorisation_rate,
+                       "near_copy": as_dict(self.near_copy),
+                       "eligible": chosen["eligible"], "reason": chosen["reason"], "candidates": chosen["candidates"],
+                       "inputs": HISTORY_FILE},
+            params_g=count_params(self.g), params_d=count_params(self.d), flops_per_image=flops_per_image(self.cfg),
+            images_per_second=ips, resumed=self.resumed, mirror=self.mirror_info,
+            history=self.history, train_seconds=self.train_seconds,
+        )
+        tr.log_metrics({"chosen_step": float(entry["step"]), "images_per_second": ips}, step=self.step)
+        tr.log_artifact(self.out_dir / entry["checkpoint"], "chosen")
+        tr.set_tags({"chosen_checkpoint": entry["checkpoint"]})
+        summary_path = run.save(self.out_dir)
+        tr.log_artifact(self.out_dir / HISTORY_FILE)
+        tr.log_artifact(summary_path)
+        return run
+
+    def _tracker(self) -> Tracker:
+        if self.tracker is None:
+            raise RuntimeError("GanTrainer: training, evaluation and checkpoints run inside `with trainer.tracking():`")
+        return self.tracker
+
+
 def train_gan(
     frames_dir: str | Path,
     out_dir: str | Path,
@@ -244,7 +521,7 @@ def train_gan(
     resume: bool = False,
     progress: bool = True,
     mirror: str | None = None,
-) -> GanResult:
+) -> GanRun:
     """Train one DCGAN on ``label``'s training frames at ``fraction``; write ``out_dir`` (see module doc).
 
     ``resume=True`` continues from ``out_dir/checkpoints/last.pt`` (or starts fresh if there is
@@ -253,201 +530,22 @@ def train_gan(
     every epoch, and a resumed run whose ``out_dir`` lacks ``last.pt`` (a new pod) restores it
     from there first.
     """
-    params = params or GanParams()
-    near_copy = near_copy or NearCopyPolicy()  # what counts as a near-copy in checkpoint selection
-    threads = configure_threads()
-    device = select_device(params.device)
-    cuda = device.startswith("cuda")
-    out_dir = Path(out_dir)
-    store = open_store(frames_dir)
-    if store.image_size not in LAYERS_FOR_SIZE:
-        raise InputError(f"{store.path}: image size {store.image_size}; the DCGAN family supports {sorted(LAYERS_FOR_SIZE)} (re-ingest with --image-size)")
-    idx = _select_frames(store, label, fraction)
-    cfg = DCGANConfig(
-        image_size=store.image_size, nz=params.nz, ngf=params.ngf, ndf=params.ndf,
-        dropout=params.dropout, instance_noise=params.instance_noise, fast_cpu=params.fast_cpu,
-    )
-    params_dict = as_dict(params)
-    last_path = out_dir / CHECKPOINT_DIR / LAST_FILE
-    mirror_info: dict[str, Any] = {"uri": mirror, "restored": False, "pushes": 0} if mirror else {}
-    if resume and mirror and not last_path.is_file():
-        mirror_info["restored"] = CheckpointMirror(mirror).pull(out_dir)
-    resume_state = load_checkpoint(last_path) if resume and last_path.is_file() else None
-    if resume_state is not None:
-        _check_resumable(resume_state, store, label, fraction, params_dict, last_path)
-    else:
-        _clear_outputs(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
-    (out_dir / SAMPLES_DIR).mkdir(exist_ok=True)
-
-    if cuda:
-        # reproducible kernels; the speed cost at DCGAN sizes is small
-        torch.backends.cudnn.benchmark = False
-        torch.backends.cudnn.deterministic = True
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and params.amp) else nullcontext
-
-    # --- data: uint8 on the device, converted per batch ---
-    train_u8 = np.asarray(store.frames[idx["train"]])
-    frames_t = torch.from_numpy(train_u8).to(device)
-    val_all = np.asarray(store.frames[idx["val"]])
-    n_fake = min(params.n_eval, len(val_all))
-    val_subset = balanced_real_subset(len(val_all), n_fake, seed=params.seed)
-    real_val = val_all[val_subset]
-    # each validation frame's clip: the real side of the 1-NN test leaves a whole clip out
-    val_clips = store.manifest["video_id"].to_numpy()[idx["val"]][val_subset]
-    val_clips = val_clips if len(set(val_clips)) > 1 else None
-    holdout_dcr = distance_to_closest_record(pixels(np.asarray(store.frames[idx["holdout"]])), pixels(train_u8))
-    emb = _embedding_net(store, fraction, params, out_dir, reuse=resume_state is not None)
-    real_embed = embed(emb, real_val)
-    # fixed evaluation latents from their own generator: evaluations never touch the training RNG
-    z_eval = torch.randn(n_fake, cfg.nz, 1, 1, generator=torch.Generator().manual_seed(params.seed + 7919)).to(device)
-
-    # --- models ---
-    torch.manual_seed(params.seed)
-    g, d, opt_g, opt_d, memory_format = build_networks(cfg, params, device)
-    ema = EMA(g, params.ema_decay) if params.ema_decay > 0 else None
-    policy = parse_policy(params.diffaugment)
-    step, start_epoch, history = 0, 0, []
-    if resume_state is not None:
-        g.load_state_dict(resume_state["generator"])
-        d.load_state_dict(resume_state["discriminator"])
-        opt_g.load_state_dict(resume_state["opt_g"])
-        opt_d.load_state_dict(resume_state["opt_d"])
-        if ema is not None:
-            ema.load_state_dict(resume_state["generator_ema"])
-        set_rng_state(resume_state["rng"])
-        step, start_epoch = int(resume_state["step"]), int(resume_state["epoch"])
-        history = [dict(h) for h in resume_state["history"]]
-    g_eval = ema.shadow if ema is not None else g  # the generator that is evaluated and shipped
-
-    n = len(train_u8)
-    steps_per_epoch = sum(1 for i in range(0, n, params.batch_size) if n - i >= 2)
-    flops = flops_per_image(cfg)
-    tags = {"label": label, "fraction": fraction, "frames_digest": store.digest}
-    if mirror_info.get("restored"):
-        tags["restored_from_mirror"] = mirror
-    if resume_state is not None:
-        tags["resumed_from_run"] = resume_state.get("run_id", "")
-        tags["resumed_at_step"] = step
-    from lusynth.tracking import stage_run
-
-    def weights_state() -> dict[str, Any]:
-        return {
-            "config": as_dict(cfg), "step": step, "epoch": epoch_done,
-            "generator": g.state_dict(), "discriminator": d.state_dict(),
-            "generator_ema": ema.state_dict() if ema is not None else None,
-        }
-
-    def evaluate() -> None:
-        fake = sample_frames(g_eval, z_eval, autocast=autocast)
-        entry: dict[str, Any] = {"step": step, "epoch": epoch_done}
-        entry.update(fidelity_report(
-            fake, real_val, fake_embed=embed(emb, fake), real_embed=real_embed, train=train_u8,
-            holdout_dcr=holdout_dcr, near_copy=near_copy, real_groups=val_clips,
-        ))
-        grid_path = out_dir / SAMPLES_DIR / f"step_{step:08d}.png"
-        _save_png(grid_path, make_grid(fake[:64]))
-        if epoch_done >= 1:
-            entry["checkpoint"] = f"{CHECKPOINT_DIR}/{step_file(step)}"
-            save_checkpoint(out_dir / entry["checkpoint"], weights_state())
-        history.append(entry)
-        tr.log_metrics({k: v for k, v in entry.items() if isinstance(v, float)}, step=step)
-        tr.log_artifact(grid_path, "samples")
-        if not params.keep_checkpoints and epoch_done >= 1:
-            keep = choose(history, rule=params.selection, max_memorisation_rate=params.max_memorisation_rate)["entry"]["checkpoint"]
-            for h in history:
-                if h.get("checkpoint") and h["checkpoint"] != keep:
-                    (out_dir / h["checkpoint"]).unlink(missing_ok=True)
-
-    retain = retain_freed_memory() if (params.fast_cpu and device == "cpu") else nullcontext()
-    with retain, stage_run("train_gan", local_dir=out_dir, run_name=f"train_gan-{label}-{fraction}",
-                   params={**params_dict, "label": label, "fraction": fraction, "device": device,
-                           "n_train": n, "image_size": cfg.image_size}, tags=tags) as tr:
-        epoch_done = start_epoch
-        if not history:
-            evaluate()  # the untrained generator: the baseline every later evaluation must beat
-        images, t_train = 0, 0.0
-        with progress_bar(params.epochs * steps_per_epoch, f"train_gan[{label}@{fraction:g}]", enabled=progress,
-                          unit="steps", completed=step) as advance:
-            for epoch in range(start_epoch, params.epochs):
-                perm = torch.randperm(n, generator=torch.Generator().manual_seed(params.seed * 1_000_003 + epoch)).to(device)
-                t0 = time.perf_counter()
-                for i in range(0, n, params.batch_size):
-                    batch = perm[i : i + params.batch_size]
-                    if len(batch) < 2:  # BatchNorm cannot train on one frame
-                        continue
-                    real = _to_unit(frames_t[batch]).contiguous(memory_format=memory_format)
-                    b = real.shape[0]
-                    loss_d, loss_g, out_real, out_fake = train_step(
-                        g, d, opt_g, opt_d, real, nz=cfg.nz, policy=policy, autocast=autocast, ema=ema
-                    )
-                    step += 1
-                    values = {
-                        "loss_d": loss_d.item(), "loss_g": loss_g.item(),
-                        "d_real": torch.sigmoid(out_real.detach().float()).mean().item(),
-                        "d_fake": torch.sigmoid(out_fake.detach().float()).mean().item(),
-                    }
-                    if not (math.isfinite(values["loss_d"]) and math.isfinite(values["loss_g"])):
-                        kept = (f"the last good checkpoint {last_path} (after epoch {epoch}) is kept" if epoch > 0
-                                else "no checkpoint was written yet")
-                        raise NonFiniteLossError(
-                            f"train-gan {label} fraction {fraction}: non-finite loss at step {step} (epoch {epoch + 1}): "
-                            f"loss_d={values['loss_d']}, loss_g={values['loss_g']}; {kept}. Lower lr_g/lr_d, "
-                            "turn off amp, or add instance_noise/diffaugment, then re-run (--resume continues from the checkpoint)"
-                        )
-                    tr.log_metrics(values, step=step)
-                    images += b
-                    elapsed = t_train + time.perf_counter() - t0
-                    advance(1, img_s=images / max(elapsed, 1e-9), loss_d=values["loss_d"], loss_g=values["loss_g"])
-                t_train += time.perf_counter() - t0
-                epoch_done = epoch + 1
-                if epoch_done % params.eval_every == 0 or epoch_done == params.epochs:
-                    evaluate()
-                save_checkpoint(last_path, {
-                    **weights_state(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-                    "rng": get_rng_state(), "history": history, "params": params_dict,
-                    "frames_digest": store.digest, "label": label, "fraction": float(fraction), "run_id": tr.run_id,
-                })
-                if mirror:
-                    pushed = CheckpointMirror(mirror).push(out_dir)
-                    mirror_info.update(pushes=mirror_info["pushes"] + 1, last_push=pushed)
-                    tr.log_metrics({"mirror_push_seconds": pushed["seconds"]}, step=step)
-
-        chosen = choose(history, rule=params.selection, max_memorisation_rate=params.max_memorisation_rate)
-        entry = chosen["entry"]
-        atomic_write_json(out_dir / HISTORY_FILE, history)
-        atomic_write_json(out_dir / CHOSEN_FILE, {"checkpoint": entry["checkpoint"], "step": entry["step"], "epoch": entry["epoch"]})
-        for h in history:  # without keep_checkpoints only the chosen one stays
-            if not params.keep_checkpoints and h.get("checkpoint") and h["checkpoint"] != entry["checkpoint"]:
-                (out_dir / h["checkpoint"]).unlink(missing_ok=True)
-        ips = images / t_train if t_train > 0 else 0.0
-        summary = {
-            "label": label, "fraction": float(fraction), "params": params_dict, "config": as_dict(cfg),
-            "device": device, "threads": threads, "frames_dir": str(store.path), "frames_digest": store.digest,
-            "mlflow_run_id": tr.run_id, "run_id": tr.run_id, "n_train": n, "n_val": int(len(idx["val"])), "n_holdout": int(len(idx["holdout"])),
-            "steps": step, "epochs": params.epochs,
-            "chosen": {"checkpoint": entry["checkpoint"], "step": entry["step"], "epoch": entry["epoch"],
-                       "metrics": {k: v for k, v in entry.items() if isinstance(v, float)}},
-            "selection": {"rule": params.selection, "max_memorisation_rate": params.max_memorisation_rate,
-                          "near_copy": as_dict(near_copy),
-                          "eligible": chosen["eligible"], "reason": chosen["reason"], "candidates": chosen["candidates"],
-                          "inputs": HISTORY_FILE},
-            "params_g": count_params(g), "params_d": count_params(d), "flops_per_image": flops,
-            "images_per_second_this_session": ips, "resumed": resume_state is not None,
-        }
-        if mirror_info:
-            summary["mirror"] = mirror_info
-        tr.log_metrics({"chosen_step": float(entry["step"]), "images_per_second": ips}, step=step)
-        tr.log_artifact(out_dir / HISTORY_FILE)
-        tr.log_artifact(out_dir / entry["checkpoint"], "chosen")
-        tr.set_tags({"chosen_checkpoint": entry["checkpoint"]})
-        summary_path = out_dir / GAN_FILE
-        atomic_write_json(summary_path, summary)  # last: its presence means the directory is complete
-        tr.log_artifact(summary_path)
-    return GanResult(out_dir=out_dir, label=label, fraction=float(fraction), run_id=summary["mlflow_run_id"],
-                     device=device, chosen=summary["chosen"], history=history, steps=step,
-                     train_seconds=t_train, images_per_second=ips)
+    trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, params=params, near_copy=near_copy, mirror=mirror)
+    trainer.resume_or_start(resume=resume)
+    epochs = trainer.params.epochs
+    with trainer.tracking():
+        if not trainer.history:
+            trainer.evaluate()  # the untrained generator: the baseline every later evaluation must beat
+        with progress_bar(epochs * trainer.steps_per_epoch, f"train_gan[{label}@{fraction:g}]", enabled=progress,
+                          unit="steps", completed=trainer.step) as advance:
+            for epoch in range(trainer.epoch, epochs):
+                trainer.run_epoch(epoch, advance)
+                if trainer.due_for_evaluation():
+                    trainer.evaluate()
+                trainer.save_checkpoint()  # every epoch end: a kill loses at most one epoch
+                trainer.push_to_mirror()
+        run = trainer.finish()
+    return run
 
 
 def _check_resumable(state: dict[str, Any], store: FrameStore, label: str, fraction: float,

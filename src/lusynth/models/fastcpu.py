@@ -1,27 +1,24 @@
 """Drop-in CPU training kernels for the DCGAN: same layers, same parameters, faster on CPU.
 
-Measured on this project's 2-core CPU at the paper's 256x256 size (``benchmarks/bench_gan.py``
-and ``benchmarks/bench_gan_layers.py``), oneDNN is slow in exactly two places of a DCGAN step:
+Profiled at the paper's 256x256 size, oneDNN is slow in exactly two places of a DCGAN step
+(the measurements and the commands that produced them: ``benchmarks/results/README.md``):
 
 * **Wide convolutions whose low-resolution side is 4x4** (G's 4x4 -> 8x8 transposed conv, D's
   8x8 -> 4x4 conv): with 1024-2048 channels and only 16 positions per image, oneDNN's weight
-  gradient ran at about a third of the matmul rate. Written as one matrix multiply plus
-  ``fold``/``unfold`` (col2im/im2col), the same arithmetic runs as a single large GEMM. Forward +
-  backward at batch 16 (``benchmarks/bench_gan_layers.py``): 2048x1024 (the paper's 256) 699 ms
-  in oneDNN vs 376 ms as a GEMM, 1024x512 (the paper's 128) 133 vs 85 ms, but 512x256 18.5 vs
-  23 ms and the demo's 128x64 1.3 vs 2.4 ms; so the route is taken from 4M weights up
-  (:data:`LOW_RES_MIN_WEIGHT`).
+  gradient runs well below the matmul rate. Written as one matrix multiply plus
+  ``fold``/``unfold`` (col2im/im2col), the same arithmetic runs as a single large GEMM. That pays
+  only for wide layers, so the route is taken from :data:`LOW_RES_MIN_WEIGHT` weights up
+  (``benchmarks/bench_gan_layers.py`` measures where).
   :class:`LowResConv2d` and :class:`LowResConvTranspose2d` subclass ``nn.Conv2d`` and
   ``nn.ConvTranspose2d`` (same parameter names and shapes, so checkpoints, initialisation, FLOP
   counting and ONNX export are unchanged) and take the GEMM route only while **training on the
   CPU**; in eval mode, on other devices, on the meta device and under export they are the
   stock layers. The results agree with the stock kernels to float32 rounding (tested).
-* **Dropout's Bernoulli mask**: ``bernoulli_`` took 0.93 s of an 8.6 s paper-size step in the
-  profiler (190 ms for one 16x64x128x128 mask). :class:`FastDropout` draws 32 random bits per *two* elements and
-  keeps an element when its 15-bit uniform integer is >= ``round(p * 32768)``: an exact
-  Bernoulli(1 - p) for ``p`` a multiple of 2**-15 (the paper's 0.25 is), from the same torch
-  CPU generator (so checkpointed RNG state still makes runs resumable bit for bit). Other
-  devices use ``F.dropout``.
+* **Dropout's Bernoulli mask**: ``bernoulli_`` is a large share of a paper-size step.
+  :class:`FastDropout` draws 32 random bits per *two* elements and keeps an element when its
+  15-bit uniform integer is >= ``round(p * 32768)``: an exact Bernoulli(1 - p) for ``p`` a
+  multiple of 2**-15 (the paper's 0.25 is), from the same torch CPU generator (so checkpointed
+  RNG state still makes runs resumable bit for bit). Other devices use ``F.dropout``.
 """
 
 from __future__ import annotations
@@ -35,7 +32,7 @@ __all__ = ["LOW_RES_AREA", "LOW_RES_MIN_WEIGHT", "FastDropout", "LowResConv2d", 
 #: A (transposed) convolution takes the GEMM route when its low-resolution side has at most this
 #: many positions per image (4x4). Larger sides stay with oneDNN, which was as fast or faster.
 LOW_RES_AREA = 16
-#: ... and at least this many weights (measured: see the module docstring).
+#: ... and at least this many weights (measured by benchmarks/bench_gan_layers.py; benchmarks/results/README.md).
 LOW_RES_MIN_WEIGHT = 1 << 22
 
 
