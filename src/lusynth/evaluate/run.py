@@ -4,11 +4,11 @@ Reads the real frame store, the classifier directories, and optionally GAN direc
 synthetic frame stores; writes ``out_dir`` atomically (report.html / report.md / report.json /
 figures/*.png) and logs the run to MLflow. Works with no GAN at all (a real-only experiment).
 
-GANs and synthetic stores are matched by (class, training fraction): a GAN directory's
-:class:`~lusynth.gan.run.GanRun` names both; a synthetic store gives its class in the manifest
-and its fraction in its provenance (see :func:`lusynth.classifier.data.synthetic_fraction`). The
-embedding and the confidence score come from the ``real`` classifier of the largest fraction
-(lowest seed), so every GAN is measured in the same feature space.
+GANs and synthetic sets are matched by :class:`~lusynth.keys.GanKey` (class, training fraction):
+a :class:`~lusynth.gan.run.GanRun` has one, a :class:`~lusynth.gan.generate.SyntheticSet` one per
+class it holds (:func:`audit_targets`). The embedding and the confidence score come from the
+``real`` classifier of the largest fraction (lowest seed), so every GAN is measured in the same
+feature space.
 """
 
 from __future__ import annotations
@@ -22,15 +22,16 @@ from typing import Any
 import numpy as np
 
 from lusynth.atomic import atomic_dir
-from lusynth.classifier.data import synthetic_fraction
 from lusynth.classifier.train import LoadedClassifier, load_classifier
-from lusynth.data.framestore import FrameStore, open_store
+from lusynth.data.framestore import open_store
 from lusynth.errors import InputError
 from lusynth.evaluate.aggregate import headline, results_table
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
 from lusynth.evaluate.holdout import bootstrap_all, metrics_json, paired_comparisons, predict_holdout, roc_json
 from lusynth.evaluate.params import EvaluateParams
+from lusynth.gan.generate import SyntheticSet
 from lusynth.gan.run import GanRun
+from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.report import plots
@@ -94,11 +95,6 @@ class Evaluation:
         return "\n".join(lines)
 
 
-def _gan_info(gan_dir: Path) -> dict[str, Any]:
-    run = GanRun.load(gan_dir)
-    return {"dir": gan_dir, "label": run.label, "fraction": run.fraction, "run_id": run.run_id, "history": run.history}
-
-
 def _discriminator_fn(gan_dir: Path) -> Any:
     """D's logit per uint8 frame (higher = 'real'), batched."""
     import torch
@@ -123,25 +119,32 @@ def _embedder(classifiers: Sequence[LoadedClassifier]) -> LoadedClassifier | Non
     return max(real, key=lambda c: (c.fraction, -c.seed)) if real else None
 
 
-def _audit_targets(real: FrameStore, gans: list[dict[str, Any]], stores: list[FrameStore]) -> list[dict[str, Any]]:
-    """Pair each synthetic store with the GAN of the same (class, fraction), when given."""
-    targets = []
-    used: set[int] = set()
-    for s in stores:
-        labels = sorted(set(s.manifest["label"]))
-        if len(labels) != 1:
-            raise InputError(f"{s.path}: a synthetic store for the audit must hold one class (one GAN), found {labels}")
-        frac = synthetic_fraction(s)
-        gan = next((g for i, g in enumerate(gans) if g["label"] == labels[0] and (frac is None or abs(g["fraction"] - frac) < 1e-9) and i not in used), None)
-        if gan is not None:
-            used.add(gans.index(gan))
-            frac = gan["fraction"]
-        if frac is None:
-            raise InputError(f"{s.path}: cannot tell which training fraction's GAN made this store; pass its GAN directory too (--gan)")
-        targets.append({"store": s, "label": labels[0], "fraction": float(frac), "gan": gan})
-    missing = [str(g["dir"]) for i, g in enumerate(gans) if i not in used]
+@dataclass(frozen=True)
+class AuditTarget:
+    """One generator's output to audit: one class of a synthetic set, and its GAN if given."""
+
+    key: GanKey
+    synthetic: SyntheticSet
+    gan: GanRun | None
+
+
+def audit_targets(gans: Sequence[GanRun], synthetic: Sequence[SyntheticSet]) -> list[AuditTarget]:
+    """Every class of every synthetic set, paired with the GAN of the same :class:`GanKey` when
+    given (a two-class set from ``generate --gan A --gan B`` gives two targets); every GAN given
+    must have made some class of some set."""
+    by_key: dict[GanKey, GanRun] = {}
+    for g in gans:
+        if g.key in by_key:
+            raise InputError(f"two GAN directories for {g.key}: {by_key[g.key].path} and {g.path}; pass each GAN once")
+        by_key[g.key] = g
+    targets = [AuditTarget(k, s, by_key.get(k)) for s in synthetic for k in s.keys]
+    seen = [t.key for t in targets]
+    dup = sorted({str(k) for k in seen if seen.count(k) > 1})
+    if dup:
+        raise InputError(f"several synthetic sets hold frames of {', '.join(dup)}; pass one set per GAN")
+    missing = [str(g.path) for k, g in by_key.items() if k not in seen]
     if missing:
-        raise InputError(f"no synthetic frame store given for GAN(s) {', '.join(missing)}; run `lusynth generate` and pass its output with --synthetic")
+        raise InputError(f"no synthetic set given for GAN(s) {', '.join(missing)}; run `lusynth generate` and pass its output with --synthetic")
     return targets
 
 
@@ -176,9 +179,7 @@ def evaluate(
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
         raise InputError(f"two classifier directories share arm|fraction|seed {dup}; pass each grid cell once")
-    gans = [_gan_info(Path(g)) for g in gan_dirs]
-    stores = [open_store(s) for s in synthetic_dirs]
-    targets = _audit_targets(real, gans, stores)
+    targets = audit_targets([GanRun.load(g) for g in gan_dirs], [SyntheticSet.load(s) for s in synthetic_dirs])
     out_dir = Path(out_dir)
 
     _progress(progress, f"predicting the holdout with {len(classifiers)} classifier(s)")
@@ -197,10 +198,10 @@ def evaluate(
     emb = _embedder(classifiers)
     audits = []
     for t in targets:
-        s: FrameStore = t["store"]
-        label, frac = t["label"], t["fraction"]
+        s = t.synthetic.store
+        label, frac = t.key.label, t.key.fraction
         name = f"gan {label} f={frac:g}"
-        _progress(progress, f"auditing {name} ({len(s)} synthetic frames)")
+        _progress(progress, f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)")
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
         hold_rows = real.indices(split="holdout", label=label)
         hold = np.asarray(real.frames[hold_rows])
@@ -209,22 +210,22 @@ def evaluate(
         if emb is not None:
             positive = label == emb.positive_class
             class_prob = (lambda f, e=emb, pos=positive: e.predict_proba(f) if pos else 1.0 - e.predict_proba(f))
-        disc = _discriminator_fn(t["gan"]["dir"]) if t["gan"] is not None else None
+        disc = _discriminator_fn(t.gan.path) if t.gan is not None else None
         res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
                               class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])
         gate = gate_audit(res["privacy"], params)
         audits.append({"name": name, "label": label, "fraction": frac, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
-                       "gan_dir": str(t["gan"]["dir"]) if t["gan"] else None,
-                       "gan_run_id": (t["gan"]["run_id"] if t["gan"] else None),
+                       "gan_dir": str(t.gan.path) if t.gan else None,
+                       "gan_run_id": t.gan.run_id if t.gan else None,
                        "embedding": str(emb.path) if emb is not None else None,
                        "fidelity": res["fidelity"], "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
-                       "fidelity_history": t["gan"]["history"] if t["gan"] else []})
+                       "fidelity_history": t.gan.history if t.gan else []})
         k = min(params.grid_frames, len(syn), len(hold))
         figures[f"samples_{label}_f{frac:g}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")
         figures[f"dcr_{label}_f{frac:g}"] = plots.dcr_histogram(res["dcr"]["synthetic"], res["dcr"]["holdout"],
                                                                  threshold=res["privacy"]["near_copy_threshold"], title=name)
-        if t["gan"] and t["gan"]["history"]:
-            figures[f"fidelity_{label}_f{frac:g}"] = plots.fidelity_curves(t["gan"]["history"], title=name)
+        if t.gan and t.gan.history:
+            figures[f"fidelity_{label}_f{frac:g}"] = plots.fidelity_curves(t.gan.history, title=name)
     privacy = {"passed": (all(a["gate"]["passed"] for a in audits) if audits else None),
                "reasons": [f"{a['name']}: {r}" for a in audits for r in a["gate"]["reasons"]],
                "thresholds": {k: v for k, v in as_dict(params).items() if k.startswith("gate_")}}

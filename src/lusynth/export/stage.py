@@ -125,7 +125,7 @@ def _read_report(evaluation_dir: Path) -> dict[str, Any]:
 def _read_gan_meta(gan_dir: Path) -> dict[str, Any]:
     from lusynth.gan.train import GanRun
 
-    return GanRun.load(gan_dir).meta
+    return GanRun.load(gan_dir).to_json()
 
 
 def load_candidates(classifier_dirs: Sequence[str | os.PathLike[str]], evaluation_dir: str | os.PathLike[str] | None = None

@@ -90,6 +90,21 @@ class SyntheticSet:
     def n_frames(self) -> int:
         return len(self.store)
 
+    @property
+    def fractions(self) -> set[float]:
+        """The training fractions of the GANs that made this set."""
+        return {k.fraction for k in self.keys}
+
+    def summary(self) -> str:
+        """Per class what the generator produced and what the near-copy filter removed."""
+        lines = [f"{label}: kept {p.get('kept')} of {p.get('generated')} generated; dropped {p.get('dropped_near_copies')} near-copies "
+                 f"(DCR < {p.get('threshold', float('nan')):.3f}, near-copy policy {p.get('near_copy')})" for label, p in self.per_class.items()]
+        return "\n".join([*lines, f"synthetic set: {self.path}"])
+
+    def kfp_metadata(self) -> dict[str, Any]:
+        """What the KFP artefact's metadata shows."""
+        return {"keys": [str(k) for k in self.keys], "n_frames": self.n_frames, "digest": self.store.digest}
+
 
 def latents(seed: int, indices: Sequence[int], nz: int) -> torch.Tensor:
     """Latents (n, nz, 1, 1) for latent indices; each depends only on (seed, index)."""

@@ -82,7 +82,7 @@ class GanRun:
         """The MLflow run (``gan.json`` holds it under both names)."""
         return self.run_id
 
-    def summary(self) -> dict[str, Any]:
+    def to_json(self) -> dict[str, Any]:
         """The ``gan.json`` document."""
         out: dict[str, Any] = {**self.key.as_dict(), "mlflow_run_id": self.run_id, "run_id": self.run_id}
         out.update({_SAVED_AS.get(f.name, f.name): getattr(self, f.name) for f in fields(self) if f.name not in _NOT_SAVED_AS_IS})
@@ -90,12 +90,24 @@ class GanRun:
             del out["mirror"]
         return out
 
+    def summary(self) -> str:
+        """What a terminal shows after training."""
+        c = self.chosen or {}
+        m = c.get("metrics") or {}
+        figures = ", ".join(f"{k} {m[k]:.3f}" for k in ("nn1_embed", "mmd_embed", "nn1_pixels", "memorisation_rate") if k in m)
+        return (f"{self.key}: {self.steps} steps on {self.device}; chosen step {c.get('step')} (epoch {c.get('epoch')}): {figures}\n"
+                f"mlflow run {self.run_id}; outputs in {self.path}")
+
+    def kfp_metrics(self) -> dict[str, float]:
+        """The chosen checkpoint's fidelity, for the KFP UI."""
+        return {k: float(v) for k, v in ((self.chosen or {}).get("metrics") or {}).items() if isinstance(v, (int, float))}
+
     def save(self, directory: str | os.PathLike[str] | None = None) -> Path:
         """Write ``fidelity_history.json``, then ``gan.json`` (last: its presence means the
         directory is complete) into ``directory`` (default ``self.path``); return gan.json's path."""
         d = Path(directory) if directory is not None else self.path
         atomic_write_json(d / HISTORY_FILE, self.history)
-        atomic_write_json(d / GAN_FILE, self.summary())
+        atomic_write_json(d / GAN_FILE, self.to_json())
         return d / GAN_FILE
 
     @staticmethod
