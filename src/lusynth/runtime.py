@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 
 def cpu_quota() -> int:
@@ -145,11 +144,8 @@ class RunContext:
     progress: bool = True  # progress bars / lines
     cache: bool = True  # restore an identical earlier output from the stage cache (lusynth.stagecache)
 
-    def apply(self, params: Any) -> Any:
-        """``params`` with this context's runtime switches set where the dataclass has them."""
-        import dataclasses
-
-        names = {f.name for f in dataclasses.fields(params)}
-        changes = {k: v for k, v in (("track", None if self.track else False), ("device", self.device), ("threads", self.threads))
-                   if v is not None and k in names}
-        return dataclasses.replace(params, **changes) if changes else params
+    def start(self, *, device: str = "auto", threads: int | None = None) -> tuple[str, int]:
+        """Set this process's torch threads (this context's, else the stage's default ``threads``;
+        0 or None = the CPU quota); return (the device: this context's, else ``device``; the threads)."""
+        n = configure_threads((self.threads if self.threads is not None else threads) or None)
+        return select_device(self.device or device), n

@@ -172,20 +172,20 @@ def _train_gan(out: Path, *, inputs: Mapping[str, Any], key: Any, params: Mappin
     from lusynth.gan.train import train_gan
 
     frames = inputs["frames"]
-    gan = ctx.apply(params["gan"])
+    gan = params["gan"]
     mirror = None
     if options.get("checkpoint_mirror"):
         mirror = mirror_uri(options["checkpoint_mirror"], stage_key("train_gan", _cache_params(STAGE["train_gan"], key, params),
                                                                     [frames], code=STAGE["train_gan"].code), key.label, key.fraction)
     train_gan(frames, out, label=key.label, fraction=key.fraction, params=gan, near_copy=params["near_copy"],
-              resume=bool(options.get("resume")) or bool(mirror), progress=ctx.progress, mirror=mirror)
+              resume=bool(options.get("resume")) or bool(mirror), progress=ctx.progress, mirror=mirror, ctx=ctx)
 
 
 def _generate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
               ctx: RunContext) -> None:
     from lusynth.gan.generate import export_png, generate
 
-    generate(inputs["gans"], inputs["frames"], out, params=ctx.apply(params["generate"]), near_copy=params["near_copy"])
+    generate(inputs["gans"], inputs["frames"], out, params=params["generate"], near_copy=params["near_copy"], ctx=ctx)
     if options.get("png"):
         export_png(out, options["png"])
 
@@ -209,7 +209,7 @@ def _train_classifier(out: Path, *, inputs: Mapping[str, Any], key: Any, params:
     from lusynth.classifier.train import train_classifier
 
     train_classifier(inputs["frames"], out, arm=key.arm, fraction=key.fraction, seed=key.seed, synthetic_dirs=inputs["synthetic"],
-                     params=ctx.apply(params["classifier"]), progress=ctx.progress)
+                     params=params["classifier"], progress=ctx.progress, ctx=ctx)
 
 
 def _evaluate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
@@ -217,7 +217,7 @@ def _evaluate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mappin
     from lusynth.evaluate.run import evaluate
 
     evaluate(inputs["frames"], out, classifier_dirs=inputs["classifiers"], gan_dirs=inputs["gans"], synthetic_dirs=inputs["synthetic"],
-             params=ctx.apply(params["evaluate"]), near_copy=params["near_copy"], progress=ctx.progress)
+             params=params["evaluate"], near_copy=params["near_copy"], progress=ctx.progress, ctx=ctx)
 
 
 def _export(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],

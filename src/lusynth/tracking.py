@@ -267,6 +267,34 @@ class Tracker:
         self.client.log_dict(self.run_id, obj, artifact_file)
 
 
+class NullTracker(Tracker):
+    """What a stage logs to when tracking is off (``RunContext(track=False)``): accepts everything, sends nothing."""
+
+    def __init__(self) -> None:
+        super().__init__(client=None, run_id=None, artifact_uri="")  # type: ignore[arg-type]
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        pass
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        pass
+
+    def log_metrics(self, metrics: Mapping[str, float], *, step: int = 0) -> None:
+        pass
+
+    def flush(self) -> None:
+        pass
+
+    def log_artifact(self, path: str | os.PathLike[str], artifact_path: str | None = None) -> None:
+        pass
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        pass
+
+    def log_dict(self, obj: Any, artifact_file: str) -> None:
+        pass
+
+
 def _system_metrics_enabled(requested: bool | None) -> bool:
     if requested is not None:
         return requested
@@ -424,10 +452,10 @@ def parent_run(
 
 
 @contextlib.contextmanager
-def optional_stage_run(enabled: bool, **kwargs: Any) -> Iterator[Tracker | None]:
-    """:func:`stage_run` when ``enabled`` (a stage's ``track`` parameter), else a block yielding None."""
+def optional_stage_run(enabled: bool, **kwargs: Any) -> Iterator[Tracker]:
+    """:func:`stage_run` when ``enabled`` (the run context's ``track``), else a :class:`NullTracker`."""
     if not enabled:
-        yield None
+        yield NullTracker()
         return
     with stage_run(**kwargs) as tr:
         yield tr

@@ -27,7 +27,7 @@ def test_params_validation_names_the_field() -> None:
 
 def test_train_writes_model_metadata_and_history(tmp_path: Path) -> None:
     real = write_real_store(tmp_path / "real")
-    params = ClassifierParams(trials=2, max_epochs=2, search_lr=(1e-3,), track=True)
+    params = ClassifierParams(trials=2, max_epochs=2, search_lr=(1e-3,))
     r = train_classifier(real, tmp_path / "clf", arm="real", fraction=0.5, seed=0, params=params, progress=False)
     meta = json.loads((tmp_path / "clf" / "classifier.json").read_text())
     hist = json.loads((tmp_path / "clf" / "history.json").read_text())

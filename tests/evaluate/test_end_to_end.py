@@ -11,6 +11,7 @@ from lusynth.cli import main
 from lusynth.data.framestore import open_store
 from lusynth.evaluate import EvaluateParams, evaluate
 from lusynth.metrics.nearcopy import NearCopyPolicy
+from lusynth.runtime import RunContext
 from tests.classifier import write_real_store, write_synthetic_store
 
 
@@ -23,12 +24,12 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     for label in real.classes:  # stand-in for GAN output: noisy copies of the class's training frames
         idx = real.indices(split="train", label=label, fraction=1.0)
         syn.append(write_synthetic_store(d / f"syn-{label}", np.asarray(real.frames[idx]), label, fraction=1.0, noise=12))
-    params = ClassifierParams(max_epochs=10, track=False)
+    params = ClassifierParams(max_epochs=10)
     clfs = []
     for arm in ("real", "real+synthetic", "synthetic"):
         out = d / f"clf-{arm}"
         train_classifier(real_dir, out, arm=arm, fraction=1.0, seed=0, synthetic_dirs=() if arm == "real" else syn,
-                         params=params, progress=False)
+                         params=params, progress=False, ctx=RunContext(track=False))
         clfs.append(out)
     return {"dir": d, "real": real_dir, "clfs": clfs, "syn": syn}
 
@@ -36,13 +37,13 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
 def test_real_classifier_beats_chance_and_report_has_the_table(experiment: dict) -> None:
     d = experiment["dir"]
     r = evaluate(experiment["real"], d / "eval", classifier_dirs=experiment["clfs"], synthetic_dirs=experiment["syn"],
-                 params=EvaluateParams(n_bootstrap=200, track=False), progress=False)
+                 params=EvaluateParams(n_bootstrap=200), progress=False, ctx=RunContext(track=False))
     assert r.headline_metrics["auc_real_f1"] > 0.8
-    report = json.loads(r.report.json.read_text())
+    report = r.report
     real = next(c for c in report["classifiers"] if c["arm"] == "real")
     assert real["metrics"]["patient"]["val"]["auc"]["lo"] <= real["metrics"]["patient"]["val"]["auc"]["value"]
     assert {c["arm"] for c in report["comparisons"]} == {"real+synthetic", "synthetic"}
-    md, html = r.report.markdown.read_text(), r.report.html.read_text()
+    md, html = r.markdown.read_text(), r.html.read_text()
     assert "| fraction | real | real+synthetic | synthetic |" in md
     assert "<table>" in html and "data:image/png;base64," in html and "src='figures/" not in html
     assert len(report["audits"]) == 2 and r.privacy_passed is False  # noisy copies are memorisation
@@ -91,20 +92,21 @@ def test_gan_directories_add_the_discriminator_attack_and_fidelity_curves(experi
     real = open_store(experiment["real"])
     gans = [_fake_gan_dir(d / f"gan-{c}", c, 1.0) for c in real.classes]
     r = evaluate(experiment["real"], d / "eval-gan", classifier_dirs=experiment["clfs"][:1], gan_dirs=gans,
-                 synthetic_dirs=experiment["syn"], params=EvaluateParams(n_bootstrap=50, track=False), progress=False)
-    report = json.loads(r.report.json.read_text())
+                 synthetic_dirs=experiment["syn"], params=EvaluateParams(n_bootstrap=50), progress=False, ctx=RunContext(track=False))
+    report = r.report
     for a in report["audits"]:
         assert 0 <= a["privacy"]["discriminator_mia_auc"] <= 1 and a["gan_dir"]
         assert len(a["fidelity_history"]) == 3
-    assert any(name.startswith("fidelity_") for name in r.report.figures)
+    assert any(name.startswith("fidelity_") for name in r.figures)
 
 
 def test_the_audit_applies_and_records_the_near_copy_policy_it_is_given(experiment: dict) -> None:
     d = experiment["dir"]
     runs = {p: evaluate(experiment["real"], d / f"eval-p{p:g}", classifier_dirs=experiment["clfs"][:1], synthetic_dirs=experiment["syn"],
-                        params=EvaluateParams(n_bootstrap=10, track=False), near_copy=NearCopyPolicy(percentile=p), progress=False)
+                        params=EvaluateParams(n_bootstrap=10), near_copy=NearCopyPolicy(percentile=p), progress=False,
+                        ctx=RunContext(track=False))
             for p in (1.0, 50.0)}
-    reports = {p: json.loads(r.report.json.read_text()) for p, r in runs.items()}
+    reports = {p: r.report for p, r in runs.items()}
     for p, report in reports.items():
         assert report["config"]["near_copy"] == {"percentile": p, "features": "pixels"}
         assert all(a["near_copy"] == report["config"]["near_copy"] for a in report["audits"])

@@ -17,6 +17,7 @@ from lusynth.classifier import ClassifierParams, train_classifier
 from lusynth.gan.checkpoint import CHECKPOINT_DIR, CHOSEN_FILE, save_checkpoint, step_file
 from lusynth.models.dcgan import DCGANConfig, discriminator, generator
 from lusynth.params import as_dict
+from lusynth.runtime import RunContext
 from tests.classifier import write_real_store
 
 
@@ -30,8 +31,9 @@ def real_store(root: Path, patients: int = 12) -> Path:
 
 def train_tiny_classifier(real: Path, out: Path, *, arm: str = "real", seed: int = 0, synthetic: tuple[Path, ...] = ()) -> Path:
     """One epoch, width 1: a real classifier directory in seconds."""
-    params = ClassifierParams(trials=1, max_epochs=1, width=1, augment=False, track=False, device="cpu")
-    train_classifier(real, out, arm=arm, fraction=1.0, seed=seed, synthetic_dirs=synthetic, params=params, progress=False)
+    params = ClassifierParams(trials=1, max_epochs=1, width=1, augment=False)
+    train_classifier(real, out, arm=arm, fraction=1.0, seed=seed, synthetic_dirs=synthetic, params=params, progress=False,
+                     ctx=RunContext(track=False, device="cpu"))
     return out
 
 

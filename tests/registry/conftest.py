@@ -76,6 +76,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineOutputs:
     """Real outputs of every stage before export, at toy size (training untracked: the registry is under test)."""
     from lusynth.data.framestore import open_store
     from lusynth.evaluate.params import EvaluateParams
+    from lusynth.runtime import RunContext
     from lusynth.evaluate.run import evaluate
     from tests.classifier import write_synthetic_store
     from tests.export import real_store, train_tiny_classifier, write_gan_dir
@@ -91,6 +92,7 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineOutputs:
         gans.append(write_gan_dir(root / f"gan-{label}", label=label, fraction=1.0, frames_digest=st.digest))
     clfs = [train_tiny_classifier(real, root / "clf-real"), train_tiny_classifier(real, root / "clf-real-s1", seed=1),
             train_tiny_classifier(real, root / "clf-mixed", arm="real+synthetic", synthetic=tuple(syn))]
-    params = EvaluateParams(n_bootstrap=50, audit_max_frames=64, kid_subsets=2, kid_subset_size=16, track=False)
-    evaluate(real, root / "eval", classifier_dirs=clfs, gan_dirs=gans, synthetic_dirs=syn, params=params, progress=False)
+    params = EvaluateParams(n_bootstrap=50, audit_max_frames=64, kid_subsets=2, kid_subset_size=16)
+    evaluate(real, root / "eval", classifier_dirs=clfs, gan_dirs=gans, synthetic_dirs=syn, params=params, progress=False,
+             ctx=RunContext(track=False))
     return PipelineOutputs(root, real, clfs, gans, syn, root / "eval")

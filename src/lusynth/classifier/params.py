@@ -40,12 +40,6 @@ class ClassifierParams:
     synthetic_max_per_class: int = 0  # synthetic arm: frames per class used (0 = all available)
     threshold_rule: str = "youden"  # operating point chosen on validation: 'youden' or 'f1'
     eval_batch_size: int = 256
-    device: str = "auto"  # 'auto' (cuda if visible), 'cpu', 'cuda', 'cuda:1', ...
-    # torch CPU threads; 0 = the CPU quota (lusynth.runtime). 1 for the demo: this small network
-    # gains little from a second thread, and on 2 shared cores 2 threads fell to 18 img/s vs 321
-    # img/s for 1 thread (benchmarks/bench_classifier.py, load average ~8)
-    threads: int = 1
-    track: bool = True  # log the run to MLflow through lusynth.tracking
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
@@ -81,7 +75,5 @@ class ClassifierParams:
             raise bad("synthetic_max_per_class", "must be >= 0 (0 = all)")
         if self.threshold_rule not in THRESHOLD_RULES:
             raise bad("threshold_rule", f"choose one of {', '.join(THRESHOLD_RULES)}")
-        if self.threads < 0:
-            raise bad("threads", "must be >= 0 (0 = the CPU quota)")
         if self.eval_batch_size < 1:
             raise bad("eval_batch_size", "must be >= 1")

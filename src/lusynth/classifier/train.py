@@ -43,7 +43,7 @@ from lusynth.keys import Cell
 from lusynth.metrics.classification import choose_threshold, roc_auc
 from lusynth.models.classifier import ClassifierConfig, FrameClassifier, build_classifier
 from lusynth.params import as_dict
-from lusynth.runtime import configure_threads, select_device
+from lusynth.runtime import RunContext
 from lusynth.tracking import optional_stage_run
 
 MODEL_FILE = "model.pt"
@@ -236,11 +236,14 @@ def train_classifier(
     synthetic_dirs: Sequence[str | os.PathLike[str]] = (),
     params: ClassifierParams | None = None,
     progress: bool = True,
+    ctx: RunContext | None = None,
 ) -> ClassifierRun:
     """Train the classifier of one arm at one training fraction and seed; write ``out_dir``."""
     params = params or ClassifierParams()
-    configure_threads(params.threads or None)
-    device = select_device(params.device)
+    ctx = ctx or RunContext()
+    # one thread by default: this small network gains little from a second one, and on 2 shared
+    # cores two threads were much slower (benchmarks/bench_classifier.py)
+    device, _ = ctx.start(device="auto", threads=1)
     real = open_store(frames_dir)
     if real.kind != "real":
         raise InputError(f"{frames_dir}: expected the real frame store from `lusynth ingest`, got kind {real.kind!r}")
@@ -255,14 +258,13 @@ def train_classifier(
     trials = [_Trial(i, lr, w, d) for i, (lr, w, d) in enumerate(search_points(params, seed))]
 
     # the SQLite store sits beside out_dir: out_dir itself is replaced atomically at the end
-    with optional_stage_run(params.track, stage="train_classifier", local_dir=out_dir.parent, run_name=f"classifier {arm} f={fraction} s={seed}",
+    with optional_stage_run(ctx.track, stage="train_classifier", local_dir=out_dir.parent, run_name=f"classifier {arm} f={fraction} s={seed}",
                             params={**tags, **as_dict(params), "n_train": len(train), "real_digest": real.digest}, tags=tags) as tr, \
             _progress(progress, params.trials * params.max_epochs, f"classifier {arm} f={fraction} s={seed}") as tick:
         for trial in trials:
             _train_trial(trial, train, val_x, val_y, image_size=real.image_size, params=params, seed=seed, device=device, tick=tick)
-            if tr is not None:
-                for e in trial.epochs:
-                    tr.log_metrics({f"trial{trial.index}.{k}": v for k, v in e.items() if k != "epoch"}, step=int(e["epoch"]))
+            for e in trial.epochs:
+                tr.log_metrics({f"trial{trial.index}.{k}": v for k, v in e.items() if k != "epoch"}, step=int(e["epoch"]))
         best = max(trials, key=lambda t: (t.best_auc, -t.best_loss))
         assert best.best_state is not None  # every trial runs >= 1 epoch
         config = ClassifierConfig(image_size=real.image_size, width=best.width, dropout=best.dropout)
@@ -282,7 +284,7 @@ def train_classifier(
             "data": {"real_digest": real.digest, "store_digests": train.digests, "train_counts": train.counts,
                      "n_train": len(train), "n_val": len(val)},
             "params": as_dict(params), "device": device,
-            "mlflow_run_id": tr.run_id if tr is not None else None,
+            "mlflow_run_id": tr.run_id,
         }
         history = {"trials": [{"trial": t.index, "lr": t.lr, "width": t.width, "dropout": t.dropout, "epochs": t.epochs} for t in trials]}
         with atomic_dir(out_dir) as tmp:
@@ -291,10 +293,9 @@ def train_classifier(
                         "preprocessing": PREPROCESSING}, tmp / MODEL_FILE)
             ClassifierRun(path=out_dir, meta=meta).save(tmp)
             (tmp / HISTORY_FILE).write_text(dumps_json(history))
-            if tr is not None:
-                tr.log_metrics({"val_auc": best.best_auc, "val_loss": best.best_loss, "threshold": threshold})
-                for name in (META_FILE, HISTORY_FILE, MODEL_FILE):
-                    tr.log_artifact(tmp / name)
+            tr.log_metrics({"val_auc": best.best_auc, "val_loss": best.best_loss, "threshold": threshold})
+            for name in (META_FILE, HISTORY_FILE, MODEL_FILE):
+                tr.log_artifact(tmp / name)
     return ClassifierRun(path=out_dir, meta=meta)
 
 

@@ -33,9 +33,6 @@ class EvaluateParams:
     gate_min_dcr_ratio: float | None = PrivacyGate.min_dcr_ratio
     grid_frames: int = 16  # frames per side in the report's real-vs-synthetic sample grids
     batch_size: int = 256  # inference batch
-    device: str = "cpu"  # evaluation is light; 'auto' uses a GPU when visible
-    threads: int = 1  # torch CPU threads; 0 = the CPU quota (see ClassifierParams.threads for why 1)
-    track: bool = True  # log the run to MLflow through lusynth.tracking
 
     def __post_init__(self) -> None:
         def bad(field: str, why: str) -> ValueError:
@@ -55,8 +52,6 @@ class EvaluateParams:
             raise bad("kid_subsets", "kid_subsets >= 1 and kid_subset_size >= 2")
         if self.grid_frames < 1 or self.batch_size < 1:
             raise bad("grid_frames", "grid_frames and batch_size must be >= 1")
-        if self.threads < 0:
-            raise bad("threads", "must be >= 0 (0 = the CPU quota)")
         self.gate()  # validates the thresholds with PrivacyGate's own messages
 
     def gate(self) -> PrivacyGate:

@@ -35,8 +35,8 @@ from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.report import plots
-from lusynth.report.render import HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, write_report
-from lusynth.runtime import configure_threads, select_device
+from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, write_report
+from lusynth.runtime import RunContext
 from lusynth.tracking import optional_stage_run
 
 
@@ -62,6 +62,11 @@ class Evaluation:
     @property
     def markdown(self) -> Path:
         return self.path / MARKDOWN_FILE
+
+    @property
+    def figures(self) -> dict[str, Path]:
+        """The report's figures by name (``figures/<name>.png``)."""
+        return {p.stem: p for p in sorted((self.path / FIGURES_DIR).glob("*.png"))}
 
     @property
     def headline_metrics(self) -> dict[str, float]:
@@ -165,12 +170,13 @@ def evaluate(
     params: EvaluateParams | None = None,
     near_copy: NearCopyPolicy | None = None,
     progress: bool = True,
+    ctx: RunContext | None = None,
 ) -> Evaluation:
     """Evaluate every classifier on the real holdout, audit every GAN (near-copies by ``near_copy``), write the report."""
     params = params or EvaluateParams()
     near_copy = near_copy or NearCopyPolicy()
-    configure_threads(params.threads or None)
-    device = select_device(params.device)
+    ctx = ctx or RunContext()
+    device, _ = ctx.start(device="cpu", threads=1)  # evaluation is light: the CPU and one thread unless told otherwise
     if not classifier_dirs:
         raise InputError("evaluate needs at least one classifier directory (--classifier DIR, from `lusynth train-classifier`)")
     real = open_store(frames_dir)
@@ -238,14 +244,13 @@ def evaluate(
         "table": table, "headline": head, "classifiers": clf_json, "comparisons": comparisons,
         "audits": audits, "privacy_gate": privacy,
     }
-    with optional_stage_run(params.track, stage="evaluate", local_dir=out_dir.parent, run_name="evaluate",
+    with optional_stage_run(ctx.track, stage="evaluate", local_dir=out_dir.parent, run_name="evaluate",
                             params={"frames_digest": real.digest, **as_dict(params), "near_copy": as_dict(near_copy),
                                     "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
-        results["config"]["mlflow_run_id"] = tr.run_id if tr is not None else None
+        results["config"]["mlflow_run_id"] = tr.run_id
         with atomic_dir(out_dir) as tmp:
             art = write_report(tmp, results, figures)
-            if tr is not None:
-                tr.log_metrics(art.headline_metrics)
-                tr.log_artifact(tmp, "report")
+            tr.log_metrics(art.headline_metrics)
+            tr.log_artifact(tmp, "report")
     _progress(progress, f"report: {out_dir / HTML_FILE}")
     return Evaluation.load(out_dir)

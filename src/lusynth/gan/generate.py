@@ -31,7 +31,7 @@ from lusynth.gan.train import sample_frames
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
-from lusynth.runtime import configure_threads, select_device
+from lusynth.runtime import RunContext
 from lusynth.util import slugify
 
 __all__ = ["GenerationError", "SyntheticSet", "export_png", "generate", "latents"]
@@ -124,6 +124,7 @@ def generate(
     *,
     params: GenerateParams | None = None,
     near_copy: NearCopyPolicy | None = None,
+    ctx: RunContext | None = None,
 ) -> SyntheticSet:
     """Write ``params.n_per_class`` filtered synthetic frames per GAN (class) to the store ``out_dir``.
 
@@ -132,8 +133,8 @@ def generate(
     """
     params = params or GenerateParams()
     near_copy = near_copy or NearCopyPolicy()
-    configure_threads()
-    device = select_device(params.device)
+    ctx = ctx or RunContext()
+    device, _ = ctx.start(device="auto")
     gan_dirs = [Path(gan_dir)] if isinstance(gan_dir, (str, os.PathLike)) else [Path(p) for p in gan_dir]
     if not gan_dirs:
         raise InputError("generate: give at least one --gan directory")
@@ -148,7 +149,7 @@ def generate(
     if len(set(labels)) != len(labels):
         raise InputError(f"generate: several GANs for one class ({labels}); give one GAN directory per class")
 
-    from lusynth.tracking import stage_run
+    from lusynth.tracking import optional_stage_run
 
     per_class: dict[str, dict[str, Any]] = {}
     out_dir = Path(out_dir)
@@ -201,7 +202,7 @@ def generate(
             kind="synthetic", classes=store.classes, positive_class=store.header.get("positive_class"),
             extra_header={"source_frames_digest": store.digest, "generate": as_dict(params), "privacy_filter": per_class},
         )
-    with stage_run("generate", local_dir=out_dir, params={**as_dict(params), "near_copy": as_dict(near_copy)},
+    with optional_stage_run(ctx.track, stage="generate", local_dir=out_dir, params={**as_dict(params), "near_copy": as_dict(near_copy)},
                    tags={"source_frames_digest": store.digest, "generators": ",".join(p["generator_run_id"] for p in per_class.values())}) as tr:
         for label, p in per_class.items():
             tr.log_metrics({f"{label}.kept": p["kept"], f"{label}.dropped_near_copies": p["dropped_near_copies"],

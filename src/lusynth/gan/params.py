@@ -16,7 +16,7 @@ class GanParams:
     """One unconditional DCGAN for one class at one training fraction."""
 
     # network (lusynth.models.dcgan.DCGANConfig); image_size must match the frame store
-    ngf: int = 16  # generator width (paper: 64); demo 16: ~3x the img/s of 32 on 2 cores, better frames per minute
+    ngf: int = 16  # generator width (paper: 64); demo 16: more frames per minute on 2 cores than 32
     ndf: int = 16  # discriminator width (paper: 64)
     nz: int = 100  # latent size (paper: 100)
     dropout: float = 0.25  # D dropout (paper: 0.25)
@@ -32,13 +32,11 @@ class GanParams:
     # measured improvements (both off = the paper's loop)
     diffaugment: str = "translation,cutout"  # DiffAugment ops (color,translation,cutout; Zhao et al. 2020); "" = off
     ema_decay: float = 0.99  # EMA copy of G's weights; 0 = off
-    # runtime
-    device: str = "auto"  # auto | cpu | cuda[:i]
-    amp: bool = True  # bf16 autocast on CUDA (never on CPU: measured slower there)
-    channels_last: bool = True  # NHWC activations: faster on CUDA and on CPU (oneDNN; measured 1.16x at 256, 1.08x at 64)
+    # numerics and memory layout (the device is the run context's: lusynth.runtime.RunContext)
+    amp: bool = True  # bf16 autocast on CUDA
+    channels_last: bool = True  # NHWC activations (oneDNN on CPU); speed-ups in benchmarks/results/README.md
     # CPU training fast paths (lusynth.models.fastcpu + fused Adam + glibc keeping freed memory): the same
-    # network and maths, faster on CPU (benchmarks/bench_gan.py: 1.31x at demo, 1.32x at the paper's 256);
-    # False = stock PyTorch layers
+    # network and maths, faster on CPU (benchmarks/bench_gan.py); False = stock PyTorch layers
     fast_cpu: bool = True
     # evaluation and selection
     eval_every: int = 10  # epochs between fidelity evaluations (also at epoch 0 and the last)
@@ -81,7 +79,6 @@ class GenerateParams:
     which: str = "chosen"  # checkpoint: chosen | last | an evaluated step number
     batch_size: int = 64
     max_rounds: int = 20  # top-up rounds before giving up (a GAN that only copies is an error)
-    device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.n_per_class < 1:

@@ -73,7 +73,7 @@ from lusynth.models.embedding import EmbeddingConfig, EmbeddingNet, embed, fit_e
 from lusynth.params import as_dict
 from lusynth.progress import Advance
 from lusynth.progress import progress as progress_bar
-from lusynth.runtime import configure_threads, retain_freed_memory, select_device
+from lusynth.runtime import RunContext, retain_freed_memory
 
 if TYPE_CHECKING:
     from lusynth.tracking import Tracker
@@ -258,11 +258,12 @@ class GanTrainer:
     policy: tuple[str, ...]  # DiffAugment ops
 
     def __init__(self, frames_dir: str | Path, out_dir: str | Path, *, label: str, fraction: float,
-                 params: GanParams | None = None, near_copy: NearCopyPolicy | None = None, mirror: str | None = None) -> None:
+                 params: GanParams | None = None, near_copy: NearCopyPolicy | None = None, mirror: str | None = None,
+                 ctx: RunContext | None = None) -> None:
         self.params = p = params or GanParams()
         self.near_copy = near_copy or NearCopyPolicy()  # what counts as a near-copy in checkpoint selection
-        self.threads = configure_threads()
-        self.device = select_device(p.device)
+        self.ctx = ctx or RunContext()
+        self.device, self.threads = self.ctx.start(device="auto")
         self.out_dir = Path(out_dir)
         self.label, self.fraction, self.mirror = label, fraction, mirror
         self.store = open_store(frames_dir)
@@ -354,7 +355,7 @@ class GanTrainer:
     @contextmanager
     def tracking(self) -> Iterator[Tracker]:
         """The MLflow run of this stage (and, for CPU fast paths, glibc keeping freed memory)."""
-        from lusynth.tracking import stage_run
+        from lusynth.tracking import optional_stage_run
 
         tags: dict[str, Any] = {"label": self.label, "fraction": self.fraction, "frames_digest": self.store.digest}
         if self.mirror_info.get("restored"):
@@ -365,7 +366,7 @@ class GanTrainer:
         params = {**self.params_dict, "label": self.label, "fraction": self.fraction, "device": self.device,
                   "n_train": len(self.train_u8), "image_size": self.cfg.image_size}
         retain = retain_freed_memory() if (self.params.fast_cpu and self.device == "cpu") else nullcontext()
-        with retain, stage_run("train_gan", local_dir=self.out_dir, run_name=f"train_gan-{self.label}-{self.fraction}",
+        with retain, optional_stage_run(self.ctx.track, stage="train_gan", local_dir=self.out_dir, run_name=f"train_gan-{self.label}-{self.fraction}",
                                params=params, tags=tags) as tr:
             self.tracker = tr
             yield tr
@@ -521,6 +522,7 @@ def train_gan(
     resume: bool = False,
     progress: bool = True,
     mirror: str | None = None,
+    ctx: RunContext | None = None,
 ) -> GanRun:
     """Train one DCGAN on ``label``'s training frames at ``fraction``; write ``out_dir`` (see module doc).
 
@@ -530,7 +532,7 @@ def train_gan(
     every epoch, and a resumed run whose ``out_dir`` lacks ``last.pt`` (a new pod) restores it
     from there first.
     """
-    trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, params=params, near_copy=near_copy, mirror=mirror)
+    trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, params=params, near_copy=near_copy, mirror=mirror, ctx=ctx)
     trainer.resume_or_start(resume=resume)
     epochs = trainer.params.epochs
     with trainer.tracking():
