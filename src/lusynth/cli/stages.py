@@ -25,7 +25,8 @@ from lusynth.cli import app
 from lusynth.params import field_choices, field_help, merge_overrides, parse_assignments, read_params_file, section_class
 from lusynth.stages import STAGES, Stage
 
-#: fields that are run context, not hyperparameters: one flag each, shared by every command
+#: the run context's switches (lusynth.runtime.RunContext): one flag each, shared by every command;
+#: no parameter section may hold them (tests/pipeline/test_stage_table.py)
 RUNTIME_FIELDS = ("device", "threads", "track")
 
 
