@@ -13,6 +13,7 @@ from typing import Any
 from lusynth.classifier.params import ARMS
 from lusynth.errors import InputError
 from lusynth.keys import Cell, GanKey, fraction
+from lusynth.params import check
 
 __all__ = ["ExperimentParams", "plan_classifiers", "plan_gans"]
 
@@ -26,14 +27,15 @@ class ExperimentParams:
     seeds: tuple[int, ...] = (0,)  # classifier seeds (one classifier per arm, fraction and seed)
 
     def __post_init__(self) -> None:
-        if not self.fractions or not self.arms or not self.seeds:
-            raise ValueError("experiment needs at least one fraction, one arm and one seed")
-        object.__setattr__(self, "fractions", tuple(sorted({fraction(f, where="experiment.fractions") for f in self.fractions})))
+        x = "experiment"
+        for name in ("fractions", "arms", "seeds"):
+            check(len(getattr(self, name)) > 0, x, name, getattr(self, name), "give at least one")
+        check(all(isinstance(f, (int, float)) and 0 < f <= 1 for f in self.fractions), x, "fractions", self.fractions,
+              "training fractions in (0, 1], e.g. 0.5,1.0")
+        object.__setattr__(self, "fractions", tuple(sorted({fraction(f) for f in self.fractions})))
         bad = [a for a in self.arms if a not in ARMS]
-        if bad:
-            raise ValueError(f"experiment.arms={list(self.arms)!r}: unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
-        if len(set(self.seeds)) != len(self.seeds):
-            raise ValueError(f"experiment.seeds={list(self.seeds)!r}: each seed once")
+        check(not bad, x, "arms", self.arms, f"unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
+        check(len(set(self.seeds)) == len(self.seeds), x, "seeds", self.seeds, "each seed once")
 
 
 def plan_gans(classes: Sequence[str], store_fractions: Sequence[float], experiment: ExperimentParams) -> list[GanKey]:

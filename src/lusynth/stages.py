@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from lusynth.errors import InputError
+from lusynth.errors import InputError, LusynthError
 from lusynth.params import Overrides, as_dict, resolve
 from lusynth.runtime import RunContext
 from lusynth.stagecache import run_cached, stage_key
@@ -120,7 +120,7 @@ def is_artefact(path: Path, cls: Any) -> bool:
     """Whether ``path`` holds an artefact of ``cls`` (its ``load`` accepts it)."""
     try:
         cls.load(path)
-    except (InputError, OSError, KeyError, ValueError):
+    except (LusynthError, OSError, KeyError, ValueError):
         return False
     return True
 

@@ -64,7 +64,7 @@ def test_a_parameter_flag_a_set_and_a_params_file_reach_the_same_field(tmp_path:
     (["--set", "gan.epochz=3"], "gan has no parameter 'epochz'"),
     (["--set", "epochs=3"], "write SECTION.KEY=VALUE"),
     (["--set", "ingest.image_size=abc"], "ingest.image_size: expected int"),
-    (["--image-size", "48"], "image_size must be 32, 64, 128 or 256"),
+    (["--image-size", "48"], "ingest.image_size=48: choose one of 32, 64, 128, 256"),
 ])
 def test_bad_parameters_fail_in_one_line_naming_the_field(tmp_path: Path, capsys: pytest.CaptureFixture, args, message) -> None:
     rc = main(["ingest", "-o", str(tmp_path / "s"), "--profile", "tiny", "-q", *args])

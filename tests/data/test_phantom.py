@@ -131,7 +131,7 @@ def test_frames_of_a_clip_look_alike_more_than_frames_of_two_patients() -> None:
 
 
 def test_params_are_validated_with_actionable_messages() -> None:
-    with pytest.raises(ValueError, match="formats: unknown container.*'avi'.*png, mp4, gif"):
+    with pytest.raises(ValueError, match="phantom.formats=.*unknown container.*'avi'.*png, mp4, gif"):
         PhantomParams(formats=("png", "avi"))
     with pytest.raises(ValueError, match="even"):
         PhantomParams(width=321)

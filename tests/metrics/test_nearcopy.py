@@ -12,12 +12,12 @@ from lusynth.params import as_dict, stage_params
 
 @pytest.mark.parametrize("bad", [0, 0.0, 100, 150.0, -1.0, float("nan"), "1", True])
 def test_percentile_outside_the_open_interval_is_refused_naming_field_and_range(bad: object) -> None:
-    with pytest.raises(InputError, match=r"near_copy\.percentile=.*a percentile in \(0, 100\)"):
+    with pytest.raises(ValueError, match=r"near_copy\.percentile=.*a percentile in \(0, 100\)"):
         NearCopyPolicy(percentile=bad)  # type: ignore[arg-type]
 
 
 def test_unknown_feature_space_is_refused() -> None:
-    with pytest.raises(InputError, match=r"near_copy\.features='inception'.*pixels"):
+    with pytest.raises(ValueError, match=r"near_copy\.features='inception'.*pixels"):
         NearCopyPolicy(features="inception")
 
 

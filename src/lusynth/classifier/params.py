@@ -9,6 +9,9 @@ predictable; trials 1.. draw uniformly from the space with a generator seeded by
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from lusynth.params import check, check_choices
 
 ARMS = ("real", "real+synthetic", "synthetic")
 THRESHOLD_RULES = ("youden", "f1")
@@ -17,6 +20,8 @@ THRESHOLD_RULES = ("youden", "f1")
 @dataclass(frozen=True)
 class ClassifierParams:
     """Training and search settings for one classifier (one arm x fraction x seed)."""
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"threshold_rule": THRESHOLD_RULES}
 
     trials: int = 1  # random-search trials (paper: 12); trial 0 = the configured point below
     lr: float = 1e-3  # RMSprop learning rate of trial 0
@@ -42,38 +47,24 @@ class ClassifierParams:
     eval_batch_size: int = 256
 
     def __post_init__(self) -> None:
-        def bad(field: str, why: str) -> ValueError:
-            return ValueError(f"classifier.{field}={getattr(self, field)!r}: {why}")
-
-        if self.trials < 1:
-            raise bad("trials", "need at least one trial (paper: 12)")
-        if self.lr <= 0 or any(v <= 0 for v in self.search_lr):
-            raise bad("lr", "learning rates must be > 0")
-        if self.width < 1 or any(v < 1 for v in self.search_width):
-            raise bad("width", "channel multipliers must be >= 1 (paper: 3, 5, 8)")
-        if not 0 <= self.dropout < 1 or any(not 0 <= v < 1 for v in self.search_dropout):
-            raise bad("dropout", "dropout must be in [0, 1)")
-        if self.trials > 1 and not (self.search_lr and self.search_width and self.search_dropout):
-            raise bad("trials", "more than one trial needs non-empty search_lr, search_width and search_dropout")
-        if self.batch_size < 2:
-            raise bad("batch_size", "BatchNorm needs batches of at least 2 (paper: 8)")
-        if self.max_epochs < 1:
-            raise bad("max_epochs", "must be >= 1")
-        if self.patience < 1:
-            raise bad("patience", "must be >= 1")
-        if not 0 <= self.aug_p <= 1:
-            raise bad("aug_p", "a probability in [0, 1]")
-        if any(g <= 0 for g in self.gammas):
-            raise bad("gammas", "gamma values must be > 0")
-        if any(k < 1 or k % 2 == 0 for k in self.blur_kernels):
-            raise bad("blur_kernels", "box-blur kernels must be odd and >= 1 (e.g. 3, 5)")
-        if not 0 <= self.speckle_fraction <= 1:
-            raise bad("speckle_fraction", "a share of pixels in [0, 1]")
-        if self.synthetic_ratio <= 0:
-            raise bad("synthetic_ratio", "synthetic:real ratio must be > 0 (e.g. 1.0)")
-        if self.synthetic_max_per_class < 0:
-            raise bad("synthetic_max_per_class", "must be >= 0 (0 = all)")
-        if self.threshold_rule not in THRESHOLD_RULES:
-            raise bad("threshold_rule", f"choose one of {', '.join(THRESHOLD_RULES)}")
-        if self.eval_batch_size < 1:
-            raise bad("eval_batch_size", "must be >= 1")
+        c = "classifier"
+        check(self.trials >= 1, c, "trials", self.trials, "need at least one trial (paper: 12)")
+        check(self.lr > 0 and all(v > 0 for v in self.search_lr), c, "lr", self.lr, "learning rates must be > 0")
+        check(self.width >= 1 and all(v >= 1 for v in self.search_width), c, "width", self.width,
+              "channel multipliers must be >= 1 (paper: 3, 5, 8)")
+        check(0 <= self.dropout < 1 and all(0 <= v < 1 for v in self.search_dropout), c, "dropout", self.dropout,
+              "dropout must be in [0, 1)")
+        check(self.trials == 1 or bool(self.search_lr and self.search_width and self.search_dropout), c, "trials", self.trials,
+              "more than one trial needs non-empty search_lr, search_width and search_dropout")
+        check(self.batch_size >= 2, c, "batch_size", self.batch_size, "BatchNorm needs batches of at least 2 (paper: 8)")
+        check(self.max_epochs >= 1, c, "max_epochs", self.max_epochs, "must be >= 1")
+        check(self.patience >= 1, c, "patience", self.patience, "must be >= 1")
+        check(0 <= self.aug_p <= 1, c, "aug_p", self.aug_p, "a probability in [0, 1]")
+        check(all(g > 0 for g in self.gammas), c, "gammas", self.gammas, "gamma values must be > 0")
+        check(all(k >= 1 and k % 2 == 1 for k in self.blur_kernels), c, "blur_kernels", self.blur_kernels,
+              "box-blur kernels must be odd and >= 1 (e.g. 3, 5)")
+        check(0 <= self.speckle_fraction <= 1, c, "speckle_fraction", self.speckle_fraction, "a share of pixels in [0, 1]")
+        check(self.synthetic_ratio > 0, c, "synthetic_ratio", self.synthetic_ratio, "synthetic:real ratio must be > 0 (e.g. 1.0)")
+        check(self.synthetic_max_per_class >= 0, c, "synthetic_max_per_class", self.synthetic_max_per_class, "must be >= 0 (0 = all)")
+        check(self.eval_batch_size >= 1, c, "eval_batch_size", self.eval_batch_size, "must be >= 1")
+        check_choices(self, c)

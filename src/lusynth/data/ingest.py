@@ -18,7 +18,7 @@ from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -29,6 +29,7 @@ from lusynth.data.keys import load_key
 from lusynth.data.pseudonym import pseudonymise
 from lusynth.data.splits import SPLIT_NAMES, nested_fractions, split_patients
 from lusynth.errors import InputError, RejectedInput
+from lusynth.params import check, check_choices
 
 REPORT_JSON = "ingest_report.json"
 REPORT_TXT = "ingest_report.txt"
@@ -37,6 +38,9 @@ REPORT_TXT = "ingest_report.txt"
 @dataclass(frozen=True)
 class IngestParams:
     """Ingest parameters (defaults = the demo profile)."""
+
+    CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"image_size": (32, 64, 128, 256), "square": ("crop", "pad"),
+                                                     "video_mode": ("even", "every")}
 
     image_size: int = 64  # output frames are image_size x image_size uint8 (64 / 128 / 256)
     square: str = "crop"  # how a non-square frame becomes square: centre "crop" or zero "pad"
@@ -57,16 +61,15 @@ class IngestParams:
     workers: int = 0  # decode threads; 0 = the CPU quota
 
     def __post_init__(self) -> None:
-        if self.image_size not in (32, 64, 128, 256):
-            raise ValueError(f"image_size must be 32, 64, 128 or 256, got {self.image_size}")
-        if self.square not in ("crop", "pad"):
-            raise ValueError(f"square must be 'crop' or 'pad', got {self.square!r}")
-        if self.video_mode not in ("even", "every"):
-            raise ValueError(f"video_mode must be 'even' or 'every', got {self.video_mode!r}")
-        if len(self.split_fractions) != 3 or any(f < 0 for f in self.split_fractions) or not all(self.split_fractions):
-            raise ValueError(f"split_fractions must be three positive numbers (train, val, holdout), got {self.split_fractions}")
-        if not self.train_fractions or any(not 0 < f <= 1 for f in self.train_fractions):
-            raise ValueError(f"train_fractions must lie in (0, 1], got {self.train_fractions}")
+        check_choices(self, "ingest")
+        check(self.min_side >= 1, "ingest", "min_side", self.min_side, "must be >= 1")
+        check(self.video_frames >= 1 and self.video_step >= 1 and self.max_frames_per_clip >= 1, "ingest", "video_frames",
+              self.video_frames, "video_frames, video_step and max_frames_per_clip must be >= 1")
+        check(len(self.split_fractions) == 3 and all(f > 0 for f in self.split_fractions), "ingest", "split_fractions",
+              self.split_fractions, "three positive numbers (train, val, holdout), e.g. 0.6,0.2,0.2")
+        check(bool(self.train_fractions) and all(0 < f <= 1 for f in self.train_fractions), "ingest", "train_fractions",
+              self.train_fractions, "nested training fractions in (0, 1], e.g. 0.5,1.0")
+        check(self.workers >= 0, "ingest", "workers", self.workers, "must be >= 0 (0 = the CPU quota)")
 
 
 @dataclass

@@ -39,6 +39,8 @@ import numpy as np
 from scipy import ndimage
 from scipy.special import expit
 
+from lusynth.params import check
+
 CONSOLIDATION = "consolidation"
 NO_CONSOLIDATION = "no_consolidation"
 #: class names; index 1 is the positive class (consolidation)
@@ -70,34 +72,25 @@ class PhantomParams:
     rib_rate: float = 0.5  # share of clips with a rib and its acoustic shadow at a sector edge
 
     def __post_init__(self) -> None:
-        def need(ok: bool, msg: str) -> None:
-            if not ok:
-                raise ValueError(msg)
-
+        ph = "phantom"
         for name in ("patients", "clips_per_patient", "frames_per_clip"):
             value = getattr(self, name)
-            need(isinstance(value, int) and value >= 1, f"{name}={value!r}: must be an integer >= 1")
-        need(isinstance(self.seed, int) and self.seed >= 0, f"seed={self.seed!r}: must be an integer >= 0")
+            check(isinstance(value, int) and value >= 1, ph, name, value, "must be an integer >= 1")
+        check(isinstance(self.seed, int) and self.seed >= 0, ph, "seed", self.seed, "must be an integer >= 0")
         for name in ("width", "height"):
             value = getattr(self, name)
-            need(
-                isinstance(value, int) and 64 <= value <= 2048,
-                f"{name}={value!r}: must be an integer between 64 and 2048 pixels",
-            )
+            check(isinstance(value, int) and 64 <= value <= 2048, ph, name, value, "must be an integer between 64 and 2048 pixels")
         formats = tuple(self.formats)
-        need(len(formats) > 0, f"formats={self.formats!r}: give at least one of {', '.join(FORMATS)}")
+        check(len(formats) > 0, ph, "formats", self.formats, f"give at least one of {', '.join(FORMATS)}")
         bad = [f for f in formats if f not in FORMATS]
-        need(not bad, f"formats: unknown container(s) {', '.join(map(repr, bad))}; choose from {', '.join(FORMATS)}")
+        check(not bad, ph, "formats", self.formats, f"unknown container(s) {', '.join(map(repr, bad))}; choose from {', '.join(FORMATS)}")
         object.__setattr__(self, "formats", formats)
-        need(
-            "mp4" not in formats or (self.width % 2 == 0 and self.height % 2 == 0),
-            f"width x height = {self.width}x{self.height}: mp4 (yuv420p) needs even sizes; "
-            "use even numbers or drop mp4 from formats",
-        )
-        need(0 < self.fps <= 120, f"fps={self.fps!r}: must be in (0, 120]")
+        check("mp4" not in formats or (self.width % 2 == 0 and self.height % 2 == 0), ph, "width", f"{self.width}x{self.height}",
+              "mp4 (yuv420p) needs even sizes; use even numbers or drop mp4 from formats")
+        check(0 < self.fps <= 120, ph, "fps", self.fps, "must be in (0, 120]")
         for name in ("small_consolidation_rate", "normal_b_line_rate", "rib_rate"):
             value = getattr(self, name)
-            need(0.0 <= value <= 1.0, f"{name}={value!r}: must be a probability in [0, 1]")
+            check(0.0 <= value <= 1.0, ph, name, value, "must be a probability in [0, 1]")
 
 
 @dataclass(frozen=True)

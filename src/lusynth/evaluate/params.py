@@ -8,8 +8,10 @@ synthetic DCR >= 0.8 x median holdout DCR); set one to ``null`` in a profile to 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from lusynth.metrics.privacy import PrivacyGate
+from lusynth.params import check, check_choices
 
 LEVELS = ("frame", "clip", "patient")
 THRESHOLDS = ("0.5", "val")
@@ -18,6 +20,8 @@ THRESHOLDS = ("0.5", "val")
 @dataclass(frozen=True)
 class EvaluateParams:
     """Holdout evaluation, seed aggregation, fidelity and privacy audit settings."""
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"table_level": LEVELS, "table_threshold": THRESHOLDS}
 
     n_bootstrap: int = 1000  # patient-level bootstrap resamples for every CI
     ci: float = 0.95  # confidence level of the intervals
@@ -35,24 +39,15 @@ class EvaluateParams:
     batch_size: int = 256  # inference batch
 
     def __post_init__(self) -> None:
-        def bad(field: str, why: str) -> ValueError:
-            return ValueError(f"evaluate.{field}={getattr(self, field)!r}: {why}")
-
-        if self.n_bootstrap < 10:
-            raise bad("n_bootstrap", "use at least 10 resamples (1000 for reporting)")
-        if not 0.5 <= self.ci < 1:
-            raise bad("ci", "a confidence level in [0.5, 1), e.g. 0.95")
-        if self.table_level not in LEVELS:
-            raise bad("table_level", f"choose one of {', '.join(LEVELS)}")
-        if self.table_threshold not in THRESHOLDS:
-            raise bad("table_threshold", f"choose one of {', '.join(THRESHOLDS)}")
-        if self.audit_max_frames < 10:
-            raise bad("audit_max_frames", "need at least 10 frames per side")
-        if self.kid_subsets < 1 or self.kid_subset_size < 2:
-            raise bad("kid_subsets", "kid_subsets >= 1 and kid_subset_size >= 2")
-        if self.grid_frames < 1 or self.batch_size < 1:
-            raise bad("grid_frames", "grid_frames and batch_size must be >= 1")
-        self.gate()  # validates the thresholds with PrivacyGate's own messages
+        e = "evaluate"
+        check(self.n_bootstrap >= 10, e, "n_bootstrap", self.n_bootstrap, "use at least 10 resamples (1000 for reporting)")
+        check(0.5 <= self.ci < 1, e, "ci", self.ci, "a confidence level in [0.5, 1), e.g. 0.95")
+        check(self.audit_max_frames >= 10, e, "audit_max_frames", self.audit_max_frames, "need at least 10 frames per side")
+        check(self.kid_subsets >= 1, e, "kid_subsets", self.kid_subsets, "must be >= 1")
+        check(self.kid_subset_size >= 2, e, "kid_subset_size", self.kid_subset_size, "must be >= 2")
+        check(self.grid_frames >= 1, e, "grid_frames", self.grid_frames, "must be >= 1")
+        check(self.batch_size >= 1, e, "batch_size", self.batch_size, "must be >= 1")
+        check_choices(self, e)
 
     def gate(self) -> PrivacyGate:
         """The privacy release gate with these thresholds."""

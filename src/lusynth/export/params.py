@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lusynth.params import check
+
 __all__ = ["ExportParams"]
 
 
@@ -17,9 +19,7 @@ class ExportParams:
     opset: int = 18  # ONNX opset (>= 17)
 
     def __post_init__(self) -> None:
-        if not self.classifier_model or not self.generator_prefix:
-            raise ValueError("export.classifier_model and export.generator_prefix must not be empty")
-        if not 0 <= self.margin < 1:
-            raise ValueError(f"export.margin={self.margin!r}: an AUC difference in [0, 1)")
-        if self.opset < 17:
-            raise ValueError(f"export.opset={self.opset!r}: use 17 or newer")
+        check(bool(self.classifier_model), "export", "classifier_model", self.classifier_model, "must not be empty")
+        check(bool(self.generator_prefix), "export", "generator_prefix", self.generator_prefix, "must not be empty")
+        check(0 <= self.margin < 1, "export", "margin", self.margin, "an AUC difference in [0, 1)")
+        check(self.opset >= 17, "export", "opset", self.opset, "use 17 or newer")

@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
+
+from lusynth.params import check, check_choices
 
 __all__ = ["GanParams", "GenerateParams", "SELECTION_RULES"]
 
@@ -14,6 +17,8 @@ SELECTION_RULES = ("nn1_embed", "nn1_pixels", "last")
 @dataclass
 class GanParams:
     """One unconditional DCGAN for one class at one training fraction."""
+
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"selection": SELECTION_RULES}
 
     # network (lusynth.models.dcgan.DCGANConfig); image_size must match the frame store
     ngf: int = 16  # generator width (paper: 64); demo 16: more frames per minute on 2 cores than 32
@@ -48,25 +53,17 @@ class GanParams:
 
     def __post_init__(self) -> None:
         for name in ("ngf", "ndf", "nz", "epochs", "batch_size", "eval_every", "n_eval", "embedding_epochs"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
-        if self.batch_size < 2:
-            raise ValueError(f"batch_size={self.batch_size}: BatchNorm needs at least 2")
+            check(getattr(self, name) >= 1, "gan", name, getattr(self, name), "must be >= 1")
+        check(self.batch_size >= 2, "gan", "batch_size", self.batch_size, "BatchNorm needs at least 2 (paper: 16)")
         for name in ("lr_g", "lr_d"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"{name}={getattr(self, name)} must be > 0")
-        if not (0 <= self.beta1 < 1 and 0 <= self.beta2 < 1):
-            raise ValueError(f"beta1={self.beta1}, beta2={self.beta2} must be in [0, 1)")
-        if not 0 <= self.ema_decay < 1:
-            raise ValueError(f"ema_decay={self.ema_decay} must be in [0, 1); 0 turns the EMA off")
-        ops = [o.strip() for o in self.diffaugment.split(",") if o.strip()]
-        bad = [o for o in ops if o not in DIFFAUGMENT_OPS]
-        if bad:
-            raise ValueError(f"diffaugment={self.diffaugment!r}: unknown op(s) {bad}; use a comma list of {DIFFAUGMENT_OPS}")
-        if self.selection not in SELECTION_RULES:
-            raise ValueError(f"selection={self.selection!r}; use one of {SELECTION_RULES}")
-        if not 0 <= self.max_memorisation_rate <= 1:
-            raise ValueError(f"max_memorisation_rate={self.max_memorisation_rate} must be in [0, 1]")
+            check(getattr(self, name) > 0, "gan", name, getattr(self, name), "a learning rate must be > 0")
+        for name in ("beta1", "beta2"):
+            check(0 <= getattr(self, name) < 1, "gan", name, getattr(self, name), "Adam's betas lie in [0, 1)")
+        check(0 <= self.ema_decay < 1, "gan", "ema_decay", self.ema_decay, "must be in [0, 1); 0 turns the EMA off")
+        bad = [o for o in (o.strip() for o in self.diffaugment.split(",")) if o and o not in DIFFAUGMENT_OPS]
+        check(not bad, "gan", "diffaugment", self.diffaugment, f"unknown op(s) {bad}; use a comma list of {', '.join(DIFFAUGMENT_OPS)}")
+        check_choices(self, "gan")
+        check(0 <= self.max_memorisation_rate <= 1, "gan", "max_memorisation_rate", self.max_memorisation_rate, "a share in [0, 1]")
 
 
 @dataclass
@@ -81,9 +78,8 @@ class GenerateParams:
     max_rounds: int = 20  # top-up rounds before giving up (a GAN that only copies is an error)
 
     def __post_init__(self) -> None:
-        if self.n_per_class < 1:
-            raise ValueError(f"n_per_class={self.n_per_class} must be >= 1")
-        if self.batch_size < 1 or self.max_rounds < 1:
-            raise ValueError("batch_size and max_rounds must be >= 1")
-        if not (self.which in ("chosen", "last") or self.which.isdigit()):
-            raise ValueError(f"which={self.which!r}: use 'chosen', 'last' or an evaluated step number")
+        check(self.n_per_class >= 1, "generate", "n_per_class", self.n_per_class, "must be >= 1")
+        check(self.batch_size >= 1, "generate", "batch_size", self.batch_size, "must be >= 1")
+        check(self.max_rounds >= 1, "generate", "max_rounds", self.max_rounds, "must be >= 1")
+        check(self.which in ("chosen", "last") or self.which.isdigit(), "generate", "which", self.which,
+              "use 'chosen', 'last' or an evaluated step number")

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import numbers
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 import numpy as np
 
-from lusynth.errors import InputError
+from lusynth.params import check, check_choices
 from lusynth.metrics.privacy import distance_to_closest_record, memorisation_rate, near_copy_mask, near_copy_threshold
 
 __all__ = ["FEATURE_SPACES", "NearCopyFilter", "NearCopyPolicy", "pixels"]
@@ -35,6 +36,8 @@ FEATURE_SPACES = {"pixels": pixels}
 class NearCopyPolicy:
     """What counts as a near-copy; the profile section ``near_copy``."""
 
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"features": ("pixels",)}  # the keys of FEATURE_SPACES
+
     # the cut-off: this percentile of the reference (unseen patients') DCR; 1.0 = the 1st percentile.
     # Open interval: 0 puts the cut-off at the single closest reference frame, 100 at the farthest
     # (almost every frame flagged: generate's filter could never keep enough).
@@ -43,14 +46,10 @@ class NearCopyPolicy:
 
     def __post_init__(self) -> None:
         p = self.percentile
-        if isinstance(p, bool) or not isinstance(p, numbers.Real) or not 0 < p < 100:
-            raise InputError(
-                f"near_copy.percentile={p!r}: expected a percentile in (0, 100), e.g. 1.0 for the 1st percentile "
-                "of unseen patients' DCR; set it in the profile's near_copy section (generate: --percentile)"
-            )
+        check(not isinstance(p, bool) and isinstance(p, numbers.Real) and 0 < p < 100, "near_copy", "percentile", p,
+              "a percentile in (0, 100), e.g. 1.0 for the 1st percentile of unseen patients' DCR (--percentile, --set near_copy.percentile=...)")
         object.__setattr__(self, "percentile", float(p))
-        if self.features not in FEATURE_SPACES:
-            raise InputError(f"near_copy.features={self.features!r}: unknown feature space; use one of {', '.join(FEATURE_SPACES)}")
+        check_choices(self, "near_copy")
 
     def to_features(self, frames: np.ndarray) -> np.ndarray:
         """uint8 frames (N,S,S) in the policy's feature space (N, d)."""

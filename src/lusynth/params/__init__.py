@@ -277,9 +277,18 @@ def field_help(cls: type) -> dict[str, str]:
     return helps
 
 
-def field_choices(cls: type) -> dict[str, tuple[str, ...]]:
-    """Allowed values per field where the dataclass states them (``metadata['choices']``)."""
-    return {f.name: tuple(f.metadata["choices"]) for f in dataclasses.fields(cls) if f.metadata.get("choices")}
+def field_choices(cls: type) -> dict[str, tuple[Any, ...]]:
+    """Allowed values per field where the dataclass states them: its ``CHOICES`` class attribute
+    (``{"field": (allowed, ...)}``) or a field's ``metadata['choices']``."""
+    out = {name: tuple(v) for name, v in (getattr(cls, "CHOICES", None) or {}).items()}
+    out.update({f.name: tuple(f.metadata["choices"]) for f in dataclasses.fields(cls) if f.metadata.get("choices")})
+    return out
+
+
+def check_choices(params: Any, section: str) -> None:
+    """Every enumerated field of ``params`` (:func:`field_choices`) holds an allowed value."""
+    for name, allowed in field_choices(type(params)).items():
+        check_choice(section, name, getattr(params, name), allowed)
 
 
 def param(default: Any, help: str = "", *, choices: Iterable[Any] | None = None) -> Any:  # noqa: A002 - the CLI's word
