@@ -125,10 +125,11 @@ def is_artefact(path: Path, cls: Any) -> bool:
     return True
 
 
-def expand(paths: Sequence[PathLike], artefact: str, what: str) -> list[Path]:
+def expand(paths: Sequence[PathLike], artefact: str) -> list[Path]:
     """The artefact directories among ``paths``, looking one level into a folder that is not one
     itself (``models/classifier`` stands for every classifier below it), sorted, each once."""
     cls = artefact_class(artefact)
+    what = getattr(cls, "WHAT", f"a {cls.__name__}")
     found: list[Path] = []
     for p in map(Path, paths):
         if is_artefact(p, cls):
@@ -321,7 +322,7 @@ def _resolve_inputs(row: Stage, inputs: Mapping[str, Any]) -> dict[str, Any]:
         values = [] if given in (None, "", [], ()) else ([given] if isinstance(given, (str, os.PathLike)) else list(given))
         if not values and i.required:
             raise InputError(f"{row.command} needs {i.flags[0] if i.flags else i.name}: {i.help}")
-        paths = expand(values, i.artefact, f"a {artefact_class(i.artefact).__name__}") if values else []
+        paths = expand(values, i.artefact) if values else []
         if not i.many and len(paths) > 1:
             raise InputError(f"{row.command}: {i.flags[0] if i.flags else i.name} takes one directory, got {len(paths)}")
         out[i.name] = [str(p) for p in paths] if i.many else (str(paths[0]) if paths else None)
@@ -386,7 +387,7 @@ def bundle(dirs: Sequence[PathLike], out: PathLike, artefact: str = "lusynth.gan
     from lusynth.atomic import atomic_dir
     from lusynth.stagecache import link_tree
 
-    paths = expand(dirs, artefact, f"a {artefact_class(artefact).__name__}") if dirs else []
+    paths = expand(dirs, artefact) if dirs else []
     with atomic_dir(out) as tmp:
         for i, d in enumerate(paths):
             link_tree(d, tmp / f"{i:03d}")

@@ -63,7 +63,7 @@ def test_cli_evaluates_a_real_only_experiment(experiment: dict, capsys: pytest.C
 
 def test_cli_reports_a_missing_classifier_as_a_user_error(tmp_path: Path, experiment: dict, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["evaluate", "-f", str(experiment["real"]), "-o", str(tmp_path / "x"), "-c", str(tmp_path / "nope"), "--no-track"])
-    assert rc == 2 and "not a classifier directory" in capsys.readouterr().err
+    assert rc == 2 and "nope: not a classifier directory" in capsys.readouterr().err
 
 
 def _fake_gan_dir(path: Path, label: str, fraction: float) -> Path:

@@ -22,7 +22,8 @@ from lusynth.gan.checkpoint import load_checkpoint
 from lusynth.gan.mirror import CheckpointMirror, mirror_uri
 from lusynth.gan.train import train_gan
 from lusynth.runtime import temporary_env
-from lusynth.stages import train_gan_stage
+from lusynth.runtime import RunContext
+from lusynth.stages import run_stage
 from lusynth.storage import digests
 from lusynth.storage.s3 import StorageError, client, upload_dir
 from lusynth_dev.processes import stop_process
@@ -196,10 +197,10 @@ def test_killed_pod_resumes_on_a_fresh_one_from_the_s3_mirror(phantom_store: Pat
 def test_stage_names_each_gan_mirror_by_its_stage_key(phantom_store: Path, tmp_path: Path) -> None:
     root = tmp_path / "volume"
     overrides = {"epochs": 1, "eval_every": 1, "ngf": 4, "ndf": 4, "n_eval": 16, "embedding_epochs": 1}
-    train_gan_stage(phantom_store, tmp_path / "a", label=LABEL, fraction=1.0, overrides=overrides, progress=False, cache=False,
-                    mirror_root=str(root))
-    train_gan_stage(phantom_store, tmp_path / "b", label=LABEL, fraction=1.0, overrides={**overrides, "seed": 1}, progress=False,
-                    cache=False, mirror_root=str(root))
+    ctx = RunContext(progress=False, cache=False)
+    for out, seed in ((tmp_path / "a", 0), (tmp_path / "b", 1)):
+        run_stage("train_gan", out, inputs={"frames": phantom_store}, key={"label": LABEL, "fraction": 1.0},
+                  overrides={"gan": {**overrides, "seed": seed}}, options={"checkpoint_mirror": str(root)}, ctx=ctx)
     mirrors = sorted(p.name for p in root.iterdir())
     assert len(mirrors) == 2 and all(m.startswith("consolidation-1-") for m in mirrors), mirrors
     info = json.loads((tmp_path / "a" / "gan.json").read_text())["mirror"]

@@ -35,11 +35,13 @@ def _tree_digest(root: Path) -> dict[str, str]:
 def repo(tmp_path_factory: pytest.TempPathFactory):
     """A git+DVC repository holding the project's dvc.yaml, params.yaml (tiny, one fraction) and profiles."""
     repo = tmp_path_factory.mktemp("dvc") / "repo"
-    (repo / "src" / "lusynth").mkdir(parents=True)
+    repo.mkdir()
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
-    shutil.copy(ROOT / "src" / "lusynth" / "profiles.yaml", repo / "src" / "lusynth" / "profiles.yaml")
+    # the stages depend on the code they run: the repository holds the library's sources
+    shutil.copytree(ROOT / "src" / "lusynth", repo / "src" / "lusynth", ignore=shutil.ignore_patterns("__pycache__"))
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params.update(profile="tiny", fractions=[1.0], fractions_csv="1.0")
+    params["profile"] = "tiny"
+    params["experiment"]["fractions"] = [1.0]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LUSYNTH_STAGE_CACHE="off",
                MLFLOW_TRACKING_URI=f"sqlite:///{repo.parent / 'mlruns.db'}")
@@ -47,7 +49,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory):
     _sh(repo, "git", "config", "user.email", "ci@example.invalid")
     _sh(repo, "git", "config", "user.name", "ci")
     _sh(repo, sys.executable, "-m", "dvc", "init", "-q")
-    (repo / ".gitignore").write_text("mlruns.db\n")
+    (repo / ".gitignore").write_text("mlruns.db\n__pycache__/\n")
     _sh(repo, "git", "add", "-A")
     _sh(repo, "git", "commit", "-qm", "pipeline")
     _sh(repo, sys.executable, "-m", "dvc", "repro", env=env)
@@ -70,12 +72,15 @@ def test_repro_builds_every_stage_and_reports(repo) -> None:
 
 def test_exp_run_with_a_changed_parameter(repo) -> None:
     repo, env = repo
-    out = _sh(repo, sys.executable, "-m", "dvc", "exp", "run", "-S", "synthetic_count=8", env=env)
-    # the GANs do not depend on synthetic_count: DVC skips them
+    out = _sh(repo, sys.executable, "-m", "dvc", "exp", "run", "-S", "generate.n_per_class=8", env=env)
+    # the GANs do not depend on the generate section: DVC skips them; generate reruns with the new value
     assert "Stage 'train_gan@consolidation-1.0' didn't change, skipping" in out
     assert "Running stage 'generate@consolidation-1.0'" in out
+    from lusynth.gan.generate import SyntheticSet
+
+    assert SyntheticSet.load(repo / "data/synthetic/consolidation@1.0").n_frames == 8
     shown = _sh(repo, sys.executable, "-m", "dvc", "exp", "show", "--json", env=env)
-    assert "synthetic_count" in shown
+    assert "n_per_class" in shown
 
 
 def test_push_to_s3_and_pull_into_a_fresh_clone(repo, tmp_path) -> None:

@@ -13,7 +13,7 @@ from lusynth.cli import main
 
 pytestmark = pytest.mark.slow
 
-RUN = dict(profile="tiny", fractions=(1.0,), seeds=(0,), arms=("real", "real+synthetic", "synthetic"))
+RUN = dict(profile="tiny", overrides={"experiment": {"fractions": [1.0], "seeds": [0], "arms": ["real", "real+synthetic", "synthetic"]}})
 
 
 def _cached_by_task(run_root: Path) -> dict[str, list[bool]]:
@@ -66,6 +66,9 @@ def test_report_models_and_registry(first_run) -> None:
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == result.parent_run_id]
     stages = {r.data.tags.get("lusynth.stage") for r in children}
     assert {"train_gan", "train_classifier", "evaluate"} <= stages, stages
+    # the parent run records every resolved parameter, not a "0 = the profile's" sentinel
+    parent = client.get_run(result.parent_run_id).data.params
+    assert parent["gan.epochs"] == "1" and parent["experiment.fractions"] == "[1.0]" and parent["profile"] == "tiny", parent
     # KFP Metrics artifacts carry each task's numbers (the chosen GAN checkpoint's fidelity, val AUC)
     run_root = sorted((root / "run" / "kfp").glob("lusynth-experiment-*"))[0]
     gan_out = json.loads(next(run_root.rglob("train-gan/executor_output.json")).read_text())
@@ -89,7 +92,7 @@ def test_rerun_restores_every_stage(first_run) -> None:
 
 def test_changed_parameter_reruns_only_what_depends_on_it(first_run, capsys) -> None:
     root, _, _ = first_run
-    rc = main(["run", "--out", str(root / "run"), "--profile", "tiny", "--fractions", "1.0", "--synthetic-count", "12"])
+    rc = main(["run", "--out", str(root / "run"), "--profile", "tiny", "--fractions", "1.0", "--set", "generate.n_per_class=12"])
     assert rc == 0
     flags = _cached_by_task(_latest_run(root / "run"))
     assert all(flags["ingest"]) and all(flags["train-gan"])  # upstream of the change: restored

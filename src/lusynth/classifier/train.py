@@ -27,7 +27,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -57,6 +57,8 @@ PREPROCESSING = {"input": "uint8 frame (S, S)", "scale": "x / 255", "standardize
 class ClassifierRun:
     """The train-classifier stage's artefact: one trained classifier of the grid and its record
     (``classifier.json``); the weights (``model.pt``) are read by :func:`load_classifier`."""
+
+    WHAT: ClassVar[str] = "a classifier directory (the output of `lusynth train-classifier`)"
 
     path: Path
     meta: dict[str, Any] = field(repr=False)

@@ -20,7 +20,7 @@ import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -75,6 +75,8 @@ def _manifest_bytes(rows: pd.DataFrame) -> bytes:
 @dataclass
 class FrameStore:
     """An opened frame store: ``frames`` is a read-only memory map, ``manifest`` a DataFrame."""
+
+    WHAT: ClassVar[str] = "a frame store (the output of `lusynth ingest`)"
 
     path: Path
     header: dict[str, Any]

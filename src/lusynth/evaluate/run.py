@@ -17,7 +17,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -44,6 +44,8 @@ from lusynth.tracking import optional_stage_run
 class Evaluation:
     """The evaluate stage's artefact: the report (``report.json`` + HTML/Markdown/figures)."""
 
+    WHAT: ClassVar[str] = "an evaluation (the output directory of `lusynth evaluate`)"
+
     path: Path
     report: dict[str, Any] = field(repr=False)
 
@@ -62,6 +64,11 @@ class Evaluation:
     @property
     def markdown(self) -> Path:
         return self.path / MARKDOWN_FILE
+
+    @property
+    def roc(self) -> dict[str, dict[str, list[float]]]:
+        """Frame-level ROC curve per classifier name."""
+        return {c["name"]: c["roc"]["frame"] for c in self.classifiers}
 
     @property
     def figures(self) -> dict[str, Path]:

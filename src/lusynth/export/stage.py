@@ -14,7 +14,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lusynth.errors import InputError
 from lusynth.keys import GanKey
@@ -50,6 +50,8 @@ class ExportedFile:
 @dataclass
 class ExportedModels:
     """What ``lusynth export`` wrote (``path``: the directory of the .onnx files) and registered."""
+
+    WHAT: ClassVar[str] = "an export (the output of `lusynth export`)"
 
     path: Path
     nominee_arm: str

@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import torch
@@ -51,6 +51,8 @@ class SyntheticSet:
     training fraction of the GAN that made it); ``privacy_filter`` is, per class, what the
     near-copy filter did (kept, generated, dropped, threshold, the policy) and which GAN it was.
     """
+
+    WHAT: ClassVar[str] = "a synthetic set (the output of `lusynth generate`)"
 
     path: Path
     store: FrameStore = field(repr=False)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from lusynth.atomic import atomic_write_json
 from lusynth.errors import InputError
@@ -41,6 +41,8 @@ class GanRun:
     ``images_per_second_this_session``). ``train_seconds`` is this session's training time; it is
     not saved, so a loaded run has ``None``.
     """
+
+    WHAT: ClassVar[str] = "a GAN directory (the output of `lusynth train-gan`)"
 
     path: Path
     key: GanKey
