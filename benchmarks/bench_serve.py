@@ -34,10 +34,11 @@ def main() -> None:
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from benchmarks.bench_inference import _random_classifier
+    from tests.serve.conftest import running
+
     from lusynth.export import export_classifier
     from lusynth.runtime import configure_threads
     from lusynth.serve import create_app
-    from tests.serve.conftest import running
 
     threads = configure_threads()
     with tempfile.TemporaryDirectory() as tmp:

@@ -105,8 +105,9 @@ def train_gan_smoke(cfg_name: str, tmp: Path) -> dict:
     import sys
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root: tests.gan builds the store
-    from lusynth.gan.train import train_gan
     from tests.gan import make_phantom_store
+
+    from lusynth.gan.train import train_gan
 
     c = CONFIGS[cfg_name]
     store = make_phantom_store(tmp / "store", patients=12, clips=2, frames=8, size=c["image_size"])

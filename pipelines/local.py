@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-
 #: kfp.local's orchestrator runs at most this many ParallelFor iterations at once (kfp 2.17)
 LOCAL_PARALLELISM = 2
 

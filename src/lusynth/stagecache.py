@@ -89,7 +89,7 @@ def _parents(module: str) -> list[str]:
     return [name for i in range(1, len(parts)) if _source(name := ".".join(parts[:i])) is not None]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _closure(modules: tuple[str, ...]) -> tuple[str, ...]:
     for module in modules:
         if _source(module) is None:
@@ -112,7 +112,7 @@ def code_closure(*modules: str) -> tuple[str, ...]:
     return _closure(tuple(sorted(set(modules))))
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _digest(modules: tuple[str, ...]) -> str:
     h = hashlib.sha256()
     root = _root()

@@ -43,7 +43,7 @@ def write_real_store(path: Path, *, patients: int = 24, seed: int = 0) -> Path:
     train_patients = [pid for pid, i in order.items() if patient_split(i) == "train"]
     # the first half of the train pairs (one patient of each class per pair) form fraction 0.5
     half = set(train_patients[: 2 * ((len(train_patients) // 2 + 1) // 2)])
-    for f, r in zip(frames, rows):
+    for _frame, r in zip(frames, rows, strict=False):
         split = patient_split(order[r["patient_id"]])
         tf = "" if split != "train" else (0.5 if r["patient_id"] in half else 1.0)
         out.append({**r, "split": split, "train_fraction": tf, "source": "phantom"})

@@ -43,7 +43,7 @@ def test_split_properties(n_a: int, n_b: int, n_ab: int, seed: int, train: float
     # stratified: each single-label stratum is within one patient of its ideal share (+1 for the minimum rule)
     for label, n in (("a", n_a), ("b", n_b)):
         members = [p for p in pats if pats[p] == [label]]
-        for name, f in zip(("train", "val", "holdout"), fr):
+        for name, f in zip(("train", "val", "holdout"), fr, strict=False):
             got = sum(split[p] == name for p in members)
             assert abs(got - n * f) <= 2, (label, name, got, n * f)
             assert got >= 1  # every class reaches every split
@@ -58,7 +58,7 @@ def test_nested_fractions(n_a: int, n_b: int, seed: int) -> None:
     smallest = nested_fractions(pats, fractions=fractions, seed=seed)
     assert set(smallest) == set(pats)  # 1.0 includes everyone
     members = {f: {p for p, s in smallest.items() if s <= f} for f in fractions}
-    for lo, hi in zip(fractions, fractions[1:]):
+    for lo, hi in zip(fractions, fractions[1:], strict=False):
         assert members[lo] <= members[hi]  # nested
     for f in fractions:
         for label, n in (("a", n_a), ("b", n_b)):

@@ -24,7 +24,7 @@ def make_phantom_store(path: Path, *, patients: int = 12, clips: int = 2, frames
     out = np.stack([np.asarray(Image.fromarray(f[top : top + s, left : left + s]).resize((size, size), Image.BILINEAR)) for f in raw])
     labels = {r["patient_id"]: [r["label"]] for r in rows}
     split = split_patients(labels, fractions=(0.6, 0.2, 0.2), seed=seed)
-    frac = nested_fractions({p: l for p, l in labels.items() if split[p] == "train"}, fractions=(0.5, 1.0), seed=seed)
+    frac = nested_fractions({p: lab for p, lab in labels.items() if split[p] == "train"}, fractions=(0.5, 1.0), seed=seed)
     full = []
     for i, r in enumerate(rows):
         sp = split[r["patient_id"]]

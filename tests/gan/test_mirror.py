@@ -21,8 +21,7 @@ import torch
 from lusynth.gan.checkpoint import load_checkpoint
 from lusynth.gan.mirror import CheckpointMirror, mirror_uri
 from lusynth.gan.train import train_gan
-from lusynth.runtime import temporary_env
-from lusynth.runtime import RunContext
+from lusynth.runtime import RunContext, temporary_env
 from lusynth.stages import run_stage
 from lusynth.storage import digests
 from lusynth.storage.s3 import StorageError, client, upload_dir

@@ -186,7 +186,7 @@ def container_violations(where: str, c: dict[str, Any], pod_sc: dict[str, Any], 
             if r not in res.get(part, {}):
                 out.append(f"{w}: resources.{part}.{r} missing")
     sc = c.get("securityContext", {})
-    if not (sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is True):
+    if sc.get("runAsNonRoot", pod_sc.get("runAsNonRoot")) is not True:
         out.append(f"{w}: runAsNonRoot must be true")
     if sc.get("allowPrivilegeEscalation") is not False:
         out.append(f"{w}: allowPrivilegeEscalation must be false")

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
+from lusynth.storage.s3 import StorageError, client, download_dir, upload_dir
 from lusynth_dev import stack
 from lusynth_dev.ports import port_open
 from lusynth_dev.processes import process_alive
 from lusynth_dev.servers import BUCKETS, StackError
-from lusynth.storage.s3 import StorageError, client, download_dir, upload_dir
 
 pytestmark = pytest.mark.slow
 

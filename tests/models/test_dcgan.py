@@ -19,7 +19,7 @@ def _d_channels(cfg: DCGANConfig) -> list[int]:
 
 
 def _expected_params(ch: list[int], bn_from: int, bn_to: int) -> int:
-    conv = sum(a * b * 16 for a, b in zip(ch, ch[1:]))  # 4x4 kernels, no bias
+    conv = sum(a * b * 16 for a, b in zip(ch, ch[1:], strict=False))  # 4x4 kernels, no bias
     bn = sum(2 * c for c in ch[bn_from:bn_to])
     return conv + bn
 
@@ -88,7 +88,7 @@ def test_flops_match_the_analytic_count() -> None:
     cfg = DCGANConfig(image_size=64)
     f = flops_per_image(cfg)
     ch, size, analytic = _g_channels(cfg), 1, 0
-    for a, b in zip(ch, ch[1:]):  # transposed conv: 2 * cin * cout * 16 per input pixel
+    for a, b in zip(ch, ch[1:], strict=False):  # transposed conv: 2 * cin * cout * 16 per input pixel
         analytic += 2 * a * b * 16 * size * size
         size = 4 if size == 1 else size * 2
     assert f["g_forward"] == analytic

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from lusynth.cli import main
-from lusynth_pipelines.experiment import STAGE_RESOURCES, compile_pipeline
+from lusynth_pipelines.experiment import STAGE_RESOURCES
 
 STAGES = {"ingest", "plan-gans", "plan-classifiers", "train-gan", "generate", "bundle-synthetic", "train-classifier", "evaluate",
           "export-register"}
@@ -43,14 +43,19 @@ def _tasks(spec: dict) -> dict[str, dict]:
 
 @pytest.fixture(scope="module", params=[False, True], ids=["cpu", "gpu"])
 def compiled(request, tmp_path_factory):
+    import importlib
     import os
 
-    import importlib
-
     # components bind the image at import: reload them so the setting is read now, and again after
-    import lusynth_components.bundle, lusynth_components.evaluate, lusynth_components.export_register  # noqa: E401
-    import lusynth_components.generate, lusynth_components.ingest, lusynth_components.plan  # noqa: E401
-    import lusynth_components.settings, lusynth_components.train_classifier, lusynth_components.train_gan  # noqa: E401
+    import lusynth_components.bundle  # noqa: E401
+    import lusynth_components.evaluate
+    import lusynth_components.export_register
+    import lusynth_components.generate  # noqa: E401
+    import lusynth_components.ingest
+    import lusynth_components.plan
+    import lusynth_components.settings  # noqa: E401
+    import lusynth_components.train_classifier
+    import lusynth_components.train_gan
     import lusynth_pipelines.experiment as experiment
 
     modules = (lusynth_components.settings, lusynth_components.bundle, lusynth_components.evaluate,

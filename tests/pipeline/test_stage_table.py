@@ -9,7 +9,6 @@ import dataclasses
 import importlib
 import inspect
 import re
-import typing
 from pathlib import Path
 
 import click

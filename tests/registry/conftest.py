@@ -76,8 +76,8 @@ def pipeline(tmp_path_factory: pytest.TempPathFactory) -> PipelineOutputs:
     """Real outputs of every stage before export, at toy size (training untracked: the registry is under test)."""
     from lusynth.data.framestore import open_store
     from lusynth.evaluate.params import EvaluateParams
-    from lusynth.runtime import RunContext
     from lusynth.evaluate.run import evaluate
+    from lusynth.runtime import RunContext
     from tests.classifier import write_synthetic_store
     from tests.export import real_store, train_tiny_classifier, write_gan_dir
 

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from lusynth.storage.s3 import StorageError, TransferOptions, client, download_dir, upload_dir
+from lusynth.tracking import TrackingError, check_reachable
 from lusynth_dev.ports import free_port
 from lusynth_dev.processes import stop_process
 from lusynth_dev.servers import Credentials, start_seaweedfs
-from lusynth.storage.s3 import StorageError, TransferOptions, client, download_dir, upload_dir
-from lusynth.tracking import TrackingError, check_reachable
 
 pytestmark = pytest.mark.slow
 

@@ -180,8 +180,9 @@ def test_missing_bucket_names_endpoint_and_key(bucket: str, moto_endpoint: str, 
 
 def test_server_without_flexible_checksums_falls_back(bucket: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """A server answering NotImplemented to ChecksumAlgorithm still gets the upload (plain PUTs)."""
-    import lusynth.storage.upload as mod
     from botocore.exceptions import ClientError
+
+    import lusynth.storage.upload as mod
 
     real = mod.connect
 

@@ -68,7 +68,7 @@ def augment_frame(
     """Augment one frame (C, H, W) in [0, 1]: each of the 5 steps with probability ``p``, random order."""
     order = torch.randperm(N_AUGMENTATIONS, generator=generator).tolist()
     apply = (torch.rand(N_AUGMENTATIONS, generator=generator) < p).tolist()
-    for step, on in zip(order, apply):
+    for step, on in zip(order, apply, strict=False):
         if not on:
             continue
         if step == 0:

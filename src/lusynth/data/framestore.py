@@ -58,7 +58,7 @@ def frame_hash(frame: np.ndarray) -> str:
 
 
 def _npy_header(shape: tuple[int, ...]) -> bytes:
-    d = "{'descr': '|u1', 'fortran_order': False, 'shape': %r, }" % (shape,)
+    d = f"{{'descr': '|u1', 'fortran_order': False, 'shape': {shape!r}, }}"
     body = d.encode("latin1")
     pad = _NPY_HEADER_LEN - 10 - len(body) - 1
     if pad < 0:  # pragma: no cover - needs > 10^40 frames

@@ -67,8 +67,8 @@ def results_table(
 
 
 def _paired(a: Sequence[BootstrapCI], b: Sequence[BootstrapCI], metric: str, ci: float) -> dict[str, float]:
-    diff_points = np.array([x.point[metric] - y.point[metric] for x, y in zip(a, b)])
-    reps = _nanmean_rows([x.replicates[metric] - y.replicates[metric] for x, y in zip(a, b)])
+    diff_points = np.array([x.point[metric] - y.point[metric] for x, y in zip(a, b, strict=False)])
+    reps = _nanmean_rows([x.replicates[metric] - y.replicates[metric] for x, y in zip(a, b, strict=False)])
     lo, hi = percentile_interval(reps, ci)
     finite = reps[np.isfinite(reps)]
     return {"diff": float(np.nanmean(diff_points)), "lo": lo, "hi": hi, "n_seeds": len(diff_points),

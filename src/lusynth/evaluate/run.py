@@ -126,6 +126,17 @@ def _discriminator_fn(gan_dir: Path) -> Any:
     return score
 
 
+def _class_probability(emb: LoadedClassifier, label: str) -> Any:
+    """The reference classifier's probability of class ``label`` per uint8 frame."""
+    positive = label == emb.positive_class
+
+    def prob(frames: np.ndarray) -> np.ndarray:
+        p = emb.predict_proba(frames)
+        return p if positive else 1.0 - p
+
+    return prob
+
+
 def _embedder(classifiers: Sequence[LoadedClassifier]) -> LoadedClassifier | None:
     real = [c for c in classifiers if c.arm == "real"]
     return max(real, key=lambda c: (c.fraction, -c.seed)) if real else None
@@ -219,10 +230,7 @@ def evaluate(
         hold_rows = real.indices(split="holdout", label=label)
         hold = np.asarray(real.frames[hold_rows])
         train = np.asarray(real.frames[real.indices(split="train", label=label, fraction=frac)])
-        class_prob = None
-        if emb is not None:
-            positive = label == emb.positive_class
-            class_prob = (lambda f, e=emb, pos=positive: e.predict_proba(f) if pos else 1.0 - e.predict_proba(f))
+        class_prob = _class_probability(emb, label) if emb is not None else None
         disc = _discriminator_fn(t.gan.path) if t.gan is not None else None
         res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
                               class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])

@@ -43,8 +43,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lusynth.classifier.augment import STD_EPS  # the one eps training and serving share
 from lusynth.atomic import atomic_write_bytes
+from lusynth.classifier.augment import STD_EPS  # the one eps training and serving share
 from lusynth.errors import LusynthError
 from lusynth.util import file_sha256  # re-exported: serving and older callers import it from here
 

@@ -17,8 +17,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from lusynth.params import check, check_choices
 from lusynth.metrics.privacy import distance_to_closest_record, memorisation_rate, near_copy_mask, near_copy_threshold
+from lusynth.params import check, check_choices
 
 __all__ = ["FEATURE_SPACES", "NearCopyFilter", "NearCopyPolicy", "pixels"]
 

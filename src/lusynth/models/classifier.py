@@ -108,7 +108,7 @@ class FrameClassifier(nn.Module):
         self.config = config
         layers: list[nn.Module] = []
         in_ch, s = 1, config.image_size  # input (B, 1, S, S)
-        for (factor, n_convs), _ in zip(PAPER_BLOCKS, range(config.n_blocks)):
+        for (factor, n_convs), _ in zip(PAPER_BLOCKS, range(config.n_blocks), strict=False):
             out_ch = factor * config.width
             for _ in range(n_convs):
                 layers.append(SeparableConv2d(in_ch, out_ch))  # (B, out_ch, s-2, s-2): valid padding

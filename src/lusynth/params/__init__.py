@@ -247,7 +247,7 @@ def flat_params(resolved: Mapping[str, Any]) -> dict[str, Any]:
     return {f"{s}.{k}": v for s, p in resolved.items() for k, v in as_dict(p).items()}
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def field_help(cls: type) -> dict[str, str]:
     """Help text per field of dataclass ``cls``: ``metadata['help']`` if given, else the comment
     that ends the field's line in the source (the house style documents fields that way)."""

@@ -237,8 +237,8 @@ def create_app(
         probs = await run_in_threadpool(predict, m, frames)
         pos = m.classes.index(m.positive_class) if m.positive_class in m.classes else len(m.classes) - 1
         preds = []
-        for (name, _), p in zip(files, probs):
-            preds.append({"file": name, "probabilities": {c: float(x) for c, x in zip(m.classes, p)},
+        for (name, _), p in zip(files, probs, strict=False):
+            preds.append({"file": name, "probabilities": {c: float(x) for c, x in zip(m.classes, p, strict=False)},
                           "positive_probability": float(p[pos]),
                           "label": m.positive_class if p[pos] >= m.threshold else m.classes[1 - pos] if len(m.classes) == 2 else m.classes[int(np.argmax(p))]})
         return {"model": {"source": m.source, "version": m.version, "sha256": m.sha256}, "threshold": m.threshold,
