@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: venv demo test bench clean image image-test
+.PHONY: venv demo test lint bench clean image image-test
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q tests
+
+# ruff (lint + import order) and mypy (types of the library); CI runs this after the tests
+lint: $(STAMP)
+	$(BIN)/ruff check src components pipelines tools tests benchmarks
+	$(BIN)/mypy
 
 # the component image, built offline with podman + debootstrap (infra/README.md)
 image:
