@@ -45,11 +45,11 @@ def progress(
         with Progress(*cols, transient=False) as bar:
             task = bar.add_task(label, total=total, completed=completed, info="")
 
-            def advance(n: int = 1, **fields: Any) -> None:
+            def advance_bar(n: int = 1, **fields: Any) -> None:
                 info = "  ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in fields.items())
                 bar.update(task, advance=n, info=info)
 
-            yield advance
+            yield advance_bar
         return
 
     state = {"done": completed, "last": 0.0}

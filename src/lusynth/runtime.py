@@ -65,7 +65,7 @@ def select_device(requested: str = "auto") -> str:
     return requested
 
 
-def onnxruntime_session_options():  # type: ignore[no-untyped-def]
+def onnxruntime_session_options():
     """onnxruntime SessionOptions with intra-op threads from the CPU quota."""
     import onnxruntime as ort
 

@@ -484,7 +484,7 @@ def log_frame_store_input(
     from lusynth.data.framestore import open_store
 
     store = open_store(store_path)
-    dataset = MetaDataset(
+    dataset = MetaDataset(  # type: ignore[abstract]  # mlflow leaves profile abstract
         source=_dataset_source(store.path),
         name=name or f"{store.kind}:{store.path.name}",
         digest=store.digest.removeprefix("sha256:")[:32],

@@ -172,7 +172,7 @@ def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_
     gen = torch.Generator().manual_seed(int(seed) * 1000 + trial.index)
     rng = np.random.default_rng([int(seed), trial.index])
     model = build_classifier(ClassifierConfig(image_size=image_size, width=trial.width, dropout=trial.dropout))
-    model = model.to(device, memory_format=_memory_format(device))
+    model = model.to(device, memory_format=_memory_format(device))  # type: ignore[call-overload]  # torch stubs lack memory_format
     opt = torch.optim.RMSprop(model.parameters(), lr=trial.lr, alpha=params.rmsprop_alpha, eps=params.rmsprop_eps)
     x_all = torch.from_numpy(train.frames)
     y_all = torch.from_numpy(train.labels)
@@ -270,7 +270,7 @@ def train_classifier(
         best = max(trials, key=lambda t: (t.best_auc, -t.best_loss))
         assert best.best_state is not None  # every trial runs >= 1 epoch
         config = ClassifierConfig(image_size=real.image_size, width=best.width, dropout=best.dropout)
-        model = build_classifier(config).to(device, memory_format=_memory_format(device))
+        model = build_classifier(config).to(device, memory_format=_memory_format(device))  # type: ignore[call-overload]  # torch stubs lack memory_format
         model.load_state_dict(best.best_state)
         _, _, val_prob = _validate(model, val_x, val_y, params, device)
         threshold = choose_threshold(val.labels, val_prob, rule=params.threshold_rule)
@@ -352,7 +352,7 @@ def load_classifier(path: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     if blob.get("format_version") != FORMAT_VERSION:
         raise InputError(f"{path}: classifier format {blob.get('format_version')!r}, this lusynth reads {FORMAT_VERSION}; retrain it")
     config = ClassifierConfig(**blob["config"])
-    model = build_classifier(config).to(device, memory_format=_memory_format(device))
+    model = build_classifier(config).to(device, memory_format=_memory_format(device))  # type: ignore[call-overload]  # torch stubs lack memory_format
     model.load_state_dict(blob["state_dict"])
     model.eval()
     meta = json.loads((path / META_FILE).read_text())

@@ -60,9 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except Exception as exc:
         # usage errors (unknown command, bad option) from click or typer's vendored copy of it
-        if callable(getattr(exc, "show", None)) and isinstance(getattr(exc, "exit_code", None), int):
-            exc.show()
-            return int(exc.exit_code)
+        show, exit_code = getattr(exc, "show", None), getattr(exc, "exit_code", None)
+        if callable(show) and isinstance(exit_code, int):
+            show()
+            return int(exit_code)
         raise
     return int(rc) if isinstance(rc, int) else 0
 

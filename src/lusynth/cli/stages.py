@@ -15,9 +15,10 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, cast
 
 import typer
 
@@ -79,7 +80,7 @@ def section_flags(sections: tuple[str, ...], used: set[str]) -> list[Flag]:
             if f.name in RUNTIME_FIELDS:
                 continue
             flag = _dashes(f.name) if _dashes(f.name) not in used else _dashes(f"{section}_{f.name}")
-            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            default = f.default if f.default is not dataclasses.MISSING else cast(Callable[[], Any], f.default_factory)()
             text = helps.get(f.name, "")
             if f.name in choices:
                 text += f" One of: {', '.join(map(str, choices[f.name]))}."

@@ -265,6 +265,7 @@ class _Source:
 
 def _resolve_source(source: str | None, params: IngestParams, tmp: Path, progress: bool, phantom: Any) -> _Source:
     """Materialise the source as a local folder (phantom, s3:// and dvc:// into ``tmp``)."""
+    csv_path: Path | None
     if source is None:
         from dataclasses import replace
 
@@ -272,10 +273,10 @@ def _resolve_source(source: str | None, params: IngestParams, tmp: Path, progres
         from lusynth.data.phantom_files import write_phantom_dataset
 
         # the phantom is written as files and read back, so the demo exercises the real readers
-        csv_path = write_phantom_dataset(tmp / "phantom", phantom or PhantomParams(), progress=progress)
+        phantom_csv = write_phantom_dataset(tmp / "phantom", phantom or PhantomParams(), progress=progress)
         if params.positive_class is None:
             params = replace(params, positive_class=CONSOLIDATION)
-        return _Source(csv_path.parent, csv_path, "built-in phantom", params)
+        return _Source(phantom_csv.parent, phantom_csv, "built-in phantom", params)
     if source.startswith("s3://"):
         from lusynth.storage.s3 import download_prefix
 

@@ -301,7 +301,9 @@ def _clip_static(g: np.random.Generator, acq: Acquisition, scene: ClipScene) -> 
         gap = gap * 2.0
     streaks = 3.0 * _smooth_noise(g, _WIDE, 10.0)[:_WIDE]
     shred = _smooth_noise(g, _WIDE, 1.2)[:_WIDE]
-    br, ba, bw = [], [], []
+    br: list[float] = []
+    ba: list[float] = []
+    bw: list[float] = []
     if scene.consolidation is not None:
         centre, span, depth = scene.consolidation
         # branching air bronchograms: random walks from near the pleura diving into the lesion

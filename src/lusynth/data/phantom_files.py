@@ -52,8 +52,8 @@ def _write_mp4(path: Path, frames: np.ndarray, fps: float) -> None:
         # one encoder thread: threaded encoding is another source of run-to-run byte changes
         stream.thread_count = 1
         stream.codec_context.thread_type = "NONE"
-        # qscale 2 is near-transparent: keeps speckle and faint B-lines
-        stream.codec_context.qscale = 2
+        # fixed quantiser (a flag); its value 2 (in options) is near-transparent: keeps speckle and faint B-lines
+        stream.codec_context.qscale = True
         stream.options = {"qscale": "2"}
         h, w = frames.shape[1:]
         # build the yuv420p planes ourselves (grey: chroma 128) rather than through swscale's

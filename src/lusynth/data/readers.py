@@ -136,7 +136,7 @@ def read_frames(path: Path, *, sampling: VideoSampling = VideoSampling()) -> Ite
 # images (PIL)
 
 
-def _pil_array(im) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _pil_array(im) -> np.ndarray:
     """Pixels of one loaded PIL frame as a 2-D or (H, W, 3|4) array, keeping 16-bit depth."""
     mode = im.mode
     if mode == "P" or mode == "PA":
@@ -205,7 +205,7 @@ def _read_image(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.n
 _GREY_FORMATS = {"gray": "gray", "gray8": "gray", "gray16le": "gray16le", "gray16be": "gray16le"}
 
 
-def _frame_array(frame) -> np.ndarray:  # type: ignore[no-untyped-def]
+def _frame_array(frame) -> np.ndarray:
     # Colour sources go through swscale to full-range RGB, so a clip and a screenshot of it give
     # the same grey after preprocess's luma; grey sources keep their own depth.
     fmt = _GREY_FORMATS.get(frame.format.name)
@@ -214,7 +214,7 @@ def _frame_array(frame) -> np.ndarray:  # type: ignore[no-untyped-def]
     return frame.to_ndarray(format="rgb24")
 
 
-def _open_video(path: Path):  # type: ignore[no-untyped-def]
+def _open_video(path: Path):
     import av
 
     try:

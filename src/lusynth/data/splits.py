@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -23,7 +23,7 @@ def _stratum_rng(seed: int, stratum: str, salt: str) -> np.random.Generator:
     return np.random.default_rng([int(seed), h])
 
 
-def stratum_of(labels: Sequence[str] | frozenset[str]) -> str:
+def stratum_of(labels: Collection[str]) -> str:
     """The stratification key of a patient: its sorted label set ('a' or 'a+b')."""
     return "+".join(sorted(set(labels)))
 
@@ -51,7 +51,7 @@ def allocate(n: int, fractions: Sequence[float]) -> list[int]:
 
 
 def split_patients(
-    patient_labels: Mapping[str, Sequence[str] | frozenset[str]],
+    patient_labels: Mapping[str, Collection[str]],
     *,
     fractions: Sequence[float] = (0.6, 0.2, 0.2),
     seed: int = 0,
@@ -76,7 +76,7 @@ def split_patients(
 
 
 def nested_fractions(
-    patient_labels: Mapping[str, Sequence[str] | frozenset[str]],
+    patient_labels: Mapping[str, Collection[str]],
     *,
     fractions: Sequence[float] = (0.5, 1.0),
     seed: int = 0,

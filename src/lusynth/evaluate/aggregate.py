@@ -101,7 +101,7 @@ def headline(
                 continue
             a = [boots[by[(arm, f, s)].name][key] for s in seeds]
             b = [boots[by[("real", f, s)].name][key] for s in seeds]
-            comp = {m: _paired(a, b, m, params.ci) for m in TABLE_METRICS}
+            comp: dict[str, Any] = {m: _paired(a, b, m, params.ci) for m in TABLE_METRICS}
             auc = comp["auc"]
             comp["verdict"] = verdict(auc["lo"], auc["hi"])
             real_auc = float(np.nanmean([x.point["auc"] for x in b]))

@@ -250,7 +250,7 @@ def evaluate(
     privacy = {"passed": (all(a["gate"]["passed"] for a in audits) if audits else None),
                "reasons": [f"{a['name']}: {r}" for a in audits for r in a["gate"]["reasons"]],
                "thresholds": {k: v for k, v in as_dict(params).items() if k.startswith("gate_")}}
-    results = {
+    results: dict[str, Any] = {
         "config": {"frames_dir": str(real.path), "frames_digest": real.digest, "params": as_dict(params), "near_copy": as_dict(near_copy),
                    "classifier_dirs": [str(d) for d in classifier_dirs], "gan_dirs": [str(d) for d in gan_dirs],
                    "synthetic_dirs": [str(d) for d in synthetic_dirs],

@@ -257,7 +257,7 @@ def export_classifier(classifier_dir: str | os.PathLike[str], out_path: str | os
     _check_opset(opset)
     t0 = time.perf_counter()
     clf = load_classifier(classifier_dir)
-    model = clf.model.to(memory_format=torch.contiguous_format).eval()
+    model = clf.model.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]  # torch stubs lack memory_format
     wrapped = ClassifierForServing(model).eval()
     s = clf.config.image_size
     batch = parity_frames(s)

@@ -17,7 +17,7 @@ import json
 import os
 import random
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -69,7 +69,7 @@ def load_checkpoint(path: str | os.PathLike[str], *, map_location: str | torch.d
 
 def get_rng_state() -> dict[str, Any]:
     """Every RNG the training loop may touch: torch CPU (+ CUDA), numpy global, python ``random``."""
-    np_state = np.random.get_state()
+    np_state = cast("tuple[str, np.ndarray, int, int, float]", np.random.get_state())  # legacy=True: the tuple form
     state: dict[str, Any] = {
         "torch": torch.random.get_rng_state(),
         "numpy": {"key": torch.from_numpy(np_state[1].astype(np.int64)), "pos": int(np_state[2]),

@@ -172,8 +172,8 @@ def build_networks(
     Fused Adam (one kernel over all parameters) on CUDA, and on the CPU with ``fast_cpu``; with
     ``fast_cpu`` the layers are :mod:`lusynth.models.fastcpu`'s (``cfg.fast_cpu``)."""
     memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
-    g = generator(cfg).to(device).to(memory_format=memory_format)
-    d = discriminator(cfg).to(device).to(memory_format=memory_format)
+    g = generator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
+    d = discriminator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
     fused = True if (params.fast_cpu or device.startswith("cuda")) else None
     opt_g = torch.optim.Adam(g.parameters(), lr=params.lr_g, betas=(params.beta1, params.beta2), fused=fused)
     opt_d = torch.optim.Adam(d.parameters(), lr=params.lr_d, betas=(params.beta1, params.beta2), fused=fused)
@@ -215,7 +215,8 @@ def _embedding_net(store: FrameStore, fraction: float, params: GanParams, out_di
     path = out_dir / EMBEDDING_FILE
     if reuse and path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True)
-        cfg = EmbeddingConfig(**{k: tuple(v) if k == "widths" else v for k, v in state["config"].items()})
+        config: dict[str, Any] = {k: tuple(v) if k == "widths" else v for k, v in state["config"].items()}
+        cfg = EmbeddingConfig(**config)
         net = EmbeddingNet(cfg)
         net.load_state_dict(state["weights"])
         return net.eval()

@@ -164,7 +164,7 @@ def weighted_metrics(y: np.ndarray, prob: np.ndarray, weights: np.ndarray, *, th
     return out
 
 
-def _frame_weights_chunks(groups: np.ndarray, n_resamples: int, seed: int, n_frames: int):  # type: ignore[no-untyped-def]
+def _frame_weights_chunks(groups: np.ndarray, n_resamples: int, seed: int, n_frames: int):
     _, codes = np.unique(groups, return_inverse=True)
     group_w = bootstrap_weights(groups, n_resamples=n_resamples, seed=seed)
     chunk = max(1, _CHUNK_BYTES // max(1, 8 * n_frames * 3))

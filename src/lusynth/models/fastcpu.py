@@ -23,6 +23,8 @@ Profiled at the paper's 256x256 size, oneDNN is slow in exactly two places of a 
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -87,7 +89,7 @@ class LowResConvTranspose2d(nn.ConvTranspose2d):
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if (output_size is None and _gemm_route(self, x) and _plain(self) and self.output_padding == (0, 0)
                 and x.shape[-2] * x.shape[-1] <= LOW_RES_AREA and self.stride[0] == self.stride[1] and self.padding[0] == self.padding[1]):
-            return conv_transpose2d_gemm(x, self.weight, self.stride[0], self.padding[0])
+            return conv_transpose2d_gemm(x, self.weight, self.stride[0], cast(int, self.padding[0]))  # ints: no string padding here
         return super().forward(x, output_size)
 
 
@@ -129,12 +131,12 @@ class _KeepScale(torch.autograd.Function):
     (which converts the mask to float in both directions)."""
 
     @staticmethod
-    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:  # type: ignore[override]
+    def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
         return torch.where(keep, x, 0.0).mul_(scale)
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:  # type: ignore[override]
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (keep,) = ctx.saved_tensors
         return torch.where(keep, grad, 0.0).mul_(ctx.scale), None, None

@@ -52,7 +52,7 @@ def section_class(section: str) -> type:
         mod, cls = SECTIONS[section].split(":")
     except KeyError:
         raise InputError(f"unknown parameter section {section!r}; known: {', '.join(SECTIONS)}") from None
-    return getattr(importlib.import_module(mod), cls)  # type: ignore[no-any-return]
+    return getattr(importlib.import_module(mod), cls)
 
 
 def _split_list(value: str) -> list[str]:

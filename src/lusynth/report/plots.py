@@ -86,8 +86,8 @@ def dcr_histogram(synthetic_dcr: np.ndarray, holdout_dcr: np.ndarray, *, thresho
     fig, ax = plt.subplots(figsize=(5.5, 3.6))
     allv = np.concatenate([synthetic_dcr, holdout_dcr])
     bins = np.linspace(0, float(allv.max()) * 1.02 + 1e-9, 40)
-    ax.hist(holdout_dcr, bins=bins, alpha=0.55, density=True, label="real holdout -> train")
-    ax.hist(synthetic_dcr, bins=bins, alpha=0.55, density=True, label="synthetic -> train")
+    ax.hist(holdout_dcr, bins=bins, alpha=0.55, density=True, label="real holdout -> train")  # type: ignore[arg-type]  # mpl stubs reject ndarray
+    ax.hist(synthetic_dcr, bins=bins, alpha=0.55, density=True, label="synthetic -> train")  # type: ignore[arg-type]  # mpl stubs reject ndarray
     ax.axvline(threshold, color="k", linestyle="--", linewidth=1, label="near-copy cut-off")
     ax.set_xlabel("distance to closest training frame (pixels in [0, 1])")
     ax.set_ylabel("density")

@@ -201,7 +201,7 @@ def create_app(
             raise BadUpload(415, f"Content-Type {ctype or 'missing'!r}: send image/png, image/jpeg, or multipart/form-data "
                                  "with one or more 'files' parts")
 
-        async def stream():  # type: ignore[no-untyped-def]
+        async def stream():
             yield body
 
         try:
@@ -213,7 +213,7 @@ def create_app(
         try:
             files = []
             for key, value in form.multi_items():
-                if not hasattr(value, "read"):
+                if isinstance(value, str):  # a plain form field, not a file
                     continue
                 files.append((value.filename or key, await value.read()))
         finally:
