@@ -40,7 +40,7 @@ MATRIX: dict[str, dict[str, str]] = {
 #: stages that make one output per GAN though they have no task key of their own
 PER_GAN = {"generate"}
 HEADER = ("# Generated from the stage table (lusynth.stages) by `python -m lusynth_pipelines.dvc`; do not edit by hand.\n"
-          "# Run: `dvc repro`; vary: `dvc exp run -S gan.epochs=5` (any section.field of params.yaml).\n")
+          "# Run: `dvc repro`; vary: `dvc exp run -S +gan.epochs=5` (override any section.field of the profile).\n")
 
 
 def _code_deps(modules: tuple[str, ...]) -> list[str]:

@@ -72,7 +72,7 @@ def test_repro_builds_every_stage_and_reports(repo) -> None:
 
 def test_exp_run_with_a_changed_parameter(repo) -> None:
     repo, env = repo
-    out = _sh(repo, sys.executable, "-m", "dvc", "exp", "run", "-S", "generate.n_per_class=8", env=env)
+    out = _sh(repo, sys.executable, "-m", "dvc", "exp", "run", "-S", "+generate.n_per_class=8", env=env)
     # the GANs do not depend on the generate section: DVC skips them; generate reruns with the new value
     assert "Stage 'train_gan@consolidation-1.0' didn't change, skipping" in out
     assert "Running stage 'generate@consolidation-1.0'" in out
