@@ -3,9 +3,9 @@
 For each configuration (``demo``: 64x64, ngf = ndf = 16; ``paper``: 256x256, ngf = ndf = 64; both
 batch 16) it measures, each in its own fresh process, one after the other on the same machine:
 
-* ``lusynth``: :func:`lusynth.gan.train.train_step` on frames held in memory as uint8 (decoded
+* ``lusynth``: :func:`lusynth.gan.step.train_step` on frames held in memory as uint8 (decoded
   once, at ingest), threads from the CPU quota (``configure_threads``), the networks, kernels and
-  optimisers from :func:`lusynth.gan.train.build_networks` and the allocator setting of
+  optimisers from :func:`lusynth.gan.step.build_networks` and the allocator setting of
   ``train_gan`` (``GanParams.fast_cpu``);
 * ``lusynth_stock``: the same with ``fast_cpu=False`` (stock PyTorch layers, unfused Adam, default
   malloc), which separates what the CPU fast paths bring from the rest (and what they cost:
@@ -49,7 +49,7 @@ def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str, fa
     import torch
 
     from lusynth.gan.params import GanParams
-    from lusynth.gan.train import _to_unit, build_networks, train_step
+    from lusynth.gan.step import _to_unit, build_networks, train_step
     from lusynth.models.dcgan import DCGANConfig
     from lusynth.runtime import configure_threads, retain_freed_memory
 

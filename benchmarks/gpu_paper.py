@@ -27,7 +27,7 @@ import torch
 
 from lusynth.data.phantom import PhantomParams, render_frames
 from lusynth.gan.params import GanParams
-from lusynth.gan.train import _to_unit, build_networks, train_step
+from lusynth.gan.step import _to_unit, build_networks, train_step
 from lusynth.models.dcgan import DCGANConfig, flops_per_image
 from lusynth.runtime import configure_threads, select_device
 

@@ -20,7 +20,7 @@ from lusynth.export import (
 )
 from lusynth.export.onnx_export import ClassifierForServing, parity_frames
 from lusynth.gan.checkpoint import load_generator
-from lusynth.gan.train import sample_frames
+from lusynth.gan.step import sample_frames
 from tests.export import real_store, train_tiny_classifier, write_gan_dir
 
 

@@ -106,7 +106,7 @@ def test_generate_drops_planted_copies_tops_up_and_records_provenance(
     assert s.header["privacy_filter"][LABELS[0]]["near_copy"]["percentile"] == 1.0
     # a frame is reproducible from its provenance alone
     from lusynth.gan.checkpoint import load_generator
-    from lusynth.gan.train import sample_frames
+    from lusynth.gan.step import sample_frames
 
     row = s.manifest.iloc[0]
     g, cfg = load_generator(gans[LABELS.index(row["label"])])

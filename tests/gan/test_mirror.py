@@ -141,17 +141,18 @@ def test_an_unreachable_store_is_an_error_not_an_empty_mirror(monkeypatch: pytes
 _KILLER = textwrap.dedent(
     """
     import json, os, signal, sys
+    import lusynth.gan.step as S
     import lusynth.gan.train as T
     from tests.gan import tiny_params
     store, out, kill_at, overrides, mirror = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5]
     calls = [0]
-    bce = T._bce
+    bce = S._bce
     def killing_bce(logits, target):
         calls[0] += 1
         if calls[0] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)  # the pod dies: no cleanup
         return bce(logits, target)
-    T._bce = killing_bce
+    S._bce = killing_bce
     T.train_gan(store, out, label="consolidation", fraction=1.0, params=tiny_params(**overrides), progress=False,
                 resume=True, mirror=mirror)
     """

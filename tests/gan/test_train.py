@@ -17,9 +17,10 @@ import pytest
 import torch
 
 from lusynth.errors import InputError
-from lusynth.gan import train as train_mod
+from lusynth.gan import step as step_mod
 from lusynth.gan.checkpoint import load_checkpoint, load_discriminator, load_generator
-from lusynth.gan.train import GanRun, NonFiniteLossError, train_gan
+from lusynth.gan.step import NonFiniteLossError
+from lusynth.gan.train import GanRun, train_gan
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from tests.gan import shared_store, tiny_params
@@ -114,17 +115,18 @@ def test_same_seed_same_weights(store: Path, tmp_path: Path) -> None:
 _KILLER = textwrap.dedent(
     """
     import json, os, signal, sys
+    import lusynth.gan.step as S
     import lusynth.gan.train as T
     from tests.gan import tiny_params
     store, out, kill_at, overrides = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
     calls = [0]
-    bce = T._bce
+    bce = S._bce
     def killing_bce(logits, target):
         calls[0] += 1
         if calls[0] == kill_at:
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like an OOM kill or a pre-empted node
         return bce(logits, target)
-    T._bce = killing_bce
+    S._bce = killing_bce
     T.train_gan(store, out, label="consolidation", fraction=1.0, params=tiny_params(**overrides), progress=False)
     """
 )
@@ -168,7 +170,7 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
     params = tiny_params(epochs=3, eval_every=1)
     n_train = 0
     calls = [0]
-    real_bce = train_mod._bce
+    real_bce = step_mod._bce
 
     def nan_after(logits: torch.Tensor, target: float) -> torch.Tensor:
         calls[0] += 1
@@ -180,7 +182,7 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(
     n_train = len(open_store(store).indices(split="train", label=LABEL, fraction=1.0))
     steps_per_epoch = sum(1 for i in range(0, n_train, 8) if n_train - i >= 2)
     bad_step = steps_per_epoch + 2  # inside the second epoch
-    monkeypatch.setattr(train_mod, "_bce", nan_after)
+    monkeypatch.setattr(step_mod, "_bce", nan_after)
     out = tmp_path / "gan"
     with pytest.raises(NonFiniteLossError, match=f"step {bad_step} \\(epoch 2\\)") as err:
         train_gan(store, out, label=LABEL, fraction=1.0, params=params, progress=False)

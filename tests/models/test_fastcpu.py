@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 
 from lusynth.gan.params import GanParams
-from lusynth.gan.train import build_networks
+from lusynth.gan.step import build_networks
 from lusynth.models import fastcpu
 from lusynth.models.dcgan import DCGANConfig, discriminator, flops_per_image, generator
 from lusynth.models.fastcpu import FastDropout, LowResConv2d, LowResConvTranspose2d, conv2d_gemm, conv_transpose2d_gemm

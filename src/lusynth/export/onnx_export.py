@@ -6,7 +6,7 @@ standardisation ``(x - mean) / (std + 1e-6)`` with the population std, exactly
 :func:`lusynth.classifier.augment.to_float` + :func:`~lusynth.classifier.augment.standardize`),
 then returns softmax probabilities ``probabilities`` (N, n_classes). A generator graph maps
 latent vectors ``z`` (N, nz) to uint8 frames ``frames`` (N, S, S) (tanh output mapped to 0..255
-and rounded, as :func:`lusynth.gan.train.sample_frames` does). The batch axis is dynamic.
+and rounded, as :func:`lusynth.gan.step.sample_frames` does). The batch axis is dynamic.
 
 Metadata (``metadata_props``, read back with :func:`read_metadata`): kind, classes, positive
 class, image size, preprocessing, operating threshold, training data digest(s), arm, fraction,
@@ -116,7 +116,7 @@ class GeneratorForServing(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         x = self.generator(z.reshape(-1, self.nz, 1, 1))  # (N, 1, S, S) in [-1, 1]
-        x = ((x[:, 0] + 1.0) * 127.5).round().clamp(0.0, 255.0)  # (N, S, S): gan.train._to_u8
+        x = ((x[:, 0] + 1.0) * 127.5).round().clamp(0.0, 255.0)  # (N, S, S): gan.step._to_u8
         return x.to(torch.uint8)
 
 

@@ -27,7 +27,7 @@ from lusynth.errors import FrameStoreError, InputError, LusynthError
 from lusynth.gan.checkpoint import checkpoint_path, load_generator
 from lusynth.gan.params import GenerateParams
 from lusynth.gan.run import GanRun
-from lusynth.gan.train import sample_frames
+from lusynth.gan.step import sample_frames
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict

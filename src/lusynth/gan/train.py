@@ -8,7 +8,7 @@ automatic checkpoint choice, and MLflow tracking through :mod:`lusynth.tracking`
 
 :func:`train_gan` reads top to bottom: a :class:`GanTrainer` holds the run's state and each of
 its methods is one step (resume or start, an epoch, an evaluation, a checkpoint, the finish);
-:func:`train_step` is the pure update of G and D on one batch.
+:func:`~lusynth.gan.step.train_step` (:mod:`lusynth.gan.step`) is the pure update of G and D on one batch.
 
 Output directory (the contract other stages rely on)::
 
@@ -32,9 +32,7 @@ all RNG states, and each epoch's shuffling comes from its own generator seeded b
 
 from __future__ import annotations
 
-import io
 import math
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -43,11 +41,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
-from lusynth.atomic import atomic_write_bytes, atomic_write_json
+from lusynth.atomic import atomic_write_json
 from lusynth.data.framestore import FrameStore, open_store
-from lusynth.errors import InputError, LusynthError
+from lusynth.errors import InputError
 from lusynth.gan.checkpoint import (
     CHECKPOINT_DIR,
     CHOSEN_FILE,
@@ -58,18 +55,20 @@ from lusynth.gan.checkpoint import (
     set_rng_state,
     step_file,
 )
-from lusynth.gan.diffaugment import diff_augment, parse_policy
+from lusynth.gan.diffaugment import parse_policy
 from lusynth.gan.ema import EMA
 from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, make_grid, pixels
 from lusynth.gan.mirror import CheckpointMirror
+from lusynth.gan.outputs import SAMPLES_DIR, check_resumable, clear_outputs, embedding_net, save_png
 from lusynth.gan.params import GanParams
-from lusynth.gan.run import GAN_FILE, HISTORY_FILE, GanRun
+from lusynth.gan.run import HISTORY_FILE, GanRun
 from lusynth.gan.selection import choose
+from lusynth.gan.step import NonFiniteLossError, _to_unit, build_networks, sample_frames, train_step
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.metrics.privacy import distance_to_closest_record
-from lusynth.models.dcgan import LAYERS_FOR_SIZE, DCGANConfig, count_params, discriminator, flops_per_image, generator
-from lusynth.models.embedding import EmbeddingConfig, EmbeddingNet, embed, fit_embedding
+from lusynth.models.dcgan import LAYERS_FOR_SIZE, DCGANConfig, count_params, flops_per_image
+from lusynth.models.embedding import EmbeddingNet, embed
 from lusynth.params import as_dict
 from lusynth.progress import Advance
 from lusynth.progress import progress as progress_bar
@@ -78,106 +77,9 @@ from lusynth.runtime import RunContext, retain_freed_memory
 if TYPE_CHECKING:
     from lusynth.tracking import Tracker
 
+# the step layer's names are re-exported: `from lusynth.gan.train import train_step` keeps working
 __all__ = ["GanRun", "GanTrainer", "NonFiniteLossError", "build_networks", "sample_frames", "train_gan", "train_step"]
 
-EMBEDDING_FILE = "embedding.pt"
-SAMPLES_DIR = "samples"
-_OUTPUTS = (CHECKPOINT_DIR, SAMPLES_DIR, EMBEDDING_FILE, CHOSEN_FILE, GAN_FILE, HISTORY_FILE)
-# params that may change between a killed run and its resume without changing the result
-_RESUME_FREE = ("keep_checkpoints",)
-
-
-class NonFiniteLossError(LusynthError):
-    """A loss became NaN/inf; the last good checkpoint is kept."""
-
-
-def _bce(logits: torch.Tensor, target: float) -> torch.Tensor:
-    """BCE on logits (= the paper's sigmoid + BCELoss, numerically stable); float32 under autocast."""
-    logits = logits.float()
-    return F.binary_cross_entropy_with_logits(logits, torch.full_like(logits, target))
-
-
-def _to_unit(frames_u8: torch.Tensor) -> torch.Tensor:
-    """uint8 (B,S,S) -> float (B,1,S,S) in [-1, 1] (the reference's ToTensor + Normalize(0.5, 0.5))."""
-    return frames_u8.unsqueeze(1).float().div_(127.5).sub_(1.0)
-
-
-def _to_u8(x: torch.Tensor) -> np.ndarray:
-    """G output (B,1,S,S) in [-1, 1] -> uint8 (B,S,S), as the frame store holds it."""
-    return ((x.float()[:, 0] + 1.0) * 127.5).round_().clamp_(0, 255).to(torch.uint8).cpu().numpy()
-
-
-@torch.no_grad()
-def sample_frames(g: torch.nn.Module, z: torch.Tensor, *, batch_size: int = 64, autocast: Any = nullcontext) -> np.ndarray:
-    """uint8 frames from G in eval mode for latents ``z`` (n, nz, 1, 1); restores G's mode."""
-    was_training = g.training
-    g.eval()
-    out = []
-    try:
-        for i in range(0, len(z), batch_size):
-            with autocast():
-                out.append(_to_u8(g(z[i : i + batch_size])))
-    finally:
-        g.train(was_training)
-    return np.concatenate(out)
-
-
-def train_step(
-    g: torch.nn.Module,
-    d: torch.nn.Module,
-    opt_g: torch.optim.Optimizer,
-    opt_d: torch.optim.Optimizer,
-    real: torch.Tensor,
-    *,
-    nz: int,
-    policy: tuple[str, ...] = (),
-    autocast: Any = nullcontext,
-    ema: EMA | None = None,
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """One step of the paper's loop on a batch of real frames in [-1, 1]; returns
-    (loss_d, loss_g, D logits on real, D logits on fake). Also used by ``benchmarks/bench_gan.py``."""
-    b = real.shape[0]
-    # (1) update D: maximise log D(x) + log(1 - D(G(z)))
-    opt_d.zero_grad(set_to_none=True)
-    with autocast():
-        out_real = d(diff_augment(real, policy))
-        loss_real = _bce(out_real, 1.0)
-        z = torch.randn(b, nz, 1, 1, device=real.device)
-        fake = g(z)
-        out_fake = d(diff_augment(fake.detach(), policy))
-        loss_fake = _bce(out_fake, 0.0)
-    loss_d = loss_real + loss_fake
-    loss_d.backward()
-    opt_d.step()
-    # (2) update G: maximise log D(G(z)) (non-saturating). D's weights are frozen here: their
-    # gradients would be discarded anyway (the paper's loop computes them), skipping saves compute.
-    d.requires_grad_(False)
-    opt_g.zero_grad(set_to_none=True)
-    with autocast():
-        loss_g = _bce(d(diff_augment(fake, policy)), 1.0)
-    loss_g.backward()
-    opt_g.step()
-    d.requires_grad_(True)
-    if ema is not None:
-        ema.update(g)
-    return loss_d.detach(), loss_g.detach(), out_real.detach(), out_fake.detach()
-
-
-def build_networks(
-    cfg: DCGANConfig, params: GanParams, device: str
-) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, torch.memory_format]:
-    """G, D (DCGAN-initialised from the global torch RNG) and their Adam optimisers, in the memory
-    layout and with the kernels training uses; also used by ``benchmarks/bench_gan.py``.
-
-    Fused Adam (one kernel over all parameters) on CUDA, and on the CPU with ``fast_cpu``; with
-    ``fast_cpu`` the layers are :mod:`lusynth.models.fastcpu`'s (``cfg.fast_cpu``)."""
-    memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
-    g = generator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
-    d = discriminator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
-    fused = True if (params.fast_cpu or device.startswith("cuda")) else None
-    opt_g = torch.optim.Adam(g.parameters(), lr=params.lr_g, betas=(params.beta1, params.beta2), fused=fused)
-    opt_d = torch.optim.Adam(d.parameters(), lr=params.lr_d, betas=(params.beta1, params.beta2), fused=fused)
-    return g, d, opt_g, opt_d, memory_format
 
 
 def _select_frames(store: FrameStore, label: str, fraction: float) -> dict[str, np.ndarray]:
@@ -199,33 +101,6 @@ def _select_frames(store: FrameStore, label: str, fraction: float) -> dict[str, 
             "fidelity needs >= 2 validation and the memorisation check >= 1 holdout frame; re-ingest with more patients"
         )
     return idx
-
-
-def _clear_outputs(out_dir: Path) -> None:
-    for name in _OUTPUTS:
-        p = out_dir / name
-        if p.is_dir():
-            shutil.rmtree(p)
-        elif p.exists():
-            p.unlink()
-
-
-def _embedding_net(store: FrameStore, fraction: float, params: GanParams, out_dir: Path, reuse: bool) -> EmbeddingNet:
-    """Train (or, on resume, reload) the fidelity embedding on all classes' training frames."""
-    path = out_dir / EMBEDDING_FILE
-    if reuse and path.is_file():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        config: dict[str, Any] = {k: tuple(v) if k == "widths" else v for k, v in state["config"].items()}
-        cfg = EmbeddingConfig(**config)
-        net = EmbeddingNet(cfg)
-        net.load_state_dict(state["weights"])
-        return net.eval()
-    idx = store.indices(split="train", fraction=fraction)
-    labels = np.searchsorted(np.array(sorted(store.classes)), store.manifest["label"].to_numpy()[idx])
-    cfg = EmbeddingConfig(n_classes=len(store.classes), epochs=params.embedding_epochs)
-    net = fit_embedding(np.asarray(store.frames[idx]), labels, cfg=cfg, seed=params.seed)
-    save_checkpoint(path, {"config": {**as_dict(cfg)}, "weights": net.state_dict()})
-    return net
 
 
 class GanTrainer:
@@ -297,9 +172,9 @@ class GanTrainer:
             self.mirror_info["restored"] = CheckpointMirror(self.mirror).pull(self.out_dir)
         state = load_checkpoint(self.last_path) if resume and self.last_path.is_file() else None
         if state is not None:
-            _check_resumable(state, self.store, self.label, self.fraction, self.params_dict, self.last_path)
+            check_resumable(state, self.store, self.label, self.fraction, self.params_dict, self.last_path)
         else:
-            _clear_outputs(self.out_dir)
+            clear_outputs(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / CHECKPOINT_DIR).mkdir(exist_ok=True)
         (self.out_dir / SAMPLES_DIR).mkdir(exist_ok=True)
@@ -323,7 +198,7 @@ class GanTrainer:
         val_clips = store.manifest["video_id"].to_numpy()[idx["val"]][val_subset]
         self.val_clips = val_clips if len(set(val_clips)) > 1 else None
         self.holdout_dcr = distance_to_closest_record(pixels(np.asarray(store.frames[idx["holdout"]])), pixels(self.train_u8))
-        self.emb = _embedding_net(store, self.fraction, p, self.out_dir, reuse=reuse_embedding)
+        self.emb = embedding_net(store, self.fraction, p, self.out_dir, reuse=reuse_embedding)
         self.real_embed = embed(self.emb, self.real_val)
         # fixed evaluation latents from their own generator: evaluations never touch the training RNG
         self.z_eval = torch.randn(n_fake, self.cfg.nz, 1, 1, generator=torch.Generator().manual_seed(p.seed + 7919)).to(self.device)
@@ -424,7 +299,7 @@ class GanTrainer:
             holdout_dcr=self.holdout_dcr, near_copy=self.near_copy, real_groups=self.val_clips,
         ))
         grid_path = self.out_dir / SAMPLES_DIR / f"step_{self.step:08d}.png"
-        _save_png(grid_path, make_grid(fake[:64]))
+        save_png(grid_path, make_grid(fake[:64]))
         if self.epoch >= 1:
             entry["checkpoint"] = f"{CHECKPOINT_DIR}/{step_file(self.step)}"
             save_checkpoint(self.out_dir / entry["checkpoint"], self._weights_state())
@@ -549,27 +424,3 @@ def train_gan(
                 trainer.push_to_mirror()
         run = trainer.finish()
     return run
-
-
-def _check_resumable(state: dict[str, Any], store: FrameStore, label: str, fraction: float,
-                     params_dict: dict[str, Any], path: Path) -> None:
-    """A checkpoint may only be continued with the same data, class, fraction and parameters."""
-    problems = []
-    if state.get("frames_digest") != store.digest:
-        problems.append(f"frames digest {state.get('frames_digest')} != {store.digest}")
-    if state.get("label") != label or abs(float(state.get("fraction", -1)) - fraction) > 1e-9:
-        problems.append(f"class/fraction {state.get('label')}/{state.get('fraction')} != {label}/{fraction}")
-    old = dict(state.get("params", {}))
-    diff = sorted(k for k in set(old) | set(params_dict) if k not in _RESUME_FREE and old.get(k) != params_dict.get(k))
-    if diff:
-        problems.append("params differ: " + ", ".join(f"{k}={old.get(k)!r}->{params_dict.get(k)!r}" for k in diff))
-    if problems:
-        raise InputError(f"{path}: cannot resume ({'; '.join(problems)}); re-run without --resume to start over")
-
-
-def _save_png(path: Path, image: np.ndarray) -> None:
-    from PIL import Image
-
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG")
-    atomic_write_bytes(path, buf.getvalue())
