@@ -11,7 +11,7 @@ def ingest(source: str, profile: str, overrides: dict, frames: Output[Dataset], 
     """Frames from ``source`` ('' = built-in phantom), split by patient, nested training fractions."""
     from pathlib import Path
 
-    from lusynth.data.ingest import IngestReport
+    from lusynth.data.ingest_report import IngestReport
     from lusynth.stages import run_stage
 
     outcome = run_stage("ingest", frames.path, profile=profile, overrides=overrides, options={"source": source, "report": report.path})

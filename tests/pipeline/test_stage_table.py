@@ -138,7 +138,7 @@ OWNED_FILES = {
     "classifier.json": "src/lusynth/classifier/train.py", "history.json": "src/lusynth/classifier/train.py",
     "header.json": "src/lusynth/data/framestore.py", "manifest.csv": "src/lusynth/data/framestore.py",
     "report.json": "src/lusynth/report/render.py", "export.json": "src/lusynth/export/stage.py",
-    "ingest_report.json": "src/lusynth/data/ingest.py",
+    "ingest_report.json": "src/lusynth/data/ingest_report.py",
 }
 
 

@@ -189,7 +189,7 @@ def _make_command(row: Stage) -> Any:
 
 def _echo_summary(row: Stage, outcome: Any, options: dict[str, Any]) -> None:
     if row.name == "ingest":  # the store's report: every input accounted for
-        from lusynth.data.ingest import IngestReport
+        from lusynth.data.ingest_report import IngestReport
 
         report = Path(options.get("report") or outcome.out.with_name(outcome.out.name + "-report"))
         typer.echo(IngestReport.load(report).summary() + f"frame store: {outcome.out}\nreport:      {report}")

@@ -5,11 +5,12 @@ Every input is accounted for: accepted frames are counted per class and split, e
 (and every dropped duplicate frame) is listed with its reason. The frame store holds no original
 file name, no DICOM header value and no raw patient id: patients and clips are pseudonymised with
 a keyed hash. The report, which names files, is written *beside* the store, for the operator.
+
+Finding the inputs is :mod:`lusynth.data.sources`; the report artefact is :mod:`lusynth.data.ingest_report`.
 """
 
 from __future__ import annotations
 
-import csv
 import os
 import tempfile
 import time
@@ -23,16 +24,17 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lusynth import __version__
-from lusynth.atomic import atomic_write_json, atomic_write_text
 from lusynth.data.framestore import FrameStoreWriter, frame_hash
+from lusynth.data.ingest_report import IngestReport, summarise, write_report
 from lusynth.data.keys import load_key
 from lusynth.data.pseudonym import pseudonymise
+from lusynth.data.sources import SourceItem, items_from_csv, items_from_folders, resolve_source
 from lusynth.data.splits import SPLIT_NAMES, nested_fractions, split_patients
 from lusynth.errors import InputError, RejectedInput
 from lusynth.params import check, check_choices
 
-REPORT_JSON = "ingest_report.json"
-REPORT_TXT = "ingest_report.txt"
+# IngestReport and summarise are re-exported for callers that imported them from here
+__all__ = ["IngestParams", "IngestReport", "IngestResult", "ingest", "summarise"]
 
 
 @dataclass(frozen=True)
@@ -73,135 +75,13 @@ class IngestParams:
 
 
 @dataclass
-class SourceItem:
-    """One input file with its labels (before decoding)."""
-
-    path: Path
-    display: str  # how the report names it (relative path or URI)
-    label: str
-    patient: str
-    video: str
-    kind: str = "unknown"  # image | video | dicom, from readers.input_kind
-
-
-@dataclass
 class IngestResult:
+    """What :func:`ingest` returns: the store, the report directory, the store header and the report."""
+
     store: Path
     report_dir: Path
     header: dict[str, Any]
     report: dict[str, Any] = field(repr=False)
-
-
-@dataclass
-class IngestReport:
-    """The ingest report artefact: every input accounted for (accepted or rejected with a reason)."""
-
-    path: Path
-    report: dict[str, Any] = field(repr=False)
-
-    @classmethod
-    def load(cls, report_dir: str | os.PathLike[str]) -> IngestReport:
-        """Read a report directory written by ingest."""
-        from lusynth.util import read_json
-
-        d = Path(report_dir)
-        return cls(path=d, report=read_json(d / REPORT_JSON, what="an ingest report", hint="run `lusynth ingest` to write one"))
-
-    def summary(self) -> str:
-        """The readable summary (:func:`summarise`)."""
-        return summarise(self.report)
-
-
-# --------------------------------------------------------------------------------------------
-# discovering inputs
-
-
-def _media_files(root: Path) -> list[Path]:
-    """Every file under ``root`` that a reader would try (hidden files and CSVs excluded)."""
-    from lusynth.data.readers import input_kind
-
-    return [
-        p
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != ".csv" and input_kind(p) is not None
-    ]
-
-
-def _rel(p: Path, root: Path) -> str:
-    try:
-        return p.relative_to(root).as_posix()
-    except ValueError:
-        return str(p)
-
-
-def items_from_csv(csv_path: Path, params: IngestParams, rejected: list[dict[str, str]]) -> list[SourceItem]:
-    """Read a labels CSV; rows naming missing files or without a label go to ``rejected``."""
-    root = csv_path.parent
-    try:
-        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
-            reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise InputError(f"{csv_path}: cannot read the labels CSV ({exc})") from None
-    need = {
-        "path": params.path_column,
-        "label": params.label_column,
-        "patient": params.patient_column,
-    }
-    missing = [f"{c!r} (--{k}-column)" for k, c in need.items() if c not in columns]
-    if missing:
-        raise InputError(
-            f"{csv_path}: missing column(s) {', '.join(missing)}; the file has {columns}. "
-            "Rename the columns or pass the --*-column options"
-        )
-    has_video = params.video_column in columns
-    items: list[SourceItem] = []
-    seen: dict[Path, int] = {}
-    for lineno, row in enumerate(rows, start=2):
-        rel = (row.get(params.path_column) or "").strip()
-        label = (row.get(params.label_column) or "").strip()
-        patient = (row.get(params.patient_column) or "").strip()
-        where = f"{csv_path.name} row {lineno}"
-        if not rel:
-            rejected.append({"file": where, "reason": "no_path", "detail": f"empty {params.path_column!r}"})
-            continue
-        path = (root / rel).resolve()
-        if path in seen:
-            rejected.append({"file": rel, "reason": "duplicate_row", "detail": f"{where} repeats row {seen[path]}"})
-            continue
-        seen[path] = lineno
-        if not path.is_file():
-            rejected.append({"file": rel, "reason": "missing_file", "detail": f"{where}: no such file next to the CSV"})
-            continue
-        if not label:
-            rejected.append({"file": rel, "reason": "no_label", "detail": f"{where}: empty {params.label_column!r}"})
-            continue
-        if not patient:
-            rejected.append({"file": rel, "reason": "no_patient", "detail": f"{where}: empty {params.patient_column!r}"})
-            continue
-        video = (row.get(params.video_column) or "").strip() if has_video else ""
-        items.append(SourceItem(path, rel, label, patient, video or f"{patient}/{rel}", _kind(path)))
-    listed = set(seen)
-    for p in _media_files(root):
-        if p.resolve() not in listed:
-            rejected.append({"file": _rel(p, root), "reason": "no_label", "detail": f"not listed in {csv_path.name}"})
-    return items
-
-
-def items_from_folders(root: Path, rejected: list[dict[str, str]]) -> list[SourceItem]:
-    """Class sub-folders: ``root/<class>/[<patient>/]file``. Without patient folders each file is its own patient."""
-    items: list[SourceItem] = []
-    for p in _media_files(root):
-        parts = p.relative_to(root).parts
-        rel = "/".join(parts)
-        if len(parts) < 2:
-            rejected.append({"file": rel, "reason": "no_label", "detail": "not inside a class sub-folder"})
-            continue
-        label = parts[0]
-        patient = parts[1] if len(parts) >= 3 else rel
-        items.append(SourceItem(p, rel, label, patient, rel, _kind(p)))
-    return items
 
 
 # --------------------------------------------------------------------------------------------
@@ -254,65 +134,6 @@ def _decoded(items: Sequence[SourceItem], params: IngestParams, workers: int) ->
 # the stage
 
 
-@dataclass
-class _Source:
-    root: Path
-    csv: Path | None
-    described: str  # how the report names the source
-    params: IngestParams
-    revision: str | None = None  # the commit of a dvc:// source
-
-
-def _resolve_source(source: str | None, params: IngestParams, tmp: Path, progress: bool, phantom: Any) -> _Source:
-    """Materialise the source as a local folder (phantom, s3:// and dvc:// into ``tmp``)."""
-    csv_path: Path | None
-    if source is None:
-        from dataclasses import replace
-
-        from lusynth.data.phantom import CONSOLIDATION, PhantomParams
-        from lusynth.data.phantom_files import write_phantom_dataset
-
-        # the phantom is written as files and read back, so the demo exercises the real readers
-        phantom_csv = write_phantom_dataset(tmp / "phantom", phantom or PhantomParams(), progress=progress)
-        if params.positive_class is None:
-            params = replace(params, positive_class=CONSOLIDATION)
-        return _Source(phantom_csv.parent, phantom_csv, "built-in phantom", params)
-    if source.startswith("s3://"):
-        from lusynth.storage.s3 import download_prefix
-
-        root = tmp / "s3"
-        download_prefix(source, root, progress=progress)
-        csv_path = root / params.labels_csv if params.labels_csv else None
-        if csv_path is not None and not csv_path.is_file():
-            raise InputError(f"{source}: labels CSV {params.labels_csv!r} not found under the prefix")
-        return _Source(root, csv_path, source, params)
-    if source.startswith("dvc://"):
-        from lusynth.data.dvc_source import fetch
-
-        root, rev = fetch(source, tmp / "dvc")
-        if not root.is_dir():
-            raise InputError(f"{source}: a DVC source must be a tracked folder (labels via --labels-csv inside it)")
-        csv_path = root / params.labels_csv if params.labels_csv else None
-        if csv_path is not None and not csv_path.is_file():
-            raise InputError(f"{source}: labels CSV {params.labels_csv!r} not found in the tracked folder")
-        return _Source(root, csv_path, f"{source} (commit {rev})", params, rev)
-    path = Path(source).expanduser()
-    if not path.exists():
-        raise InputError(f"{source}: no such file or folder; pass a folder of class sub-folders, a labels CSV, or an s3:// prefix")
-    if path.is_file():
-        if path.suffix.lower() != ".csv":
-            raise InputError(f"{source}: a single file is not a data source; pass its folder or a labels CSV")
-        return _Source(path.parent, path, str(path), params)
-    csv_path = None
-    if params.labels_csv:
-        csv_path = Path(params.labels_csv)
-        if not csv_path.is_absolute():
-            csv_path = path / csv_path
-        if not csv_path.is_file():
-            raise InputError(f"{csv_path}: labels CSV not found (--labels-csv is relative to the source folder)")
-    return _Source(path, csv_path, str(path), params)
-
-
 def ingest(
     source: str | None,
     out: str | os.PathLike[str],
@@ -337,7 +158,7 @@ def ingest(
     duplicates: list[dict[str, Any]] = []
     frame_rejects: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="lusynth-ingest-") as tmp_s:
-        src = _resolve_source(source, params, Path(tmp_s), progress, phantom)
+        src = resolve_source(source, params, Path(tmp_s), progress, phantom)
         root, csv_path, described, params = src.root, src.csv, src.described, src.params
         items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(root, rejected)
         listing_rejects = len(rejected)
@@ -362,7 +183,7 @@ def ingest(
             header, stats = _write_store(items, params, out, key, rejected, duplicates, frame_rejects, classes, positive, progress, src.revision)
         except InputError as exc:
             report.update(status="failed", error=str(exc), rejected=rejected, duplicates=duplicates, frame_rejects=frame_rejects)
-            _write_report(report_dir, report)
+            write_report(report_dir, report)
             raise
     report.update(
         status="ok",
@@ -384,7 +205,7 @@ def ingest(
         workers=params.workers or cpu_quota(),
         store=str(out),
     )
-    _write_report(report_dir, report)
+    write_report(report_dir, report)
     return IngestResult(store=out, report_dir=report_dir, header=header, report=report)
 
 
@@ -509,48 +330,3 @@ def _check_coverage(rows: list[dict[str, Any]], classes: list[str], params: Inge
             raise InputError(f"class {c!r} has no training patient in the smallest training fraction {smallest}")
 
 
-def _kind(path: Path) -> str:
-    from lusynth.data.readers import input_kind
-
-    return input_kind(path) or "unknown"
-
-
-def _write_report(report_dir: Path, report: dict[str, Any]) -> None:
-    report_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(report_dir / REPORT_JSON, report)
-    atomic_write_text(report_dir / REPORT_TXT, summarise(report))
-
-
-def summarise(report: dict[str, Any]) -> str:
-    """A readable summary of an ingest report."""
-    lines = [f"lusynth ingest: {report.get('status', '?')}  source: {report.get('source')}  labels: {report.get('labels')}"]
-    if report.get("status") == "failed":
-        lines.append(f"error: {report.get('error')}")
-    if "counts" in report:
-        classes = report["classes"]
-        lines.append(
-            f"{report['frames']} frames from {report['files_accepted']} files in {report['seconds']} s "
-            f"({report['frames_per_second']} frames/s); positive class: {report['positive_class']}"
-        )
-        lines.append(f"{'split':<9}" + "".join(f"{c[:22]:>24}" for c in classes) + "   (frames / patients)")
-        for s in SPLIT_NAMES:
-            cells = "".join(
-                f"{str(report['counts'].get(s, {}).get(c, 0)) + ' / ' + str(report['patients'][s][c]):>24}" for c in classes
-            )
-            lines.append(f"{s:<9}{cells}")
-        if report.get("patients_with_two_labels"):
-            lines.append(f"patients whose clips carry two labels (kept, labels are per clip): {len(report['patients_with_two_labels'])}")
-    rej = report.get("rejected", [])
-    lines.append(f"rejected files: {len(rej)}" + (f"  {report.get('rejected_by_reason')}" if rej else ""))
-    for r in rej[:50]:
-        lines.append(f"  {r['file']}: {r['reason']}" + (f" — {r['detail']}" if r.get("detail") else ""))
-    if len(rej) > 50:
-        lines.append(f"  ... {len(rej) - 50} more in {REPORT_JSON}")
-    dups = report.get("duplicates", [])
-    lines.append(f"duplicate frames dropped: {len(dups)}")
-    for d in dups[:10]:
-        lines.append(f"  {d['file']}#{d['frame_index']} = {d['duplicate_of']}")
-    fr = report.get("frame_rejects", [])
-    if fr:
-        lines.append(f"frames rejected inside accepted files: {len(fr)}")
-    return "\n".join(lines) + "\n"

@@ -1,0 +1,186 @@
+"""Discovering ingest inputs: a SOURCE argument (a folder, a labels CSV, an s3:// prefix, a dvc://
+folder, or nothing: the built-in phantom) -> a local folder and the list of files to decode, each with
+its label, patient and clip.
+
+Files that cannot become an item (unlisted, unlabelled, missing, repeated) are appended to the
+caller's ``rejected`` list with a reason, so the report accounts for every input.
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from lusynth.errors import InputError
+
+if TYPE_CHECKING:  # ingest imports this module; the parameters are only annotated here
+    from lusynth.data.ingest import IngestParams
+
+
+@dataclass
+class SourceItem:
+    """One input file with its labels (before decoding)."""
+
+    path: Path
+    display: str  # how the report names it (relative path or URI)
+    label: str
+    patient: str
+    video: str
+    kind: str = "unknown"  # image | video | dicom, from readers.input_kind
+
+
+def _media_files(root: Path) -> list[Path]:
+    """Every file under ``root`` that a reader would try (hidden files and CSVs excluded)."""
+    from lusynth.data.readers import input_kind
+
+    return [
+        p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != ".csv" and input_kind(p) is not None
+    ]
+
+
+def _rel(p: Path, root: Path) -> str:
+    try:
+        return p.relative_to(root).as_posix()
+    except ValueError:
+        return str(p)
+
+
+def items_from_csv(csv_path: Path, params: IngestParams, rejected: list[dict[str, str]]) -> list[SourceItem]:
+    """Read a labels CSV; rows naming missing files or without a label go to ``rejected``."""
+    root = csv_path.parent
+    try:
+        with open(csv_path, newline="", encoding="utf-8-sig") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(f"{csv_path}: cannot read the labels CSV ({exc})") from None
+    need = {
+        "path": params.path_column,
+        "label": params.label_column,
+        "patient": params.patient_column,
+    }
+    missing = [f"{c!r} (--{k}-column)" for k, c in need.items() if c not in columns]
+    if missing:
+        raise InputError(
+            f"{csv_path}: missing column(s) {', '.join(missing)}; the file has {columns}. "
+            "Rename the columns or pass the --*-column options"
+        )
+    has_video = params.video_column in columns
+    items: list[SourceItem] = []
+    seen: dict[Path, int] = {}
+    for lineno, row in enumerate(rows, start=2):
+        rel = (row.get(params.path_column) or "").strip()
+        label = (row.get(params.label_column) or "").strip()
+        patient = (row.get(params.patient_column) or "").strip()
+        where = f"{csv_path.name} row {lineno}"
+        if not rel:
+            rejected.append({"file": where, "reason": "no_path", "detail": f"empty {params.path_column!r}"})
+            continue
+        path = (root / rel).resolve()
+        if path in seen:
+            rejected.append({"file": rel, "reason": "duplicate_row", "detail": f"{where} repeats row {seen[path]}"})
+            continue
+        seen[path] = lineno
+        if not path.is_file():
+            rejected.append({"file": rel, "reason": "missing_file", "detail": f"{where}: no such file next to the CSV"})
+            continue
+        if not label:
+            rejected.append({"file": rel, "reason": "no_label", "detail": f"{where}: empty {params.label_column!r}"})
+            continue
+        if not patient:
+            rejected.append({"file": rel, "reason": "no_patient", "detail": f"{where}: empty {params.patient_column!r}"})
+            continue
+        video = (row.get(params.video_column) or "").strip() if has_video else ""
+        items.append(SourceItem(path, rel, label, patient, video or f"{patient}/{rel}", _kind(path)))
+    listed = set(seen)
+    for p in _media_files(root):
+        if p.resolve() not in listed:
+            rejected.append({"file": _rel(p, root), "reason": "no_label", "detail": f"not listed in {csv_path.name}"})
+    return items
+
+
+def items_from_folders(root: Path, rejected: list[dict[str, str]]) -> list[SourceItem]:
+    """Class sub-folders: ``root/<class>/[<patient>/]file``. Without patient folders each file is its own patient."""
+    items: list[SourceItem] = []
+    for p in _media_files(root):
+        parts = p.relative_to(root).parts
+        rel = "/".join(parts)
+        if len(parts) < 2:
+            rejected.append({"file": rel, "reason": "no_label", "detail": "not inside a class sub-folder"})
+            continue
+        label = parts[0]
+        patient = parts[1] if len(parts) >= 3 else rel
+        items.append(SourceItem(p, rel, label, patient, rel, _kind(p)))
+    return items
+
+
+def _kind(path: Path) -> str:
+    from lusynth.data.readers import input_kind
+
+    return input_kind(path) or "unknown"
+
+
+@dataclass
+class Source:
+    """A source materialised as a local folder, with its labels CSV (None = class sub-folders)."""
+
+    root: Path
+    csv: Path | None
+    described: str  # how the report names the source
+    params: IngestParams
+    revision: str | None = None  # the commit of a dvc:// source
+
+
+def resolve_source(source: str | None, params: IngestParams, tmp: Path, progress: bool, phantom: Any) -> Source:
+    """Materialise the source as a local folder (phantom, s3:// and dvc:// into ``tmp``)."""
+    csv_path: Path | None
+    if source is None:
+        from dataclasses import replace
+
+        from lusynth.data.phantom import CONSOLIDATION, PhantomParams
+        from lusynth.data.phantom_files import write_phantom_dataset
+
+        # the phantom is written as files and read back, so the demo exercises the real readers
+        phantom_csv = write_phantom_dataset(tmp / "phantom", phantom or PhantomParams(), progress=progress)
+        if params.positive_class is None:
+            params = replace(params, positive_class=CONSOLIDATION)
+        return Source(phantom_csv.parent, phantom_csv, "built-in phantom", params)
+    if source.startswith("s3://"):
+        from lusynth.storage.s3 import download_prefix
+
+        root = tmp / "s3"
+        download_prefix(source, root, progress=progress)
+        csv_path = root / params.labels_csv if params.labels_csv else None
+        if csv_path is not None and not csv_path.is_file():
+            raise InputError(f"{source}: labels CSV {params.labels_csv!r} not found under the prefix")
+        return Source(root, csv_path, source, params)
+    if source.startswith("dvc://"):
+        from lusynth.data.dvc_source import fetch
+
+        root, rev = fetch(source, tmp / "dvc")
+        if not root.is_dir():
+            raise InputError(f"{source}: a DVC source must be a tracked folder (labels via --labels-csv inside it)")
+        csv_path = root / params.labels_csv if params.labels_csv else None
+        if csv_path is not None and not csv_path.is_file():
+            raise InputError(f"{source}: labels CSV {params.labels_csv!r} not found in the tracked folder")
+        return Source(root, csv_path, f"{source} (commit {rev})", params, rev)
+    path = Path(source).expanduser()
+    if not path.exists():
+        raise InputError(f"{source}: no such file or folder; pass a folder of class sub-folders, a labels CSV, or an s3:// prefix")
+    if path.is_file():
+        if path.suffix.lower() != ".csv":
+            raise InputError(f"{source}: a single file is not a data source; pass its folder or a labels CSV")
+        return Source(path.parent, path, str(path), params)
+    csv_path = None
+    if params.labels_csv:
+        csv_path = Path(params.labels_csv)
+        if not csv_path.is_absolute():
+            csv_path = path / csv_path
+        if not csv_path.is_file():
+            raise InputError(f"{csv_path}: labels CSV not found (--labels-csv is relative to the source folder)")
+    return Source(path, csv_path, str(path), params)
