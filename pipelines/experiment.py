@@ -118,6 +118,8 @@ def make_pipeline(*, gpu: bool = False, local: bool = False) -> Callable[..., An
         overrides: dict = {},  # noqa: B006 - KFP pipeline defaults are compiled, not shared
         experiment: str = "lusynth",
         register: bool = True,
+        # run plumbing, not stage parameters; '' rather than Optional[str] = None because kfp.local
+        # 2.17 cannot run a pipeline whose optional parameter is left at None ("Unknown value type")
         parent_run_id: str = "",
         gan_checkpoints: str = "",
     ) -> NamedTuple("Outputs", results=dsl.Artifact, models=dsl.Model):

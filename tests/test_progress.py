@@ -22,3 +22,11 @@ def test_throttled_and_disabled(capsys) -> None:
     with progress(10, "y", enabled=False) as advance:
         advance()
     assert capsys.readouterr().err == ""
+
+
+def test_note_prints_one_status_line_or_nothing(capsys) -> None:
+    from lusynth.progress import note
+
+    note("evaluate", "auditing gan a f=1")
+    note("evaluate", "hidden", enabled=False)
+    assert capsys.readouterr().err == "evaluate: auditing gan a f=1\n"

@@ -77,3 +77,9 @@ def progress(
     state["last"] = time.perf_counter()
     yield advance
     line(last_fields)
+
+
+def note(label: str, message: str, *, enabled: bool = True) -> None:
+    """One status line for work that has steps but no count (``evaluate: auditing ...``), on stderr."""
+    if enabled:
+        print(f"{label}: {message}", file=sys.stderr, flush=True)

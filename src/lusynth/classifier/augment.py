@@ -96,8 +96,15 @@ STD_EPS = 1e-3
 
 
 def standardize(x: torch.Tensor, eps: float = STD_EPS) -> torch.Tensor:
-    """Per-image standardisation of (B, C, H, W): zero mean, unit std (a flat image stays ~0)."""
+    """Per-image standardisation of (B, C, H, W): zero mean, unit std; a flat image becomes exactly 0.
+
+    Standardisation does not depend on a constant shift, so each image is first shifted by its
+    first pixel: a flat frame is then exactly zero before the mean is taken, instead of carrying
+    the mean's rounding error divided by ``eps`` (which made onnxruntime and PyTorch disagree by
+    ~1e-4 in probability on a blank frame: two frameworks round a mean differently).
+    """
     dims = tuple(range(1, x.dim()))
+    x = x - x[(slice(None),) + (slice(0, 1),) * (x.dim() - 1)]
     mean = x.mean(dim=dims, keepdim=True)
     std = x.std(dim=dims, keepdim=True, unbiased=False)
     return (x - mean) / (std + eps)

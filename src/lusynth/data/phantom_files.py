@@ -15,8 +15,6 @@ atomically: a failure leaves no partial dataset behind. Pixels come from
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -26,6 +24,7 @@ from PIL import Image
 
 from lusynth.atomic import atomic_dir
 from lusynth.data.phantom import PhantomParams, patient_id, render_clip, video_id
+from lusynth.progress import progress as progress_bar
 
 LABELS_FILE = "labels.csv"
 LABEL_COLUMNS = ("path", "label", "patient_id", "video_id")
@@ -70,25 +69,12 @@ def _write_gif(path: Path, frames: np.ndarray, fps: float) -> None:
     images[0].save(path, save_all=True, append_images=images[1:], duration=round(1000 / fps), loop=0)
 
 
-@contextmanager
-def _progress(enabled: bool, total: int) -> Iterator[Callable[[], None]]:
-    """Yield an ``advance()`` callback: a rich progress bar, or a no-op when disabled."""
-    if not enabled:
-        yield lambda: None
-        return
-    from rich.progress import Progress
-
-    with Progress(transient=False) as bar:
-        task = bar.add_task("phantom clips", total=total)
-        yield lambda: bar.advance(task)
-
-
 def write_phantom_dataset(out: Path, params: PhantomParams, *, progress: bool = False) -> Path:
     """Render the phantom and write it under ``out`` (replacing it atomically); return labels.csv."""
     out = Path(out)
     rows: list[tuple[str, str, str, str]] = []
     total = params.patients * params.clips_per_patient
-    with atomic_dir(out) as tmp, _progress(progress, total) as advance:
+    with atomic_dir(out) as tmp, progress_bar(total, "phantom clips", enabled=progress, unit="clips") as advance:
         k = 0
         for p in range(params.patients):
             for c in range(params.clips_per_patient):

@@ -34,6 +34,7 @@ from lusynth.gan.run import GanRun
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
+from lusynth.progress import note
 from lusynth.report import plots
 from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, write_report
 from lusynth.runtime import RunContext
@@ -171,13 +172,6 @@ def audit_targets(gans: Sequence[GanRun], synthetic: Sequence[SyntheticSet]) -> 
     return targets
 
 
-def _progress(enabled: bool, msg: str) -> None:
-    if enabled:
-        from rich.console import Console
-
-        Console(stderr=True).print(f"[dim]evaluate:[/dim] {msg}")
-
-
 def evaluate(
     frames_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -206,7 +200,7 @@ def evaluate(
     targets = audit_targets([GanRun.load(g) for g in gan_dirs], [SyntheticSet.load(s) for s in synthetic_dirs])
     out_dir = Path(out_dir)
 
-    _progress(progress, f"predicting the holdout with {len(classifiers)} classifier(s)")
+    note("evaluate", f"predicting the holdout with {len(classifiers)} classifier(s)", enabled=progress)
     preds = [predict_holdout(real, c, batch_size=params.batch_size) for c in classifiers]
     boots = {p.name: bootstrap_all(p, params) for p in preds}
     table = results_table(preds, boots, params)
@@ -225,7 +219,7 @@ def evaluate(
         s = t.synthetic.store
         label, frac = t.key.label, t.key.fraction
         name = f"gan {label} f={frac:g}"
-        _progress(progress, f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)")
+        note("evaluate", f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)", enabled=progress)
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
         hold_rows = real.indices(split="holdout", label=label)
         hold = np.asarray(real.frames[hold_rows])
@@ -267,5 +261,5 @@ def evaluate(
             art = write_report(tmp, results, figures)
             tr.log_metrics(art.headline_metrics)
             tr.log_artifact(tmp, "report")
-    _progress(progress, f"report: {out_dir / HTML_FILE}")
+    note("evaluate", f"report: {out_dir / HTML_FILE}", enabled=progress)
     return Evaluation.load(out_dir)

@@ -99,6 +99,7 @@ class ClassifierForServing(nn.Module):
 
     def forward(self, frames: torch.Tensor) -> torch.Tensor:
         x = frames.to(torch.float32).unsqueeze(1) / 255.0  # (N, 1, S, S) in [0, 1]: augment.to_float
+        x = x - x[:, :, :1, :1]  # shift by the first pixel, as augment.standardize: a flat frame is exactly 0
         mean = x.mean(dim=(1, 2, 3), keepdim=True)  # (N, 1, 1, 1)
         # population std written out (mean of squares): one formula every exporter maps the same way
         std = ((x - mean) ** 2).mean(dim=(1, 2, 3), keepdim=True).sqrt()  # = std(unbiased=False)
