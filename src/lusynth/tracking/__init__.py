@@ -1,0 +1,83 @@
+"""Every conversation with MLflow goes through this package.
+
+The tracking URI comes from ``MLFLOW_TRACKING_URI``; with none set, a local SQLite store under the
+stage's output directory (``<out>/mlruns.db``; artifacts beside it), so a researcher needs no
+server. Metrics are buffered and sent with ``log_batch`` (one request per flush, not per value).
+
+Split by concern:
+
+- :mod:`.client`: the tracking URI, the reachability check, HTTP retries, ``MlflowClient``;
+- :mod:`.lineage`: the lineage tags of a run (git commit, data digests, DVC revision, KFP run);
+- :mod:`.tracker`: :class:`Tracker`, the live run a stage logs to, and :class:`NullTracker`;
+- :mod:`.runs`: opening parent and stage runs, system metrics, joining a pipeline's run;
+- :mod:`.datasets`: frame stores as MLflow dataset inputs.
+
+Import from ``lusynth.tracking``; the names below are its API.
+
+Runs and lineage:
+
+- :func:`parent_run` opens one run per pipeline run and exports its id in ``LUSYNTH_PARENT_RUN_ID``
+  (and the resolved tracking URI and experiment), so every stage run opened by :func:`stage_run`
+  -- in this process, a KFP subprocess, a DVC stage or a CLI call -- nests under it in one store.
+- Every run carries lineage tags (:func:`lineage_tags`): git commit, data digest(s), DVC revision,
+  KFP run id, profile, seed. ``mlflow.source.git.commit`` is set too, so the UI shows the commit.
+- Frame stores are recorded as MLflow dataset inputs (:func:`log_frame_store_input`) with their
+  content digest and a context (``training``, ``synthetic``, ``holdout``).
+- System metrics (CPU, memory, disk, network; GPU when present) are sampled by MLflow's
+  ``SystemMetricsMonitor`` on a background thread (``LUSYNTH_SYSTEM_METRICS=0`` turns it off;
+  the interval is ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``, default 10 s here).
+
+Failures: an HTTP server that does not answer ``/health`` fails at the start of a run with a
+message naming the URI (:func:`check_reachable`), not an hour later. Transient HTTP failures
+(429, 5xx, connection resets) are retried by MLflow's own HTTP layer with exponential backoff;
+:func:`configure_http_retries` sets bounded defaults (5 retries, backoff factor 1 -> ~30 s in all,
+30 s per request) unless the ``MLFLOW_HTTP_REQUEST_*`` variables are already set.
+"""
+
+from lusynth.tracking.client import TrackingError, check_reachable, configure_http_retries, mlflow_client, tracking_uri
+from lusynth.tracking.datasets import DATASET_CONTEXTS, log_frame_store_input
+from lusynth.tracking.lineage import (
+    DVC_REV_ENV,
+    GIT_COMMIT_ENV,
+    KFP_RUN_ID_ENV,
+    PROFILE_ENV,
+    git_commit,
+    kfp_run_id,
+    lineage_tags,
+)
+from lusynth.tracking.runs import (
+    DEFAULT_EXPERIMENT,
+    PARENT_RUN_ENV,
+    SYSTEM_METRICS_ENV,
+    join_pipeline_run,
+    optional_stage_run,
+    parent_run,
+    stage_run,
+)
+from lusynth.tracking.tracker import NullTracker, Tracker
+
+__all__ = [
+    "DATASET_CONTEXTS",
+    "DEFAULT_EXPERIMENT",
+    "DVC_REV_ENV",
+    "GIT_COMMIT_ENV",
+    "KFP_RUN_ID_ENV",
+    "PARENT_RUN_ENV",
+    "PROFILE_ENV",
+    "SYSTEM_METRICS_ENV",
+    "NullTracker",
+    "Tracker",
+    "TrackingError",
+    "check_reachable",
+    "configure_http_retries",
+    "git_commit",
+    "join_pipeline_run",
+    "kfp_run_id",
+    "lineage_tags",
+    "log_frame_store_input",
+    "mlflow_client",
+    "optional_stage_run",
+    "parent_run",
+    "stage_run",
+    "tracking_uri",
+]
