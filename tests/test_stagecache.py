@@ -107,3 +107,25 @@ def test_gan_training_key_ignores_cli_edits_and_follows_model_edits(tmp_path: Pa
     with open(package / "models" / "dcgan.py", "a") as fh:
         fh.write("# an edit to the GAN's model\n")
     assert _digest_in(package.parent, "lusynth.gan.train") != before
+
+
+def test_ingest_cache_follows_the_pseudonym_key_without_storing_it(tmp_path, monkeypatch) -> None:
+    """Issue 15, item 4: a new key is a miss with other patient ids; the old key hits again; the key is never stored."""
+    from lusynth.data.framestore import open_store
+    from lusynth.runtime import RunContext
+    from lusynth.stages import run_stage
+
+    key_a, key_b = "first-pseudonym-key-0123456789", "second-pseudonym-key-9876543210"
+
+    def ingest(key: str, out: str):
+        monkeypatch.setenv("LUSYNTH_PSEUDONYM_KEY", key)
+        outcome = run_stage("ingest", tmp_path / out, profile="tiny", ctx=RunContext(progress=False))
+        return outcome.cached, set(open_store(outcome.out).manifest.patient_id)
+
+    cached_a, ids_a = ingest(key_a, "a")
+    cached_b, ids_b = ingest(key_b, "b")
+    cached_a2, ids_a2 = ingest(key_a, "a2")
+    assert (cached_a, cached_b, cached_a2) == (False, False, True)
+    assert ids_a.isdisjoint(ids_b) and ids_a2 == ids_a
+    cache_bytes = b"".join(p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file())
+    assert cache_bytes and key_a.encode() not in cache_bytes and key_b.encode() not in cache_bytes

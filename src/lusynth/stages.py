@@ -363,7 +363,11 @@ def run_stage(
     flat_inputs = [p for v in resolved.values() for p in ([v] if isinstance(v, str) else v or [])]
     if name == "ingest" and options.get("source") and "://" not in str(options["source"]):
         flat_inputs.append(str(options["source"]))  # a local source is keyed by its bytes; s3:// and dvc:// by their URI
-    cache_params = _cache_params(row, key, params) | ({"source": options.get("source") or "phantom"} if name == "ingest" else {})
+    cache_params = _cache_params(row, key, params)
+    if name == "ingest":  # the pseudonyms follow the key: a new key is new work (its keyed fingerprint, never the key itself)
+        from lusynth.data.keys import key_fingerprint
+
+        cache_params |= {"source": options.get("source") or "phantom", "pseudonym_key": key_fingerprint()}
     if name == "export_register":  # the registry is part of the key: the same models registered into another store are new work
         from lusynth.tracking import tracking_uri
 

@@ -61,6 +61,7 @@ class IngestParams:
     train_fractions: tuple[float, ...] = (0.5, 1.0)  # nested training fractions, by patient
     seed: int = 0
     workers: int = 0  # decode threads; 0 = the CPU quota
+    allow_outside_paths: bool = False  # read files a labels CSV names outside its folder (absolute, ../, symlinks); only for a trusted CSV
 
     def __post_init__(self) -> None:
         check_choices(self, "ingest")
@@ -160,7 +161,7 @@ def ingest(
     with tempfile.TemporaryDirectory(prefix="lusynth-ingest-") as tmp_s:
         src = resolve_source(source, params, Path(tmp_s), progress, phantom)
         root, csv_path, described, params = src.root, src.csv, src.described, src.params
-        items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(root, rejected)
+        items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(root, rejected, allow_outside=params.allow_outside_paths)
         listing_rejects = len(rejected)
         report: dict[str, Any] = {
             "lusynth_version": __version__,

@@ -8,6 +8,8 @@ across runs without anyone choosing a weak key.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import os
 import secrets
 from pathlib import Path
@@ -54,3 +56,10 @@ def load_key() -> tuple[bytes, str]:
         finally:
             os.unlink(tmp)
     return path.read_bytes().strip(), f"file {path} (created per user; set {KEY_ENV} or {KEY_FILE_ENV} to share a key)"
+
+
+def key_fingerprint() -> str:
+    """A keyed fingerprint of the pseudonym key (16 hex digits), for cache keys: it changes with the
+    key but reveals nothing about it (an HMAC keyed by it, not a hash of it)."""
+    key, _ = load_key()
+    return hmac.new(key, b"lusynth stage-cache fingerprint", hashlib.sha256).hexdigest()[:16]

@@ -2,8 +2,13 @@
 folder, or nothing: the built-in phantom) -> a local folder and the list of files to decode, each with
 its label, patient and clip.
 
-Files that cannot become an item (unlisted, unlabelled, missing, repeated) are appended to the
-caller's ``rejected`` list with a reason, so the report accounts for every input.
+Files that cannot become an item (unlisted, unlabelled, missing, repeated, outside the data folder)
+are appended to the caller's ``rejected`` list with a reason, so the report accounts for every input.
+
+Paths stay inside the data folder (the CSV's folder, or the class-folder root): a CSV row that is
+absolute or resolves elsewhere (``..``, a symlink) is refused as ``outside_data_folder`` before
+anything is opened, unless ``IngestParams.allow_outside_paths`` is set — a labels CSV from someone
+else must not make ingest read ``/etc/passwd`` or files beside the data.
 """
 
 from __future__ import annotations
@@ -31,15 +36,28 @@ class SourceItem:
     kind: str = "unknown"  # image | video | dicom, from readers.input_kind
 
 
-def _media_files(root: Path) -> list[Path]:
-    """Every file under ``root`` that a reader would try (hidden files and CSVs excluded)."""
-    from lusynth.data.readers import input_kind
+def _outside(path: Path, root: Path) -> bool:
+    """Whether ``path`` (resolved: symlinks followed) lies outside ``root`` (resolved)."""
+    return not path.resolve().is_relative_to(root.resolve())
 
-    return [
-        p
-        for p in sorted(root.rglob("*"))
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != ".csv" and input_kind(p) is not None
-    ]
+
+def _media_files(root: Path, *, allow_outside: bool = False) -> list[Path]:
+    """Every file under ``root`` that a reader would try (hidden files and CSVs excluded). A symlink
+    leading out of ``root`` is listed by its extension only: its target is not opened to sniff it."""
+    from lusynth.data.readers import IMAGE_EXTS, VIDEO_EXTS, input_kind
+
+    def media(p: Path) -> bool:
+        if not allow_outside and _outside(p, root):
+            return p.suffix.lower() in IMAGE_EXTS | VIDEO_EXTS
+        return input_kind(p) is not None
+
+    return [p for p in sorted(root.rglob("*")) if p.is_file() and not p.name.startswith(".") and p.suffix.lower() != ".csv" and media(p)]
+
+
+def _outside_reject(display: str, where: str, path: Path, root: Path) -> dict[str, str]:
+    return {"file": display, "reason": "outside_data_folder",
+            "detail": f"{where}: {display!r} resolves to {path}, outside the data folder {root}; move the file into the "
+                      "folder, or pass --allow-outside-paths if the CSV is trusted"}
 
 
 def _rel(p: Path, root: Path) -> str:
@@ -50,7 +68,8 @@ def _rel(p: Path, root: Path) -> str:
 
 
 def items_from_csv(csv_path: Path, params: IngestParams, rejected: list[dict[str, str]]) -> list[SourceItem]:
-    """Read a labels CSV; rows naming missing files or without a label go to ``rejected``."""
+    """Read a labels CSV; rows naming missing files, files outside the CSV's folder (unless
+    ``params.allow_outside_paths``) or without a label go to ``rejected``."""
     root = csv_path.parent
     try:
         with open(csv_path, newline="", encoding="utf-8-sig") as fh:
@@ -73,6 +92,7 @@ def items_from_csv(csv_path: Path, params: IngestParams, rejected: list[dict[str
     has_video = params.video_column in columns
     items: list[SourceItem] = []
     seen: dict[Path, int] = {}
+    refused: set[Path] = set()  # listed, but outside the folder: reported once, by its row
     for lineno, row in enumerate(rows, start=2):
         rel = (row.get(params.path_column) or "").strip()
         label = (row.get(params.label_column) or "").strip()
@@ -81,7 +101,11 @@ def items_from_csv(csv_path: Path, params: IngestParams, rejected: list[dict[str
         if not rel:
             rejected.append({"file": where, "reason": "no_path", "detail": f"empty {params.path_column!r}"})
             continue
-        path = (root / rel).resolve()
+        path = (root / rel).resolve()  # an absolute rel replaces root, so it is caught below too
+        if not params.allow_outside_paths and (Path(rel).is_absolute() or _outside(path, root)):
+            rejected.append(_outside_reject(rel, where, path, root))
+            refused.add(path)
+            continue
         if path in seen:
             rejected.append({"file": rel, "reason": "duplicate_row", "detail": f"{where} repeats row {seen[path]}"})
             continue
@@ -97,19 +121,23 @@ def items_from_csv(csv_path: Path, params: IngestParams, rejected: list[dict[str
             continue
         video = (row.get(params.video_column) or "").strip() if has_video else ""
         items.append(SourceItem(path, rel, label, patient, video or f"{patient}/{rel}", _kind(path)))
-    listed = set(seen)
-    for p in _media_files(root):
+    listed = set(seen) | refused
+    for p in _media_files(root, allow_outside=params.allow_outside_paths):
         if p.resolve() not in listed:
             rejected.append({"file": _rel(p, root), "reason": "no_label", "detail": f"not listed in {csv_path.name}"})
     return items
 
 
-def items_from_folders(root: Path, rejected: list[dict[str, str]]) -> list[SourceItem]:
-    """Class sub-folders: ``root/<class>/[<patient>/]file``. Without patient folders each file is its own patient."""
+def items_from_folders(root: Path, rejected: list[dict[str, str]], *, allow_outside: bool = False) -> list[SourceItem]:
+    """Class sub-folders: ``root/<class>/[<patient>/]file``. Without patient folders each file is its own patient.
+    A symlink leading out of ``root`` is rejected as ``outside_data_folder`` unless ``allow_outside``."""
     items: list[SourceItem] = []
-    for p in _media_files(root):
+    for p in _media_files(root, allow_outside=allow_outside):
         parts = p.relative_to(root).parts
         rel = "/".join(parts)
+        if not allow_outside and _outside(p, root):
+            rejected.append(_outside_reject(rel, rel, p.resolve(), root))
+            continue
         if len(parts) < 2:
             rejected.append({"file": rel, "reason": "no_label", "detail": "not inside a class sub-folder"})
             continue
