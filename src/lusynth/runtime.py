@@ -143,6 +143,7 @@ class RunContext:
     threads: int | None = None  # torch CPU threads; None = the stage's default, 0 = the CPU quota
     progress: bool = True  # progress bars / lines
     cache: bool = True  # restore an identical earlier output from the stage cache (lusynth.stagecache)
+    force: bool = False  # let --out replace a directory no run of this stage wrote (lusynth.outputs)
 
     def start(self, *, device: str = "auto", threads: int | None = None) -> tuple[str, int]:
         """Set this process's torch threads (this context's, else the stage's default ``threads``;

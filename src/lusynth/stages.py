@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lusynth.errors import InputError, LusynthError
+from lusynth.outputs import check_replaceable
 from lusynth.params import Overrides, as_dict, resolve
 from lusynth.runtime import RunContext
 from lusynth.stagecache import run_cached, stage_key
@@ -363,6 +364,9 @@ def run_stage(
     flat_inputs = [p for v in resolved.values() for p in ([v] if isinstance(v, str) else v or [])]
     if name == "ingest" and options.get("source") and "://" not in str(options["source"]):
         flat_inputs.append(str(options["source"]))  # a local source is keyed by its bytes; s3:// and dvc:// by their URI
+    given = [p for v in (inputs or {}).values() for p in ([v] if isinstance(v, (str, os.PathLike)) else v or [])]
+    check_replaceable(out, stage=name, force=ctx.force, protected=[*given, *flat_inputs],
+                      unfinished=("checkpoints/last.pt",) if name == "train_gan" else ())  # a cut-short run to resume
     cache_params = _cache_params(row, key, params)
     if name == "ingest":  # the pseudonyms follow the key: a new key is new work (its keyed fingerprint, never the key itself)
         from lusynth.data.keys import key_fingerprint

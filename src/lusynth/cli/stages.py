@@ -96,7 +96,7 @@ def stage_flags(row: Stage) -> list[Flag]:
     """The flags of ``row``'s command, in help order."""
     flags: list[Flag] = []
     used: set[str] = {"--out", "--profile", "--set", "--params-file", "--quiet", "--cache", "--no-cache", "--no-track",
-                      "--device", "--threads", "-o", "-q"}
+                      "--device", "--threads", "--force", "-o", "-q"}
 
     def add(dest: str, name: str, section: str | None, annotation: Any, info: Any, decls: tuple[str, ...]) -> None:
         used.update(decls)
@@ -140,6 +140,9 @@ _COMMON = [
                       default=typer.Option(False, "--no-track", help="Do not log to MLflow.")),
     inspect.Parameter("cache", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                       default=typer.Option(False, "--cache/--no-cache", help="Restore an identical earlier output from the stage cache.")),
+    inspect.Parameter("force", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
+                      default=typer.Option(False, "--force", help="Replace --out even when no run of this stage wrote it "
+                                                                  "(never the source or a folder containing it).")),
     inspect.Parameter("quiet", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                       default=typer.Option(False, "--quiet", "-q", help="No progress bar or summary.")),
 ]
@@ -175,7 +178,7 @@ def _make_command(row: Stage) -> Any:
         key = {f.name: values[f.parameter.name] for f in flags if f.dest == "key"} or None
         options = {f.name: values[f.parameter.name] for f in flags if f.dest == "option"}
         ctx = RunContext(track=not values["no_track"], device=values["device"], threads=values["threads"],
-                         progress=not values["quiet"], cache=values["cache"])
+                         progress=not values["quiet"], cache=values["cache"], force=values["force"])
         outcome = run_stage(row.name, values["out"], inputs=inputs, key=key, profile=values["profile"], overrides=overrides,
                             options=options, ctx=ctx)
         if not values["quiet"]:
