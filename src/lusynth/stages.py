@@ -91,6 +91,14 @@ class Stage:
     prepare: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     #: (resolved inputs, key) -> the inputs this task really reads (and its cache key covers)
     select: Callable[[dict[str, Any], Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    #: (options, profile, ctx, out) -> what besides parameters and inputs makes this stage's output differ
+    key_extra: Callable[[Mapping[str, Any], str, RunContext, Path], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    #: an option naming a local input that is not an artefact (ingest's SOURCE): keyed by its bytes, never overwritten
+    source_option: str | None = None
+    #: the stage writes in place and can continue a cut-short run (resume / checkpoint_mirror options)
+    resumable: bool = False
+    #: (out, options) -> outputs beside the artefact that derive from it; run on cache hits too
+    side_outputs: Callable[[Path, Mapping[str, Any]], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def code(self) -> tuple[str, ...]:
@@ -159,6 +167,13 @@ def _ingest_params(params: Mapping[str, Any], options: Mapping[str, Any]) -> dic
     return {"ingest": ing} if options.get("source") else {"ingest": ing, "phantom": params["phantom"]}
 
 
+def _ingest_key(options: Mapping[str, Any], profile: str, ctx: RunContext, out: Path) -> dict[str, Any]:
+    """The pseudonyms follow the key: a new key is new work (its keyed fingerprint, never the key itself)."""
+    from lusynth.data.keys import key_fingerprint
+
+    return {"source": options.get("source") or "phantom", "pseudonym_key": key_fingerprint()}
+
+
 def _ingest(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
             ctx: RunContext) -> None:
     from lusynth.data.ingest import ingest
@@ -222,6 +237,14 @@ def _evaluate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mappin
              params=params["evaluate"], near_copy=params["near_copy"], progress=ctx.progress, ctx=ctx)
 
 
+def _export_key(options: Mapping[str, Any], profile: str, ctx: RunContext, out: Path) -> dict[str, Any]:
+    """The registry is part of the key: the same models registered into another store are new work."""
+    from lusynth.tracking import tracking_uri
+
+    register = bool(options.get("register")) and ctx.track
+    return {"profile": profile, "register": register, "registry": tracking_uri(out.parent) if register else None}
+
+
 def _export(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
             ctx: RunContext) -> None:
     from lusynth.export.stage import export_and_register
@@ -233,9 +256,9 @@ def _export(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[
                         names=RegistryNames(exp.classifier_model, exp.generator_prefix), margin=exp.margin, opset=exp.opset)
 
 
-def _side_outputs(stage_row: Stage, out: Path, options: Mapping[str, Any]) -> None:
-    """Outputs beside the artefact that derive from it (DVC metrics/plots); written on cache hits too."""
-    if stage_row.name == "evaluate" and (options.get("metrics_json") or options.get("plots_dir")):
+def _evaluate_side_outputs(out: Path, options: Mapping[str, Any]) -> None:
+    """DVC metrics/plots derived from the evaluation."""
+    if options.get("metrics_json") or options.get("plots_dir"):
         from lusynth.report.dvc import export_for_dvc
 
         export_for_dvc(out, options.get("metrics_json") or out / "metrics.json", options.get("plots_dir") or out / "plots")
@@ -258,13 +281,14 @@ STAGES: tuple[Stage, ...] = (
           options=(Option("source", str, None, "Folder (class sub-folders or with --labels-csv), a labels CSV, s3://bucket/prefix or "
                                                "dvc://PATH@REV. Omit for the built-in phantom.", argument=True),
                    Option("report", Path, None, "Report directory (default: OUT-report, beside the store).")),
-          set_only=("experiment",), prepare=_ingest_params),
+          set_only=("experiment",), prepare=_ingest_params, key_extra=_ingest_key, source_option="source"),
     Stage("train_gan", "train-gan", "Train one DCGAN (the paper's loop) on one class's training frames at one fraction.",
           "lusynth.gan.train:train_gan", ("gan", "near_copy"), (_FRAMES,), "lusynth.gan.train:GanRun", _train_gan, key="lusynth.keys:GanKey",
           options=(Option("resume", bool, False, "Continue from OUT's last checkpoint."),
                    Option("checkpoint_mirror", str, None, "s3://bucket/prefix or a directory: mirror the resumable state there every "
                                                           "epoch and resume from it when OUT lacks it (implies --resume).",
-                          envvar="LUSYNTH_GAN_CHECKPOINTS"))),
+                          envvar="LUSYNTH_GAN_CHECKPOINTS")),
+          resumable=True),
     Stage("generate", "generate", "Synthetic frames per class from trained GANs, near-copies of training frames dropped.",
           "lusynth.gan.generate:generate", ("generate", "near_copy"),
           (Input("gans", "lusynth.gan.train:GanRun", "A train-gan output directory (repeat: one per class), or a folder of them.",
@@ -283,7 +307,8 @@ STAGES: tuple[Stage, ...] = (
            Input(_SYNTHETIC.name, _SYNTHETIC.artefact, _SYNTHETIC.help, many=True, required=False, flags=_SYNTHETIC.flags)),
           "lusynth.evaluate.run:Evaluation", _evaluate,
           options=(Option("metrics_json", Path, None, "Also write the headline metrics here (for `dvc metrics`)."),
-                   Option("plots_dir", Path, None, "Also write learning-curve and ROC CSVs here (for `dvc plots`)."))),
+                   Option("plots_dir", Path, None, "Also write learning-curve and ROC CSVs here (for `dvc plots`).")),
+          side_outputs=_evaluate_side_outputs),
     Stage("export_register", "export", "Export the classifiers and generators to ONNX (parity-checked) and register them.",
           "lusynth.export.stage:export_and_register", ("export",),
           (_CLASSIFIERS, Input(_GANS.name, _GANS.artefact, "GAN directory, or a folder of them (repeat); per class the largest "
@@ -291,7 +316,7 @@ STAGES: tuple[Stage, ...] = (
            Input("evaluation", "lusynth.evaluate.run:Evaluation", "Output of `lusynth evaluate` (holdout AUC with CIs, privacy audits).",
                  required=False, flags=("--evaluation", "-e"))),
           "lusynth.export.stage:ExportedModels", _export,
-          options=(Option("register", bool, True, "Log to the MLflow registry and apply the promotion gate."),)),
+          options=(Option("register", bool, True, "Log to the MLflow registry and apply the promotion gate."),), key_extra=_export_key),
 )
 
 STAGE: dict[str, Stage] = {s.name: s for s in STAGES}
@@ -362,29 +387,22 @@ def run_stage(
     if row.select is not None:
         resolved = row.select(resolved, key)
     flat_inputs = [p for v in resolved.values() for p in ([v] if isinstance(v, str) else v or [])]
-    if name == "ingest" and options.get("source") and "://" not in str(options["source"]):
-        flat_inputs.append(str(options["source"]))  # a local source is keyed by its bytes; s3:// and dvc:// by their URI
+    source = options.get(row.source_option) if row.source_option else None
+    if source and "://" not in str(source):
+        flat_inputs.append(str(source))  # a local source is keyed by its bytes; s3:// and dvc:// by their URI
     given = [p for v in (inputs or {}).values() for p in ([v] if isinstance(v, (str, os.PathLike)) else v or [])]
     check_replaceable(out, stage=name, force=ctx.force, protected=[*given, *flat_inputs],
-                      unfinished=("checkpoints/last.pt",) if name == "train_gan" else ())  # a cut-short run to resume
-    cache_params = _cache_params(row, key, params)
-    if name == "ingest":  # the pseudonyms follow the key: a new key is new work (its keyed fingerprint, never the key itself)
-        from lusynth.data.keys import key_fingerprint
-
-        cache_params |= {"source": options.get("source") or "phantom", "pseudonym_key": key_fingerprint()}
-    if name == "export_register":  # the registry is part of the key: the same models registered into another store are new work
-        from lusynth.tracking import tracking_uri
-
-        register = bool(options.get("register")) and ctx.track
-        cache_params |= {"profile": profile, "register": register, "registry": tracking_uri(out.parent) if register else None}
-    # a resumed GAN continues its own directory, never a cached copy
-    enabled = ctx.cache and not (name == "train_gan" and (options.get("resume") or options.get("checkpoint_mirror")))
+                      unfinished=("checkpoints/last.pt",) if row.resumable else ())  # a cut-short run to resume
+    cache_params = _cache_params(row, key, params) | (row.key_extra(options, profile, ctx, out) if row.key_extra else {})
+    # a resumed run continues its own directory, never a cached copy
+    enabled = ctx.cache and not (row.resumable and (options.get("resume") or options.get("checkpoint_mirror")))
     _, cached = run_cached(
         name, out, params=cache_params, inputs=flat_inputs, code=row.code,
         run=lambda o: row.runner(o, inputs=resolved, key=key, params=params, options=options | {"profile": profile}, ctx=ctx),
         enabled=enabled,
     )
-    _side_outputs(row, out, options)
+    if row.side_outputs is not None:
+        row.side_outputs(out, options)
     return StageOutcome(name, row.output_class().load(out), cached)
 
 
