@@ -55,8 +55,9 @@ TAG="${LUSYNTH_IMAGE_TAG:-localhost/lusynth:${VERSION}-cpu}"
 debian_mirror() {
     [ -n "${DEBIAN_MIRROR:-}" ] && { echo "$DEBIAN_MIRROR"; return; }
     # deb822 "URIs:" lines and one-line "deb URI suite" lines; the first non-security debian URI
-    grep -hsE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list |
-        grep -oE 'https?://[^ ]+/debian/?' | head -n1
+    # (grep exits 2 for a glob that matched no file, e.g. no *.list: under pipefail that must not end the script)
+    { grep -hsE '^(URIs:|deb )' /etc/apt/sources.list /etc/apt/sources.list.d/*.sources /etc/apt/sources.list.d/*.list || true; } |
+        grep -oE 'https?://[^ ]+/debian/?' | head -n1 || true
 }
 
 base_key="bookworm minbase $BASE_PACKAGES"
