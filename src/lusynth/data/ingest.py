@@ -11,8 +11,8 @@ Finding the inputs is :mod:`lusynth.data.sources`; the report artefact is :mod:`
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -32,6 +32,7 @@ from lusynth.data.sources import SourceItem, items_from_csv, items_from_folders,
 from lusynth.data.splits import SPLIT_NAMES, nested_fractions, split_patients
 from lusynth.errors import InputError, RejectedInput
 from lusynth.params import check, check_choices
+from lusynth.tempspace import temp_dir
 
 # IngestReport and summarise are re-exported for callers that imported them from here
 __all__ = ["IngestParams", "IngestReport", "IngestResult", "ingest", "summarise"]
@@ -158,8 +159,11 @@ def ingest(
     rejected: list[dict[str, str]] = []
     duplicates: list[dict[str, Any]] = []
     frame_rejects: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="lusynth-ingest-") as tmp_s:
-        src = resolve_source(source, params, Path(tmp_s), progress, phantom)
+    # scratch space (the phantom's files, an s3:// or dvc:// download) lies beside the output, is
+    # removed at exit or by the next run after a kill (lusynth.tempspace); a local source needs none
+    needs_scratch = source is None or "://" in source
+    with temp_dir(out.parent) if needs_scratch else contextlib.nullcontext(None) as tmp:
+        src = resolve_source(source, params, tmp, progress, phantom)
         root, csv_path, described, params = src.root, src.csv, src.described, src.params
         items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(root, rejected, allow_outside=params.allow_outside_paths)
         listing_rejects = len(rejected)

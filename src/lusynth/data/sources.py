@@ -164,9 +164,13 @@ class Source:
     revision: str | None = None  # the commit of a dvc:// source
 
 
-def resolve_source(source: str | None, params: IngestParams, tmp: Path, progress: bool, phantom: Any) -> Source:
-    """Materialise the source as a local folder (phantom, s3:// and dvc:// into ``tmp``)."""
+def resolve_source(source: str | None, params: IngestParams, tmp: Path | None, progress: bool, phantom: Any) -> Source:
+    """Materialise the source as a local folder (phantom, s3:// and dvc:// into ``tmp``, which only
+    a local folder or CSV may leave None)."""
     csv_path: Path | None
+    scratch = tmp if tmp is not None else Path("/nonexistent")  # only local sources get here without one
+    if tmp is None and (source is None or "://" in source):
+        raise ValueError("resolve_source: the phantom and s3:// or dvc:// sources need a scratch folder")
     if source is None:
         from dataclasses import replace
 
@@ -174,14 +178,14 @@ def resolve_source(source: str | None, params: IngestParams, tmp: Path, progress
         from lusynth.data.phantom_files import write_phantom_dataset
 
         # the phantom is written as files and read back, so the demo exercises the real readers
-        phantom_csv = write_phantom_dataset(tmp / "phantom", phantom or PhantomParams(), progress=progress)
+        phantom_csv = write_phantom_dataset(scratch / "phantom", phantom or PhantomParams(), progress=progress)
         if params.positive_class is None:
             params = replace(params, positive_class=CONSOLIDATION)
         return Source(phantom_csv.parent, phantom_csv, "built-in phantom", params)
     if source.startswith("s3://"):
         from lusynth.storage.s3 import download_prefix
 
-        root = tmp / "s3"
+        root = scratch / "s3"
         download_prefix(source, root, progress=progress)
         csv_path = root / params.labels_csv if params.labels_csv else None
         if csv_path is not None and not csv_path.is_file():
@@ -190,7 +194,7 @@ def resolve_source(source: str | None, params: IngestParams, tmp: Path, progress
     if source.startswith("dvc://"):
         from lusynth.data.dvc_source import fetch
 
-        root, rev = fetch(source, tmp / "dvc")
+        root, rev = fetch(source, scratch / "dvc")
         if not root.is_dir():
             raise InputError(f"{source}: a DVC source must be a tracked folder (labels via --labels-csv inside it)")
         csv_path = root / params.labels_csv if params.labels_csv else None
