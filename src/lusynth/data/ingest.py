@@ -62,6 +62,7 @@ class IngestParams:
     train_fractions: tuple[float, ...] = (0.5, 1.0)  # nested training fractions, by patient
     seed: int = 0
     workers: int = 0  # decode threads; 0 = the CPU quota
+    max_pixels: int = 25_000_000  # a frame declaring more pixels (width x height, read from its header) is rejected as too_many_pixels before it is decoded
     allow_outside_paths: bool = False  # read files a labels CSV names outside its folder (absolute, ../, symlinks); only for a trusted CSV
 
     def __post_init__(self) -> None:
@@ -73,6 +74,7 @@ class IngestParams:
               self.split_fractions, "three positive numbers (train, val, holdout), e.g. 0.6,0.2,0.2")
         check(bool(self.train_fractions) and all(0 < f <= 1 for f in self.train_fractions), "ingest", "train_fractions",
               self.train_fractions, "nested training fractions in (0, 1], e.g. 0.5,1.0")
+        check(self.max_pixels >= 1, "ingest", "max_pixels", self.max_pixels, "must be >= 1 (pixels per frame)")
         check(self.workers >= 0, "ingest", "workers", self.workers, "must be >= 0 (0 = the CPU quota)")
 
 
@@ -103,7 +105,7 @@ def _decode(item: SourceItem, params: IngestParams) -> tuple[list[tuple[int, np.
     )
     ok: list[tuple[int, np.ndarray]] = []
     bad: list[tuple[int, str]] = []
-    for idx, arr in read_frames(item.path, sampling=sampling):
+    for idx, arr in read_frames(item.path, sampling=sampling, max_pixels=params.max_pixels):
         try:
             ok.append((idx, prepare_frame(arr, size=params.image_size, square=params.square, min_side=params.min_side)))
         except RejectedInput as exc:
@@ -165,8 +167,6 @@ def ingest(
     with temp_dir(out.parent) if needs_scratch else contextlib.nullcontext(None) as tmp:
         src = resolve_source(source, params, tmp, progress, phantom)
         root, csv_path, described, params = src.root, src.csv, src.described, src.params
-        items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(root, rejected, allow_outside=params.allow_outside_paths)
-        listing_rejects = len(rejected)
         report: dict[str, Any] = {
             "lusynth_version": __version__,
             "source": described,
@@ -174,7 +174,13 @@ def ingest(
             "params": _params_dict(params),
             "pseudonym_key": key_origin,
         }
+        items: list[SourceItem] = []
+        listing_rejects: int | None = None
         try:
+            # a labels CSV that cannot be read (encoding, syntax, columns) fails with a report too
+            items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(
+                root, rejected, allow_outside=params.allow_outside_paths)
+            listing_rejects = len(rejected)
             if not items:
                 raise InputError(
                     f"{described}: no usable input files ({len(rejected)} rejected); see the report in {report_dir}"
@@ -187,14 +193,16 @@ def ingest(
                 raise InputError(f"--positive-class {positive!r} is not among the classes found in {described}: {classes}")
             header, stats = _write_store(items, params, out, key, rejected, duplicates, frame_rejects, classes, positive, progress, src.revision)
         except InputError as exc:
-            report.update(status="failed", error=str(exc), rejected=rejected, duplicates=duplicates, frame_rejects=frame_rejects)
+            report.update(status="failed", error=str(exc), files_seen=len(items) + (len(rejected) if listing_rejects is None else listing_rejects),
+                          rejected=rejected,
+                          rejected_by_reason=dict(Counter(r["reason"] for r in rejected)), duplicates=duplicates, frame_rejects=frame_rejects)
             write_report(report_dir, report)
             raise
     report.update(
         status="ok",
         seconds=round(time.perf_counter() - t0, 3),
         frames_per_second=round(header["n_frames"] / max(time.perf_counter() - t0, 1e-9), 1),
-        files_seen=len(items) + listing_rejects,
+        files_seen=len(items) + (listing_rejects or 0),
         files_accepted=stats["files_accepted"],
         frames=header["n_frames"],
         classes=header["classes"],
@@ -252,7 +260,7 @@ def _write_store(
             for idx, reason in bad:
                 frame_rejects.append({"file": item.display, "frame_index": idx, "reason": reason})
             if not ok:
-                reason = bad[0][1].split(" ")[0] if bad else "empty"
+                reason = bad[0][1].split(" ")[0] if bad else "no_frames"
                 rejected.append({"file": item.display, "reason": reason, "detail": f"no usable frame ({len(bad)} rejected)"})
                 continue
             pid = pseudonymise(item.patient, key, prefix="p")

@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -158,12 +159,13 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def _export_bytes(module: nn.Module, example: torch.Tensor, *, input_name: str, output_name: str, opset: int,
-                  scratch: Path, prefer_dynamo: bool = True) -> tuple[bytes, str, list[str]]:
+                  scratch: Path | None = None, prefer_dynamo: bool = True) -> tuple[bytes, str, list[str]]:
     """Export to ONNX bytes with a dynamic batch axis; dynamo first, TorchScript as the fallback.
-    The exporters write into a temporary directory in ``scratch`` (the output's folder)."""
+    The exporters write into a temporary directory in ``scratch`` (the exports pass the output's
+    folder; None: the system's temporary folder, still marked and cleaned by lusynth.tempspace)."""
     notes: list[str] = []
     order = ["dynamo", "torchscript"] if prefer_dynamo else ["torchscript"]
-    with temp_dir(scratch) as tmp:
+    with temp_dir(scratch if scratch is not None else tempfile.gettempdir()) as tmp:
         for exporter in order:
             out = Path(tmp) / f"{exporter}.onnx"
             try:
