@@ -267,3 +267,65 @@ def _rgb_to_ybr_full(rgb: np.ndarray) -> np.ndarray:
     from pydicom.pixels import convert_color_space
 
     return convert_color_space(rgb, "RGB", "YBR_FULL")
+
+
+def build_mutated_corpus(root: Path) -> list[str]:
+    """Damaged copies of every file of :func:`build_bad_input_corpus` that decodes: cut to 16 bytes,
+    cut in half, cut by its last byte, and with 64 bytes in the middle overwritten. Written under
+    ``root/mutated``; returns their paths relative to ``root``. Any outcome but a crash is right
+    (some damage leaves a decodable file)."""
+    base = root / "_base"
+    expected = build_bad_input_corpus(base)
+    out: list[str] = []
+    for rel, reason in sorted(expected.items()):
+        if reason is not None:
+            continue
+        data = (base / rel).read_bytes()
+        mid = len(data) // 2
+        variants = {"cut16": data[:16], "half": data[:mid], "lastbyte": data[:-1],
+                    "overwritten": data[:mid] + bytes((b ^ 0xA5) for b in data[mid : mid + 64]) + data[mid + 64 :]}
+        for name, blob in variants.items():
+            target = Path("mutated") / name / rel
+            (root / target).parent.mkdir(parents=True, exist_ok=True)
+            (root / target).write_bytes(blob)
+            out.append(target.as_posix())
+    import shutil
+
+    shutil.rmtree(base)
+    return out
+
+
+def build_hostile_folder(data: Path) -> dict[str, str]:
+    """Entries a careless or hostile user leaves in a class-folder source, under ``data/a/a0``,
+    ``data/b/b0``, ``data/b/b1`` and ``data``; returns {name as the report shows it: expected reason}."""
+    import os
+
+    a = data / "a" / "a0"
+    for d in (a, data / "b" / "b0", data / "b" / "b1"):
+        d.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    (a / "notes.txt").write_text("not an input")
+    expected["a/a0/notes.txt"] = "unsupported_extension"
+    (a / "loop.png").symlink_to("loop.png")
+    expected["a/a0/loop.png"] = "symlink_loop"
+    (a / "up").symlink_to("..")
+    expected["a/a0/up"] = "symlink_loop"
+    (a / "gone.png").symlink_to("nowhere.png")
+    expected["a/a0/gone.png"] = "broken_symlink"
+    (a / "folder.png").mkdir()
+    expected["a/a0/folder.png"] = "not_a_file"
+    os.mkfifo(a / "pipe.png")  # opening it would block ingest forever
+    expected["a/a0/pipe.png"] = "not_a_file"
+    (a / "zero.png").write_bytes(b"")
+    expected["a/a0/zero.png"] = "zero_bytes"
+    _save_png(a / "black.png", np.zeros((64, 64), np.uint8))
+    expected["a/a0/black.png"] = "blank_frame"
+    (a / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    expected["a/a0/.DS_Store"] = "hidden"
+    (data / "labels.csv").write_text("path,label,patient_id\n")
+    expected["labels.csv"] = "unused_csv"
+    (data / "b" / "b0" / "bad\nname.png").write_text("two lines\n")  # a newline in the name
+    expected["b/b0/bad\nname.png"] = "unreadable"
+    (data / "b" / "b1" / os.fsdecode(b"caf\xe9.png")).write_bytes(b"latin-1 name, not a PNG")
+    expected["b/b1/caf\\xe9.png"] = "unreadable"
+    return expected

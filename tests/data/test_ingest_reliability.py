@@ -5,7 +5,6 @@ CSV dialects and encodings; hostile file names cannot break the text report."""
 from __future__ import annotations
 
 import json
-import os
 import zlib
 from pathlib import Path
 
@@ -15,7 +14,7 @@ from PIL import Image
 
 from lusynth.data.ingest import IngestParams, ingest
 from lusynth.errors import InputError
-from tests.data.corpus import BOMB_SIDE, bomb_png, huge_video
+from tests.data.corpus import BOMB_SIDE, bomb_png, build_hostile_folder, build_mutated_corpus, huge_video
 
 
 def _png(path: Path, seed: int, size: tuple[int, int] = (72, 64)) -> None:
@@ -61,41 +60,10 @@ def test_max_pixels_is_configurable(tmp_path) -> None:
         IngestParams(max_pixels=0)
 
 
-def _hostile_folder(data: Path) -> dict[str, str]:
-    """Class folders with one entry per way a folder can go wrong; {report name: expected reason}."""
-    a = data / "a" / "a0"
-    expected = {}
-    (a / "notes.txt").write_text("not an input")
-    expected["a/a0/notes.txt"] = "unsupported_extension"
-    (a / "loop.png").symlink_to("loop.png")
-    expected["a/a0/loop.png"] = "symlink_loop"
-    (a / "up").symlink_to("..")
-    expected["a/a0/up"] = "symlink_loop"
-    (a / "gone.png").symlink_to("nowhere.png")
-    expected["a/a0/gone.png"] = "broken_symlink"
-    (a / "folder.png").mkdir()
-    expected["a/a0/folder.png"] = "not_a_file"
-    os.mkfifo(a / "pipe.png")  # opening it would block ingest forever
-    expected["a/a0/pipe.png"] = "not_a_file"
-    (a / "zero.png").write_bytes(b"")
-    expected["a/a0/zero.png"] = "zero_bytes"
-    Image.fromarray(np.zeros((64, 64), np.uint8)).save(a / "black.png")
-    expected["a/a0/black.png"] = "blank_frame"
-    (a / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
-    expected["a/a0/.DS_Store"] = "hidden"
-    (data / "labels.csv").write_text("path,label,patient_id\n")
-    expected["labels.csv"] = "unused_csv"
-    (data / "b" / "b0" / "bad\nname.png").write_text("two lines\n")  # a newline in the name
-    expected["b/b0/bad\nname.png"] = "unreadable"
-    (data / "b" / "b1" / os.fsdecode(b"caf\xe9.png")).write_bytes(b"latin-1 name, not a PNG")
-    expected["b/b1/caf\\xe9.png"] = "unreadable"
-    return expected
-
-
 def test_folder_mode_gives_every_entry_a_report_line(tmp_path) -> None:
     data = tmp_path / "data"
     n_good = _good_patients(data)
-    expected = _hostile_folder(data)
+    expected = build_hostile_folder(data)
     res = ingest(str(data), tmp_path / "s", params=IngestParams(positive_class="a"))
     assert _by_file(res.report) == expected
     assert res.report["files_accepted"] == n_good
@@ -142,3 +110,19 @@ def test_missing_columns_in_a_csv_also_leave_a_report(tmp_path) -> None:
     with pytest.raises(InputError, match="missing column"):
         ingest(str(tmp_path / "labels.csv"), tmp_path / "s", params=IngestParams(positive_class="x"))
     assert json.loads((tmp_path / "s-report" / "ingest_report.json").read_text())["status"] == "failed"
+
+
+def test_damaged_copies_of_every_accepted_file_never_crash_a_reader(tmp_path) -> None:
+    """Cut and overwritten copies of every decodable corpus file: frames or RejectedInput, nothing else."""
+    from lusynth.data.ingest import _decode
+    from lusynth.data.sources import SourceItem
+    from lusynth.errors import RejectedInput
+
+    mutated = build_mutated_corpus(tmp_path)
+    assert len(mutated) >= 60
+    params = IngestParams()
+    for rel in mutated:
+        try:
+            _decode(SourceItem(tmp_path / rel, rel, "a", "p", "v"), params)
+        except RejectedInput:
+            pass
