@@ -90,6 +90,20 @@ def test_sigterm_removes_it(tmp_path) -> None:
     assert not held.exists()
 
 
+def test_a_forked_child_killed_by_sigterm_keeps_its_parents_directory(tmp_path) -> None:
+    """A DataLoader worker is a fork: it inherits the handler and must not remove the parent's output."""
+    with temp_dir(tmp_path) as d:
+        pid = os.fork()
+        if pid == 0:  # the child: wait to be terminated
+            time.sleep(30)
+            os._exit(0)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGTERM)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == signal.SIGTERM
+        assert d.is_dir() and (d / MARKER).is_file()
+
+
 def test_killed_ingest_leaves_nothing_in_tmp_and_the_next_run_cleans_up(tmp_path) -> None:
     """A phantom ingest (it writes scratch files) killed mid-run, then run again: nothing in TMPDIR,
     no temporary folder beside the output."""

@@ -36,7 +36,9 @@ __all__ = ["MARKER", "PREFIX", "discard", "make_temp_dir", "release", "sweep", "
 PREFIX = ".lusynth-tmp-"
 MARKER = ".lusynth-tmp.json"  # inside every temporary directory: who owns it (see owner())
 
-_live: set[Path] = set()
+# live temporary directories -> the pid that made them: a forked child (a DataLoader worker) inherits
+# this table and the signal handler, and must never remove its parent's directories
+_live: dict[Path, int] = {}
 _lock = threading.Lock()
 _handlers_installed = False
 
@@ -106,9 +108,11 @@ def _install_handlers() -> None:
 
 
 def _cleanup_all() -> None:
+    pid = os.getpid()
     with _lock:
-        live = list(_live)
-        _live.clear()
+        live = [d for d, owner_pid in _live.items() if owner_pid == pid]
+        for d in live:
+            del _live[d]
     for d in live:
         shutil.rmtree(d, ignore_errors=True)
 
@@ -144,7 +148,7 @@ def make_temp_dir(parent: str | os.PathLike[str], *, prefix: str = PREFIX) -> Pa
     _install_handlers()
     path = Path(tempfile.mkdtemp(prefix=f"{prefix}{os.getpid()}-", dir=parent))
     with _lock:
-        _live.add(path)
+        _live[path] = os.getpid()
     (path / MARKER).write_text(json.dumps(owner()))
     return path
 
@@ -153,7 +157,7 @@ def release(path: Path) -> None:
     """Stop managing ``path``: its marker is removed and exit no longer deletes it (its content was
     moved out or kept on purpose)."""
     with _lock:
-        _live.discard(path)
+        _live.pop(path, None)
     with contextlib.suppress(FileNotFoundError):
         (path / MARKER).unlink()
 
@@ -161,7 +165,7 @@ def release(path: Path) -> None:
 def discard(path: Path) -> None:
     """Remove a temporary directory made by :func:`make_temp_dir`."""
     with _lock:
-        _live.discard(path)
+        _live.pop(path, None)
     shutil.rmtree(path, ignore_errors=True)
 
 

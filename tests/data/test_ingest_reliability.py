@@ -126,3 +126,14 @@ def test_damaged_copies_of_every_accepted_file_never_crash_a_reader(tmp_path) ->
             _decode(SourceItem(tmp_path / rel, rel, "a", "p", "v"), params)
         except RejectedInput:
             pass
+
+
+def test_cli_ingest_of_the_hostile_folder_exits_cleanly(tmp_path, capsys) -> None:
+    """Through the CLI (stage key included: it hashes the source's file names, one of them not UTF-8)."""
+    from lusynth.cli import main
+
+    data = tmp_path / "data"
+    _good_patients(data)
+    build_hostile_folder(data)
+    rc = main(["ingest", str(data), "--out", str(tmp_path / "s"), "--positive-class", "a", "--no-track", "--no-cache", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
