@@ -1,7 +1,9 @@
 """Atomic outputs: a stage writes into a temporary sibling directory, then renames it into place.
 
 A reader therefore sees either the previous complete output or the new complete output, never a
-half-written one; a crash leaves only a ``.tmp-*`` directory that the next run removes.
+half-written one. The temporary directory is ``<parent>/.tmp-<name>-<pid>-*/out``: its wrapper
+carries lusynth's temp marker (:mod:`lusynth.tempspace`), never the output itself, so a crash or a
+``kill -9`` leaves only a marked ``.tmp-*`` directory that the next run removes once its owner is gone.
 """
 
 from __future__ import annotations
@@ -9,11 +11,12 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from lusynth.tempspace import discard, make_temp_dir
 
 
 @contextlib.contextmanager
@@ -23,21 +26,16 @@ def atomic_dir(target: str | os.PathLike[str], *, overwrite: bool = True) -> Ite
     target.parent.mkdir(parents=True, exist_ok=True)
     if target.exists() and not overwrite:
         raise FileExistsError(f"{target} exists; pass overwrite=True or choose another --out")
-    for stale in target.parent.glob(f".tmp-{target.name}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
+    wrapper = make_temp_dir(target.parent, prefix=f".tmp-{target.name}-")
     try:
+        tmp = wrapper / "out"
+        tmp.mkdir()
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = None
-    if target.exists():
-        old = target.parent / f".tmp-{target.name}-old-{os.getpid()}"
-        os.replace(target, old)
-    os.replace(tmp, target)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, wrapper / "old")  # removed with the wrapper (by the next run after a kill)
+        os.replace(tmp, target)
+    finally:
+        discard(wrapper)
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:

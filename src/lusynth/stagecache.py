@@ -150,7 +150,8 @@ def input_digest(path: str | os.PathLike[str]) -> str:
     h = hashlib.sha256()
     files = [p] if p.is_file() else sorted(q for q in p.rglob("*") if q.is_file())
     for q in files:
-        h.update(q.relative_to(p).as_posix().encode() if q != p else b"")
+        # the name's own bytes: a file name that is not UTF-8 must not crash the key (issue 15)
+        h.update(os.fsencode(q.relative_to(p).as_posix()) if q != p else b"")
         with open(q, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 22), b""):
                 h.update(chunk)

@@ -28,6 +28,9 @@ DICOM_PHI = {
     "PatientBirthDate": "19700101",
 }
 
+#: Side of the decompression-bomb PNG: 12000 x 12000 grey zeros compress to about 140 KB.
+BOMB_SIDE = 12000
+
 #: Accepted by read_frames, rejected by prepare_frame (with the reason in the corpus dict).
 PREPROCESS_REJECTS = frozenset({"images/tiny_8x8.png", "images/all_black.png"})
 
@@ -54,6 +57,37 @@ def _save_png(path: Path, arr: np.ndarray, **kw) -> bytes:  # type: ignore[no-un
     data = buf.getvalue()
     path.write_bytes(data)
     return data
+
+
+def bomb_png(path: Path, width: int, height: int) -> bytes:
+    """A valid all-black grey PNG of ``width x height`` written without holding its pixels (zlib
+    streams the rows): the ~140 KB file that decodes to 144 MB at 12000 x 12000."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    z = zlib.compressobj(9)
+    row = b"\0" * (width + 1)  # filter byte + pixels
+    idat = b"".join([*(z.compress(row) for _ in range(height)), z.flush()])
+    data = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)) \
+        + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    path.write_bytes(data)
+    return data
+
+
+def huge_video(path: Path, side: int = 5200) -> None:
+    """A one-frame MJPEG clip of ``side x side`` (27 Mpixels at 5200: above the default max_pixels)."""
+    import av
+
+    with av.open(str(path), mode="w") as container:
+        stream = container.add_stream("mjpeg", rate=1)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuvj420p"
+        frame = av.VideoFrame.from_ndarray(np.full((side, side, 3), 40, np.uint8), format="rgb24")
+        for packet in [*stream.encode(frame), *stream.encode()]:
+            container.mux(packet)
 
 
 def _write_video(path: Path, codec: str, n: int = VIDEO_FRAMES, *, faststart: bool = False) -> None:
@@ -136,7 +170,7 @@ def build_bad_input_corpus(root: Path) -> dict[str, str | None]:
     # --- images
     png = _save_png(put("images/grey.png", None), grey)
     put("images/truncated.png", "truncated").write_bytes(png[: len(png) // 2])
-    put("images/zero_bytes.png", "empty").write_bytes(b"")
+    put("images/zero_bytes.png", "zero_bytes").write_bytes(b"")
     put("images/text_renamed.png", "unreadable").write_text("this is a text file, not a PNG\n" * 4)
     grey16 = (grey.astype(np.uint16) * 257 - np.arange(W, dtype=np.uint16)[None, :]).astype(np.uint16)
     _save_png(put("images/grey16.png", None), grey16)
@@ -149,7 +183,10 @@ def build_bad_input_corpus(root: Path) -> dict[str, str | None]:
     pages = [Image.fromarray(_pattern(H, W, t)) for t in range(4)]
     pages[0].save(put("images/multipage.tif", None), save_all=True, append_images=pages[1:])
     _save_png(put("images/tiny_8x8.png", "too_small"), _pattern(8, 8))
-    _save_png(put("images/all_black.png", "empty"), np.zeros((H, W), np.uint8))
+    _save_png(put("images/all_black.png", "blank_frame"), np.zeros((H, W), np.uint8))
+    # decompression bombs (issue 15 item 8): rejected from the header, before any pixel is decoded
+    bomb = bomb_png(put("images/bomb_12000.png", "too_many_pixels"), BOMB_SIDE, BOMB_SIDE)
+    put("images/bomb_header_only.png", "too_many_pixels").write_bytes(bomb[:4096])  # decoding would say "truncated"
 
     # --- videos
     _write_video(put("videos/valid.mp4", None), "libx264")
@@ -169,9 +206,10 @@ def build_bad_input_corpus(root: Path) -> dict[str, str | None]:
     damaged = bytearray(mp4)
     damaged[: min(len(damaged), 512)] = b"\xff" * min(len(damaged), 512)
     put("videos/corrupt_header.mp4", "unreadable").write_bytes(bytes(damaged))
+    huge_video(put("videos/huge_5200.avi", "too_many_pixels"))
 
     # --- other
-    put("other/notes.txt", "unsupported").write_text("not an input\n")
+    put("other/notes.txt", "unsupported_extension").write_text("not an input\n")
 
     # --- DICOM
     _write_dicom(
@@ -208,6 +246,9 @@ def build_bad_input_corpus(root: Path) -> dict[str, str | None]:
         put("dicom/no_pixels.dcm", "no_pixel_data"),
         _dicom_dataset(None, photometric="MONOCHROME2", sop_class=UltrasoundImageStorage),  # type: ignore[arg-type]
     )
+    huge = _dicom_dataset(grey, photometric="MONOCHROME2", sop_class=UltrasoundImageStorage)
+    huge.Rows, huge.Columns = 20000, 20000  # the header declares 400 Mpixels; the pixel data is small
+    _write_dicom(put("dicom/huge_rows_columns.dcm", "too_many_pixels"), huge)
     # JPEG-LS needs a plugin (pylibjpeg / gdcm / pyjpegls). Without one the file is "unsupported";
     # with one, these bytes are not a JPEG-LS stream and the file is "unreadable".
     jls = _dicom_dataset(grey, photometric="MONOCHROME2", sop_class=UltrasoundImageStorage)
@@ -226,3 +267,65 @@ def _rgb_to_ybr_full(rgb: np.ndarray) -> np.ndarray:
     from pydicom.pixels import convert_color_space
 
     return convert_color_space(rgb, "RGB", "YBR_FULL")
+
+
+def build_mutated_corpus(root: Path) -> list[str]:
+    """Damaged copies of every file of :func:`build_bad_input_corpus` that decodes: cut to 16 bytes,
+    cut in half, cut by its last byte, and with 64 bytes in the middle overwritten. Written under
+    ``root/mutated``; returns their paths relative to ``root``. Any outcome but a crash is right
+    (some damage leaves a decodable file)."""
+    base = root / "_base"
+    expected = build_bad_input_corpus(base)
+    out: list[str] = []
+    for rel, reason in sorted(expected.items()):
+        if reason is not None:
+            continue
+        data = (base / rel).read_bytes()
+        mid = len(data) // 2
+        variants = {"cut16": data[:16], "half": data[:mid], "lastbyte": data[:-1],
+                    "overwritten": data[:mid] + bytes((b ^ 0xA5) for b in data[mid : mid + 64]) + data[mid + 64 :]}
+        for name, blob in variants.items():
+            target = Path("mutated") / name / rel
+            (root / target).parent.mkdir(parents=True, exist_ok=True)
+            (root / target).write_bytes(blob)
+            out.append(target.as_posix())
+    import shutil
+
+    shutil.rmtree(base)
+    return out
+
+
+def build_hostile_folder(data: Path) -> dict[str, str]:
+    """Entries a careless or hostile user leaves in a class-folder source, under ``data/a/a0``,
+    ``data/b/b0``, ``data/b/b1`` and ``data``; returns {name as the report shows it: expected reason}."""
+    import os
+
+    a = data / "a" / "a0"
+    for d in (a, data / "b" / "b0", data / "b" / "b1"):
+        d.mkdir(parents=True, exist_ok=True)
+    expected = {}
+    (a / "notes.txt").write_text("not an input")
+    expected["a/a0/notes.txt"] = "unsupported_extension"
+    (a / "loop.png").symlink_to("loop.png")
+    expected["a/a0/loop.png"] = "symlink_loop"
+    (a / "up").symlink_to("..")
+    expected["a/a0/up"] = "symlink_loop"
+    (a / "gone.png").symlink_to("nowhere.png")
+    expected["a/a0/gone.png"] = "broken_symlink"
+    (a / "folder.png").mkdir()
+    expected["a/a0/folder.png"] = "not_a_file"
+    os.mkfifo(a / "pipe.png")  # opening it would block ingest forever
+    expected["a/a0/pipe.png"] = "not_a_file"
+    (a / "zero.png").write_bytes(b"")
+    expected["a/a0/zero.png"] = "zero_bytes"
+    _save_png(a / "black.png", np.zeros((64, 64), np.uint8))
+    expected["a/a0/black.png"] = "blank_frame"
+    (a / ".DS_Store").write_bytes(b"\0\0\0\1Bud1")
+    expected["a/a0/.DS_Store"] = "hidden"
+    (data / "labels.csv").write_text("path,label,patient_id\n")
+    expected["labels.csv"] = "unused_csv"
+    (data / "b" / "b0" / "bad\nname.png").write_text("two lines\n")  # a newline in the name
+    expected["b/b0/bad\nname.png"] = "unreadable"
+    (data / "b" / "b1" / os.fsdecode(b"caf\xe9.png")).write_bytes(b"latin-1 name, not a PNG")
+    expected["b/b1/caf\\xe9.png"] = "unreadable"
+    return expected

@@ -190,7 +190,7 @@ def test_everything_rejected_fails_with_report(tmp_path) -> None:
         ingest(str(tmp_path / "data"), tmp_path / "s", params=IngestParams(positive_class="a"))
     assert not (tmp_path / "s").exists()
     rep = json.loads((tmp_path / "s-report" / "ingest_report.json").read_text())
-    assert rep["status"] == "failed" and {r["reason"] for r in rep["rejected"]} == {"empty", "unreadable"}
+    assert rep["status"] == "failed" and {r["reason"] for r in rep["rejected"]} == {"zero_bytes", "unreadable"}
 
 
 def test_too_few_patients_in_a_class(tmp_path) -> None:

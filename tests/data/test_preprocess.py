@@ -105,10 +105,10 @@ def test_prepare_frame_rejects_small_and_black_frames() -> None:
     assert prepare_frame(np.full((32, 100), 50, np.uint8), size=64).shape == (64, 64)
     with pytest.raises(RejectedInput) as exc:
         prepare_frame(np.zeros((64, 64, 3), np.uint8), size=64)
-    assert (exc.value.reason, exc.value.detail) == ("empty", "all pixels are 0")
+    assert (exc.value.reason, exc.value.detail) == ("blank_frame", "all pixels are 0")
     with pytest.raises(RejectedInput) as exc:  # fully transparent is black too
         prepare_frame(np.dstack([np.full((64, 64, 3), 255, np.uint8), np.zeros((64, 64), np.uint8)]), size=64)
-    assert exc.value.reason == "empty"
+    assert exc.value.reason == "blank_frame"
 
 
 def test_prepare_frame_crop_and_pad_differ_as_expected() -> None:

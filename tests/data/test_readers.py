@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from lusynth.data.ingest import IngestParams
 from lusynth.data.preprocess import prepare_frame
 from lusynth.data.readers import VideoSampling, input_kind, read_frames
 from lusynth.errors import RejectedInput
@@ -41,11 +42,13 @@ def _corpus_names() -> list[str]:
 
 
 CORPUS_NAMES = _corpus_names()
+MAX_PIXELS = IngestParams().max_pixels
 
 
 def test_corpus_covers_every_reason(corpus) -> None:
     reasons = set(corpus[1].values())
-    assert {None, "empty", "unreadable", "truncated", "unsupported", "no_pixel_data", "too_small"} <= reasons
+    assert {None, "zero_bytes", "blank_frame", "unreadable", "truncated", "unsupported_extension", "no_pixel_data", "too_small",
+            "too_many_pixels"} <= reasons
 
 
 @pytest.mark.parametrize("rel", CORPUS_NAMES)
@@ -54,7 +57,7 @@ def test_corpus_file_is_decoded_or_rejected_with_its_reason(corpus, rel: str) ->
     reason = expected[rel]
     path = root / rel
     if reason is None or rel in PREPROCESS_REJECTS:
-        frames = list(read_frames(path))
+        frames = list(read_frames(path, max_pixels=MAX_PIXELS))
         assert frames, f"{rel}: accepted file yielded no frames"
         for index, arr in frames:
             assert isinstance(index, int) and index >= 0
@@ -71,7 +74,7 @@ def test_corpus_file_is_decoded_or_rejected_with_its_reason(corpus, rel: str) ->
             assert exc.value.reason == reason
     else:
         with pytest.raises(RejectedInput) as exc:
-            list(read_frames(path))
+            list(read_frames(path, max_pixels=MAX_PIXELS))
         assert exc.value.reason == reason, exc.value.detail
         assert path.name in exc.value.detail  # the report names the file
 
@@ -267,11 +270,11 @@ def test_no_dicom_header_value_leaves_the_reader(corpus) -> None:
             assert value not in text, f"{rel}: header value {value!r} leaked"
 
 
-def test_zero_byte_file_without_extension_is_empty(tmp_path: Path) -> None:
+def test_zero_byte_file_without_extension_is_zero_bytes(tmp_path: Path) -> None:
     (tmp_path / "IM0001").write_bytes(b"")
     with pytest.raises(RejectedInput) as exc:
         list(read_frames(tmp_path / "IM0001"))
-    assert exc.value.reason == "empty"
+    assert exc.value.reason == "zero_bytes"
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,8 +11,8 @@ Finding the inputs is :mod:`lusynth.data.sources`; the report artefact is :mod:`
 
 from __future__ import annotations
 
+import contextlib
 import os
-import tempfile
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
@@ -32,6 +32,7 @@ from lusynth.data.sources import SourceItem, items_from_csv, items_from_folders,
 from lusynth.data.splits import SPLIT_NAMES, nested_fractions, split_patients
 from lusynth.errors import InputError, RejectedInput
 from lusynth.params import check, check_choices
+from lusynth.tempspace import temp_dir
 
 # IngestReport and summarise are re-exported for callers that imported them from here
 __all__ = ["IngestParams", "IngestReport", "IngestResult", "ingest", "summarise"]
@@ -61,6 +62,7 @@ class IngestParams:
     train_fractions: tuple[float, ...] = (0.5, 1.0)  # nested training fractions, by patient
     seed: int = 0
     workers: int = 0  # decode threads; 0 = the CPU quota
+    max_pixels: int = 25_000_000  # a frame declaring more pixels (width x height, read from its header) is rejected as too_many_pixels before it is decoded
     allow_outside_paths: bool = False  # read files a labels CSV names outside its folder (absolute, ../, symlinks); only for a trusted CSV
 
     def __post_init__(self) -> None:
@@ -72,6 +74,7 @@ class IngestParams:
               self.split_fractions, "three positive numbers (train, val, holdout), e.g. 0.6,0.2,0.2")
         check(bool(self.train_fractions) and all(0 < f <= 1 for f in self.train_fractions), "ingest", "train_fractions",
               self.train_fractions, "nested training fractions in (0, 1], e.g. 0.5,1.0")
+        check(self.max_pixels >= 1, "ingest", "max_pixels", self.max_pixels, "must be >= 1 (pixels per frame)")
         check(self.workers >= 0, "ingest", "workers", self.workers, "must be >= 0 (0 = the CPU quota)")
 
 
@@ -102,7 +105,7 @@ def _decode(item: SourceItem, params: IngestParams) -> tuple[list[tuple[int, np.
     )
     ok: list[tuple[int, np.ndarray]] = []
     bad: list[tuple[int, str]] = []
-    for idx, arr in read_frames(item.path, sampling=sampling):
+    for idx, arr in read_frames(item.path, sampling=sampling, max_pixels=params.max_pixels):
         try:
             ok.append((idx, prepare_frame(arr, size=params.image_size, square=params.square, min_side=params.min_side)))
         except RejectedInput as exc:
@@ -158,11 +161,12 @@ def ingest(
     rejected: list[dict[str, str]] = []
     duplicates: list[dict[str, Any]] = []
     frame_rejects: list[dict[str, Any]] = []
-    with tempfile.TemporaryDirectory(prefix="lusynth-ingest-") as tmp_s:
-        src = resolve_source(source, params, Path(tmp_s), progress, phantom)
+    # scratch space (the phantom's files, an s3:// or dvc:// download) lies beside the output, is
+    # removed at exit or by the next run after a kill (lusynth.tempspace); a local source needs none
+    needs_scratch = source is None or "://" in source
+    with temp_dir(out.parent) if needs_scratch else contextlib.nullcontext(None) as tmp:
+        src = resolve_source(source, params, tmp, progress, phantom)
         root, csv_path, described, params = src.root, src.csv, src.described, src.params
-        items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(root, rejected, allow_outside=params.allow_outside_paths)
-        listing_rejects = len(rejected)
         report: dict[str, Any] = {
             "lusynth_version": __version__,
             "source": described,
@@ -170,7 +174,13 @@ def ingest(
             "params": _params_dict(params),
             "pseudonym_key": key_origin,
         }
+        items: list[SourceItem] = []
+        listing_rejects: int | None = None
         try:
+            # a labels CSV that cannot be read (encoding, syntax, columns) fails with a report too
+            items = items_from_csv(csv_path, params, rejected) if csv_path else items_from_folders(
+                root, rejected, allow_outside=params.allow_outside_paths)
+            listing_rejects = len(rejected)
             if not items:
                 raise InputError(
                     f"{described}: no usable input files ({len(rejected)} rejected); see the report in {report_dir}"
@@ -183,14 +193,16 @@ def ingest(
                 raise InputError(f"--positive-class {positive!r} is not among the classes found in {described}: {classes}")
             header, stats = _write_store(items, params, out, key, rejected, duplicates, frame_rejects, classes, positive, progress, src.revision)
         except InputError as exc:
-            report.update(status="failed", error=str(exc), rejected=rejected, duplicates=duplicates, frame_rejects=frame_rejects)
+            report.update(status="failed", error=str(exc), files_seen=len(items) + (len(rejected) if listing_rejects is None else listing_rejects),
+                          rejected=rejected,
+                          rejected_by_reason=dict(Counter(r["reason"] for r in rejected)), duplicates=duplicates, frame_rejects=frame_rejects)
             write_report(report_dir, report)
             raise
     report.update(
         status="ok",
         seconds=round(time.perf_counter() - t0, 3),
         frames_per_second=round(header["n_frames"] / max(time.perf_counter() - t0, 1e-9), 1),
-        files_seen=len(items) + listing_rejects,
+        files_seen=len(items) + (listing_rejects or 0),
         files_accepted=stats["files_accepted"],
         frames=header["n_frames"],
         classes=header["classes"],
@@ -248,7 +260,7 @@ def _write_store(
             for idx, reason in bad:
                 frame_rejects.append({"file": item.display, "frame_index": idx, "reason": reason})
             if not ok:
-                reason = bad[0][1].split(" ")[0] if bad else "empty"
+                reason = bad[0][1].split(" ")[0] if bad else "no_frames"
                 rejected.append({"file": item.display, "reason": reason, "detail": f"no usable frame ({len(bad)} rejected)"})
                 continue
             pid = pseudonymise(item.patient, key, prefix="p")

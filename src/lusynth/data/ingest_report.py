@@ -8,6 +8,7 @@ module that names the report's files.
 from __future__ import annotations
 
 import os
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,8 +40,41 @@ class IngestReport:
         return summarise(self.report)
 
 
+def _writable(obj: Any) -> Any:
+    """``obj`` with lone surrogates (file-name bytes that are not UTF-8) escaped, so it encodes as UTF-8."""
+    if isinstance(obj, str):
+        return obj.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    if isinstance(obj, dict):
+        return {_writable(k): _writable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_writable(v) for v in obj]
+    return obj
+
+
+def escape(text: object) -> str:
+    """``text`` for one line of the text report: control and invisible format characters (a newline
+    or a right-to-left override in a file name) and backslashes become escapes such as ``\\n``, so a
+    hostile name cannot add lines or disguise itself."""
+    s = str(text)
+    if not any(unicodedata.category(ch) in _UNSAFE for ch in s):
+        return s
+    out = []
+    for ch in s:
+        if ch == "\\":
+            out.append("\\\\")
+        elif unicodedata.category(ch) in _UNSAFE:
+            out.append(repr(ch)[1:-1] if ch in "\n\r\t" else f"\\u{ord(ch):04x}" if ord(ch) > 0xFF else f"\\x{ord(ch):02x}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+_UNSAFE = {"Cc", "Cf", "Zl", "Zp", "Cs"}
+
+
 def write_report(report_dir: Path, report: dict[str, Any]) -> None:
     """Write ``report`` as JSON and as its readable summary into ``report_dir``."""
+    report = _writable(report)
     report_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_json(report_dir / REPORT_JSON, report)
     atomic_write_text(report_dir / REPORT_TXT, summarise(report))
@@ -48,9 +82,9 @@ def write_report(report_dir: Path, report: dict[str, Any]) -> None:
 
 def summarise(report: dict[str, Any]) -> str:
     """A readable summary of an ingest report."""
-    lines = [f"lusynth ingest: {report.get('status', '?')}  source: {report.get('source')}  labels: {report.get('labels')}"]
+    lines = [f"lusynth ingest: {report.get('status', '?')}  source: {escape(report.get('source'))}  labels: {escape(report.get('labels'))}"]
     if report.get("status") == "failed":
-        lines.append(f"error: {report.get('error')}")
+        lines.append(f"error: {escape(report.get('error'))}")
     if "counts" in report:
         classes = report["classes"]
         lines.append(
@@ -68,13 +102,13 @@ def summarise(report: dict[str, Any]) -> str:
     rej = report.get("rejected", [])
     lines.append(f"rejected files: {len(rej)}" + (f"  {report.get('rejected_by_reason')}" if rej else ""))
     for r in rej[:50]:
-        lines.append(f"  {r['file']}: {r['reason']}" + (f" — {r['detail']}" if r.get("detail") else ""))
+        lines.append(f"  {escape(r['file'])}: {r['reason']}" + (f" — {escape(r['detail'])}" if r.get("detail") else ""))
     if len(rej) > 50:
         lines.append(f"  ... {len(rej) - 50} more in {REPORT_JSON}")
     dups = report.get("duplicates", [])
     lines.append(f"duplicate frames dropped: {len(dups)}")
     for d in dups[:10]:
-        lines.append(f"  {d['file']}#{d['frame_index']} = {d['duplicate_of']}")
+        lines.append(f"  {escape(d['file'])}#{d['frame_index']} = {escape(d['duplicate_of'])}")
     fr = report.get("frame_rejects", [])
     if fr:
         lines.append(f"frames rejected inside accepted files: {len(fr)}")

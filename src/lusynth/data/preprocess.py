@@ -131,7 +131,7 @@ def prepare_frame(arr: np.ndarray, *, size: int, square: str = "crop", min_side:
     """Decoded pixels -> (size, size) uint8 grey frame, or RejectedInput.
 
     Raises RejectedInput("too_small", ...) when min(H, W) < ``min_side`` and
-    RejectedInput("empty", "all pixels are 0") when the grey frame is entirely black.
+    RejectedInput("blank_frame", "all pixels are 0") when the grey frame is entirely black.
     """
     if arr.ndim not in (2, 3):
         raise ValueError(f"prepare_frame: expected (H, W) or (H, W, C) pixels, got shape {arr.shape}")
@@ -140,5 +140,5 @@ def prepare_frame(arr: np.ndarray, *, size: int, square: str = "crop", min_side:
         raise RejectedInput("too_small", f"frame is {w}x{h} pixels; at least {min_side} on the short side is needed")
     grey = to_grey_uint8(arr)
     if not grey.any():
-        raise RejectedInput("empty", "all pixels are 0")
+        raise RejectedInput("blank_frame", "all pixels are 0")
     return resize(to_square(grey, square), size)

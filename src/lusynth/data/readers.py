@@ -5,9 +5,14 @@ Every reader yields ``(frame_index_in_source, array)`` with the pixels as found 
 them into grey square frames is :mod:`lusynth.data.preprocess`'s job.
 
 A file that cannot be used raises :class:`~lusynth.errors.RejectedInput` with a short reason code
-(``empty``, ``unreadable``, ``truncated``, ``unsupported``, ``no_pixel_data``); ingest records it
+(``zero_bytes``, ``unreadable``, ``truncated``, ``unsupported``, ``unsupported_extension``,
+``no_pixel_data``, ``too_many_pixels``); ingest records it
 in its report and goes on. No other exception escapes :func:`read_frames` for a bad file: decoder
 errors are caught and their message is kept in ``detail``.
+
+Memory: with ``max_pixels`` a frame's size is read from the header (PIL's lazy ``Image.open``, the
+video stream's width and height, DICOM Rows x Columns) and an oversized file is rejected as
+``too_many_pixels`` before any pixel is decoded: a 140 KB PNG can declare 12000 x 12000 pixels.
 
 Privacy: the DICOM reader returns pixels only. No header value (patient name, IDs, dates,
 institution) leaves this module, not even in an error message.
@@ -99,7 +104,18 @@ def input_kind(path: Path) -> str | None:
     return None
 
 
-def read_frames(path: Path, *, sampling: VideoSampling = VideoSampling()) -> Iterator[tuple[int, np.ndarray]]:
+def _check_pixels(path: Path, width: int, height: int, max_pixels: int | None, what: str = "frame") -> None:
+    """Reject a frame whose declared size exceeds ``max_pixels`` (None: no limit), before decoding it."""
+    if max_pixels is not None and width * height > max_pixels:
+        raise RejectedInput(
+            "too_many_pixels",
+            f"{path.name}: the {what} declares {width}x{height} = {width * height:,} pixels, more than "
+            f"ingest.max_pixels = {max_pixels:,}; not decoded (raise --max-pixels if frames this large are real)",
+        )
+
+
+def read_frames(path: Path, *, sampling: VideoSampling = VideoSampling(),
+                max_pixels: int | None = None) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(frame_index_in_source, array)`` for every sampled frame of one file.
 
     ``array`` is the decoded pixels as found: 2-D (H, W) or 3-D (H, W, 3|4), dtype uint8 or
@@ -108,14 +124,15 @@ def read_frames(path: Path, *, sampling: VideoSampling = VideoSampling()) -> Ite
 
     Raises RejectedInput(reason, detail) when the file cannot be used. Clips are decoded as a
     stream, so a clip that turns out truncated may raise after some frames were yielded: the
-    caller keeps a file's frames only once the iterator is exhausted without error.
+    caller keeps a file's frames only once the iterator is exhausted without error. ``max_pixels``
+    bounds width x height of a frame, checked from the header before decoding (None: no limit).
     """
     path = Path(path)
     kind = input_kind(path)
     if kind is None:
         supported = ", ".join(sorted(IMAGE_EXTS | VIDEO_EXTS | (DICOM_EXTS - {""})))
         raise RejectedInput(
-            "unsupported",
+            "unsupported_extension",
             f"{path.name}: extension {path.suffix or '(none)'!r} is not a supported input; supported: {supported}",
         )
     try:
@@ -123,13 +140,13 @@ def read_frames(path: Path, *, sampling: VideoSampling = VideoSampling()) -> Ite
     except OSError as e:
         raise RejectedInput("unreadable", f"{path.name}: cannot stat file: {e}") from None
     if size == 0:
-        raise RejectedInput("empty", f"{path.name}: file has zero bytes")
+        raise RejectedInput("zero_bytes", f"{path.name}: file has zero bytes")
     if kind == "image":
-        yield from _read_image(path, sampling)
+        yield from _read_image(path, sampling, max_pixels)
     elif kind == "video":
-        yield from _read_video(path, sampling)
+        yield from _read_video(path, sampling, max_pixels)
     else:
-        yield from _read_dicom(path, sampling)
+        yield from _read_dicom(path, sampling, max_pixels)
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,7 +189,7 @@ def _classify_pil_error(path: Path, e: BaseException) -> RejectedInput:
     return RejectedInput("unreadable", f"{path.name}: cannot decode as an image: {msg}")
 
 
-def _read_image(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.ndarray]]:
+def _read_image(path: Path, sampling: VideoSampling, max_pixels: int | None) -> Iterator[tuple[int, np.ndarray]]:
     from PIL import Image, ImageFile, UnidentifiedImageError
 
     # Truncated files must fail, not come back half grey.
@@ -184,13 +201,14 @@ def _read_image(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.n
             indices = sampling.indices(n) if n > 1 else [0]
             for i in indices:
                 if n > 1:
-                    im.seek(i)
+                    im.seek(i)  # reads the page's header only
+                _check_pixels(path, im.size[0], im.size[1], max_pixels, "image" if n == 1 else f"page {i}")
                 im.load()
                 frames.append((i, _pil_array(im)))
     except RejectedInput:
         raise
-    except Image.DecompressionBombError as e:
-        raise RejectedInput("unsupported", f"{path.name}: {e}") from None
+    except Image.DecompressionBombError as e:  # PIL's own limit, when max_pixels is above it
+        raise RejectedInput("too_many_pixels", f"{path.name}: {e}") from None
     except UnidentifiedImageError as e:
         raise RejectedInput("unreadable", f"{path.name}: not a decodable image ({e})") from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError, KeyError, TypeError) as e:
@@ -241,7 +259,7 @@ def _count_packets(path: Path) -> int:
         return 0  # the decode pass reports the damage with its own message
 
 
-def _read_video(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.ndarray]]:
+def _read_video(path: Path, sampling: VideoSampling, max_pixels: int | None) -> Iterator[tuple[int, np.ndarray]]:
     import av
 
     from lusynth.runtime import cpu_quota
@@ -251,6 +269,7 @@ def _read_video(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.n
         codec = stream.codec_context
         if codec is None or codec.name in (None, "", "none"):
             raise RejectedInput("unsupported", f"{path.name}: no decoder for the video codec")
+        _check_pixels(path, int(codec.width or 0), int(codec.height or 0), max_pixels, "video stream")
         # ffmpeg's auto thread count follows the host's cores, not this process's CPU quota.
         codec.thread_count = cpu_quota()
         expected = int(stream.frames or 0)
@@ -269,6 +288,8 @@ def _read_video(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.n
             for frame in container.decode(stream):
                 index += 1
                 keep = index in wanted if wanted is not None else sampling.keep(index)
+                # a stream may change size mid-way: check each frame before converting it
+                _check_pixels(path, frame.width, frame.height, max_pixels, f"frame {index}")
                 if keep:
                     kept += 1
                     yield index, _frame_array(frame)
@@ -297,7 +318,7 @@ def _read_video(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.n
 _PIXEL_KEYWORDS = ("PixelData", "FloatPixelData", "DoubleFloatPixelData")
 
 
-def _read_dicom(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.ndarray]]:
+def _read_dicom(path: Path, sampling: VideoSampling, max_pixels: int | None) -> Iterator[tuple[int, np.ndarray]]:
     import pydicom
     from pydicom.errors import InvalidDicomError
     from pydicom.pixels import convert_color_space, get_decoder
@@ -325,6 +346,11 @@ def _read_dicom(path: Path, sampling: VideoSampling) -> Iterator[tuple[int, np.n
         raise RejectedInput("no_pixel_data", f"{path.name}: DICOM dataset has no PixelData element")
     if "PixelData" not in ds:
         raise RejectedInput("unsupported", f"{path.name}: floating-point DICOM pixel data is not supported")
+    try:
+        rows, columns = int(ds.get("Rows", 0) or 0), int(ds.get("Columns", 0) or 0)
+    except (TypeError, ValueError) as e:
+        raise RejectedInput("unreadable", f"{path.name}: invalid Rows/Columns: {e}") from None
+    _check_pixels(path, columns, rows, max_pixels, "DICOM image (Rows x Columns)")
     if ts is None:
         # A headerless (forced) dataset: pydicom's default for raw datasets.
         ts = pydicom.uid.ImplicitVRLittleEndian

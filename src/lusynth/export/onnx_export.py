@@ -46,6 +46,7 @@ from torch import nn
 from lusynth.atomic import atomic_write_bytes
 from lusynth.classifier.augment import STD_EPS  # the one eps training and serving share
 from lusynth.errors import LusynthError
+from lusynth.tempspace import temp_dir
 from lusynth.util import file_sha256  # re-exported: serving and older callers import it from here
 
 __all__ = [
@@ -158,11 +159,13 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, str]:
 
 
 def _export_bytes(module: nn.Module, example: torch.Tensor, *, input_name: str, output_name: str, opset: int,
-                  prefer_dynamo: bool = True) -> tuple[bytes, str, list[str]]:
-    """Export to ONNX bytes with a dynamic batch axis; dynamo first, TorchScript as the fallback."""
+                  scratch: Path | None = None, prefer_dynamo: bool = True) -> tuple[bytes, str, list[str]]:
+    """Export to ONNX bytes with a dynamic batch axis; dynamo first, TorchScript as the fallback.
+    The exporters write into a temporary directory in ``scratch`` (the exports pass the output's
+    folder; None: the system's temporary folder, still marked and cleaned by lusynth.tempspace)."""
     notes: list[str] = []
     order = ["dynamo", "torchscript"] if prefer_dynamo else ["torchscript"]
-    with tempfile.TemporaryDirectory(prefix="lusynth-onnx-") as tmp:
+    with temp_dir(scratch if scratch is not None else tempfile.gettempdir()) as tmp:
         for exporter in order:
             out = Path(tmp) / f"{exporter}.onnx"
             try:
@@ -263,7 +266,7 @@ def export_classifier(classifier_dir: str | os.PathLike[str], out_path: str | os
     s = clf.config.image_size
     batch = parity_frames(s)
     onnx_bytes, exporter, notes = _export_bytes(wrapped, batch, input_name="frames", output_name="probabilities",
-                                                opset=opset, prefer_dynamo=prefer_dynamo)
+                                                opset=opset, scratch=Path(out_path).parent, prefer_dynamo=prefer_dynamo)
     data = clf.meta.get("data") or {}
     metadata = {
         "lusynth.kind": "classifier",
@@ -309,7 +312,7 @@ def export_generator(gan_dir: str | os.PathLike[str], out_path: str | os.PathLik
     wrapped = GeneratorForServing(g.eval(), cfg.nz).eval()
     z = torch.randn(PARITY_BATCH, cfg.nz, generator=torch.Generator().manual_seed(PARITY_SEED))
     onnx_bytes, exporter, notes = _export_bytes(wrapped, z, input_name="z", output_name="frames", opset=opset,
-                                                prefer_dynamo=prefer_dynamo)
+                                                scratch=Path(out_path).parent, prefer_dynamo=prefer_dynamo)
     run = GanRun.load(gan_dir) if GanRun.exists(gan_dir) else None  # an unfinished run exports without it
     chosen = (run.chosen if run is not None else None) or {}
     metadata = {

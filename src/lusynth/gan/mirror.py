@@ -23,12 +23,12 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from lusynth.gan.checkpoint import CHECKPOINT_DIR, LAST_FILE
+from lusynth.tempspace import sweep, temp_dir
 
 __all__ = ["CheckpointMirror", "MIRRORED", "mirror_uri"]
 
@@ -69,7 +69,7 @@ class CheckpointMirror:
             raise FileNotFoundError(f"{out_dir / CHECKPOINT_DIR / LAST_FILE}: nothing to mirror yet")
         t0 = time.perf_counter()
         _clean_stale(out_dir)
-        with tempfile.TemporaryDirectory(prefix=".mirror-", dir=out_dir) as tmp:
+        with temp_dir(out_dir, prefix=".mirror-") as tmp:
             staged = Path(tmp) / "state"
             staged.mkdir()
             size = self._stage(out_dir, staged)
@@ -126,7 +126,7 @@ class CheckpointMirror:
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         _clean_stale(out_dir)
-        with tempfile.TemporaryDirectory(prefix=".mirror-", dir=out_dir) as tmp:
+        with temp_dir(out_dir, prefix=".mirror-") as tmp:
             got = Path(tmp) / "state"
             if self.is_s3:
                 from lusynth.storage.s3 import download_dir
@@ -147,9 +147,9 @@ class CheckpointMirror:
 
 
 def _clean_stale(out_dir: Path) -> None:
-    """Remove staging folders a killed push or pull left behind (they are never part of a result)."""
-    for stale in out_dir.glob(".mirror-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+    """Remove staging folders a killed push or pull left behind (they are never part of a result);
+    only marked ones whose process is gone (a concurrent push keeps its own)."""
+    sweep(out_dir, ".mirror-")
 
 
 def mirror_uri(root: str, stage_key: str, label: str, fraction: float) -> str:

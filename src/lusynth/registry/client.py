@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from lusynth.registry.gate import (
     RegistryNames,
     promotion_decision,
 )
+from lusynth.tempspace import temp_dir
 from lusynth.util import file_sha256, slugify
 
 __all__ = [
@@ -156,7 +156,7 @@ def _log_onnx_version(client: Any, run_id: str, name: str, onnx_path: Path, inpu
         mv = client.create_model_version(name, source=info.model_uri, run_id=run_id, tags={**tags, TAG + "onnx_sha256": sha},
                                          description=description, model_id=getattr(info, "model_id", None))
         # the registry must hold exactly the file that passed the parity check
-        with tempfile.TemporaryDirectory(prefix="lusynth-verify-") as tmp:
+        with temp_dir(onnx_path.parent) as tmp:  # beside the export, not in /tmp
             got = _download_onnx(f"models:/{name}/{mv.version}", Path(tmp))
             if file_sha256(got) != sha:
                 raise RegistryError(f"{name} v{mv.version}: the logged model.onnx differs from {onnx_path} (sha256); "
