@@ -249,3 +249,35 @@ def test_the_serve_command_has_one_option_per_limit(capsys: pytest.CaptureFixtur
         assert f"--{f.name.replace('_', '-')}" in out
     assert main(["serve", "--model", "x.onnx", "--max-connections", "0"]) == 2
     assert "--max-connections=0: must be >= 1" in capsys.readouterr().err
+
+
+def test_a_registry_model_leaves_no_temp_dir_whether_loaded_or_refused(classifier_onnx: tuple[Path, Path], tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import tempfile
+
+    from lusynth.export.onnx_export import file_sha256
+    from lusynth.serve import ModelIntegrityError, load_model
+    from lusynth.tracking import mlflow_client
+
+    _, onnx = classifier_onnx
+    # a local SQLite registry; set (not unset) so that the test's end restores the variable, which
+    # lusynth.registry.client._global_uri leaves pointing at MLflow's default after a download
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlruns.db'}")
+    client = mlflow_client()
+    art = tmp_path / "artifacts"
+    art.mkdir()
+    shutil.copy(onnx, art / "model.onnx")
+    client.create_registered_model("clf")
+    v = client.create_model_version("clf", source=str(art), tags={"lusynth.onnx_sha256": file_sha256(onnx)}).version
+    client.set_registered_model_alias("clf", "champion", v)
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    m = load_model("models:/clf@champion")
+    assert m.version == str(v) and m.public_source == "models:/clf@champion"
+    assert not list(tmp.glob("lusynth-serve-*"))
+    client.set_model_version_tag("clf", v, "lusynth.onnx_sha256", "0" * 64)  # the registry's record no longer matches the file
+    with pytest.raises(ModelIntegrityError, match="sha256"):
+        load_model("models:/clf@champion")
+    assert not list(tmp.glob("lusynth-serve-*"))  # the refused download is gone too
