@@ -24,7 +24,7 @@ class ServeLimits:
     max_connections: int = 32  # connections served at once; requests on further connections get 503 at once, holding no memory
     header_timeout_s: float = 10.0  # seconds a client has to send a request's headers; the connection is closed after that
     body_timeout_s: float = 60.0  # seconds a client has to send a whole request body; slower or stalled uploads get 408 and are closed
-    keep_alive_s: float = 5.0  # seconds an idle keep-alive connection stays open between requests
+    keep_alive_s: int = 5  # seconds an idle keep-alive connection stays open between requests
     spool_bytes: int = 1 << 20  # bytes of one upload held in memory while it arrives; the rest goes to an unlinked file in the server's temp dir
     max_concurrent_predictions: int = 2  # requests decoded and predicted at once in worker threads, off the event loop that answers /healthz
 

@@ -88,7 +88,7 @@ def server_config(app: Any, limits: ServeLimits, *, host: str = "127.0.0.1", por
     protocol = type("GuardedH11Protocol", (GuardedH11Protocol,), {"header_timeout_s": limits.header_timeout_s})
     # uvicorn counts the connection being answered too: +1 so that max_connections are served
     return uvicorn.Config(app, host=host, port=port, http=protocol, limit_concurrency=limits.max_connections + 1,
-                          timeout_keep_alive=max(1, round(limits.keep_alive_s)), workers=1, log_level=log_level,
+                          timeout_keep_alive=limits.keep_alive_s, workers=1, log_level=log_level,
                           log_config=log_config(), **kwargs)
 
 
