@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,25 +15,14 @@ from PIL import Image
 
 from lusynth.classifier import load_classifier
 from lusynth.data.framestore import open_store
-from lusynth.export import export_classifier
 from lusynth.serve import create_app
-from tests.export import real_store, train_tiny_classifier
-from tests.serve.conftest import running
-
-
-def png(frame: np.ndarray, fmt: str = "PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(frame).save(buf, format=fmt)
-    return buf.getvalue()
+from tests.serve.conftest import bomb_png, png, running
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Path, np.ndarray]]:
-    root = tmp_path_factory.mktemp("serve")
-    real = real_store(root)
-    train_tiny_classifier(real, root / "clf")
-    onnx_path = export_classifier(root / "clf", root / "clf.onnx", prefer_dynamo=False).path
-    store = open_store(real)
+def setup(classifier_onnx: tuple[Path, Path]) -> Iterator[tuple[str, Path, np.ndarray]]:
+    root, onnx_path = classifier_onnx
+    store = open_store(root / "real")
     frames = np.asarray(store.frames[store.indices(split="holdout")][:6])
     app = create_app(onnx_path, max_upload_bytes=200_000, max_batch=4)
     with running(app) as url:
@@ -111,6 +102,43 @@ def test_decompression_bomb_is_refused_before_decoding(setup: tuple[str, Path, n
     assert len(bomb) < 200_000
     r = httpx.post(f"{url}/predict", files=[("files", ("bomb.png", bomb, "image/png"))])
     assert r.status_code == 413 and "far above" in r.json()["error"]
+
+
+def test_decompression_bomb_beyond_pils_own_guard_is_413_not_422(setup: tuple[str, Path, np.ndarray]) -> None:
+    url, _, frames = setup
+    bomb = bomb_png()  # 110 KB declaring 30000x30000 = 900 Mpx: PIL refuses it in Image.open already
+    assert len(bomb) < 200_000
+    for r in (httpx.post(f"{url}/predict", files=[("files", ("bomb.png", bomb, "image/png"))]),
+              httpx.post(f"{url}/predict", content=bomb, headers={"content-type": "image/png"})):
+        assert r.status_code == 413, r.text
+        assert "bomb.png" in r.text or "body" in r.text
+    assert httpx.post(f"{url}/predict", content=png(frames[0]), headers={"content-type": "image/png"}).status_code == 200
+
+
+def _strings(value: object) -> Iterator[str]:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield str(k)
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def test_metadata_and_predictions_expose_no_server_paths(setup: tuple[str, Path, np.ndarray]) -> None:
+    url, root, frames = setup
+    meta = httpx.get(f"{url}/metadata").json()
+    pred = httpx.post(f"{url}/predict", content=png(frames[0]), headers={"content-type": "image/png"}).json()
+    for doc in (meta, pred):
+        text = json.dumps(doc)
+        assert str(root) not in text and "/tmp" not in text
+        for s in _strings(doc):
+            assert not re.search(r"(^|[\s\"'=:])/[\w.-]+/", s), s
+    assert meta["source"] == "clf.onnx" and pred["model"]["source"] == "clf.onnx"
+    assert meta["model_metadata"]["lusynth.store_digests"] == [meta["model_metadata"]["lusynth.data_digest"]]
+    assert meta["max_image_pixels"] == 16 * 64 * 64 and meta["limits"]["max_connections"] >= 1
 
 
 def test_missing_or_foreign_model_is_a_clear_error(tmp_path: Path, setup: tuple[str, Path, np.ndarray]) -> None:

@@ -62,16 +62,39 @@ def render_versions(versions: Sequence[VersionSummary]) -> Any:
     return table
 
 
-@app.command("serve")
-def serve_cmd(
-    model: str = typer.Option("models:/lusynth-lus-classifier@champion", "--model", "-m", help="An .onnx file or models:/NAME@ALIAS."),
-    host: str = typer.Option("127.0.0.1", "--host"),
-    port: int = typer.Option(8080, "--port"),
-    max_upload_bytes: int = typer.Option(8 << 20, "--max-upload-bytes", help="Largest request body accepted."),
-    max_batch: int = typer.Option(64, "--max-batch", help="Most images per request."),
-    tracking_dir: Optional[Path] = typer.Option(None, "--tracking-dir", help="Directory of the local mlruns.db when MLFLOW_TRACKING_URI is unset."),
-) -> None:
-    """Serve the classifier over HTTP: POST /predict, GET /healthz, GET /metadata."""
-    from lusynth.serve import serve
+def _serve_command() -> Any:
+    """``lusynth serve``: model, address and one option per :class:`ServeLimits` field (its comment is the help)."""
+    import dataclasses
+    import inspect
+    import typing
 
-    serve(model, host=host, port=port, max_upload_bytes=max_upload_bytes, max_batch=max_batch, tracking_dir=tracking_dir)
+    from lusynth.cli.stages import set_signature
+    from lusynth.params import field_help
+    from lusynth.serve.limits import ServeLimits
+
+    kw = inspect.Parameter.KEYWORD_ONLY
+    params = [
+        inspect.Parameter("model", kw, annotation=str, default=typer.Option(
+            "models:/lusynth-lus-classifier@champion", "--model", "-m", help="An .onnx file or models:/NAME@ALIAS.")),
+        inspect.Parameter("host", kw, annotation=str, default=typer.Option("127.0.0.1", "--host", help="Address to listen on.")),
+        inspect.Parameter("port", kw, annotation=int, default=typer.Option(8080, "--port", help="Port to listen on.")),
+        inspect.Parameter("tracking_dir", kw, annotation=Optional[Path], default=typer.Option(
+            None, "--tracking-dir", help="Directory of the local mlruns.db when MLFLOW_TRACKING_URI is unset.")),
+    ]
+    hints, helps = typing.get_type_hints(ServeLimits), field_help(ServeLimits)
+    names = [f.name for f in dataclasses.fields(ServeLimits)]
+    for f in dataclasses.fields(ServeLimits):
+        params.append(inspect.Parameter(f.name, kw, annotation=hints[f.name], default=typer.Option(
+            f.default, "--" + f.name.replace("_", "-"), help=helps.get(f.name, ""), rich_help_panel="Limits")))
+
+    def command(**values: Any) -> None:
+        from lusynth.serve import serve
+
+        limits = ServeLimits(**{n: values[n] for n in names})
+        serve(values["model"], host=values["host"], port=values["port"], limits=limits, tracking_dir=values["tracking_dir"])
+
+    return set_signature(command, params, name="serve",
+                         doc="Serve the classifier over HTTP: POST /predict, GET /healthz, GET /metadata (limits: see README, Serving).")
+
+
+app.command("serve")(_serve_command())

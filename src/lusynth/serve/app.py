@@ -5,25 +5,32 @@ Endpoints:
 - ``POST /predict``: one or more PNG/JPEG grey frames at the model's trained size, either as the
   raw request body (``Content-Type: image/png`` / ``image/jpeg``) or as a multipart form with one
   or more ``file``/``files`` parts (a batch). Returns the class probabilities of each frame.
-- ``GET /healthz``: liveness + whether the model is loaded.
-- ``GET /metadata``: classes, image size, preprocessing, model source/version, sha256.
+- ``GET /healthz``: liveness + whether the model is loaded (answered on the event loop, never
+  queued behind predictions).
+- ``GET /metadata``: classes, image size, preprocessing, model name/version, sha256, limits; no
+  server filesystem paths.
 
-Bad input never crashes the service: a body over ``max_upload_bytes`` -> 413, more than
-``max_batch`` images -> 413, not PNG/JPEG -> 415, an undecodable or wrong-size image -> 422, each
-with a message naming the file and what to send. Only PNG and JPEG are decoded (PIL's other
-plugins are never tried), and the pixel count is checked before decoding (decompression bombs).
+Bad input never crashes the service (limits in :class:`~lusynth.serve.limits.ServeLimits`): a
+body over ``max_upload_bytes`` -> 413 (from its Content-Length, before reading), more than
+``max_batch`` images -> 413, an image header declaring more than ``max_image_pixels`` -> 413
+(before decoding: decompression bombs), not PNG/JPEG -> 415, an undecodable or wrong-size image
+-> 422, a body not sent within ``body_timeout_s`` -> 408 and the connection closed; each with a
+message naming the file and what to send. A client that goes away is logged at INFO.
 
 The model is either an ``.onnx`` file or ``models:/NAME@ALIAS`` (``models:/NAME/VERSION``) from the
 MLflow registry; a registry model's sha256 must equal the ``lusynth.onnx_sha256`` tag recorded
-at registration, else it is not loaded. onnxruntime threads come from the CPU quota.
+at registration, else it is not loaded. A file that is not a readable lusynth ONNX classifier is
+one :class:`~lusynth.errors.InputError` naming it. onnxruntime threads come from the CPU quota.
 """
 
 # no `from __future__ import annotations`: FastAPI reads the endpoint annotations at runtime
 
-import io
+import asyncio
+import dataclasses
 import json
+import logging
 import os
-import tempfile
+import re
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,11 +39,13 @@ from typing import Any
 import numpy as np
 
 from lusynth.errors import InputError, LusynthError
+from lusynth.serve.limits import ServeLimits
+from lusynth.serve.uploads import BadUpload, ClientGone, decode_frame, receive_body, split_uploads
 
-DEFAULT_MAX_UPLOAD_BYTES = 8 << 20  # 8 MiB per request
-DEFAULT_MAX_BATCH = 64
-ALLOWED_FORMATS = ("PNG", "JPEG")
-_MAX_PIXELS_FACTOR = 16  # refuse images with more than 16x the model's pixel count before decoding
+DEFAULT_MAX_UPLOAD_BYTES = ServeLimits.max_upload_bytes
+DEFAULT_MAX_BATCH = ServeLimits.max_batch
+
+log = logging.getLogger("lusynth.serve")
 
 
 class ModelIntegrityError(LusynthError):
@@ -59,35 +68,75 @@ class LoadedModel:
     version: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def public_source(self) -> str:
+        """``source`` as clients see it: a registry URI, or only the file's name (no server path)."""
+        return self.source if self.source.startswith("models:/") else Path(self.source).name
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0][:200]}" if text else type(exc).__name__
+
+
+def _open_onnx(path: Path, src: str) -> tuple[dict[str, str], Any]:
+    """Metadata and onnxruntime session of ``path``; :class:`InputError` naming ``src`` when the
+    file is garbage, truncated or not a lusynth classifier."""
+    from lusynth.export.onnx_export import ort_session, read_metadata
+
+    fix = "pass an .onnx file written by `lusynth export` (or models:/NAME@champion)"
+    try:
+        meta = read_metadata(path)
+    except Exception as exc:  # noqa: BLE001 - protobuf/onnx raise many types for a bad file
+        raise InputError(f"{src}: not a readable ONNX model ({_first_line(exc)}); {fix}") from None
+    if meta.get("lusynth.kind") != "classifier":
+        raise InputError(f"{src}: not a lusynth classifier ONNX model (metadata lusynth.kind={meta.get('lusynth.kind')!r}); {fix}")
+    try:
+        json.loads(meta["lusynth.classes"])
+        int(meta["lusynth.image_size"])
+        float(meta.get("lusynth.threshold", 0.5))
+    except (KeyError, ValueError, TypeError) as exc:
+        raise InputError(f"{src}: lusynth metadata is incomplete or malformed ({_first_line(exc)}); {fix}") from None
+    try:
+        session = ort_session(path)
+    except Exception as exc:  # noqa: BLE001 - onnxruntime's own exception types (InvalidProtobuf, Fail, ...)
+        raise InputError(f"{src}: onnxruntime cannot load this model ({_first_line(exc)}); {fix}") from None
+    return meta, session
+
 
 def load_model(model: str | os.PathLike[str], *, tracking_dir: str | os.PathLike[str] | None = None) -> LoadedModel:
-    """Load an .onnx file or a registry URI (hash-checked) into an onnxruntime session."""
-    from lusynth.export.onnx_export import file_sha256, ort_session, read_metadata
+    """Load an .onnx file or a registry URI (hash-checked) into an onnxruntime session.
+
+    A registry model is downloaded into a private temp dir that is removed as soon as the
+    session holds the model (also when the hash check refuses it)."""
+    from lusynth.export.onnx_export import file_sha256
+    from lusynth.serve.tempspace import private_tempdir
 
     src = str(model)
     version = None
     if src.startswith("models:/"):
         from lusynth.registry import resolve_model
 
-        tmp = Path(tempfile.mkdtemp(prefix="lusynth-serve-"))
-        resolved = resolve_model(src, tmp, local_dir=tracking_dir)
-        path, version = resolved.path, resolved.version
-        sha = file_sha256(path)
-        if not resolved.expected_sha256:
-            raise ModelIntegrityError(f"{src} (version {version}): the registry records no lusynth.onnx_sha256 tag; "
-                                      "register it with `lusynth export` so its integrity can be checked")
-        if sha != resolved.expected_sha256:
-            raise ModelIntegrityError(f"{src} (version {version}): downloaded model sha256 {sha} != registry's "
-                                      f"{resolved.expected_sha256}; the artifact was changed after registration, not loading it")
+        with private_tempdir() as tmp:
+            resolved = resolve_model(src, tmp, local_dir=tracking_dir)
+            path, version = resolved.path, resolved.version
+            sha = file_sha256(path)
+            if not resolved.expected_sha256:
+                raise ModelIntegrityError(f"{src} (version {version}): the registry records no lusynth.onnx_sha256 tag; "
+                                          "register it with `lusynth export` so its integrity can be checked")
+            if sha != resolved.expected_sha256:
+                raise ModelIntegrityError(f"{src} (version {version}): downloaded model sha256 {sha} != registry's "
+                                          f"{resolved.expected_sha256}; the artifact was changed after registration, not loading it")
+            meta, session = _open_onnx(path, src)
     else:
         path = Path(src)
         if not path.is_file():
             raise InputError(f"{path}: no such model file; pass an .onnx file from `lusynth export` or models:/NAME@champion")
-        sha = file_sha256(path)
-    meta = read_metadata(path)
-    if meta.get("lusynth.kind") != "classifier":
-        raise InputError(f"{src}: not a lusynth classifier ONNX model (metadata lusynth.kind={meta.get('lusynth.kind')!r})")
-    session = ort_session(path)
+        try:
+            sha = file_sha256(path)
+        except OSError as exc:
+            raise InputError(f"{src}: cannot read the model file ({_first_line(exc)})") from None
+        meta, session = _open_onnx(path, src)
     classes = json.loads(meta["lusynth.classes"])
     return LoadedModel(session=session, input_name=session.get_inputs()[0].name, classes=classes,
                        image_size=int(meta["lusynth.image_size"]), positive_class=meta.get("lusynth.positive_class", classes[-1]),
@@ -95,43 +144,25 @@ def load_model(model: str | os.PathLike[str], *, tracking_dir: str | os.PathLike
                        version=version)
 
 
-class BadUpload(Exception):
-    """One upload cannot be used; ``status`` is the HTTP code to answer with."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
+# an absolute POSIX or Windows path inside a metadata value (not the "/" of "x / 255" or of a URL)
+_ABS_PATH = re.compile(r"(?<![\w.:/\\])(?:/[^\s/\"',;]+)+/?|\b[A-Za-z]:\\[^\s\"',;]*")
 
 
-def decode_frame(data: bytes, *, name: str, image_size: int) -> np.ndarray:
-    """PNG/JPEG bytes -> uint8 (S, S) grey frame, or :class:`BadUpload` saying what is wrong."""
-    from PIL import Image, UnidentifiedImageError
-
-    if not data:
-        raise BadUpload(422, f"{name}: empty file; send a PNG or JPEG frame")
-    try:
-        img = Image.open(io.BytesIO(data), formats=list(ALLOWED_FORMATS))
-    except UnidentifiedImageError:
-        raise BadUpload(415, f"{name}: not a PNG or JPEG image; send {image_size}x{image_size} grey PNG/JPEG frames") from None
-    except Exception as exc:  # noqa: BLE001 - any decoder failure is the client's bad file
-        raise BadUpload(422, f"{name}: cannot read the image header ({type(exc).__name__})") from None
-    w, h = img.size
-    if w * h > _MAX_PIXELS_FACTOR * image_size * image_size:
-        raise BadUpload(413, f"{name}: {w}x{h} pixels is far above the model's {image_size}x{image_size}; send frames at that size")
-    if (w, h) != (image_size, image_size):
-        raise BadUpload(422, f"{name}: image is {w}x{h}; this model takes {image_size}x{image_size} grey frames "
-                             "(as written by `lusynth ingest`)")
-    try:
-        img.load()
-        if img.mode not in ("L", "RGB", "RGBA", "LA", "P", "I;16", "I"):
-            raise BadUpload(422, f"{name}: unsupported pixel mode {img.mode}; send 8-bit grey or RGB")
-        frame = np.asarray(img.convert("L"), dtype=np.uint8)
-    except BadUpload:
-        raise
-    except Exception as exc:  # noqa: BLE001 - truncated or corrupt image data
-        raise BadUpload(422, f"{name}: the image data is corrupt or truncated ({type(exc).__name__}: {exc})") from None
-    return frame
+def public_metadata(meta: dict[str, str]) -> dict[str, Any]:
+    """The model's ``lusynth.*`` metadata without filesystem paths of the machine that trained it:
+    ``store_digests`` keeps its digests only, any other absolute path keeps its last component."""
+    out: dict[str, Any] = {}
+    for k, v in meta.items():
+        if not k.startswith("lusynth."):
+            continue
+        if k == "lusynth.store_digests":
+            try:
+                out[k] = sorted(set(json.loads(v).values()))
+            except (ValueError, AttributeError):
+                out[k] = []
+            continue
+        out[k] = _ABS_PATH.sub(lambda m: Path(m.group(0).replace("\\", "/").rstrip("/")).name or "/", v)
+    return out
 
 
 def predict(model: LoadedModel, frames: np.ndarray) -> np.ndarray:
@@ -139,109 +170,93 @@ def predict(model: LoadedModel, frames: np.ndarray) -> np.ndarray:
     return model.session.run(None, {model.input_name: np.ascontiguousarray(frames, dtype=np.uint8)})[0]
 
 
+def predict_uploads(model: LoadedModel, content_type: str, body: Any, limits: ServeLimits) -> list[dict[str, Any]]:
+    """Parse, decode and predict one request body (CPU work: runs in a worker thread)."""
+    files = split_uploads(content_type, body, max_files=limits.max_batch)
+    max_px = limits.pixel_limit(model.image_size)
+    frames = np.stack([decode_frame(data, name=name, image_size=model.image_size, max_pixels=max_px) for name, data in files])
+    probs = predict(model, frames)
+    classes, pos_class = model.classes, model.positive_class
+    pos = classes.index(pos_class) if pos_class in classes else len(classes) - 1
+    preds = []
+    for (name, _), p in zip(files, probs, strict=False):
+        label = pos_class if p[pos] >= model.threshold else classes[1 - pos] if len(classes) == 2 else classes[int(np.argmax(p))]
+        preds.append({"file": name, "probabilities": {c: float(x) for c, x in zip(classes, p, strict=False)},
+                      "positive_probability": float(p[pos]), "label": label})
+    return preds
+
+
 def create_app(
     model: str | os.PathLike[str] | LoadedModel,
     *,
-    max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-    max_batch: int = DEFAULT_MAX_BATCH,
+    limits: ServeLimits | None = None,
     tracking_dir: str | os.PathLike[str] | None = None,
+    spool_dir: str | os.PathLike[str] | None = None,
+    **overrides: Any,
 ) -> Any:
-    """The FastAPI app serving ``model`` (an .onnx path, a ``models:/`` URI or a :class:`LoadedModel`)."""
+    """The FastAPI app serving ``model`` (an .onnx path, a ``models:/`` URI or a :class:`LoadedModel`).
+
+    ``overrides`` are :class:`ServeLimits` fields (``max_upload_bytes=...``) applied over
+    ``limits``; uploads beyond ``spool_bytes`` are spooled to unlinked files in ``spool_dir``."""
+    import anyio
     from fastapi import FastAPI, Request
-    from fastapi.concurrency import run_in_threadpool
-    from fastapi.responses import JSONResponse
-    from starlette.datastructures import Headers
-    from starlette.formparsers import MultiPartException, MultiPartParser
+    from fastapi.responses import JSONResponse, Response
 
     from lusynth import __version__
 
-    if max_upload_bytes < 1 or max_batch < 1:
-        raise InputError(f"max_upload_bytes={max_upload_bytes}, max_batch={max_batch}: both must be >= 1")
+    try:
+        limits = dataclasses.replace(limits or ServeLimits(), **overrides)
+    except TypeError as exc:
+        raise InputError(f"create_app: {exc}; the limits are the fields of ServeLimits") from None
     loaded = model if isinstance(model, LoadedModel) else load_model(model, tracking_dir=tracking_dir)
     app = FastAPI(title="lusynth LUS frame classifier", version=__version__)
     app.state.model = loaded
+    app.state.limits = limits
+    busy = asyncio.Semaphore(limits.max_concurrent_predictions)  # binds to the serving loop on first use
 
-    def error(status: int, message: str) -> JSONResponse:
-        return JSONResponse(status_code=status, content={"error": message})
+    def error(status: int, message: str, *, close: bool = False) -> JSONResponse:
+        # "connection: close" makes uvicorn drop a connection whose body was not read to its end
+        return JSONResponse(status_code=status, content={"error": message}, headers={"connection": "close"} if close else None)
+
+    def client_name(request: Request) -> str:
+        return f"{request.client.host}:{request.client.port}" if request.client else "client"
 
     @app.get("/healthz")
-    def healthz() -> dict[str, Any]:
+    async def healthz() -> dict[str, Any]:
         return {"status": "ok", "model_loaded": app.state.model is not None}
 
     @app.get("/metadata")
-    def metadata() -> dict[str, Any]:
+    async def metadata() -> dict[str, Any]:
         m: LoadedModel = app.state.model
-        return {"source": m.source, "version": m.version, "sha256": m.sha256, "classes": m.classes,
+        return {"source": m.public_source, "version": m.version, "sha256": m.sha256, "classes": m.classes,
                 "positive_class": m.positive_class, "threshold": m.threshold, "image_size": m.image_size,
                 "input": m.metadata.get("lusynth.input"), "preprocessing": json.loads(m.metadata.get("lusynth.preprocessing", "{}")),
-                "max_upload_bytes": max_upload_bytes, "max_batch": max_batch,
-                "model_metadata": {k: v for k, v in m.metadata.items() if k.startswith("lusynth.")}}
-
-    async def read_body(request: Request) -> bytes:
-        declared = request.headers.get("content-length")
-        if declared is not None:
-            try:
-                if int(declared) > max_upload_bytes:
-                    raise BadUpload(413, f"request body of {int(declared)} bytes is over the limit of {max_upload_bytes}; send fewer or smaller frames")
-            except ValueError:
-                raise BadUpload(400, f"invalid Content-Length {declared!r}") from None
-        chunks, size = [], 0
-        async for chunk in request.stream():  # counted as it arrives: chunked bodies have no length
-            size += len(chunk)
-            if size > max_upload_bytes:
-                raise BadUpload(413, f"request body is over the limit of {max_upload_bytes} bytes; send fewer or smaller frames")
-            chunks.append(chunk)
-        return b"".join(chunks)
-
-    async def uploads(request: Request, body: bytes) -> list[tuple[str, bytes]]:
-        ctype = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if ctype in ("image/png", "image/jpeg", "image/jpg", "application/octet-stream"):
-            return [("body", body)]
-        if ctype != "multipart/form-data":
-            raise BadUpload(415, f"Content-Type {ctype or 'missing'!r}: send image/png, image/jpeg, or multipart/form-data "
-                                 "with one or more 'files' parts")
-
-        async def stream():
-            yield body
-
-        try:
-            form = await MultiPartParser(Headers(raw=request.headers.raw), stream(), max_files=max_batch,
-                                         max_fields=max_batch, max_part_size=max_upload_bytes).parse()
-        except MultiPartException as exc:
-            status = 413 if "Too many" in exc.message else 400
-            raise BadUpload(status, f"malformed multipart body: {exc.message} (at most {max_batch} files per request)") from None
-        try:
-            files = []
-            for key, value in form.multi_items():
-                if isinstance(value, str):  # a plain form field, not a file
-                    continue
-                files.append((value.filename or key, await value.read()))
-        finally:
-            await form.close()
-        if not files:
-            raise BadUpload(422, "no file parts in the form; send images as 'files' parts")
-        return files
+                "max_upload_bytes": limits.max_upload_bytes, "max_batch": limits.max_batch,
+                "max_image_pixels": limits.pixel_limit(m.image_size), "limits": dataclasses.asdict(limits),
+                "model_metadata": public_metadata(m.metadata)}
 
     @app.post("/predict")
     async def predict_endpoint(request: Request) -> Any:
         t0 = time.perf_counter()
         m: LoadedModel = app.state.model
         try:
-            body = await read_body(request)
-            files = await uploads(request, body)
-            if len(files) > max_batch:
-                raise BadUpload(413, f"{len(files)} images in one request; the limit is {max_batch}")
-            frames = np.stack([decode_frame(data, name=name, image_size=m.image_size) for name, data in files])
+            body = await receive_body(request, max_bytes=limits.max_upload_bytes, timeout_s=limits.body_timeout_s,
+                                      spool_bytes=limits.spool_bytes, spool_dir=spool_dir)
         except BadUpload as exc:
-            return error(exc.status, exc.message)
-        probs = await run_in_threadpool(predict, m, frames)
-        pos = m.classes.index(m.positive_class) if m.positive_class in m.classes else len(m.classes) - 1
-        preds = []
-        for (name, _), p in zip(files, probs, strict=False):
-            preds.append({"file": name, "probabilities": {c: float(x) for c, x in zip(m.classes, p, strict=False)},
-                          "positive_probability": float(p[pos]),
-                          "label": m.positive_class if p[pos] >= m.threshold else m.classes[1 - pos] if len(m.classes) == 2 else m.classes[int(np.argmax(p))]})
-        return {"model": {"source": m.source, "version": m.version, "sha256": m.sha256}, "threshold": m.threshold,
+            if exc.status == 408:
+                log.info("%s: %s", client_name(request), exc.message)
+            return error(exc.status, exc.message, close=exc.close)
+        except ClientGone as exc:
+            log.info("%s: %s (POST /predict)", client_name(request), exc)
+            return Response(status_code=400)  # never sent: the connection is gone
+        try:
+            async with busy:
+                preds = await anyio.to_thread.run_sync(predict_uploads, m, request.headers.get("content-type", ""), body, limits)
+        except BadUpload as exc:
+            return error(exc.status, exc.message, close=exc.close)
+        finally:
+            body.close()
+        return {"model": {"source": m.public_source, "version": m.version, "sha256": m.sha256}, "threshold": m.threshold,
                 "predictions": preds, "seconds": time.perf_counter() - t0}
 
     @app.exception_handler(Exception)
@@ -250,15 +265,3 @@ def create_app(
         return error(500, f"internal error: {type(exc).__name__}")
 
     return app
-
-
-def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, max_upload_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
-          max_batch: int = DEFAULT_MAX_BATCH, tracking_dir: str | os.PathLike[str] | None = None) -> None:
-    """Run the service with uvicorn (one worker; onnxruntime uses the CPU quota's threads)."""
-    import uvicorn
-
-    from lusynth.runtime import configure_threads
-
-    configure_threads()
-    app = create_app(model, max_upload_bytes=max_upload_bytes, max_batch=max_batch, tracking_dir=tracking_dir)
-    uvicorn.run(app, host=host, port=port, workers=1, log_level="info")
