@@ -4,10 +4,11 @@ files, kills. Bounded in count and time; each test reproduces one failure of iss
 
 from __future__ import annotations
 
-import fcntl
+import json
 import os
 import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -18,6 +19,7 @@ import numpy as np
 import psutil
 import pytest
 
+from lusynth import tempspace
 from tests.serve.conftest import ServeProcess, png, serve_process
 
 MAX_CONNECTIONS = 8
@@ -220,26 +222,25 @@ def test_temp_space_is_removed_at_exit_and_after_a_kill_at_the_next_start(classi
     _, onnx = classifier_onnx
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    stale = tmp / "lusynth-serve-stale"  # what a killed server leaves: an unheld lock
+    # what a killed server leaves: a marked directory whose owner is gone (a finished child's pid)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp / "lusynth-serve-stale"
     stale.mkdir()
-    (stale / ".lock").touch()
+    (stale / tempspace.MARKER).write_text(json.dumps({**tempspace.owner(), "pid": dead.pid, "start": "1"}))
     (stale / "upload").write_bytes(b"x" * 1000)
-    live = tmp / "lusynth-serve-live"  # another server still running: its lock is held
+    live = tmp / "lusynth-serve-live"  # another server still running: its owner (this test) is alive
     live.mkdir()
-    fd = os.open(live / ".lock", os.O_CREAT | os.O_RDWR)
-    fcntl.flock(fd, fcntl.LOCK_EX)
-    try:
-        with serve_process(onnx, tmpdir=tmp, log=tmp_path / "a.log") as s:
-            mine = _serve_dirs(tmp) - {"lusynth-serve-live"}
-            assert "lusynth-serve-stale" not in _serve_dirs(tmp) and len(mine) == 1
-            s.proc.send_signal(signal.SIGKILL)
-            s.proc.wait(10)
-        assert _serve_dirs(tmp) == mine | {"lusynth-serve-live"}  # the kill left its dir
-        with serve_process(onnx, tmpdir=tmp, log=tmp_path / "b.log"):
-            assert not mine & _serve_dirs(tmp)  # removed at the next start
-        assert _serve_dirs(tmp) == {"lusynth-serve-live"}  # and its own at exit (SIGTERM)
-    finally:
-        os.close(fd)
+    (live / tempspace.MARKER).write_text(json.dumps(tempspace.owner()))
+    with serve_process(onnx, tmpdir=tmp, log=tmp_path / "a.log") as s:
+        mine = _serve_dirs(tmp) - {"lusynth-serve-live"}
+        assert "lusynth-serve-stale" not in _serve_dirs(tmp) and len(mine) == 1
+        s.proc.send_signal(signal.SIGKILL)
+        s.proc.wait(10)
+    assert _serve_dirs(tmp) == mine | {"lusynth-serve-live"}  # the kill left its dir
+    with serve_process(onnx, tmpdir=tmp, log=tmp_path / "b.log"):
+        assert not mine & _serve_dirs(tmp)  # removed at the next start
+    assert _serve_dirs(tmp) == {"lusynth-serve-live"}  # and its own at exit (SIGTERM)
 
 
 def test_the_serve_command_has_one_option_per_limit(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -110,7 +110,7 @@ def load_model(model: str | os.PathLike[str], *, tracking_dir: str | os.PathLike
     A registry model is downloaded into a private temp dir that is removed as soon as the
     session holds the model (also when the hash check refuses it)."""
     from lusynth.export.onnx_export import file_sha256
-    from lusynth.serve.tempspace import private_tempdir
+    from lusynth.serve.server import private_tempdir
 
     src = str(model)
     version = None

@@ -15,8 +15,10 @@ import copy
 import logging
 import os
 import signal
+import tempfile
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from uvicorn.protocols.http.h11_impl import H11Protocol
@@ -24,6 +26,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from lusynth.serve.limits import ServeLimits
 
 log = logging.getLogger("lusynth.serve")
+
+SERVE_TMP_PREFIX = "lusynth-serve-"
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -117,6 +121,15 @@ def _stop_quietly_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+def private_tempdir() -> contextlib.AbstractContextManager[Path]:
+    """The serving process's temp space in ``$TMPDIR`` (uploads spooled to disk, registry
+    downloads): removed at exit; ones left by killed servers are swept at start
+    (:mod:`lusynth.tempspace` markers)."""
+    from lusynth import tempspace
+
+    return tempspace.temp_dir(tempfile.gettempdir(), prefix=SERVE_TMP_PREFIX)
+
+
 def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, limits: ServeLimits | None = None,
           tracking_dir: str | os.PathLike[str] | None = None, **overrides: Any) -> None:
     """Run the service with uvicorn until SIGINT/SIGTERM; its temp dir is removed at exit, and
@@ -127,7 +140,6 @@ def serve(model: str, *, host: str = "127.0.0.1", port: int = 8080, limits: Serv
 
     from lusynth.runtime import configure_threads
     from lusynth.serve.app import create_app
-    from lusynth.serve.tempspace import private_tempdir
 
     configure_threads()
     limits = dataclasses.replace(limits or ServeLimits(), **overrides)
