@@ -246,10 +246,10 @@ class SyncResult:
         """One line for a terminal."""
         if not self.uploaded:
             return f"{self.spool}: nothing to upload"
-        what = ", ".join(f"{n} {op}" for op, n in sorted(self.uploaded.items()))
+        what = ", ".join(f"{op} {n}" for op, n in sorted(self.uploaded.items()))
         runs = ", ".join(f"{r} ({s})" for r, s in self.runs.items()) or "no run ended"
         extra = f"; {len(self.rejected)} refused by the server: {self.rejected[0]}" if self.rejected else ""
-        return f"{self.spool}: uploaded {what} records; runs {runs}{extra}"
+        return f"{self.spool}: uploaded {sum(self.uploaded.values())} records ({what}); run {runs}{extra}"
 
 
 def _spool_uri(records: Sequence[dict[str, Any]], uri: str | None) -> str:

@@ -83,7 +83,14 @@ class Tracker:
             self._earlier.append(path)
         if self._held:
             n = len(self._held)
-            if reachable(self.uri) and self._drain():
+            try:
+                sent = reachable(self.uri) and self._drain()
+            except Exception as exc:  # a spool this lusynth cannot read must not stop the stage
+                self._note(f"could not upload {', '.join(map(str, self._earlier))} ({short_reason(exc)}); "
+                           "it is left for `lusynth tracking sync`")
+                self._held, self._earlier = [], []
+                return
+            if sent:
                 print(f"tracking: uploaded {n} records that an earlier run of {self.out_dir} could not log", file=sys.stderr, flush=True)
             else:
                 self.offline = True
