@@ -7,7 +7,9 @@ from __future__ import annotations
 import json
 import shutil
 import socket
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from mlflow import MlflowClient
@@ -32,10 +34,16 @@ def _sync(*args: str) -> int:
     return main(["tracking", "sync", *args])
 
 
-def _spooled_run(client: MlflowClient, spool: Path):  # type: ignore[no-untyped-def]
+def _spooled_run(client: MlflowClient, spool: Path) -> Callable[[], list[Any]]:
+    """Finds the run a sync creates for the spool's run (by its ``lusynth.spool_run`` tag)."""
     key = next(r["run"] for r in map(json.loads, spool.read_text().splitlines()) if r["op"] == "run")
-    return lambda: client.search_runs([client.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT).experiment_id],
-                                      filter_string=f"tags.`lusynth.spool_run` = '{key}'")
+
+    def find() -> list[Any]:
+        exp = client.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT)
+        assert exp is not None
+        return list(client.search_runs([exp.experiment_id], filter_string=f"tags.`lusynth.spool_run` = '{key}'"))
+
+    return find
 
 
 def test_unreachable_from_the_start_spools_everything_and_sync_replays_it_once(
