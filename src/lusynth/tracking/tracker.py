@@ -251,6 +251,9 @@ class Tracker:
             self._held = [r for r in self._held if r["id"] not in up.state.uploaded]
         for msg in up.rejected:
             self._note(f"MLflow refused a {msg}")
+        if self.offline and self._warned:
+            print(f"tracking: MLflow at {self.uri} answers again; the {sum(up.counts.values())} records {self.stage} held are sent",
+                  file=sys.stderr, flush=True)
         self.offline = False
         if self.run_id is None and self.key in self._runs:
             self.run_id = self._runs[self.key]
