@@ -12,14 +12,17 @@ from lusynth import tracking
 from tests.export import real_store
 
 
-def test_unreachable_server_fails_at_the_start_with_the_uri(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_unreachable_server_is_named_and_a_stage_run_spools_instead_of_failing(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]  # closed once the block ends: nothing listens there
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     with pytest.raises(tracking.TrackingError, match=f"127.0.0.1:{port}.*not reachable"):
-        with tracking.stage_run("train", local_dir=tmp_path):
-            pass
+        tracking.check_reachable(f"http://127.0.0.1:{port}")
+    # the stage's work does not depend on the server (tests/tracking: the spool and its sync)
+    with tracking.stage_run("train", local_dir=tmp_path) as tr:
+        tr.log_metrics({"loss": 1.0}, step=1)
+    assert tr.run_id is None and (tmp_path / tracking.SPOOL_FILE).is_file()
 
 
 def test_parent_and_stage_runs_share_a_store_and_carry_lineage_and_inputs(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -260,7 +260,7 @@ def train_classifier(
     trials = [_Trial(i, lr, w, d) for i, (lr, w, d) in enumerate(search_points(params, seed))]
 
     # the SQLite store sits beside out_dir: out_dir itself is replaced atomically at the end
-    with optional_stage_run(ctx.track, stage="train_classifier", local_dir=out_dir.parent, run_name=f"classifier {arm} f={fraction} s={seed}",
+    with optional_stage_run(ctx.track, stage="train_classifier", local_dir=out_dir.parent, out_dir=out_dir, run_name=f"classifier {arm} f={fraction} s={seed}",
                             params={**tags, **as_dict(params), "n_train": len(train), "real_digest": real.digest}, tags=tags) as tr, \
             _progress(progress, params.trials * params.max_epochs, f"classifier {arm} f={fraction} s={seed}") as tick:
         for trial in trials:
@@ -296,8 +296,9 @@ def train_classifier(
             ClassifierRun(path=out_dir, meta=meta).save(tmp)
             (tmp / HISTORY_FILE).write_text(dumps_json(history))
             tr.log_metrics({"val_auc": best.best_auc, "val_loss": best.best_loss, "threshold": threshold})
-            for name in (META_FILE, HISTORY_FILE, MODEL_FILE):
-                tr.log_artifact(tmp / name)
+        # from the output, not the temporary folder: a spooled artifact is uploaded later, by path
+        for name in (META_FILE, HISTORY_FILE, MODEL_FILE):
+            tr.log_artifact(out_dir / name)
     return ClassifierRun(path=out_dir, meta=meta)
 
 

@@ -3,7 +3,7 @@
 Each command group lives in its own module and registers itself on :data:`app`. The stage
 commands (ingest, train-gan, generate, train-classifier, evaluate, export) are generated from the
 stage table (:mod:`lusynth.cli.stages`); the others (phantom, run, pipeline, registry, serve,
-stack) are written out, each calling one library function.
+stack, tracking) are written out, each calling one library function.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ app = typer.Typer(
 )
 
 # command modules, imported for their @app.command side effect
-COMMAND_MODULES = ("phantom", "stages", "frames", "pipeline", "stack", "registry")
+COMMAND_MODULES = ("phantom", "stages", "frames", "pipeline", "stack", "registry", "tracking")
 
 
 def _version(value: bool) -> None:

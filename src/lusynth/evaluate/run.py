@@ -253,13 +253,14 @@ def evaluate(
         "table": table, "headline": head, "classifiers": clf_json, "comparisons": comparisons,
         "audits": audits, "privacy_gate": privacy,
     }
-    with optional_stage_run(ctx.track, stage="evaluate", local_dir=out_dir.parent, run_name="evaluate",
+    with optional_stage_run(ctx.track, stage="evaluate", local_dir=out_dir.parent, out_dir=out_dir, run_name="evaluate",
                             params={"frames_digest": real.digest, **as_dict(params), "near_copy": as_dict(near_copy),
                                     "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
         results["config"]["mlflow_run_id"] = tr.run_id
         with atomic_dir(out_dir) as tmp:
             art = write_report(tmp, results, figures)
             tr.log_metrics(art.headline_metrics)
-            tr.log_artifact(tmp, "report")
+        # from the output, not the temporary folder: a spooled artifact is uploaded later, by path
+        tr.log_artifact(out_dir, "report")
     note("evaluate", f"report: {out_dir / HTML_FILE}", enabled=progress)
     return Evaluation.load(out_dir)

@@ -233,24 +233,24 @@ def export_and_register(
                        for label, (d, _) in sorted(gans.items())}
         run_id = None
         if register:
-            with stage_run("export", local_dir=out_dir.parent, run_name="export+register", data_digests=digests, profile=profile,
+            with stage_run("export", local_dir=out_dir.parent, out_dir=out_dir, run_name="export+register", data_digests=digests, profile=profile,
                            params={"margin": margin, "opset": opset, "nominee_arm": nominee,
                                    "classifier_model": names.classifier, "generator_prefix": names.generator_prefix}) as tr:
                 from lusynth.tracking import mlflow_client
 
-                run_id = tr.run_id
+                run_id = tr.require_live()  # registering is the work: it cannot wait in a spool
                 client = mlflow_client(out_dir.parent)
                 lineage = {k: v for k, v in lineage_tags(data_digests=digests, profile=profile).items() if not k.startswith("mlflow.")}
                 # the nominee last, so the other arms never compare against a champion set in this same run
                 for arm in sorted(best, key=lambda a: a == nominee):
-                    v = register_classifier(client, tr.run_id, clf_results[arm].path, best[arm], nominated=arm == nominee,
+                    v = register_classifier(client, run_id, clf_results[arm].path, best[arm], nominated=arm == nominee,
                                             names=names, margin=margin, pipeline_run_id=pipeline_run_id, lineage=lineage)
                     versions.append(v)
                 for label, res in gen_results.items():
                     d, meta = gans[label]
                     audit = next((a for a in audits if a.get("label") == label
                                   and GanKey(label, a.get("fraction", 1.0)) == GanKey(label, meta["fraction"])), None)
-                    versions.append(register_generator(client, tr.run_id, res.path, audit=audit, names=names,
+                    versions.append(register_generator(client, run_id, res.path, audit=audit, names=names,
                                                        pipeline_run_id=pipeline_run_id))
                 tr.set_tags({"lusynth.registered": ", ".join(f"{v.name} v{v.version} ({v.decision})" for v in versions)})
                 tr.log_metrics({f"parity_max_abs_diff.{k}": r.max_abs_diff for k, r in {**clf_results, **gen_results}.items()})

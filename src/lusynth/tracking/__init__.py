@@ -10,7 +10,8 @@ Split by concern:
 - :mod:`.lineage`: the lineage tags of a run (git commit, data digests, DVC revision, KFP run);
 - :mod:`.tracker`: :class:`Tracker`, the live run a stage logs to, and :class:`NullTracker`;
 - :mod:`.runs`: opening parent and stage runs, system metrics, joining a pipeline's run;
-- :mod:`.datasets`: frame stores as MLflow dataset inputs.
+- :mod:`.datasets`: frame stores as MLflow dataset inputs;
+- :mod:`.spool`: what a run could not send, kept beside the stage's outputs, and :func:`sync`.
 
 Import from ``lusynth.tracking``; the names below are its API.
 
@@ -27,14 +28,27 @@ Runs and lineage:
   ``SystemMetricsMonitor`` on a background thread (``LUSYNTH_SYSTEM_METRICS=0`` turns it off;
   the interval is ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``, default 10 s here).
 
-Failures: an HTTP server that does not answer ``/health`` fails at the start of a run with a
-message naming the URI (:func:`check_reachable`), not an hour later. Transient HTTP failures
-(429, 5xx, connection resets) are retried by MLflow's own HTTP layer with exponential backoff;
-:func:`configure_http_retries` sets bounded defaults (5 retries, backoff factor 1 -> ~30 s in all,
-30 s per request) unless the ``MLFLOW_HTTP_REQUEST_*`` variables are already set.
+Failures: transient HTTP failures (429, 5xx, connection resets) are retried by MLflow's own HTTP
+layer with exponential backoff; :func:`configure_http_retries` sets bounded defaults (5 retries,
+backoff factor 1 -> ~30 s in all, 30 s per request) unless the ``MLFLOW_HTTP_REQUEST_*`` variables
+are already set. A server that is gone after that (or at the start, or at the end) never fails the
+stage: the :class:`Tracker` goes offline with one warning line, keeps every record it could not
+send, retries ``/health`` now and then, and at the end writes what is left to
+``<out>/tracking-spool.jsonl`` (:mod:`.spool`). ``lusynth tracking sync`` (:func:`sync`), or the
+next tracked run of that output, uploads it: the run is created if it never existed or continued,
+nothing is sent twice, and it ends with the status the stage meant (FINISHED, or FAILED on an
+exception): no run is left RUNNING by a lost server. A killed process (SIGKILL) loses what it held.
 """
 
-from lusynth.tracking.client import TrackingError, check_reachable, configure_http_retries, mlflow_client, tracking_uri
+from lusynth.tracking.client import (
+    TrackingError,
+    check_reachable,
+    configure_http_retries,
+    is_unavailable,
+    mlflow_client,
+    reachable,
+    tracking_uri,
+)
 from lusynth.tracking.datasets import DATASET_CONTEXTS, log_frame_store_input
 from lusynth.tracking.lineage import (
     DVC_REV_ENV,
@@ -54,6 +68,7 @@ from lusynth.tracking.runs import (
     parent_run,
     stage_run,
 )
+from lusynth.tracking.spool import SPOOL_FILE, SyncResult, find_spools, spool_path, sync, sync_file
 from lusynth.tracking.tracker import NullTracker, Tracker
 
 __all__ = [
@@ -64,13 +79,17 @@ __all__ = [
     "KFP_RUN_ID_ENV",
     "PARENT_RUN_ENV",
     "PROFILE_ENV",
+    "SPOOL_FILE",
     "SYSTEM_METRICS_ENV",
     "NullTracker",
+    "SyncResult",
     "Tracker",
     "TrackingError",
     "check_reachable",
     "configure_http_retries",
+    "find_spools",
     "git_commit",
+    "is_unavailable",
     "join_pipeline_run",
     "kfp_run_id",
     "lineage_tags",
@@ -78,6 +97,10 @@ __all__ = [
     "mlflow_client",
     "optional_stage_run",
     "parent_run",
+    "reachable",
+    "spool_path",
     "stage_run",
+    "sync",
+    "sync_file",
     "tracking_uri",
 ]

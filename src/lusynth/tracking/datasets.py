@@ -43,7 +43,7 @@ def log_frame_store_input(
     counts = {"frames": len(store), "image_size": store.image_size, "classes": ",".join(store.classes)}
     tags = [InputTag("mlflow.data.context", context), InputTag("lusynth.digest", store.digest),
             *(InputTag(f"lusynth.{k}", str(v)) for k, v in counts.items())]
-    tracker.client.log_inputs(tracker.run_id, datasets=[DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
+    tracker.log_inputs([DatasetInput(dataset._to_mlflow_entity(), tags=tags)])
     return store.digest
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import Any
 
-from lusynth.tracking.client import check_reachable, configure_http_retries, tracking_uri
+from lusynth.tracking.client import configure_http_retries, tracking_uri
 from lusynth.tracking.lineage import PROFILE_ENV, lineage_tags
 from lusynth.tracking.tracker import NullTracker, Tracker
 
@@ -27,53 +27,62 @@ def _system_metrics_enabled(requested: bool | None) -> bool:
     return os.environ.get(SYSTEM_METRICS_ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
+class _SystemMetrics:
+    """MLflow's system monitors (CPU, memory, disk, network; GPU when present), sampled on a thread and
+    logged through the run's :class:`Tracker`, so they are buffered and spooled like every other metric
+    (MLflow's own monitor thread talks to the server directly and prints a warning when it is gone)."""
+
+    def __init__(self, tracker: Tracker, interval: float) -> None:
+        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+        # only its monitors are used; its thread and its logger are never started
+        self.monitor = SystemMetricsMonitor(tracker.run_id or "spooled", sampling_interval=interval, tracking_uri=tracker.uri)
+        self.tracker, self.interval = tracker, interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="lusynth-system-metrics", daemon=True)
+        self.monitor.collect_metrics()  # one sample now: a stage shorter than one interval still logs one
+        self._thread.start()
+
+    def _loop(self) -> None:
+        step = 0
+        while not self._stop.wait(self.interval):
+            self._publish(step)
+            step += 1
+            self.monitor.collect_metrics()
+        self._publish(step)
+
+    def _publish(self, step: int) -> None:
+        try:
+            metrics = self.monitor.aggregate_metrics()
+            for m in self.monitor.monitors:
+                m.clear_metrics()
+            if metrics:
+                self.tracker.log_metrics({f"system/{k}": v for k, v in metrics.items()}, step=step)
+        except Exception as exc:  # a refused batch must not end the sampling thread with a traceback
+            _log.debug("system metrics not logged: %s", exc)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=60)
+
+
 @contextlib.contextmanager
-def _system_metrics(enabled: bool, run_id: str, uri: str) -> Iterator[None]:
-    """Sample system metrics into ``run_id`` while the block runs (works for client-created runs)."""
+def _system_metrics(enabled: bool, tracker: Tracker) -> Iterator[None]:
+    """Sample system metrics into ``tracker``'s run while the block runs."""
     if not enabled:
         yield
         return
-    monitor = None
+    sampler = None
     try:
-        from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
-
         interval = float(os.environ.get("MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL") or _SYSTEM_METRICS_INTERVAL_S)
-        monitor = SystemMetricsMonitor(run_id, sampling_interval=interval, tracking_uri=uri)
-        monitor.start()
+        sampler = _SystemMetrics(tracker, interval)
     except Exception as exc:  # psutil missing or a platform it cannot read: tracking goes on without
-        _log.warning("system metrics off for run %s: %s", run_id, exc)
-        monitor = None
+        _log.warning("system metrics off for run %s: %s", tracker.run_id, exc)
     try:
         yield
     finally:
-        if monitor is not None:
-            with contextlib.suppress(Exception):
-                monitor.finish()
-                # a stage shorter than one interval would otherwise log nothing: publish the
-                # samples taken so far (the loop takes one at its start)
-                metrics = monitor.aggregate_metrics()
-                if metrics:
-                    monitor.publish_metrics(metrics)
-                    monitor.mlflow_logger.flush()
-
-
-def _experiment_id(client: Any, name: str, uri: str) -> str:
-    exp = client.get_experiment_by_name(name)
-    if exp is not None:
-        return str(exp.experiment_id)
-    artifact_location = None
-    if uri.startswith("sqlite:///"):
-        # beside the database, never inside the stage output that happened to create the
-        # experiment: later runs write there, which would change that stage's output
-        artifact_location = (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
-    try:
-        return str(client.create_experiment(name, artifact_location=artifact_location))
-    except Exception:
-        # two stages starting at once may both try to create it: use the winner's
-        exp = client.get_experiment_by_name(name)
-        if exp is None:
-            raise
-        return str(exp.experiment_id)
+        if sampler is not None:
+            sampler.stop()
 
 
 @contextlib.contextmanager
@@ -81,6 +90,7 @@ def _open_run(
     stage: str,
     *,
     local_dir: str | os.PathLike[str] | None,
+    out_dir: str | os.PathLike[str] | None,
     experiment: str | None,
     run_name: str | None,
     params: Mapping[str, Any] | None,
@@ -93,31 +103,28 @@ def _open_run(
 ) -> Iterator[tuple[Tracker, str, str]]:
     configure_http_retries()
     uri = tracking_uri(local_dir)
-    check_reachable(uri)
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
     name = experiment or os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
-    exp_id = _experiment_id(client, name, uri)
     run_tags = {"lusynth.stage": stage, "mlflow.runName": run_name or stage}
     run_tags.update(lineage_tags(data_digests=data_digests, profile=profile, seed=seed))
     parent = os.environ.get(PARENT_RUN_ENV) if nested else None
     if parent:
         run_tags["mlflow.parentRunId"] = parent
     run_tags.update({k: str(v) for k, v in (tags or {}).items()})
-    run = client.create_run(exp_id, tags=run_tags, run_name=run_name or stage)
-    tracker = Tracker(client, run.info.run_id, run.info.artifact_uri)
+    tracker = Tracker(client, uri, stage=stage, out_dir=out_dir if out_dir is not None else local_dir)
+    tracker.adopt_earlier()
+    tracker.start(experiment=name, tags=run_tags, run_name=run_name or stage)
     status = "FAILED"
     try:
-        with _system_metrics(_system_metrics_enabled(system_metrics), tracker.run_id, uri):
+        with _system_metrics(_system_metrics_enabled(system_metrics), tracker):
             if params:
                 tracker.log_params(params)
             yield tracker, uri, name
             status = "FINISHED"
     finally:
-        with contextlib.suppress(Exception):
-            tracker.flush()
-        client.set_terminated(tracker.run_id, status=status)
+        tracker.close(status)
 
 
 @contextlib.contextmanager
@@ -125,6 +132,7 @@ def stage_run(
     stage: str,
     *,
     local_dir: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
     experiment: str | None = None,
     run_name: str | None = None,
     params: Mapping[str, Any] | None = None,
@@ -138,8 +146,11 @@ def stage_run(
 
     It nests under the pipeline's run when ``LUSYNTH_PARENT_RUN_ID`` is set, and carries the
     lineage tags of :func:`lineage_tags` (``data_digests``, ``profile``, ``seed`` from the caller).
+    ``out_dir`` is the stage's output directory (default ``local_dir``): what MLflow could not take
+    is spooled there (:mod:`lusynth.tracking.spool`), and what an earlier run spooled there is
+    uploaded first.
     """
-    with _open_run(stage, local_dir=local_dir, experiment=experiment, run_name=run_name, params=params, tags=tags,
+    with _open_run(stage, local_dir=local_dir, out_dir=out_dir, experiment=experiment, run_name=run_name, params=params, tags=tags,
                    data_digests=data_digests, profile=profile, seed=seed, system_metrics=system_metrics,
                    nested=True) as (tracker, _, _):
         yield tracker
@@ -165,12 +176,13 @@ def parent_run(
     included), ``MLFLOW_EXPERIMENT_NAME`` and ``LUSYNTH_PROFILE``; the previous values come back
     afterwards.
     """
-    with _open_run("pipeline", local_dir=local_dir, experiment=experiment, run_name=name, params=params, tags=tags,
+    with _open_run("pipeline", local_dir=local_dir, out_dir=None, experiment=experiment, run_name=name, params=params, tags=tags,
                    data_digests=data_digests, profile=profile, seed=seed, system_metrics=system_metrics,
                    nested=False) as (tracker, uri, exp_name):
         from lusynth.runtime import temporary_env
 
-        exported = {PARENT_RUN_ENV: tracker.run_id, "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": exp_name}
+        # a parent run that exists only in a spool has no id yet: its stages then do not nest
+        exported = {PARENT_RUN_ENV: tracker.run_id or "", "MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": exp_name}
         if profile:
             exported[PROFILE_ENV] = profile
         with temporary_env(exported):
