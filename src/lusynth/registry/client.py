@@ -94,18 +94,30 @@ def _global_uri(client: Any) -> Iterator[None]:
 
     ``mlflow.onnx.log_model`` needs an active (fluent) run, and the SQL registry resolves a
     ``models:/m-...`` source through the *global* tracking URI (MLflow 3.17), so both must name
-    the store this client talks to; the previous URIs come back afterwards.
+    the store this client talks to. What was *set* before comes back afterwards, not what
+    ``get_tracking_uri()`` resolved: MLflow writes a set URI into ``MLFLOW_TRACKING_URI`` /
+    ``MLFLOW_REGISTRY_URI``, so restoring the resolved default would pin it for the rest of the
+    process (a later ``tracking_uri(local_dir)`` would be ignored).
     """
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
 
-    prev = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
+    env_names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    prev_env = {k: os.environ.get(k) for k in env_names}
+    prev = (tracking_utils._tracking_uri, registry_utils._registry_uri)
     mlflow.set_tracking_uri(client.tracking_uri)
     mlflow.set_registry_uri(client._registry_uri)
     try:
         yield
     finally:
         mlflow.set_tracking_uri(prev[0])
-        mlflow.set_registry_uri(prev[1])
+        registry_utils._registry_uri = prev[1]
+        for k, v in prev_env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 def _version_auc(v: Any) -> AUCEstimate | None:
