@@ -111,7 +111,7 @@ def _global_uri(client: Any) -> Iterator[None]:
     try:
         yield
     finally:
-        mlflow.set_tracking_uri(prev[0])
+        mlflow.set_tracking_uri(prev[0])  # type: ignore[arg-type]  # None unsets it (mlflow 3.17)
         registry_utils._registry_uri = prev[1]
         for k, v in prev_env.items():
             if v is None:
