@@ -20,14 +20,14 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from lusynth.atomic import atomic_dir
 from lusynth.classifier.train import LoadedClassifier, load_classifier
 from lusynth.data.framestore import open_store
 from lusynth.errors import InputError
-from lusynth.evaluate.aggregate import headline, results_table
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
-from lusynth.evaluate.holdout import bootstrap_all, metrics_json, paired_comparisons, predict_holdout, roc_json
+from lusynth.evaluate.holdout import metrics_json, predict_holdout, roc_json, score_rows
 from lusynth.evaluate.params import EvaluateParams
 from lusynth.gan.generate import SyntheticSet
 from lusynth.gan.run import GanRun
@@ -36,8 +36,9 @@ from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.progress import note
 from lusynth.report import plots
-from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, write_report
+from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, question_sentences, write_report
 from lusynth.runtime import RunContext
+from lusynth.stats.questions import Analysis
 from lusynth.tracking import optional_stage_run
 
 
@@ -101,7 +102,7 @@ class Evaluation:
 
     def summary(self) -> str:
         """The headline lines, the privacy gate and where the report is."""
-        lines = list(self.report.get("headline", {}).get("summary", []))
+        lines = question_sentences(self.report)
         if self.privacy_passed is not None:
             lines.append(f"privacy gate: {'PASS' if self.privacy_passed else 'FAIL'}")
         lines.append(f"report: {self.html}")
@@ -202,12 +203,16 @@ def evaluate(
 
     note("evaluate", f"predicting the holdout with {len(classifiers)} classifier(s)", enabled=progress)
     preds = [predict_holdout(real, c, batch_size=params.batch_size) for c in classifiers]
-    boots = {p.name: bootstrap_all(p, params) for p in preds}
-    table = results_table(preds, boots, params)
-    head = headline(preds, boots, params)
-    comparisons = paired_comparisons(preds, boots, params)
-    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "val_threshold": p.val_threshold,
-                 **p.meta, "metrics": metrics_json(boots[p.name]), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
+    scores = pd.concat([score_rows(p) for p in preds], ignore_index=True)
+    try:
+        analysis = Analysis(scores, params.analysis())
+        stats = analysis.report()
+    except ValueError as e:  # e.g. a primary_fraction that is not in the grid
+        raise InputError(f"evaluate: {e}") from None
+    table = stats["table"]
+    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "fold": p.fold, "repeat": p.repeat,
+                 "gan_seed": p.gan_seed, "val_threshold": p.val_threshold, "patient_threshold": p.patient_threshold,
+                 **p.meta, "metrics": metrics_json(p, params), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
 
     figures: dict[str, bytes] = {
         "learning_curve": plots.learning_curve(table),
@@ -250,7 +255,8 @@ def evaluate(
                    "synthetic_dirs": [str(d) for d in synthetic_dirs],
                    "n_holdout_frames": int(len(real.indices(split="holdout"))),
                    "n_holdout_patients": int(real.manifest.loc[real.indices(split="holdout"), "patient_id"].nunique())},
-        "table": table, "headline": head, "classifiers": clf_json, "comparisons": comparisons,
+        "protocol": stats["protocol"], "n_patients": stats["n_patients"], "questions": stats["questions"],
+        "skipped_questions": stats["skipped"], "table": table, "classifiers": clf_json,
         "audits": audits, "privacy_gate": privacy,
     }
     with optional_stage_run(ctx.track, stage="evaluate", local_dir=out_dir.parent, run_name="evaluate",

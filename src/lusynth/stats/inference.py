@@ -183,7 +183,8 @@ class Decision:
     p_value: float  # one-sided, from the estimate's reference distribution
     verdict: str  # one of VERDICTS
     min_detectable_difference: float
-    power_at_margin: float  # power of this test against a true difference of +margin (superiority) or 0 (non-inferiority)
+    power_at_margin: float  # power of this test when the true difference is ``power_against``
+    power_against: float  # the effect of interest (superiority) or 0 (non-inferiority)
     reason: str
 
     def as_dict(self) -> dict[str, Any]:
@@ -207,12 +208,12 @@ def decide(e: Estimate, *, hypothesis: str, margin: float, power: float = 0.8, e
     q = e.quantile(1 - alpha / 2)
     usable = math.isfinite(e.se) and e.se > 0
     mdd = (q + e.quantile(power)) * e.se if math.isfinite(e.se) else float("nan")
+    target = (effect_of_interest if effect_of_interest is not None else margin) if hypothesis == "superiority" else 0.0
     if not usable:
         p = float("nan")
         pw = float("nan")
     else:
         p = e.sf((e.estimate + shift) / e.se)
-        target = (effect_of_interest if effect_of_interest is not None else margin) if hypothesis == "superiority" else 0.0
         pw = e.sf(q - (target + shift) / e.se)
     lo, hi = e.ci
     if e.too_few_patients:
@@ -229,7 +230,7 @@ def decide(e: Estimate, *, hypothesis: str, margin: float, power: float = 0.8, e
         verdict = "inconclusive"
         reason = (f"the {e.level:.0%} interval covers {-shift:g}; a true difference of {mdd:.3f} would be detected "
                   f"with {power:.0%} power at this sample size")
-    return Decision(hypothesis, margin if hypothesis == "non-inferiority" else 0.0, p, verdict, mdd, pw, reason)
+    return Decision(hypothesis, margin if hypothesis == "non-inferiority" else 0.0, p, verdict, mdd, pw, target, reason)
 
 
 def holm(p_values: Sequence[float], alpha: float = 0.05) -> list[float]:

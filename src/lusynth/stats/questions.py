@@ -205,7 +205,7 @@ def _entry(q: str, text: str, arm: str, baseline: str, fraction: float, metric: 
     return {"question": q, "text": text, "arm": arm, "baseline": baseline, "fraction": fraction, "metric": metric,
             "endpoint": f"patient-level {metric}", "verdict": d["verdict"], "estimate": e.estimate, "ci": list(e.ci),
             "ci_label": e.as_dict()["ci_label"], "min_detectable_difference": d["min_detectable_difference"],
-            "p_value": d["p_value"], "hypothesis": d["hypothesis"], "margin": d["margin"], "power": d["power_at_margin"],
+            "p_value": d["p_value"], "hypothesis": d["hypothesis"], "margin": d["margin"], "power": d["power_at_margin"], "power_against": d["power_against"],
             "reason": d["reason"], "method": e.method, "se": e.se, "df": e.df, "level": e.level,
             "training_variance": e.training_variance, "n_splits": e.n_splits, "n_runs": e.n_runs,
             "n_resamples": e.n_resamples, "n_undefined": e.n_undefined, "notes": list(e.notes)}
