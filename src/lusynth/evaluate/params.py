@@ -42,6 +42,8 @@ class EvaluateParams:
     gate_max_distance_mia_auc: float | None = PrivacyGate.max_distance_mia_auc
     gate_max_discriminator_mia_auc: float | None = PrivacyGate.max_discriminator_mia_auc
     gate_min_dcr_ratio: float | None = PrivacyGate.min_dcr_ratio
+    fidelity_permutations: int = 200  # group permutations of the per-patient MMD test (p-value resolution 1/(n+1))
+    fidelity_max_rows: int = 500  # frames per side in the MMD permutation test (cost grows with its square)
     grid_frames: int = 16  # frames per side in the report's real-vs-synthetic sample grids
     batch_size: int = 256  # inference batch
 
@@ -52,6 +54,8 @@ class EvaluateParams:
         check(self.audit_max_frames >= 10, e, "audit_max_frames", self.audit_max_frames, "need at least 10 frames per side")
         check(self.kid_subsets >= 1, e, "kid_subsets", self.kid_subsets, "must be >= 1")
         check(self.kid_subset_size >= 2, e, "kid_subset_size", self.kid_subset_size, "must be >= 2")
+        check(self.fidelity_permutations >= 1, e, "fidelity_permutations", self.fidelity_permutations, "must be >= 1 (199 for reporting)")
+        check(self.fidelity_max_rows >= 4, e, "fidelity_max_rows", self.fidelity_max_rows, "must be >= 4")
         check(self.grid_frames >= 1, e, "grid_frames", self.grid_frames, "must be >= 1")
         check(self.batch_size >= 1, e, "batch_size", self.batch_size, "must be >= 1")
         bad = [m for m in self.secondary_metrics if m not in METRIC_NAMES]

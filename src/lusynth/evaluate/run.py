@@ -24,7 +24,7 @@ import pandas as pd
 
 from lusynth.atomic import atomic_dir
 from lusynth.classifier.train import LoadedClassifier, load_classifier
-from lusynth.data.framestore import open_store
+from lusynth.data.framestore import FrameStore, open_store
 from lusynth.errors import InputError
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
 from lusynth.evaluate.holdout import metrics_json, predict_holdout, roc_json, score_rows
@@ -32,6 +32,7 @@ from lusynth.evaluate.params import EvaluateParams
 from lusynth.gan.generate import SyntheticSet
 from lusynth.gan.run import GanRun
 from lusynth.keys import GanKey
+from lusynth.metrics.fidelity import fidelity_with_floor, reference_gamma
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.progress import note
@@ -139,6 +140,41 @@ def _class_probability(emb: LoadedClassifier, label: str) -> Any:
     return prob
 
 
+def _subsample(rows: np.ndarray, k: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(rows, k, replace=False)) if len(rows) > k else rows
+
+
+def _patient_fidelity(real: FrameStore, label: str, syn: np.ndarray, params: EvaluateParams,
+                      spaces: dict[str, tuple[Any, float]]) -> dict[str, Any]:
+    """Synthetic frames of ``label`` vs the test patients' frames, beside validation vs test patients (the floor)."""
+    test_rows = _subsample(real.indices(split="holdout", label=label), params.audit_max_frames, params.seed)
+    val_rows = _subsample(real.indices(split="val", label=label), params.audit_max_frames, params.seed)
+    pid = real.manifest["patient_id"].astype(str).to_numpy()
+    if len(test_rows) < 4 or len(val_rows) < 4 or len(syn) < 4:
+        return {"skipped": f"needs at least 4 frames of class {label!r} among test patients, validation patients and synthetic frames"}
+    syn = syn[_subsample(np.arange(len(syn)), params.audit_max_frames, params.seed)]
+    test, val = np.asarray(real.frames[test_rows]), np.asarray(real.frames[val_rows])
+    out: dict[str, Any] = {"n_test_patients": int(len(set(pid[test_rows]))), "n_floor_patients": int(len(set(pid[val_rows])))}
+    for space, (feat, gamma) in spaces.items():
+        out[space] = fidelity_with_floor(feat(test), pid[test_rows], feat(val), pid[val_rows], feat(syn), gamma=gamma,
+                                         n_permutations=params.fidelity_permutations, max_rows=params.fidelity_max_rows, seed=params.seed)
+    return out
+
+
+def _fidelity_spaces(real: FrameStore, emb: LoadedClassifier | None, params: EvaluateParams) -> dict[str, tuple[Any, float]]:
+    """Feature maps, each with its MMD bandwidth fixed once from real training frames (comparable across GANs)."""
+    rows = _subsample(real.indices(split="train"), min(params.audit_max_frames, 1000), params.seed)
+    ref = np.asarray(real.frames[rows])
+
+    def pixels(frames: np.ndarray) -> np.ndarray:
+        return np.asarray(frames, dtype=np.float64).reshape(len(frames), -1) / 255.0
+
+    spaces: dict[str, tuple[Any, float]] = {"pixels": (pixels, reference_gamma(pixels(ref)))}
+    if emb is not None:
+        spaces["embedding"] = (emb.embed, reference_gamma(emb.embed(ref)))
+    return spaces
+
+
 def _embedder(classifiers: Sequence[LoadedClassifier]) -> LoadedClassifier | None:
     real = [c for c in classifiers if c.arm == "real"]
     return max(real, key=lambda c: (c.fraction, -c.seed)) if real else None
@@ -219,6 +255,7 @@ def evaluate(
         "roc": plots.roc_curves({c["name"]: c["roc"]["frame"] for c in clf_json}),
     }
     emb = _embedder(classifiers)
+    spaces = _fidelity_spaces(real, emb, params) if targets and len(real.indices(split="train")) >= 2 else {}
     audits = []
     for t in targets:
         s = t.synthetic.store
@@ -238,7 +275,8 @@ def evaluate(
                        "gan_dir": str(t.gan.path) if t.gan else None,
                        "gan_run_id": t.gan.run_id if t.gan else None,
                        "embedding": str(emb.path) if emb is not None else None,
-                       "fidelity": res["fidelity"], "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
+                       "fidelity": res["fidelity"], "fidelity_patient": _patient_fidelity(real, label, syn, params, spaces),
+                       "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
                        "fidelity_history": t.gan.history if t.gan else []})
         k = min(params.grid_frames, len(syn), len(hold))
         figures[f"samples_{label}_f{frac:g}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")

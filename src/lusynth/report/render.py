@@ -183,6 +183,28 @@ def _audit_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     return header, body
 
 
+def _patient_fidelity_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["GAN", "space", "1-NN acc. synthetic", "1-NN acc. real floor", "MMD^2 synthetic (p)", "MMD^2 real floor (p)", "patients (test / floor)"]
+    body = []
+    for a in results.get("audits", []):
+        f = a.get("fidelity_patient") or {}
+        for space in ("pixels", "embedding"):
+            if space in f:
+                syn, floor = f[space]["synthetic"], f[space]["real_floor"]
+                body.append([a["name"], space, _fmt(syn["nn1_accuracy"]), _fmt(floor["nn1_accuracy"]),
+                             f"{_fmt(syn['mmd2'], 4)} ({_pvalue(syn['mmd_p_value'])})", f"{_fmt(floor['mmd2'], 4)} ({_pvalue(floor['mmd_p_value'])})",
+                             f"{f['n_test_patients']} / {f['n_floor_patients']}"])
+        if f.get("skipped"):
+            body.append([a["name"], "-", f["skipped"], "", "", "", ""])
+    return header, body
+
+
+_PATIENT_FIDELITY_NOTE = ("Synthetic frames vs the test patients' frames, beside validation patients vs the same test patients (the floor: "
+                          "what new real patients score). 1-NN accuracy leaves out the whole patient (0.5 = indistinguishable); MMD^2 uses "
+                          "one bandwidth fixed from real training frames, so values compare across GANs; p from permutations that move a "
+                          "patient's frames together.")
+
+
 def _md_table(header: list[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(r) + " |" for r in body]
@@ -227,6 +249,9 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, str]) -> s
     if results.get("audits"):
         out += ["", "## Fidelity and privacy audit", "", _md_table(*_audit_rows(results)), "",
                 "FID/KID are computed in the `real` classifier's embedding: not comparable with Inception FID/KID."]
+        pf = _patient_fidelity_rows(results)
+        if pf[1]:
+            out += ["", "## Fidelity per patient", "", _PATIENT_FIDELITY_NOTE, "", _md_table(*pf)]
     out += ["", "## Figures", ""] + [f"![{name}]({path})" for name, path in figures.items()]
     out += ["", "## Configuration and data", ""] + [f"- {line}" for line in _config_lines(results)]
     return "\n".join(out) + "\n"
@@ -263,6 +288,9 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, bytes]) -> str
     if results.get("audits"):
         parts += ["<h2>Fidelity and privacy audit</h2>", _html_table(*_audit_rows(results)),
                   "<p>FID/KID are computed in the <code>real</code> classifier's embedding: not comparable with Inception FID/KID.</p>"]
+        pf = _patient_fidelity_rows(results)
+        if pf[1]:
+            parts += ["<h2>Fidelity per patient</h2>", f"<p>{html.escape(_PATIENT_FIDELITY_NOTE)}</p>", _html_table(*pf)]
     parts.append("<h2>Figures</h2>")
     for name, png in figures.items():
         b64 = base64.b64encode(png).decode("ascii")
