@@ -150,8 +150,11 @@ def _patient_fidelity(real: FrameStore, label: str, syn: np.ndarray, params: Eva
     test_rows = _subsample(real.indices(split="holdout", label=label), params.audit_max_frames, params.seed)
     val_rows = _subsample(real.indices(split="val", label=label), params.audit_max_frames, params.seed)
     pid = real.manifest["patient_id"].astype(str).to_numpy()
-    if len(test_rows) < 4 or len(val_rows) < 4 or len(syn) < 4:
-        return {"skipped": f"needs at least 4 frames of class {label!r} among test patients, validation patients and synthetic frames"}
+    n_test, n_val = len(set(pid[test_rows])), len(set(pid[val_rows]))
+    if n_test < 2 or n_val < 2 or len(test_rows) < 4 or len(val_rows) < 4 or len(syn) < 4:
+        # leave-one-patient-out needs another patient on each real side
+        return {"skipped": f"too few patients: class {label!r} has {n_test} test and {n_val} validation patient(s) "
+                           f"({len(test_rows)} and {len(val_rows)} frames); per-patient fidelity needs 2 and 4 of each"}
     syn = syn[_subsample(np.arange(len(syn)), params.audit_max_frames, params.seed)]
     test, val = np.asarray(real.frames[test_rows]), np.asarray(real.frames[val_rows])
     out: dict[str, Any] = {"n_test_patients": int(len(set(pid[test_rows]))), "n_floor_patients": int(len(set(pid[val_rows])))}
