@@ -232,9 +232,9 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, str]) -> s
     t = results["table"]
     power = (results.get("protocol") or {}).get("power", 0.8)
     out = ["# lusynth evaluation report", "", "## Results", "", _protocol_line(results), ""]
+    out += [f"- {line}" for line in question_sentences(results)] + [""]
     for q in results.get("questions", []):
         out += [f"### ({q['question']}) {q['text']}", ""] + [f"- {line}" for line in _question_details(q, power)] + [""]
-    out += [f"- {s}" for s in results.get("skipped_questions", [])]
     out += ["", "### Per arm", "",
             f"Test patients only (no classifier or GAN was trained on them). Cells: estimate over folds and seeds with "
             f"{int(round(t['ci'] * 100))}% CI; {t['level']} level, accuracy/F1/sensitivity/specificity at the threshold chosen on "
