@@ -128,7 +128,9 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
         test = ("superiority" if q["hypothesis"] == "superiority" else f"non-inferiority, margin {q['margin']:g}")
         s = (f"({q['question']}) {q['arm']} vs {q['baseline']}, {q['endpoint']} at fraction {q['fraction']:g}: "
              f"{q['verdict'].upper()}; difference {_signed(q['estimate'])} ({ci}; one-sided p = {_pvalue(q['p_value'])}, {test})")
-        if q["verdict"] == "inconclusive":
+        if q["verdict"] == "inconclusive" and q.get("min_detectable_difference") is None:
+            s += "; no detectable difference can be stated at this sample size"
+        elif q["verdict"] == "inconclusive":
             s += (f"; at this sample size only a true difference of {_fmt(q['min_detectable_difference'])} or more would be "
                   f"detected with {int(round(results.get('protocol', {}).get('power', 0.8) * 100))}% power")
         out.append(s + ".")
@@ -151,7 +153,7 @@ def _question_details(q: Mapping[str, Any], power: float) -> list[str]:
     lines = [f"verdict: **{q['verdict']}** ({q['reason']})",
              f"effect: {q['arm']} minus {q['baseline']}, {q['endpoint']}, fraction {q['fraction']:g}: {_signed(q['estimate'])} "
              f"{_interval(q['ci'][0], q['ci'][1], q.get('ci_label') is not None)} ({int(round(q['level'] * 100))}% CI), one-sided p = {_pvalue(q['p_value'])}",
-             f"power: {_fmt(q['power'] * 100 if q['power'] is not None else None, 0)}% to show "
+             f"power: {_fmt(q['power'] * 100, 0) + '%' if q['power'] is not None else 'n/a'} to show "
              f"{'superiority when the true gain is ' if q['hypothesis'] == 'superiority' else 'non-inferiority when the true difference is '}"
              f"{_signed(q['power_against'])}; minimum detectable difference at {int(round(power * 100))}% power: "
              f"{_fmt(q['min_detectable_difference'])}",

@@ -207,9 +207,10 @@ def decide(e: Estimate, *, hypothesis: str, margin: float, power: float = 0.8, e
     shift = 0.0 if hypothesis == "superiority" else margin
     q = e.quantile(1 - alpha / 2)
     usable = math.isfinite(e.se) and e.se > 0
-    mdd = (q + e.quantile(power)) * e.se if math.isfinite(e.se) else float("nan")
+    # no detectable difference can be stated without a usable standard error or with too few patients
+    mdd = (q + e.quantile(power)) * e.se if usable and not e.too_few_patients else float("nan")
     target = (effect_of_interest if effect_of_interest is not None else margin) if hypothesis == "superiority" else 0.0
-    if not usable:
+    if not usable or e.too_few_patients:
         p = float("nan")
         pw = float("nan")
     else:
