@@ -5,11 +5,9 @@ import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
 from lusynth.metrics.classification import (
-    aggregate_groups,
     binary_metrics,
     bootstrap_metrics,
     choose_threshold,
-    paired_bootstrap_difference,
     roc_points,
     weighted_metrics,
 )
@@ -50,11 +48,6 @@ def test_threshold_choice_on_validation() -> None:
     assert pts["fpr"][0] == 0 and pts["tpr"][-1] == 1 and all(np.isfinite(pts["thresholds"]))
 
 
-def test_group_aggregation_means_probabilities_and_any_positive() -> None:
-    ids, y, p = aggregate_groups(np.array([0, 1, 0, 0]), np.array([0.2, 0.6, 0.1, 0.3]), np.array(["a", "a", "b", "b"]))
-    assert list(ids) == ["a", "b"] and list(y) == [1, 0] and p == pytest.approx([0.4, 0.2])
-
-
 def _population_draw(rng: np.random.Generator, n_patients: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     # per-patient random effect: frames of a patient are correlated, as in LUS clips
     groups = np.repeat(np.arange(n_patients), 10)
@@ -74,16 +67,6 @@ def test_patient_bootstrap_ci_covers_the_population_accuracy() -> None:
         ci = bootstrap_metrics(y, p, g, n_resamples=300, seed=2)
         covered += ci.lo["accuracy"] <= truth <= ci.hi["accuracy"]
     assert covered >= 32  # nominal 95%: 38 of 40 expected; a frame-level bootstrap would cover far less
-
-
-def test_paired_difference_is_zero_for_identical_classifiers_and_detects_a_better_one() -> None:
-    rng = np.random.default_rng(3)
-    y, p, g = _population_draw(rng, 40)
-    same = paired_bootstrap_difference(y, p, p, g, n_resamples=200)
-    assert same["auc"]["diff"] == 0 and same["auc"]["lo"] == 0 and same["auc"]["hi"] == 0
-    better = np.where(y == 1, np.minimum(p + 0.3, 1), np.maximum(p - 0.3, 0))
-    d = paired_bootstrap_difference(y, better, p, g, n_resamples=200)
-    assert d["auc"]["lo"] > 0 and d["auc"]["p_a_not_better"] < 0.05
 
 
 def test_inputs_are_checked() -> None:

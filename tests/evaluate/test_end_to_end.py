@@ -42,8 +42,17 @@ def test_real_classifier_beats_chance_and_report_has_the_table(experiment: dict)
     report = r.report
     real = next(c for c in report["classifiers"] if c["arm"] == "real")
     assert real["metrics"]["patient"]["val"]["auc"]["lo"] <= real["metrics"]["patient"]["val"]["auc"]["value"]
-    assert {c["arm"] for c in report["comparisons"]} == {"real+synthetic", "synthetic"}
+    assert report["protocol"]["folds"] == 1 and report["protocol"]["primary_endpoint"] == "patient-level auc"
+    assert sum(report["n_patients"].values()) == report["config"]["n_holdout_patients"]
+    assert [q["question"] for q in report["questions"]] == ["a", "b"]
+    for q in report["questions"]:
+        assert q["verdict"] in ("superior", "non-inferior", "inferior", "inconclusive")
+        assert {"estimate", "ci", "min_detectable_difference", "p_value", "method"} <= set(q)
+    assert all(0 <= c["patient_threshold"] <= 1 for c in report["classifiers"])
+    pf = report["audits"][0]["fidelity_patient"]
+    assert {"synthetic", "real_floor"} <= set(pf["pixels"]) and 0 < pf["pixels"]["real_floor"]["mmd_p_value"] <= 1
     md, html = r.markdown.read_text(), r.html.read_text()
+    assert "## Fidelity per patient" in md and "### (a) " in md and "minimum detectable difference" in md
     assert "| fraction | real | real+synthetic | synthetic |" in md
     assert "<table>" in html and "data:image/png;base64," in html and "src='figures/" not in html
     assert len(report["audits"]) == 2 and r.privacy_passed is False  # noisy copies are memorisation

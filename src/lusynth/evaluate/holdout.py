@@ -1,63 +1,57 @@
-"""Holdout evaluation of trained classifiers: predictions, metrics with CIs, paired comparisons.
+"""Holdout predictions of trained classifiers, per-classifier metrics, and the score table.
 
-Only the real ``holdout`` split is used: patients that no GAN and no classifier saw. Metrics are
-computed at three levels -- frame, clip (``video_id``) and patient -- where a clip or patient
-gets the mean probability of its frames and is positive when any of its frames is. Each level is
-reported at two thresholds: ``0.5`` (the paper's argmax) and ``val`` (the classifier's own
-threshold chosen on validation, applied to the frame or mean probability). CIs come from a
-patient-level bootstrap; with the same seed every classifier sees the same resamples, so the
-differences between two classifiers are paired.
+Only the real ``holdout`` split is scored (a fold's test patients under cross-validation: the
+``test_split`` argument). Two levels:
+
+* **frame**: every frame, at ``0.5`` (the paper's argmax) and at ``val`` (the classifier's frame
+  threshold, chosen on validation frames); patient-bootstrap CIs. Descriptive: frames of one
+  patient are not independent, so no test uses them.
+* **patient**: the level of every test (:mod:`lusynth.stats.scores` for the rule: label = any clip
+  positive, score = the most suspicious clip's mean frame probability), at a *patient-level*
+  threshold chosen on the validation patients' scores with the classifier's own rule -- never the
+  frame threshold reused on patient scores.
+
+:func:`score_rows` turns a classifier into rows of the long score table (lusynth.stats.scores);
+its fold, repeat and GAN seed come from the classifier's record (``fold``, ``repeat``,
+``gan_seed`` in classifier.json; 0 when absent: one split, one GAN).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lusynth.classifier.train import LoadedClassifier
 from lusynth.data.framestore import FrameStore
 from lusynth.errors import InputError
-from lusynth.evaluate.params import LEVELS, THRESHOLDS, EvaluateParams
-from lusynth.metrics.classification import (
-    BootstrapCI,
-    aggregate_groups,
-    bootstrap_metrics,
-    difference_from_replicates,
-    roc_points,
-)
+from lusynth.evaluate.params import EvaluateParams
+from lusynth.metrics.classification import METRICS, bootstrap_metrics, percentile_interval, roc_points
+from lusynth.stats.bootstrap import run_metrics, stratified_weights
+from lusynth.stats.scores import patient_scores, patient_threshold
 
 
 @dataclass
 class HoldoutPrediction:
-    """One classifier's holdout probabilities, with the grouping needed for every level."""
+    """One classifier's test-patient frame probabilities and patient scores (threshold from validation patients)."""
 
     name: str
     arm: str
     fraction: float
     seed: int
-    val_threshold: float
+    val_threshold: float  # frame level, from classifier.json
     y: np.ndarray
     prob: np.ndarray
     patient_id: np.ndarray
     video_id: np.ndarray
+    patients: pd.DataFrame  # patient_id, label, score (test patients)
+    patient_threshold: float  # chosen on the validation patients' scores
+    fold: int = 0
+    repeat: int = 0
+    gan_seed: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
-
-    def level(self, level: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """(labels, probabilities, bootstrap cluster per row) at ``frame``, ``clip`` or ``patient`` level."""
-        if level == "frame":
-            return self.y, self.prob, self.patient_id
-        if level == "clip":
-            # a clip's cluster is its patient: clips of one patient are resampled together
-            key = np.char.add(np.char.add(self.patient_id.astype(str), "\x00"), self.video_id.astype(str))
-            ids, y, p = aggregate_groups(self.y, self.prob, key)
-            return y, p, np.array([k.split("\x00")[0] for k in ids])
-        if level == "patient":
-            ids, y, p = aggregate_groups(self.y, self.prob, self.patient_id)
-            return y, p, ids
-        raise ValueError(f"level {level!r}: choose one of {', '.join(LEVELS)}")
 
 
 def classifier_name(arm: str, fraction: float, seed: int) -> str:
@@ -65,18 +59,22 @@ def classifier_name(arm: str, fraction: float, seed: int) -> str:
     return f"{arm} f={fraction:g} s={seed}"
 
 
-def holdout_indices(store: FrameStore) -> np.ndarray:
-    """Rows of the real holdout split; both classes are needed for AUC."""
-    idx = store.indices(split="holdout")
+def split_indices(store: FrameStore, split: str = "holdout") -> np.ndarray:
+    """Rows of a real split; both classes are needed for AUC."""
+    idx = store.indices(split=split)
     if len(idx) == 0:
-        raise InputError(f"{store.path}: no holdout frames; re-run ingest with a holdout share")
+        raise InputError(f"{store.path}: no {split} frames; re-run ingest with a {split} share")
     if len(np.unique(store.labels_as_int(idx))) < 2:
-        raise InputError(f"{store.path}: the holdout holds a single class; AUC needs both (re-run ingest with more patients)")
+        raise InputError(f"{store.path}: the {split} split holds a single class; AUC needs both (re-run ingest with more patients)")
     return idx
 
 
-def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int = 256) -> HoldoutPrediction:
-    """Positive-class probability of every holdout frame."""
+def holdout_indices(store: FrameStore) -> np.ndarray:
+    """Rows of the real holdout split; both classes are needed for AUC."""
+    return split_indices(store, "holdout")
+
+
+def _check_compatible(store: FrameStore, clf: LoadedClassifier) -> None:
     if clf.config.image_size != store.image_size:
         raise InputError(f"{clf.path}: classifier takes {clf.config.image_size}x{clf.config.image_size} frames, the store has {store.image_size}; evaluate on the store it was trained from")
     if list(clf.classes) != list(store.classes):
@@ -87,67 +85,68 @@ def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int
             f"{clf.path}: trained on frame store {trained_on}, but {store.path} is {store.digest}; another data version "
             "may share patients with this holdout: evaluate on the store the classifier was trained from"
         )
-    idx = holdout_indices(store)
+
+
+def _frames(store: FrameStore, clf: LoadedClassifier, idx: np.ndarray, batch_size: int) -> tuple[np.ndarray, np.ndarray, pd.DataFrame]:
     m = store.manifest.iloc[idx]
+    y = store.labels_as_int(idx, positive=clf.positive_class)
+    prob = clf.predict_proba(np.asarray(store.frames[idx]), batch_size=batch_size)
+    return y, prob, m
+
+
+def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int = 256, test_split: str = "holdout",
+                    val_split: str = "val") -> HoldoutPrediction:
+    """Positive-class probability of every test frame, patient scores, and the validation patients' threshold."""
+    _check_compatible(store, clf)
+    y, prob, m = _frames(store, clf, split_indices(store, test_split), batch_size)
+    pid, vid = m["patient_id"].astype(str).to_numpy(), m["video_id"].astype(str).to_numpy()
+    rule = str(clf.meta.get("threshold_rule") or "youden")
+    val_idx = store.indices(split=val_split)
+    if len(val_idx):
+        vy, vp, vm = _frames(store, clf, val_idx, batch_size)
+        val_pat = patient_scores(vy, vp, vm["patient_id"].astype(str).to_numpy(), vm["video_id"].astype(str).to_numpy())
+        thr = patient_threshold(val_pat, rule=rule)
+    else:
+        thr = 0.5  # no validation patients: nothing to choose on
     return HoldoutPrediction(
         name=classifier_name(clf.arm, clf.fraction, clf.seed), arm=clf.arm, fraction=clf.fraction, seed=clf.seed,
-        val_threshold=clf.threshold, y=store.labels_as_int(idx, positive=clf.positive_class),
-        prob=clf.predict_proba(np.asarray(store.frames[idx]), batch_size=batch_size),
-        patient_id=m["patient_id"].astype(str).to_numpy(), video_id=m["video_id"].astype(str).to_numpy(),
+        val_threshold=clf.threshold, y=y, prob=prob, patient_id=pid, video_id=vid,
+        patients=patient_scores(y, prob, pid, vid), patient_threshold=float(thr),
+        fold=int(clf.meta.get("fold", 0)), repeat=int(clf.meta.get("repeat", 0)), gan_seed=int(clf.meta.get("gan_seed", 0)),
         meta={"dir": str(clf.path), "hyperparams": clf.meta.get("hyperparams"), "val_auc": clf.meta.get("val_auc"),
-              "threshold_rule": clf.meta.get("threshold_rule"), "mlflow_run_id": clf.meta.get("mlflow_run_id")},
+              "threshold_rule": rule, "mlflow_run_id": clf.meta.get("mlflow_run_id")},
     )
 
 
-def _threshold(pred: HoldoutPrediction, which: str) -> float:
-    return 0.5 if which == "0.5" else pred.val_threshold
+def score_rows(pred: HoldoutPrediction) -> pd.DataFrame:
+    """The classifier's rows of the long score table (lusynth.stats.scores.COLUMNS)."""
+    p = pred.patients
+    return pd.DataFrame({"repeat": pred.repeat, "fold": pred.fold, "arm": pred.arm, "fraction": pred.fraction,
+                         "gan_seed": pred.gan_seed, "classifier_seed": pred.seed, "patient_id": p["patient_id"].to_numpy(),
+                         "label": p["label"].to_numpy(), "score": p["score"].to_numpy(), "threshold": pred.patient_threshold})
 
 
-def bootstrap_all(pred: HoldoutPrediction, params: EvaluateParams) -> dict[tuple[str, str], BootstrapCI]:
-    """Bootstrap metrics for every (level, threshold) of one classifier."""
+def _patient_metrics(pred: HoldoutPrediction, params: EvaluateParams) -> dict[str, dict[str, Any]]:
+    labels, scores = pred.patients["label"].to_numpy(), pred.patients["score"].to_numpy()
+    w = stratified_weights(labels, n_resamples=params.n_bootstrap, rng=np.random.default_rng(params.seed))
+    r = run_metrics(labels, scores, pred.patient_threshold, w)
     out = {}
-    for level in LEVELS:
-        y, p, groups = pred.level(level)
-        for which in THRESHOLDS:
-            out[(level, which)] = bootstrap_metrics(y, p, groups, threshold=_threshold(pred, which),
-                                                    n_resamples=params.n_bootstrap, ci=params.ci, seed=params.seed)
+    for m in METRICS:
+        lo, hi = percentile_interval(r.replicates[m], params.ci)
+        out[m] = {"value": r.point[m], "lo": lo, "hi": hi, "n_undefined": r.n_undefined(m)}
     return out
 
 
-def metrics_json(boot: dict[tuple[str, str], BootstrapCI]) -> dict[str, dict[str, Any]]:
-    """{level: {threshold: {metric: {value, lo, hi}}}} for the JSON report."""
-    out: dict[str, dict[str, Any]] = {}
-    for (level, which), ci in boot.items():
-        out.setdefault(level, {})[which] = ci.as_dict()
-    return out
+def metrics_json(pred: HoldoutPrediction, params: EvaluateParams) -> dict[str, dict[str, Any]]:
+    """{level: {threshold: {metric: {value, lo, hi}}}}: frame at 0.5 and val, patient at the patient threshold."""
+    frame = {}
+    for which, thr in (("0.5", 0.5), ("val", pred.val_threshold)):
+        frame[which] = bootstrap_metrics(pred.y, pred.prob, pred.patient_id, threshold=thr, n_resamples=params.n_bootstrap,
+                                         ci=params.ci, seed=params.seed).as_dict()
+    return {"frame": frame, "patient": {"val": _patient_metrics(pred, params)}}
 
 
 def roc_json(pred: HoldoutPrediction) -> dict[str, dict[str, list[float]]]:
     """ROC points per level (fpr, tpr, thresholds)."""
-    out = {}
-    for level in LEVELS:
-        y, p, _ = pred.level(level)
-        out[level] = roc_points(y, p)
-    return out
-
-
-def paired_comparisons(
-    preds: Sequence[HoldoutPrediction],
-    boots: dict[str, dict[tuple[str, str], BootstrapCI]],
-    params: EvaluateParams,
-    *,
-    baseline: str = "real",
-) -> list[dict[str, Any]]:
-    """For each fraction and seed: every other arm minus ``baseline`` (paired bootstrap CIs)."""
-    by_key = {(p.arm, p.fraction, p.seed): p for p in preds}
-    out = []
-    for p in sorted(preds, key=lambda q: (q.fraction, q.seed, q.arm)):
-        if p.arm == baseline or (baseline, p.fraction, p.seed) not in by_key:
-            continue
-        base = by_key[(baseline, p.fraction, p.seed)]
-        for level in LEVELS:
-            for which in THRESHOLDS:
-                diff = difference_from_replicates(boots[p.name][(level, which)], boots[base.name][(level, which)], ci=params.ci)
-                out.append({"fraction": p.fraction, "seed": p.seed, "arm": p.arm, "baseline": baseline,
-                            "level": level, "threshold": which, "diff": diff})
-    return out
+    return {"frame": roc_points(pred.y, pred.prob),
+            "patient": roc_points(pred.patients["label"].to_numpy(), pred.patients["score"].to_numpy())}

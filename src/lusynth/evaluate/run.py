@@ -20,24 +20,26 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 
 from lusynth.atomic import atomic_dir
 from lusynth.classifier.train import LoadedClassifier, load_classifier
-from lusynth.data.framestore import open_store
+from lusynth.data.framestore import FrameStore, open_store
 from lusynth.errors import InputError
-from lusynth.evaluate.aggregate import headline, results_table
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
-from lusynth.evaluate.holdout import bootstrap_all, metrics_json, paired_comparisons, predict_holdout, roc_json
+from lusynth.evaluate.holdout import metrics_json, predict_holdout, roc_json, score_rows
 from lusynth.evaluate.params import EvaluateParams
 from lusynth.gan.generate import SyntheticSet
 from lusynth.gan.run import GanRun
 from lusynth.keys import GanKey
+from lusynth.metrics.fidelity import fidelity_with_floor, reference_gamma
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.progress import note
 from lusynth.report import plots
-from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, write_report
+from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, question_sentences, write_report
 from lusynth.runtime import RunContext
+from lusynth.stats.questions import Analysis
 from lusynth.tracking import optional_stage_run
 
 
@@ -101,7 +103,7 @@ class Evaluation:
 
     def summary(self) -> str:
         """The headline lines, the privacy gate and where the report is."""
-        lines = list(self.report.get("headline", {}).get("summary", []))
+        lines = question_sentences(self.report)
         if self.privacy_passed is not None:
             lines.append(f"privacy gate: {'PASS' if self.privacy_passed else 'FAIL'}")
         lines.append(f"report: {self.html}")
@@ -136,6 +138,44 @@ def _class_probability(emb: LoadedClassifier, label: str) -> Any:
         return p if positive else 1.0 - p
 
     return prob
+
+
+def _subsample(rows: np.ndarray, k: int, seed: int) -> np.ndarray:
+    return np.sort(np.random.default_rng(seed).choice(rows, k, replace=False)) if len(rows) > k else rows
+
+
+def _patient_fidelity(real: FrameStore, label: str, syn: np.ndarray, params: EvaluateParams,
+                      spaces: dict[str, tuple[Any, float]]) -> dict[str, Any]:
+    """Synthetic frames of ``label`` vs the test patients' frames, beside validation vs test patients (the floor)."""
+    test_rows = _subsample(real.indices(split="holdout", label=label), params.audit_max_frames, params.seed)
+    val_rows = _subsample(real.indices(split="val", label=label), params.audit_max_frames, params.seed)
+    pid = real.manifest["patient_id"].astype(str).to_numpy()
+    n_test, n_val = len(set(pid[test_rows])), len(set(pid[val_rows]))
+    if n_test < 2 or n_val < 2 or len(test_rows) < 4 or len(val_rows) < 4 or len(syn) < 4:
+        # leave-one-patient-out needs another patient on each real side
+        return {"skipped": f"too few patients: class {label!r} has {n_test} test and {n_val} validation patient(s) "
+                           f"({len(test_rows)} and {len(val_rows)} frames); per-patient fidelity needs 2 and 4 of each"}
+    syn = syn[_subsample(np.arange(len(syn)), params.audit_max_frames, params.seed)]
+    test, val = np.asarray(real.frames[test_rows]), np.asarray(real.frames[val_rows])
+    out: dict[str, Any] = {"n_test_patients": int(len(set(pid[test_rows]))), "n_floor_patients": int(len(set(pid[val_rows])))}
+    for space, (feat, gamma) in spaces.items():
+        out[space] = fidelity_with_floor(feat(test), pid[test_rows], feat(val), pid[val_rows], feat(syn), gamma=gamma,
+                                         n_permutations=params.fidelity_permutations, max_rows=params.fidelity_max_rows, seed=params.seed)
+    return out
+
+
+def _fidelity_spaces(real: FrameStore, emb: LoadedClassifier | None, params: EvaluateParams) -> dict[str, tuple[Any, float]]:
+    """Feature maps, each with its MMD bandwidth fixed once from real training frames (comparable across GANs)."""
+    rows = _subsample(real.indices(split="train"), min(params.audit_max_frames, 1000), params.seed)
+    ref = np.asarray(real.frames[rows])
+
+    def pixels(frames: np.ndarray) -> np.ndarray:
+        return np.asarray(frames, dtype=np.float64).reshape(len(frames), -1) / 255.0
+
+    spaces: dict[str, tuple[Any, float]] = {"pixels": (pixels, reference_gamma(pixels(ref)))}
+    if emb is not None:
+        spaces["embedding"] = (emb.embed, reference_gamma(emb.embed(ref)))
+    return spaces
 
 
 def _embedder(classifiers: Sequence[LoadedClassifier]) -> LoadedClassifier | None:
@@ -202,18 +242,23 @@ def evaluate(
 
     note("evaluate", f"predicting the holdout with {len(classifiers)} classifier(s)", enabled=progress)
     preds = [predict_holdout(real, c, batch_size=params.batch_size) for c in classifiers]
-    boots = {p.name: bootstrap_all(p, params) for p in preds}
-    table = results_table(preds, boots, params)
-    head = headline(preds, boots, params)
-    comparisons = paired_comparisons(preds, boots, params)
-    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "val_threshold": p.val_threshold,
-                 **p.meta, "metrics": metrics_json(boots[p.name]), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
+    scores = pd.concat([score_rows(p) for p in preds], ignore_index=True)
+    try:
+        analysis = Analysis(scores, params.analysis())
+        stats = analysis.report()
+    except ValueError as e:  # e.g. a primary_fraction that is not in the grid
+        raise InputError(f"evaluate: {e}") from None
+    table = stats["table"]
+    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "fold": p.fold, "repeat": p.repeat,
+                 "gan_seed": p.gan_seed, "val_threshold": p.val_threshold, "patient_threshold": p.patient_threshold,
+                 **p.meta, "metrics": metrics_json(p, params), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
 
     figures: dict[str, bytes] = {
         "learning_curve": plots.learning_curve(table),
         "roc": plots.roc_curves({c["name"]: c["roc"]["frame"] for c in clf_json}),
     }
     emb = _embedder(classifiers)
+    spaces = _fidelity_spaces(real, emb, params) if targets and len(real.indices(split="train")) >= 2 else {}
     audits = []
     for t in targets:
         s = t.synthetic.store
@@ -233,7 +278,8 @@ def evaluate(
                        "gan_dir": str(t.gan.path) if t.gan else None,
                        "gan_run_id": t.gan.run_id if t.gan else None,
                        "embedding": str(emb.path) if emb is not None else None,
-                       "fidelity": res["fidelity"], "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
+                       "fidelity": res["fidelity"], "fidelity_patient": _patient_fidelity(real, label, syn, params, spaces),
+                       "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
                        "fidelity_history": t.gan.history if t.gan else []})
         k = min(params.grid_frames, len(syn), len(hold))
         figures[f"samples_{label}_f{frac:g}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")
@@ -250,7 +296,8 @@ def evaluate(
                    "synthetic_dirs": [str(d) for d in synthetic_dirs],
                    "n_holdout_frames": int(len(real.indices(split="holdout"))),
                    "n_holdout_patients": int(real.manifest.loc[real.indices(split="holdout"), "patient_id"].nunique())},
-        "table": table, "headline": head, "classifiers": clf_json, "comparisons": comparisons,
+        "protocol": stats["protocol"], "n_patients": stats["n_patients"], "questions": stats["questions"],
+        "skipped_questions": stats["skipped"], "table": table, "classifiers": clf_json,
         "audits": audits, "privacy_gate": privacy,
     }
     with optional_stage_run(ctx.track, stage="evaluate", local_dir=out_dir.parent, out_dir=out_dir, run_name="evaluate",

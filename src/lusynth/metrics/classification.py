@@ -8,8 +8,8 @@ Bootstrap: patients (or any cluster id in ``groups``) are resampled with replace
 resample is expressed as integer weights on the frames, so every metric of every resample is a
 weighted sum computed as one matrix product: 1000 resamples of a few thousand frames take well
 under a second. The same ``seed`` and the same ``groups`` give the same resamples, so metrics of
-different classifiers on one holdout are paired (common random numbers), which the paired
-difference and the seed aggregation rely on.
+different classifiers on one holdout are paired (common random numbers). These frame-level
+intervals are descriptive; the experiment's tests are patient-level (:mod:`lusynth.stats`).
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from sklearn.metrics import confusion_matrix, precision_recall_curve, roc_auc_score, roc_curve
 
 METRICS: tuple[str, ...] = ("auc", "accuracy", "f1", "sensitivity", "specificity")
@@ -106,20 +105,6 @@ def roc_points(y: np.ndarray, prob: np.ndarray) -> dict[str, list[float]]:
     top = float(np.nextafter(max(1.0, float(prob.max())), np.inf))
     thr = np.where(np.isfinite(thr), thr, top)
     return {"fpr": fpr.tolist(), "tpr": tpr.tolist(), "thresholds": thr.tolist()}
-
-
-def aggregate_groups(y: np.ndarray, prob: np.ndarray, groups: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Clip- or patient-level predictions: mean probability per group; the group is positive when
-    any of its frames is (a patient with one consolidated clip is a consolidation patient).
-
-    Returns (group ids sorted, labels, mean probabilities).
-    """
-    y, prob = _check(y, prob)
-    groups = np.asarray(groups)
-    if groups.shape[0] != y.shape[0]:
-        raise ValueError(f"groups has {groups.shape[0]} entries but y has {y.shape[0]}")
-    df = pd.DataFrame({"g": groups, "y": y, "p": prob}).groupby("g", sort=True).agg(y=("y", "max"), p=("p", "mean"))
-    return df.index.to_numpy(), df["y"].to_numpy().astype(np.int64), df["p"].to_numpy()
 
 
 def bootstrap_weights(groups: Sequence[str] | np.ndarray, *, n_resamples: int, seed: int) -> np.ndarray:
@@ -224,37 +209,3 @@ def bootstrap_metrics(
     for m in METRICS:
         lo[m], hi[m] = percentile_interval(reps[m], ci)
     return BootstrapCI(point, lo, hi, reps, ci, n_resamples)
-
-
-def paired_bootstrap_difference(
-    y: np.ndarray,
-    prob_a: np.ndarray,
-    prob_b: np.ndarray,
-    groups: Sequence[str] | np.ndarray,
-    *,
-    threshold_a: float = 0.5,
-    threshold_b: float = 0.5,
-    n_resamples: int = 1000,
-    ci: float = 0.95,
-    seed: int = 0,
-) -> dict[str, dict[str, float]]:
-    """Metric of A minus metric of B on the same frames, with a paired cluster-bootstrap CI.
-
-    Per metric: ``diff`` (point), ``lo``/``hi`` (percentile CI of the paired differences) and
-    ``p_a_not_better`` (share of resamples where A does not beat B; a one-sided bootstrap p-value).
-    """
-    a = bootstrap_metrics(y, prob_a, groups, threshold=threshold_a, n_resamples=n_resamples, ci=ci, seed=seed)
-    b = bootstrap_metrics(y, prob_b, groups, threshold=threshold_b, n_resamples=n_resamples, ci=ci, seed=seed)
-    return difference_from_replicates(a, b, ci=ci)
-
-
-def difference_from_replicates(a: BootstrapCI, b: BootstrapCI, *, ci: float) -> dict[str, dict[str, float]]:
-    """Paired difference A - B from two bootstraps drawn with the same resamples (same seed, groups)."""
-    out: dict[str, dict[str, float]] = {}
-    for m in METRICS:
-        d = a.replicates[m] - b.replicates[m]
-        lo, hi = percentile_interval(d, ci)
-        finite = d[np.isfinite(d)]
-        out[m] = {"diff": a.point[m] - b.point[m], "lo": lo, "hi": hi,
-                  "p_a_not_better": float((finite <= 0).mean()) if finite.size else float("nan")}
-    return out

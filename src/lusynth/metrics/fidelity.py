@@ -21,12 +21,15 @@ from lusynth.metrics.distances import (
 )
 
 __all__ = [
+    "fidelity_with_floor",
     "frechet_distance",
     "kernel_inception_distance",
     "median_heuristic_gamma",
     "mmd2_rbf",
+    "mmd_permutation_test",
     "one_nn_accuracy",
     "one_nn_accuracy_parts",
+    "reference_gamma",
 ]
 
 # Points drawn from the pooled sample for the median heuristic: 1000 points give 499,500 pairs,
@@ -106,7 +109,8 @@ def mmd2_rbf(
 
 
 def one_nn_accuracy_parts(
-    real: np.ndarray, fake: np.ndarray, *, real_groups: np.ndarray | None = None, block: int = 2048
+    real: np.ndarray, fake: np.ndarray, *, real_groups: np.ndarray | None = None, fake_groups: np.ndarray | None = None,
+    block: int = 2048,
 ) -> dict[str, float]:
     """Leave-one-out 1-NN two-sample test, split by class: accuracy, real_accuracy, fake_accuracy.
 
@@ -117,7 +121,10 @@ def one_nn_accuracy_parts(
 
     ``real_groups`` (e.g. the clip of each real frame) makes the real side leave-one-clip-out: real
     frames come in clips of near-identical frames, so plain leave-one-out finds a clip sibling for
-    every real frame and the accuracy sits at 1.0 even for a perfect generator.
+    every real frame and the accuracy sits at 1.0 even for a perfect generator. Pass the *patient*
+    of each frame (leave-one-patient-out): a patient's clips are alike too, so leave-one-clip-out
+    still finds a near-twin for most real frames. ``fake_groups`` does the same for the second
+    sample when it is real too (the real-vs-real floor of :func:`fidelity_with_floor`).
     """
     _check_pair(real, fake, "real", "fake")
     if real.shape[0] < 2 or fake.shape[0] < 2:
@@ -126,7 +133,7 @@ def one_nn_accuracy_parts(
     # 1-NN over the pooled set, without copying both matrices into one.
     d_rr = nearest_neighbor_distances(real, real, exclude_self=True, groups=real_groups, block=block)[0][:, 0]
     d_rf = nearest_neighbor_distances(real, fake, block=block)[0][:, 0]
-    d_ff = nearest_neighbor_distances(fake, fake, exclude_self=True, block=block)[0][:, 0]
+    d_ff = nearest_neighbor_distances(fake, fake, exclude_self=True, groups=fake_groups, block=block)[0][:, 0]
     d_fr = nearest_neighbor_distances(fake, real, block=block)[0][:, 0]
     real_correct = d_rr <= d_rf
     fake_correct = d_ff < d_fr
@@ -224,17 +231,19 @@ def kernel_inception_distance(
 
     Returns (mean, std) over ``subsets`` random subsets of ``subset_size`` rows per side drawn
     without replacement (Binkowski et al. 2018). Unbiased at any sample size, so unlike FID it
-    can compare sets of different size; ``subset_size`` is lowered to min(len(x), len(y)) for
-    small sets. Not Inception KID: the name is kept for the formula only.
+    can compare sets of different size; ``subset_size`` is lowered to half the smaller sample, so
+    every subset is below both sample sizes and the spread over subsets reflects sampling (with
+    the whole smaller side in every subset it would be ~0 whatever the data). Not Inception KID:
+    the name is kept for the formula only.
     """
     _check_pair(x, y, "x", "y")
     if isinstance(subsets, bool) or not isinstance(subsets, (int, np.integer)) or subsets < 1:
         raise ValueError(f"subsets: expected a positive integer, got {subsets!r}")
     if isinstance(subset_size, bool) or not isinstance(subset_size, (int, np.integer)) or subset_size < 2:
         raise ValueError(f"subset_size: expected an integer >= 2, got {subset_size!r}")
-    m = min(int(subset_size), x.shape[0], y.shape[0])
+    m = min(int(subset_size), min(x.shape[0], y.shape[0]) // 2)
     if m < 2:
-        raise ValueError(f"KID needs at least 2 rows per sample, got x: {x.shape[0]}, y: {y.shape[0]}")
+        raise ValueError(f"KID needs at least 4 rows per sample (subsets of half of it), got x: {x.shape[0]}, y: {y.shape[0]}")
     d = x.shape[1]
     rng = np.random.default_rng(seed)
     values = np.empty(int(subsets), dtype=np.float64)
@@ -250,3 +259,105 @@ def kernel_inception_distance(
             - 2.0 * k_ab.sum() / (m * m)
         )
     return float(values.mean()), float(values.std())
+
+
+def reference_gamma(real: np.ndarray) -> float:
+    """RBF bandwidth fixed once from real data alone (median heuristic over at most 1000 real rows).
+
+    :func:`mmd2_rbf` with ``gamma=None`` refits the bandwidth on each pooled sample, so its values
+    for two generators (or two checkpoints) are measured with different rulers; computing the
+    bandwidth once from the real data and passing it everywhere makes them comparable.
+    """
+    real = np.asarray(real)
+    if real.ndim != 2 or real.shape[0] < 2:
+        raise ValueError(f"reference_gamma needs a 2-D array of at least 2 real rows, got shape {real.shape}")
+    half = real.shape[0] // 2
+    return median_heuristic_gamma(real[:half], real[half:])
+
+
+def _group_codes(n: int, groups: np.ndarray | None, prefix: str) -> np.ndarray:
+    if groups is None:
+        return np.array([f"{prefix}{i}" for i in range(n)])
+    g = np.asarray(groups).astype(str)
+    if g.shape[0] != n:
+        raise ValueError(f"groups have {g.shape[0]} entries for {n} rows")
+    return np.char.add(prefix, g)
+
+
+def mmd_permutation_test(
+    x: np.ndarray,
+    y: np.ndarray,
+    *,
+    gamma: float,
+    n_permutations: int = 200,
+    max_rows: int = 500,
+    seed: int = 0,
+    x_groups: np.ndarray | None = None,
+    y_groups: np.ndarray | None = None,
+) -> tuple[float, float]:
+    """Unbiased MMD^2 (fixed ``gamma``) and its permutation p-value for H0: one distribution.
+
+    Rows are permuted in whole groups (e.g. a patient's frames move together; rows without groups
+    are their own group), keeping the number of groups per side, so frames of one patient do not
+    make the test anti-conservative. At most ``max_rows`` rows per side (drawn with ``seed``)
+    enter the test: every permutation is two quadratic forms on the pooled kernel matrix.
+    ``p = (1 + #{permuted >= observed}) / (1 + n_permutations)``.
+    """
+    _check_pair(x, y, "x", "y")
+    if n_permutations < 1:
+        raise ValueError(f"n_permutations={n_permutations}: must be >= 1")
+    rng = np.random.default_rng(seed)
+    gx, gy = _group_codes(x.shape[0], x_groups, "x:"), _group_codes(y.shape[0], y_groups, "y:")
+    ix = np.sort(rng.choice(x.shape[0], min(max_rows, x.shape[0]), replace=False))
+    iy = np.sort(rng.choice(y.shape[0], min(max_rows, y.shape[0]), replace=False))
+    z = np.concatenate([np.asarray(x[ix], np.float64), np.asarray(y[iy], np.float64)])
+    groups = np.concatenate([gx[ix], gy[iy]])
+    (_, k), = pairwise_sq_dists_blocks(z, z, block=len(z))
+    k = np.exp(-gamma * k)
+    diag = np.diag(k).copy()
+    names, codes = np.unique(groups, return_inverse=True)
+    is_x = np.array([n.startswith("x:") for n in names])
+    if is_x.sum() < 1 or (~is_x).sum() < 1 or ix.size < 2 or iy.size < 2:
+        raise ValueError("mmd_permutation_test needs at least 2 rows and one group per side")
+    labels = np.vstack([is_x] + [rng.permutation(is_x) for _ in range(n_permutations)])  # (P + 1, groups)
+    a = labels[:, codes].astype(np.float64)  # (P + 1, rows): 1 = side x
+    b = 1.0 - a
+    ka, kb = a @ k, b @ k
+    na, nb = a.sum(1), b.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        xx = ((ka * a).sum(1) - a @ diag) / (na * (na - 1))
+        yy = ((kb * b).sum(1) - b @ diag) / (nb * (nb - 1))
+        xy = (ka * b).sum(1) / (na * nb)
+    stat = xx + yy - 2 * xy
+    perm = stat[1:][np.isfinite(stat[1:])]  # a permutation leaving a side with < 2 rows has no statistic
+    return float(stat[0]), float((1 + np.count_nonzero(perm >= stat[0])) / (1 + perm.size))
+
+
+def fidelity_with_floor(
+    test: np.ndarray,
+    test_patients: np.ndarray,
+    other_real: np.ndarray,
+    other_patients: np.ndarray,
+    synthetic: np.ndarray,
+    *,
+    gamma: float,
+    n_permutations: int = 200,
+    max_rows: int = 500,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Synthetic vs real test patients, beside the same numbers for other real patients vs the test patients.
+
+    ``synthetic`` is compared with ``test`` (frames of the test patients); the *floor* compares
+    ``other_real`` (frames of other real patients, e.g. validation) with ``test`` in the same way:
+    what a generator indistinguishable from new real patients would score. Both use
+    leave-one-patient-out 1-NN accuracy and MMD^2 with the fixed bandwidth ``gamma`` and a
+    group permutation p-value (patients move together; synthetic frames are independent draws).
+    """
+    out = {}
+    for name, other, groups in (("synthetic", synthetic, None), ("real_floor", other_real, other_patients)):
+        parts = one_nn_accuracy_parts(test, other, real_groups=test_patients, fake_groups=groups)
+        mmd, p = mmd_permutation_test(test, other, gamma=gamma, n_permutations=n_permutations, max_rows=max_rows, seed=seed,
+                                      x_groups=test_patients, y_groups=groups)
+        out[name] = {"nn1_accuracy": parts["accuracy"], "nn1_real_accuracy": parts["real_accuracy"],
+                     "nn1_other_accuracy": parts["fake_accuracy"], "mmd2": mmd, "mmd_p_value": p, "n": int(other.shape[0])}
+    return out

@@ -61,12 +61,13 @@ def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
         for arm, cell in row["cells"].items():
             for m, v in cell.items():
                 out[f"{m}_{_slug(arm)}_f{row['fraction']:g}"] = v["mean"]
-    for row in (results.get("headline") or {}).get("fractions", []):
-        for key in ("real_plus_synthetic_vs_real", "synthetic_vs_real"):
-            if key in row:
-                out[f"auc_diff_{key}_f{row['fraction']:g}"] = row[key]["auc"]["diff"]
-                out[f"auc_diff_{key}_f{row['fraction']:g}_lo"] = row[key]["auc"]["lo"]
-                out[f"auc_diff_{key}_f{row['fraction']:g}_hi"] = row[key]["auc"]["hi"]
+    for q in results.get("questions", []):
+        key = f"q{q['question']}_{q['metric']}_diff_{_slug(q['arm'])}_vs_{_slug(q['baseline'])}_f{q['fraction']:g}"
+        out[key] = q["estimate"]
+        out[f"{key}_lo"], out[f"{key}_hi"] = q["ci"]
+        out[f"{key}_p"] = q["p_value"]
+        out[f"{key}_superior"] = 1.0 if q["verdict"] == "superior" else 0.0
+        out[f"{key}_non_inferior"] = 1.0 if q["verdict"] in ("non-inferior", "superior") else 0.0
     for a in results.get("audits", []):
         for group in ("fidelity", "privacy"):
             for k, v in a[group].items():
@@ -86,9 +87,16 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
+_NAMES = {"auc": "AUC", "accuracy": "Acc", "f1": "F1", "sensitivity": "Sens", "specificity": "Spec"}
+
+
+def _interval(lo: Any, hi: Any, too_few: bool | None) -> str:
+    return "[too few patients]" if too_few else f"[{_fmt(lo)}, {_fmt(hi)}]"
+
+
 def _cell_text(cell: Mapping[str, Any], metrics: list[str], sep: str) -> str:
-    names = {"auc": "AUC", "accuracy": "Acc", "f1": "F1"}
-    return sep.join(f"{names.get(m, m)} {_fmt(cell[m]['mean'])} [{_fmt(cell[m]['lo'])}, {_fmt(cell[m]['hi'])}]" for m in metrics)
+    return sep.join(f"{_NAMES.get(m, m)} {_fmt(cell[m]['mean'])} {_interval(cell[m]['lo'], cell[m]['hi'], cell[m].get('too_few_patients'))}"
+                    for m in metrics if m in cell)
 
 
 def table_rows(results: Mapping[str, Any], sep: str) -> tuple[list[str], list[list[str]]]:
@@ -101,6 +109,71 @@ def table_rows(results: Mapping[str, Any], sep: str) -> tuple[list[str], list[li
     return header, body
 
 
+def _signed(v: Any) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:+.3f}"
+
+
+def _pvalue(p: Any) -> str:
+    if p is None or (isinstance(p, float) and not math.isfinite(p)):
+        return "n/a"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def question_sentences(results: Mapping[str, Any]) -> list[str]:
+    """One plain sentence per question: verdict, effect with CI, p-value, and (if inconclusive) the detectable difference."""
+    out = []
+    for q in results.get("questions", []):
+        lvl = int(round(q["level"] * 100))
+        ci = "too few patients for an interval" if q.get("ci_label") else f"{lvl}% CI {_signed(q['ci'][0])} to {_signed(q['ci'][1])}"
+        test = ("superiority" if q["hypothesis"] == "superiority" else f"non-inferiority, margin {q['margin']:g}")
+        s = (f"({q['question']}) {q['arm']} vs {q['baseline']}, {q['endpoint']} at fraction {q['fraction']:g}: "
+             f"{q['verdict'].upper()}; difference {_signed(q['estimate'])} ({ci}; one-sided p = {_pvalue(q['p_value'])}, {test})")
+        if q["verdict"] == "inconclusive" and q.get("min_detectable_difference") is None:
+            s += "; no detectable difference can be stated at this sample size"
+        elif q["verdict"] == "inconclusive":
+            s += (f"; at this sample size only a true difference of {_fmt(q['min_detectable_difference'])} or more would be "
+                  f"detected with {int(round(results.get('protocol', {}).get('power', 0.8) * 100))}% power")
+        out.append(s + ".")
+    out += list(results.get("skipped_questions", []))
+    return out
+
+
+def _protocol_line(results: Mapping[str, Any]) -> str:
+    p, n = results.get("protocol") or {}, results.get("n_patients") or {}
+    if not p:
+        return ""
+    return (f"Test patients: {n.get('positive')} positive, {n.get('negative')} negative. Protocol: {p['folds']} fold(s) x "
+            f"{p['repeats']} repeat(s), {p['gan_seeds']} GAN seed(s), {p['classifier_seeds']} classifier seed(s). "
+            f"Primary endpoint: {p['primary_endpoint']} at fraction {_fmt(p.get('primary_fraction'), 3)}, pre-specified; "
+            f"non-inferiority margin {p['margin']:g}; intervals below {p['min_patients_per_class']} patients per class are "
+            f"labelled 'too few patients'.")
+
+
+def _question_details(q: Mapping[str, Any], power: float) -> list[str]:
+    lines = [f"verdict: **{q['verdict']}** ({q['reason']})",
+             f"effect: {q['arm']} minus {q['baseline']}, {q['endpoint']}, fraction {q['fraction']:g}: {_signed(q['estimate'])} "
+             f"{_interval(q['ci'][0], q['ci'][1], q.get('ci_label') is not None)} ({int(round(q['level'] * 100))}% CI), one-sided p = {_pvalue(q['p_value'])}",
+             f"power: {_fmt(q['power'] * 100, 0) + '%' if q['power'] is not None else 'n/a'} to show "
+             f"{'superiority when the true gain is ' if q['hypothesis'] == 'superiority' else 'non-inferiority when the true difference is '}"
+             f"{_signed(q['power_against'])}; minimum detectable difference at {int(round(power * 100))}% power: "
+             f"{_fmt(q['min_detectable_difference'])}",
+             f"method: {q['method']}; training variance included: {q['training_variance']}; "
+             f"{q['n_splits']} split(s), {q['n_runs']} training run(s), {q['n_resamples']} resamples, {q['n_undefined']} undefined"]
+    lines += [f"note: {n}" for n in q.get("notes", [])]
+    return lines
+
+
+def _secondary_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["question", "fraction", "endpoint", "difference", "CI", "p", "p (Holm)", "verdict"]
+    body = []
+    for q in results.get("questions", []):
+        for s in q.get("secondary", []):
+            body.append([q["question"], f"{s['fraction']:g}", s["endpoint"], _signed(s["estimate"]),
+                         _interval(s["ci"][0], s["ci"][1], s.get("ci_label") is not None), _pvalue(s["p_value"]), _pvalue(s.get("p_value_holm")),
+                         s["verdict"]])
+    return header, body
+
+
 def _audit_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     keys = ["mmd_pixels", "nn1_pixels", "nn1_embed", "fid_embed", "kid_embed", "confidence",
             "memorisation_rate", "distance_mia_auc", "discriminator_mia_auc", "median_dcr_synthetic", "median_dcr_holdout"]
@@ -110,6 +183,28 @@ def _audit_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
         vals = {**a["fidelity"], **a["privacy"]}
         body.append([a["name"]] + [_fmt(vals.get(k), 4) for k in keys] + ["pass" if a["gate"]["passed"] else "FAIL"])
     return header, body
+
+
+def _patient_fidelity_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    header = ["GAN", "space", "1-NN acc. synthetic", "1-NN acc. real floor", "MMD^2 synthetic (p)", "MMD^2 real floor (p)", "patients (test / floor)"]
+    body = []
+    for a in results.get("audits", []):
+        f = a.get("fidelity_patient") or {}
+        for space in ("pixels", "embedding"):
+            if space in f:
+                syn, floor = f[space]["synthetic"], f[space]["real_floor"]
+                body.append([a["name"], space, _fmt(syn["nn1_accuracy"]), _fmt(floor["nn1_accuracy"]),
+                             f"{_fmt(syn['mmd2'], 4)} ({_pvalue(syn['mmd_p_value'])})", f"{_fmt(floor['mmd2'], 4)} ({_pvalue(floor['mmd_p_value'])})",
+                             f"{f['n_test_patients']} / {f['n_floor_patients']}"])
+        if f.get("skipped"):
+            body.append([a["name"], "-", f["skipped"], "", "", "", ""])
+    return header, body
+
+
+_PATIENT_FIDELITY_NOTE = ("Synthetic frames vs the test patients' frames, beside validation patients vs the same test patients (the floor: "
+                          "what new real patients score). 1-NN accuracy leaves out the whole patient (0.5 = indistinguishable); MMD^2 uses "
+                          "one bandwidth fixed from real training frames, so values compare across GANs; p from permutations that move a "
+                          "patient's frames together.")
 
 
 def _md_table(header: list[str], body: list[list[str]]) -> str:
@@ -137,12 +232,18 @@ def _config_lines(results: Mapping[str, Any]) -> list[str]:
 def render_markdown(results: Mapping[str, Any], figures: Mapping[str, str]) -> str:
     """Markdown report; ``figures`` maps a figure name to its relative PNG path."""
     t = results["table"]
-    out = ["# lusynth evaluation report", "",
-           f"Holdout only (patients never seen by a GAN or a classifier). Cells: mean over seeds with "
-           f"{int(round(t['ci'] * 100))}% patient-bootstrap CI; {t['level']} level, accuracy/F1 at the "
-           f"{'validation-chosen' if t['threshold'] == 'val' else '0.5'} threshold.", "",
-           "## Results", "", _md_table(*table_rows(results, "<br>")), "", "## Headline", ""]
-    out += [f"- {s}" for s in results.get("headline", {}).get("summary", [])] or ["- only the real arm was evaluated"]
+    power = (results.get("protocol") or {}).get("power", 0.8)
+    out = ["# lusynth evaluation report", "", "## Results", "", _protocol_line(results), ""]
+    out += [f"- {line}" for line in question_sentences(results)] + [""]
+    for q in results.get("questions", []):
+        out += [f"### ({q['question']}) {q['text']}", ""] + [f"- {line}" for line in _question_details(q, power)] + [""]
+    out += ["", "### Per arm", "",
+            f"Test patients only (no classifier or GAN was trained on them). Cells: estimate over folds and seeds with "
+            f"{int(round(t['ci'] * 100))}% CI; {t['level']} level, accuracy/F1/sensitivity/specificity at the threshold chosen on "
+            "the validation patients.", "", _md_table(*table_rows(results, "<br>")), ""]
+    sec = _secondary_rows(results)
+    if sec[1]:
+        out += ["## Secondary endpoints", "", "Holm-adjusted within each question; exploratory.", "", _md_table(*sec), ""]
     gate = results.get("privacy_gate", {})
     if gate.get("passed") is not None:
         out += ["", f"**Privacy gate: {'PASS' if gate['passed'] else 'FAIL'}**"]
@@ -150,6 +251,9 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, str]) -> s
     if results.get("audits"):
         out += ["", "## Fidelity and privacy audit", "", _md_table(*_audit_rows(results)), "",
                 "FID/KID are computed in the `real` classifier's embedding: not comparable with Inception FID/KID."]
+        pf = _patient_fidelity_rows(results)
+        if pf[1]:
+            out += ["", "## Fidelity per patient", "", _PATIENT_FIDELITY_NOTE, "", _md_table(*pf)]
     out += ["", "## Figures", ""] + [f"![{name}]({path})" for name, path in figures.items()]
     out += ["", "## Configuration and data", ""] + [f"- {line}" for line in _config_lines(results)]
     return "\n".join(out) + "\n"
@@ -163,13 +267,20 @@ th{background:#f3f3f3}img{max-width:100%;margin:0.5em 0}.pass{color:#2a7a2a}.fai
 def render_html(results: Mapping[str, Any], figures: Mapping[str, bytes]) -> str:
     """Self-contained HTML: every PNG inlined as a base64 data URI."""
     t = results["table"]
+    power = (results.get("protocol") or {}).get("power", 0.8)
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lusynth evaluation</title><style>{_CSS}</style></head><body>",
-             "<h1>lusynth evaluation report</h1>",
-             f"<p>Holdout only. Cells: mean over seeds with {int(round(t['ci'] * 100))}% patient-bootstrap CI; "
-             f"{html.escape(t['level'])} level, accuracy/F1 at the {'validation-chosen' if t['threshold'] == 'val' else '0.5'} threshold.</p>",
-             "<h2>Results</h2>", _html_table(*table_rows(results, "<br>")), "<h2>Headline</h2><ul>"]
-    parts += [f"<li>{html.escape(s)}</li>" for s in results.get("headline", {}).get("summary", [])] or ["<li>only the real arm was evaluated</li>"]
-    parts.append("</ul>")
+             "<h1>lusynth evaluation report</h1>", "<h2>Results</h2>", f"<p>{html.escape(_protocol_line(results))}</p>"]
+    for q in results.get("questions", []):
+        parts.append(f"<h3>({html.escape(q['question'])}) {html.escape(q['text'])}</h3><ul>")
+        parts += [f"<li>{html.escape(line).replace('**', '')}</li>" for line in _question_details(q, power)]
+        parts.append("</ul>")
+    parts += [f"<p>{html.escape(s)}</p>" for s in results.get("skipped_questions", [])]
+    parts += ["<h3>Per arm</h3>",
+              f"<p>Test patients only. Cells: estimate over folds and seeds with {int(round(t['ci'] * 100))}% CI; "
+              f"{html.escape(t['level'])} level, thresholds chosen on the validation patients.</p>", _html_table(*table_rows(results, "<br>"))]
+    sec = _secondary_rows(results)
+    if sec[1]:
+        parts += ["<h2>Secondary endpoints</h2><p>Holm-adjusted within each question; exploratory.</p>", _html_table(*sec)]
     gate = results.get("privacy_gate", {})
     if gate.get("passed") is not None:
         cls = "pass" if gate["passed"] else "fail"
@@ -179,6 +290,9 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, bytes]) -> str
     if results.get("audits"):
         parts += ["<h2>Fidelity and privacy audit</h2>", _html_table(*_audit_rows(results)),
                   "<p>FID/KID are computed in the <code>real</code> classifier's embedding: not comparable with Inception FID/KID.</p>"]
+        pf = _patient_fidelity_rows(results)
+        if pf[1]:
+            parts += ["<h2>Fidelity per patient</h2>", f"<p>{html.escape(_PATIENT_FIDELITY_NOTE)}</p>", _html_table(*pf)]
     parts.append("<h2>Figures</h2>")
     for name, png in figures.items():
         b64 = base64.b64encode(png).decode("ascii")

@@ -1,0 +1,108 @@
+"""Unit checks of lusynth.stats with hand-computable answers."""
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from statsmodels.stats.multitest import multipletests
+
+from lusynth.stats.bootstrap import stratified_weights
+from lusynth.stats.inference import Estimate, SplitValue, combine, decide, holm
+from lusynth.stats.questions import Analysis, AnalysisParams, analyse
+from lusynth.stats.scores import check_scores, patient_scores
+from tests.stats.simulation import simulate_table
+
+
+def _est(estimate: float, se: float, *, df: float = math.inf, too_few: bool = False) -> Estimate:
+    q = 1.959963984540054
+    return Estimate(estimate, se, df, (estimate - q * se, estimate + q * se), 0.95, "m", 1, 2, 10, 10, 100, 0, too_few, "t")
+
+
+def test_stratified_resamples_keep_both_classes_and_their_sizes() -> None:
+    y = np.array([0, 0, 0, 1, 1])
+    w = stratified_weights(y, n_resamples=500, rng=np.random.default_rng(0))
+    assert (w[:, y == 1].sum(1) == 2).all() and (w[:, y == 0].sum(1) == 3).all()
+
+
+def test_patient_label_is_any_clip_and_score_the_most_suspicious_clip() -> None:
+    p = patient_scores(np.array([0, 0, 1, 1, 0]), np.array([0.1, 0.3, 0.8, 0.6, 0.9]),
+                       np.array(["a", "a", "a", "a", "b"]), np.array(["c1", "c1", "c2", "c2", "c3"]))
+    assert p["patient_id"].tolist() == ["a", "b"] and p["label"].tolist() == [1, 0]
+    assert p["score"].tolist() == pytest.approx([0.7, 0.9])
+    with pytest.raises(ValueError, match="both labels"):
+        patient_scores(np.array([0, 1]), np.array([0.1, 0.2]), np.array(["a", "a"]), np.array(["c", "c"]))
+
+
+def test_score_table_refuses_a_patient_tested_in_two_folds_and_duplicates() -> None:
+    t = simulate_table(np.random.default_rng(0), n_per_class=4, mus={"real": 1.0}, folds=2, classifier_seeds=2)
+    bad = t.copy()
+    bad.loc[bad.index[0], "fold"] = 1 - bad.loc[bad.index[0], "fold"]
+    with pytest.raises(ValueError, match="two folds"):
+        check_scores(bad)
+    with pytest.raises(ValueError, match="twice"):
+        check_scores(pd.concat([t, t.iloc[:1]]))
+    with pytest.raises(ValueError, match="lacks column"):
+        check_scores(t.drop(columns="threshold"))
+
+
+def test_identical_arms_share_resamples_so_their_difference_is_exactly_zero() -> None:
+    t = simulate_table(np.random.default_rng(1), n_per_class=8, mus={"real": 1.0}, classifier_seeds=1)
+    t2 = t.assign(arm="real+synthetic")
+    a = Analysis(pd.concat([t, t2]), AnalysisParams(n_resamples=200))
+    e = a.estimate("real+synthetic", 0.5, "auc", versus="real")
+    assert e is not None and e.estimate == 0 and e.se == 0
+    assert decide(e, hypothesis="superiority", margin=0).verdict == "inconclusive"
+
+
+def test_nadeau_bengio_standard_error_over_folds() -> None:
+    pts = [0.1, 0.0, 0.2, 0.1]
+    splits = [SplitValue(p, np.zeros(10), 0.0, 2, False, 5, 15, 3, 2) for p in pts]
+    e = combine(splits, min_patients_per_class=1)
+    assert e.df == 3 and e.se == pytest.approx(math.sqrt((1 / 4 + 5 / 15) * np.var(pts, ddof=1)))
+    assert e.estimate == pytest.approx(0.1) and e.n_undefined == 0
+
+
+def test_undefined_resamples_are_counted_and_said() -> None:
+    reps = np.r_[np.full(7, np.nan), np.linspace(-0.1, 0.1, 93)]
+    e = combine([SplitValue(0.0, reps, 0.0, 2, True, 20, 0, 10, 10)])
+    assert e.n_undefined == 7 and any("7 of 100" in n for n in e.notes) and math.isfinite(e.se)
+    assert "none" in e.training_variance  # one run per arm: said, not hidden
+
+
+def test_too_few_patients_labels_the_interval_and_blocks_a_verdict() -> None:
+    e = combine([SplitValue(0.3, np.linspace(0.2, 0.4, 50), 0.0, 2, True, 4, 0, 2, 2)], min_patients_per_class=5)
+    assert e.too_few_patients and e.as_dict()["ci_label"] == "too few patients"
+    assert decide(e, hypothesis="superiority", margin=0.05).verdict == "inconclusive"
+
+
+@pytest.mark.parametrize(("estimate", "hyp", "verdict"), [
+    (0.10, "superiority", "superior"), (-0.10, "superiority", "inferior"), (0.02, "superiority", "inconclusive"),
+    (0.0, "non-inferiority", "non-inferior"), (-0.09, "non-inferiority", "inferior"), (-0.03, "non-inferiority", "inconclusive"),
+    (0.10, "non-inferiority", "superior"),
+])
+def test_verdicts_follow_the_interval_and_the_margin(estimate: float, hyp: str, verdict: str) -> None:
+    d = decide(_est(estimate, 0.02), hypothesis=hyp, margin=0.05)
+    assert d.verdict == verdict
+    assert d.min_detectable_difference == pytest.approx((1.959964 + 0.841621) * 0.02, rel=1e-5)
+    z = (estimate + (0.05 if hyp == "non-inferiority" else 0.0)) / 0.02
+    assert d.p_value == pytest.approx(0.5 * math.erfc(z / math.sqrt(2)))  # a one-sided normal p-value, not a resample share
+
+
+def test_holm_is_statsmodels_and_keeps_undefined_out_of_the_family() -> None:
+    p = [0.01, float("nan"), 0.04, 0.03]
+    out = holm(p)
+    ref = multipletests([0.01, 0.04, 0.03], method="holm")[1]
+    assert math.isnan(out[1]) and out[0] == pytest.approx(ref[0]) and out[2] == pytest.approx(ref[1]) and out[3] == pytest.approx(ref[2])
+
+
+def test_analysis_report_has_protocol_patients_and_both_questions() -> None:
+    t = simulate_table(np.random.default_rng(2), n_per_class=6, mus={"real": 1.0, "real+synthetic": 1.5, "synthetic": 0.8}, folds=2, gan_seeds=2)
+    r = analyse(t, AnalysisParams(n_resamples=100))
+    assert r["protocol"]["folds"] == 2 and r["protocol"]["gan_seeds"] == 2 and r["protocol"]["classifier_seeds"] == 3
+    assert r["n_patients"] == {"positive": 6, "negative": 6}
+    assert [q["question"] for q in r["questions"]] == ["a", "b"]
+    for q in r["questions"]:
+        assert q["verdict"] in ("superior", "non-inferior", "inferior", "inconclusive") and len(q["ci"]) == 2
+        assert q["secondary"] and all("p_value_holm" in s for s in q["secondary"])
+    assert r["questions"][1]["margin"] == 0.05 and r["table"]["rows"][0]["cells"]["real"]["auc"]["mean"] > 0.5
