@@ -62,7 +62,7 @@ def test_figures_behind_the_decision() -> None:
     res = _audit("independent", 3)
     mem, n = res["memorisation"], res["n"]
     assert n["patients"] == {"member": 14, "calibration": 6, "nonmember": 4} and n["synthetic"] == 400
-    assert mem["lo"] <= mem["copy_rate"] <= mem["hi"] and mem["expected_without_memorisation"] == 0.01
+    assert mem["lo"] <= mem["copy_rate"] <= mem["hi"] and mem["at_most_without_memorisation"] == 0.01
     for attack in ("distance", "reference"):
         m = res["membership"][attack]
         assert m["n_members"] == 14 and m["n_nonmembers"] == 4 and 0 < m["p_value"] <= 1

@@ -14,7 +14,7 @@ from lusynth.params import check
 
 __all__ = ["FEATURE_CHOICES", "AuditParams"]
 
-FEATURE_CHOICES = ("pixels", "embedding")
+FEATURE_CHOICES = ("pixels", "spectrum", "embedding")
 
 
 @dataclass(frozen=True)
@@ -26,13 +26,18 @@ class AuditParams:
     # near-copy cut-off: this percentile of the calibration (val) patients' distance to the
     # training frames; a generator that copies nothing produces about this share of near-copies
     percentile: float = 1.0
+    # ... times this margin: with a handful of calibration patients their closest one says little
+    # about the closest unseen patient in general, so a copy must be clearly closer than that
+    copy_margin: float = 0.5
     # limit on the share of unfiltered synthetic frames that are near-copies (Clopper-Pearson bounds);
-    # with the demo's 6 calibration patients a safe generator shows 0-12 % (benchmarks/bench_audit.py)
-    max_copy_rate: float = 0.1
+    # a generator that copies nothing shows far less than the percentile (benchmarks/bench_audit.py)
+    max_copy_rate: float = 0.05
     # limit on each patient-level membership-inference AUC (distance, reference, discriminator)
     max_mia_auc: float = 0.6
     ci: float = 0.95  # confidence level of every interval; FAIL bounds are Bonferroni-adjusted over the checks
-    features: tuple[str, ...] = ("pixels", "embedding")  # spaces of the near-copy test: pixels, embedding (trained on the training frames)
+    # spaces of the near-copy test (a frame is a copy in any): pixels, spectrum (shift/contrast
+    # tolerant), embedding (trained on the training frames only; lusynth.privacy.features)
+    features: tuple[str, ...] = ("pixels", "spectrum")
     max_synthetic_frames: int = 2000  # synthetic frames per class the audit reads (a random subset beyond)
     n_permutations: int = 2000  # patient relabellings of each permutation p-value
     n_bootstrap: int = 1000  # stratified patient bootstrap resamples of each AUC interval
@@ -42,12 +47,13 @@ class AuditParams:
     def __post_init__(self) -> None:
         a = "audit"
         check(0 < self.percentile < 100, a, "percentile", self.percentile, "a percentile in (0, 100), e.g. 1.0")
+        check(0 < self.copy_margin <= 1, a, "copy_margin", self.copy_margin, "a factor in (0, 1], e.g. 0.5")
         check(0 < self.max_copy_rate < 1, a, "max_copy_rate", self.max_copy_rate, "a share in (0, 1), e.g. 0.05")
         check(0.5 < self.max_mia_auc <= 1, a, "max_mia_auc", self.max_mia_auc, "an AUC in (0.5, 1], e.g. 0.6")
         check(0.5 <= self.ci < 1, a, "ci", self.ci, "a confidence level in [0.5, 1), e.g. 0.95")
         feats = tuple(self.features)
         check(bool(feats) and all(f in FEATURE_CHOICES for f in feats) and len(set(feats)) == len(feats), a, "features",
-              self.features, f"one or more of {', '.join(FEATURE_CHOICES)}, e.g. pixels,embedding")
+              self.features, f"one or more of {', '.join(FEATURE_CHOICES)}, e.g. pixels,spectrum")
         object.__setattr__(self, "features", feats)
         check(self.max_synthetic_frames >= 10, a, "max_synthetic_frames", self.max_synthetic_frames, "must be >= 10")
         check(self.n_permutations >= 99, a, "n_permutations", self.n_permutations, "use at least 99 (2000 for reporting)")
