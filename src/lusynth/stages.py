@@ -256,6 +256,18 @@ def _export(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[
                         names=RegistryNames(exp.classifier_model, exp.generator_prefix), margin=exp.margin, opset=exp.opset)
 
 
+def _audit_key(options: Mapping[str, Any], profile: str, ctx: RunContext, out: Path) -> dict[str, Any]:
+    """Who trained the generator changes the audit: it is part of the key."""
+    return {"trained_on": str(options.get("trained_on") or "train")}
+
+
+def _audit(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
+           ctx: RunContext) -> None:
+    from lusynth.privacy.run import audit
+
+    audit(inputs["frames"], inputs["synthetic"], out, trained_on=str(options.get("trained_on") or "train"), params=params["audit"])
+
+
 def _evaluate_side_outputs(out: Path, options: Mapping[str, Any]) -> None:
     """DVC metrics/plots derived from the evaluation."""
     if options.get("metrics_json") or options.get("plots_dir"):
@@ -295,6 +307,17 @@ STAGES: tuple[Stage, ...] = (
                  many=True, flags=("--gan", "--gans", "-g")), _FRAMES),
           "lusynth.gan.generate:SyntheticSet", _generate,
           options=(Option("png", Path, None, "Also export the frames as PNG folders here."),)),
+    Stage("audit", "audit", "Privacy audit of any synthetic set (or folder of PNG/JPEG images): memorisation of the unfiltered "
+                            "output, patient-level membership inference, and a decision on evidence.",
+          "lusynth.privacy.run:audit", ("audit",),
+          (_FRAMES, Input("synthetic", "lusynth.privacy.run:SyntheticSource", "Synthetic set from generate, or a folder of PNG/JPEG "
+                                                                            "images from any generator (class sub-folders optional).",
+                          flags=("--synthetic", "-s"))),
+          "lusynth.privacy.run:Audit", _audit,
+          options=(Option("trained_on", str, "train", "Patients of --frames that trained the generator: train (for a synthetic set, "
+                                                      "its GANs' training fraction per class; else the whole split) or train@F "
+                                                      "(nested fraction F); fold:K is reserved for the K-fold protocol."),),
+          key_extra=_audit_key),
     Stage("train_classifier", "train-classifier", "Train one classifier of the grid (arm x fraction x seed) with the paper's random search.",
           "lusynth.classifier.train:train_classifier", ("classifier",),
           (_FRAMES, Input("synthetic", "lusynth.gan.generate:SyntheticSet", "Synthetic set, or a folder of them (repeat); "

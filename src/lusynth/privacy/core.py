@@ -198,6 +198,7 @@ def run_audit(
         is_mem = np.isin(pids, np.unique(patients[roles == "member"]))
         res = auc_inference(score[is_mem], score[~is_mem], ci=p.ci, n_permutations=p.n_permutations,
                             n_bootstrap=p.n_bootstrap, seed=p.seed, fail_ci=level_fail)
+        res["patient_scores"] = {"member": score[is_mem].tolist(), "nonmember": score[~is_mem].tolist()}
         res["tpr_at_fpr"] = {f"{f:g}": tpr_at_fpr(score[is_mem], score[~is_mem], f, ci=p.ci) for f in (0.01, 0.1)}
         mia[name] = res
 
@@ -252,7 +253,8 @@ def run_audit(
         "ci": p.ci,
         "fail_level": level_fail,
         "limits": {"max_copy_rate": p.max_copy_rate, "max_mia_auc": p.max_mia_auc},
-        "dcr": {"synthetic": dcr_syn[spaces[0]], "calibration": np.asarray(calib_dcr[spaces[0]]), "space": spaces[0]},
+        "ratios": {s: {"synthetic": ratio_syn[s], "calibration": np.asarray(calib_ratio[s]), "threshold": thresholds[s]}
+                   for s in spaces},
         "copy_mask": copy,
     }
 

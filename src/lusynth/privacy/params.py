@@ -23,8 +23,9 @@ class AuditParams:
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {}
 
-    # near-copy cut-off: this percentile of the calibration (val) patients' distance to the
-    # training frames; a generator that copies nothing produces about this share of near-copies
+    # near-copy cut-off: this percentile of the calibration (val) patients' distance ratio (closest
+    # training frame / closest frame of another training patient); a generator that copies nothing
+    # produces at most about this share of near-copies
     percentile: float = 1.0
     # ... times this margin: with a handful of calibration patients their closest one says little
     # about the closest unseen patient in general, so a copy must be clearly closer than that
