@@ -28,3 +28,21 @@ def test_decide_combines_checks_and_says_what_is_needed() -> None:
     assert [c["outcome"] for c in out["checks"]] == [PASS, INSUFFICIENT]
     with pytest.raises(ValueError, match="no checks"):
         decide([])
+
+
+def test_the_model_card_documents_the_limits_it_is_given() -> None:
+    from lusynth.privacy.params import AuditParams
+    from lusynth.registry.cards import audit_limits
+
+    text = "\n".join(audit_limits(AuditParams(max_copy_rate=0.03, max_mia_auc=0.7, ci=0.9)))
+    assert "near-copy rate <= 0.03" in text and "AUC (distance, reference, discriminator) <= 0.7" in text
+    assert "at 0.9 confidence" in text and "insufficient evidence" in text
+
+
+@pytest.mark.parametrize(("field", "value"), [("max_mia_auc", 0.4), ("max_copy_rate", 1.5), ("features", "pixels,colour"), ("copy_margin", 0)])
+def test_bad_audit_parameters_name_the_field(field: str, value: object) -> None:
+    from lusynth.errors import InputError
+    from lusynth.params import stage_params
+
+    with pytest.raises(InputError, match=f"audit.{field}="):
+        stage_params("audit", "demo", {field: value})
