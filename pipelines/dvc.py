@@ -34,6 +34,7 @@ FOLDERS: dict[str, str] = {
     "lusynth.gan.train:GanRun": "models/gan",
     "lusynth.gan.generate:SyntheticSet": "data/synthetic",
     "lusynth.classifier.train:ClassifierRun": "models/classifier",
+    "lusynth.privacy.run:Audit": "reports/audit",
 }
 MATRIX: dict[str, dict[str, str]] = {
     "lusynth.keys:GanKey": {"label": "${classes}", "fraction": "${experiment.fractions}"},

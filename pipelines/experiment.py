@@ -139,14 +139,14 @@ def make_pipeline(*, gpu: bool = False, local: bool = False) -> Callable[..., An
                             experiment=experiment, parent_run_id=parent_run_id, checkpoint_root=gan_checkpoints), "train_gan")
             syn = s(generate(gans=g.outputs["gan"], frames=frames, profile=profile, overrides=overrides), "generate")
             # the privacy audit of each synthetic set (its unfiltered output): decision and report per GAN
-            s(audit(frames=frames, synthetic=syn.outputs["synthetic"], profile=profile, overrides=overrides), "audit")
+            aud = s(audit(frames=frames, synthetic=syn.outputs["synthetic"], profile=profile, overrides=overrides), "audit")
         # the compiler cannot feed one loop's fan-in into another loop: bundle the synthetic sets first
         bundle = s(bundle_synthetic(synthetic=dsl.Collected(syn.outputs["synthetic"])), "bundle_synthetic")
         with dsl.ParallelFor(classifier_jobs.output, name="classifiers") as cj:
             c = s(train_classifier(frames=frames, synthetic=bundle.outputs["bundle"], job=cj, profile=profile, overrides=overrides,
                                    experiment=experiment, parent_run_id=parent_run_id), "train_classifier")
         ev = s(evaluate(frames=frames, classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
-                        synthetic=dsl.Collected(syn.outputs["synthetic"]), profile=profile, overrides=overrides, experiment=experiment,
+                        synthetic=dsl.Collected(syn.outputs["synthetic"]), audits=dsl.Collected(aud.outputs["audit"]), profile=profile, overrides=overrides, experiment=experiment,
                         parent_run_id=parent_run_id), "evaluate")
         ex = s(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
                                evaluation=ev.outputs["results"], profile=profile, overrides=overrides, register=register,

@@ -234,7 +234,8 @@ def _evaluate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mappin
     from lusynth.evaluate.run import evaluate
 
     evaluate(inputs["frames"], out, classifier_dirs=inputs["classifiers"], gan_dirs=inputs["gans"], synthetic_dirs=inputs["synthetic"],
-             params=params["evaluate"], near_copy=params["near_copy"], progress=ctx.progress, ctx=ctx)
+             params=params["evaluate"], near_copy=params["near_copy"], progress=ctx.progress, ctx=ctx,
+             audit_dirs=inputs.get("audits") or ())
 
 
 def _export_key(options: Mapping[str, Any], profile: str, ctx: RunContext, out: Path) -> dict[str, Any]:
@@ -327,7 +328,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("evaluate", "evaluate", "Holdout metrics with CIs, the paper's table, the fidelity/privacy audit and the report.",
           "lusynth.evaluate.run:evaluate", ("evaluate", "near_copy"),
           (_FRAMES, _CLASSIFIERS, Input(_GANS.name, _GANS.artefact, _GANS.help, many=True, required=False, flags=_GANS.flags),
-           Input(_SYNTHETIC.name, _SYNTHETIC.artefact, _SYNTHETIC.help, many=True, required=False, flags=_SYNTHETIC.flags)),
+           Input(_SYNTHETIC.name, _SYNTHETIC.artefact, _SYNTHETIC.help, many=True, required=False, flags=_SYNTHETIC.flags),
+           Input("audits", "lusynth.privacy.run:Audit", "Privacy audit from `lusynth audit`, or a folder of them (repeat): the "
+                                                         "privacy gate of the synthetic set it audited.",
+                 many=True, required=False, flags=("--audit", "--audits"))),
           "lusynth.evaluate.run:Evaluation", _evaluate,
           options=(Option("metrics_json", Path, None, "Also write the headline metrics here (for `dvc metrics`)."),
                    Option("plots_dir", Path, None, "Also write learning-curve and ROC CSVs here (for `dvc plots`).")),

@@ -92,3 +92,13 @@ def test_generate_then_audit_at_the_tiny_profile(tmp_path: Path, monkeypatch: py
     assert a.report["n"]["synthetic"] == 32 and set(a.report["filter"]["per_class"]) == {"consolidation", "no_consolidation"}
     f = a.report["filter"]
     assert f["copies_the_filter_removed"] + f["copies_the_filter_kept"] == f["copies_in_unfiltered"]
+    # evaluate reads the audit's decision instead of recomputing a gate of its own
+    run("train-classifier", "-f", "data/frames", "-s", "data/synthetic", "--arm", "real+synthetic", "--fraction", "1.0", "--seed", "0",
+        "-o", "models/classifier/mixed", "--no-track", "-q")
+    run("evaluate", "-f", "data/frames", "-c", "models/classifier", "-g", "models/gan", "-s", "data/synthetic", "--audit", "reports/audit",
+        "-o", "reports/eval", "--no-track", "-q")
+    from lusynth.evaluate.run import Evaluation
+
+    ev = Evaluation.load("reports/eval")
+    assert len(ev.audits) == 2 and all(x["gate"]["decision"] == a.decision for x in ev.audits)
+    assert ev.privacy_passed == a.passed

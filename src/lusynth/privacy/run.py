@@ -134,6 +134,11 @@ class Audit:
         return str(self.report["decision"])
 
     @property
+    def synthetic_digest(self) -> str | None:
+        """Content digest of the audited synthetic set (None for an image folder)."""
+        return self.report["synthetic"].get("digest")
+
+    @property
     def passed(self) -> bool:
         return self.decision == "pass"
 
@@ -206,12 +211,14 @@ def audit(
     store = open_store(frames_dir)
     source = SyntheticSource.load(synthetic_dir)
     filt: dict[str, Any] = {}
+    syn_digest: str | None = None
     class_fraction: dict[str, float] = {}
     if source.kind == "synthetic_set":
         syn_set = SyntheticSet.load(source.path)
         if syn_set.store.image_size != store.image_size:
             raise InputError(f"{source.path}: frames are {syn_set.store.image_size} px, the store's {store.image_size} px; pass the store the generator was trained on")
         frames, syn_labels_s, dropped = syn_set.unfiltered()
+        syn_digest = syn_set.store.digest
         syn_labels: np.ndarray | None = np.asarray(syn_labels_s).astype(str)
         class_fraction = {k.label: k.fraction for k in syn_set.keys}
         filt = {label: {k: v for k, v in info.items() if k in ("generated", "kept", "dropped_near_copies", "threshold", "first_round")}
@@ -242,7 +249,7 @@ def audit(
     ratios = res.pop("ratios")
     report = {
         **res,
-        "synthetic": {"path": str(source.path), "kind": source.kind, "labelled": syn_labels is not None,
+        "synthetic": {"path": str(source.path), "kind": source.kind, "labelled": syn_labels is not None, "digest": syn_digest,
                       "frames_audited": int(len(frames))},
         "frames": {"path": str(store.path), "digest": store.digest},
         "trained_on": str(who),
