@@ -12,6 +12,7 @@ def evaluate(
     classifiers: Input[list[Model]],
     gans: Input[list[Model]],
     synthetic: Input[list[Dataset]],
+    audits: Input[list[Dataset]],
     profile: str,
     overrides: dict,
     experiment: str,
@@ -30,7 +31,8 @@ def evaluate(
 
     join_pipeline_run(experiment, parent_run_id)
     outcome = run_stage("evaluate", results.path, inputs={"frames": frames.path, "classifiers": [c.path for c in classifiers],
-                                                          "gans": [g.path for g in gans], "synthetic": [s.path for s in synthetic]},
+                                                          "gans": [g.path for g in gans], "synthetic": [s.path for s in synthetic],
+                                                          "audits": [a.path for a in audits]},
                         profile=profile, overrides=overrides)
     ev = outcome.artefact
     shutil.copyfile(ev.html, report_html.path)

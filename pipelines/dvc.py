@@ -26,19 +26,22 @@ PATHS: dict[str, str] = {
     "lusynth.classifier.train:ClassifierRun": "models/classifier/${item.arm}@${item.fraction}-s${item.seed}",
     "lusynth.evaluate.run:Evaluation": "reports/evaluation",
     "lusynth.export.stage:ExportedModels": "models/onnx",
+    "lusynth.privacy.run:SyntheticSource": "data/synthetic/${item.label}@${item.fraction}",
+    "lusynth.privacy.run:Audit": "reports/audit/${item.label}@${item.fraction}",
 }
 #: a list input is the folder holding every artefact of its type
 FOLDERS: dict[str, str] = {
     "lusynth.gan.train:GanRun": "models/gan",
     "lusynth.gan.generate:SyntheticSet": "data/synthetic",
     "lusynth.classifier.train:ClassifierRun": "models/classifier",
+    "lusynth.privacy.run:Audit": "reports/audit",
 }
 MATRIX: dict[str, dict[str, str]] = {
     "lusynth.keys:GanKey": {"label": "${classes}", "fraction": "${experiment.fractions}"},
     "lusynth.keys:Cell": {"arm": "${experiment.arms}", "fraction": "${experiment.fractions}", "seed": "${experiment.seeds}"},
 }
 #: stages that make one output per GAN though they have no task key of their own
-PER_GAN = {"generate"}
+PER_GAN = {"generate", "audit"}
 HEADER = ("# Generated from the stage table (lusynth.stages) by `python -m lusynth_pipelines.dvc`; do not edit by hand.\n"
           "# Run: `dvc repro`; vary: `dvc exp run -S +gan.epochs=5` (override any section.field of the profile).\n")
 

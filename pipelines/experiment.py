@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 
 from kfp import dsl
 
+from lusynth_components.audit import audit
 from lusynth_components.bundle import bundle_synthetic
 from lusynth_components.evaluate import evaluate
 from lusynth_components.export_register import export_register
@@ -56,6 +57,7 @@ STAGE_RESOURCES: dict[str, Resources] = {
     "plan_classifiers": Resources("100m", "500m", "256Mi", "1Gi", timeout_s=300),
     "train_gan": Resources("2", "4", "4Gi", "16Gi", gpu=True, retries=2, timeout_s=12 * 3600),
     "generate": Resources("1", "2", "2Gi", "8Gi", timeout_s=3600),
+    "audit": Resources("1", "2", "2Gi", "8Gi", timeout_s=3600),
     "bundle_synthetic": Resources("500m", "1", "1Gi", "4Gi", timeout_s=1800),
     "train_classifier": Resources("2", "4", "4Gi", "16Gi", gpu=True, retries=2, timeout_s=6 * 3600),
     "evaluate": Resources("2", "4", "4Gi", "16Gi", timeout_s=2 * 3600),
@@ -136,13 +138,15 @@ def make_pipeline(*, gpu: bool = False, local: bool = False) -> Callable[..., An
             g = s(train_gan(frames=frames, job=job, profile=profile, overrides=overrides,
                             experiment=experiment, parent_run_id=parent_run_id, checkpoint_root=gan_checkpoints), "train_gan")
             syn = s(generate(gans=g.outputs["gan"], frames=frames, profile=profile, overrides=overrides), "generate")
+            # the privacy audit of each synthetic set (its unfiltered output): decision and report per GAN
+            aud = s(audit(frames=frames, synthetic=syn.outputs["synthetic"], profile=profile, overrides=overrides), "audit")
         # the compiler cannot feed one loop's fan-in into another loop: bundle the synthetic sets first
         bundle = s(bundle_synthetic(synthetic=dsl.Collected(syn.outputs["synthetic"])), "bundle_synthetic")
         with dsl.ParallelFor(classifier_jobs.output, name="classifiers") as cj:
             c = s(train_classifier(frames=frames, synthetic=bundle.outputs["bundle"], job=cj, profile=profile, overrides=overrides,
                                    experiment=experiment, parent_run_id=parent_run_id), "train_classifier")
         ev = s(evaluate(frames=frames, classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
-                        synthetic=dsl.Collected(syn.outputs["synthetic"]), profile=profile, overrides=overrides, experiment=experiment,
+                        synthetic=dsl.Collected(syn.outputs["synthetic"]), audits=dsl.Collected(aud.outputs["audit"]), profile=profile, overrides=overrides, experiment=experiment,
                         parent_run_id=parent_run_id), "evaluate")
         ex = s(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
                                evaluation=ev.outputs["results"], profile=profile, overrides=overrides, register=register,

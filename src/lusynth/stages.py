@@ -234,7 +234,8 @@ def _evaluate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mappin
     from lusynth.evaluate.run import evaluate
 
     evaluate(inputs["frames"], out, classifier_dirs=inputs["classifiers"], gan_dirs=inputs["gans"], synthetic_dirs=inputs["synthetic"],
-             params=params["evaluate"], near_copy=params["near_copy"], progress=ctx.progress, ctx=ctx)
+             params=params["evaluate"], near_copy=params["near_copy"], progress=ctx.progress, ctx=ctx,
+             audit_dirs=inputs.get("audits") or ())
 
 
 def _export_key(options: Mapping[str, Any], profile: str, ctx: RunContext, out: Path) -> dict[str, Any]:
@@ -254,6 +255,18 @@ def _export(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[
     export_and_register(out, classifier_dirs=inputs["classifiers"], gan_dirs=inputs["gans"], evaluation_dir=inputs["evaluation"],
                         register=bool(options.get("register")) and ctx.track, profile=str(options.get("profile") or ""),
                         names=RegistryNames(exp.classifier_model, exp.generator_prefix), margin=exp.margin, opset=exp.opset)
+
+
+def _audit_key(options: Mapping[str, Any], profile: str, ctx: RunContext, out: Path) -> dict[str, Any]:
+    """Who trained the generator changes the audit: it is part of the key."""
+    return {"trained_on": str(options.get("trained_on") or "train")}
+
+
+def _audit(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[str, Any], options: Mapping[str, Any],
+           ctx: RunContext) -> None:
+    from lusynth.privacy.run import audit
+
+    audit(inputs["frames"], inputs["synthetic"], out, trained_on=str(options.get("trained_on") or "train"), params=params["audit"])
 
 
 def _evaluate_side_outputs(out: Path, options: Mapping[str, Any]) -> None:
@@ -295,6 +308,17 @@ STAGES: tuple[Stage, ...] = (
                  many=True, flags=("--gan", "--gans", "-g")), _FRAMES),
           "lusynth.gan.generate:SyntheticSet", _generate,
           options=(Option("png", Path, None, "Also export the frames as PNG folders here."),)),
+    Stage("audit", "audit", "Privacy audit of any synthetic set (or folder of PNG/JPEG images): memorisation of the unfiltered "
+                            "output, patient-level membership inference, and a decision on evidence.",
+          "lusynth.privacy.run:audit", ("audit",),
+          (_FRAMES, Input("synthetic", "lusynth.privacy.run:SyntheticSource", "Synthetic set from generate, or a folder of PNG/JPEG "
+                                                                            "images from any generator (class sub-folders optional).",
+                          flags=("--synthetic", "-s"))),
+          "lusynth.privacy.run:Audit", _audit,
+          options=(Option("trained_on", str, "train", "Patients of --frames that trained the generator: train (for a synthetic set, "
+                                                      "its GANs' training fraction per class; else the whole split) or train@F "
+                                                      "(nested fraction F); fold:K is reserved for the K-fold protocol."),),
+          key_extra=_audit_key),
     Stage("train_classifier", "train-classifier", "Train one classifier of the grid (arm x fraction x seed) with the paper's random search.",
           "lusynth.classifier.train:train_classifier", ("classifier",),
           (_FRAMES, Input("synthetic", "lusynth.gan.generate:SyntheticSet", "Synthetic set, or a folder of them (repeat); "
@@ -304,7 +328,10 @@ STAGES: tuple[Stage, ...] = (
     Stage("evaluate", "evaluate", "Holdout metrics with CIs, the paper's table, the fidelity/privacy audit and the report.",
           "lusynth.evaluate.run:evaluate", ("evaluate", "near_copy"),
           (_FRAMES, _CLASSIFIERS, Input(_GANS.name, _GANS.artefact, _GANS.help, many=True, required=False, flags=_GANS.flags),
-           Input(_SYNTHETIC.name, _SYNTHETIC.artefact, _SYNTHETIC.help, many=True, required=False, flags=_SYNTHETIC.flags)),
+           Input(_SYNTHETIC.name, _SYNTHETIC.artefact, _SYNTHETIC.help, many=True, required=False, flags=_SYNTHETIC.flags),
+           Input("audits", "lusynth.privacy.run:Audit", "Privacy audit from `lusynth audit`, or a folder of them (repeat): the "
+                                                         "privacy gate of the synthetic set it audited.",
+                 many=True, required=False, flags=("--audit", "--audits"))),
           "lusynth.evaluate.run:Evaluation", _evaluate,
           options=(Option("metrics_json", Path, None, "Also write the headline metrics here (for `dvc metrics`)."),
                    Option("plots_dir", Path, None, "Also write learning-curve and ROC CSVs here (for `dvc plots`).")),

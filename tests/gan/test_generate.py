@@ -104,6 +104,14 @@ def test_generate_drops_planted_copies_tops_up_and_records_provenance(
         assert set(rows["checkpoint"]) == {info["chosen"]["checkpoint"]}
         assert (rows["source"] == "gan").all() and (rows["patient_id"] == "synthetic").all()
     assert s.header["privacy_filter"][LABELS[0]]["near_copy"]["percentile"] == 1.0
+    # the unfiltered output (what the privacy audit reads): the first 12 latents of each class, planted copies included
+    frames_u, labels_u, dropped_u = r.unfiltered()
+    assert len(frames_u) == 24 and sorted(set(labels_u)) == sorted(LABELS)
+    for label in LABELS:
+        mine = labels_u == label
+        assert mine.sum() == 12 and dropped_u[mine].sum() >= len(planted_at)
+        planted = np.array([(f == train[label][i]).all() for f in frames_u[mine] for i in planted_at]).reshape(-1, len(planted_at))
+        assert planted.any(axis=0).all()  # each planted copy is in the unfiltered sample
     # a frame is reproducible from its provenance alone
     from lusynth.gan.checkpoint import load_generator
     from lusynth.gan.step import sample_frames

@@ -10,8 +10,8 @@ import yaml
 from lusynth.cli import main
 from lusynth_pipelines.experiment import STAGE_RESOURCES
 
-STAGES = {"ingest", "plan-gans", "plan-classifiers", "train-gan", "generate", "bundle-synthetic", "train-classifier", "evaluate",
-          "export-register"}
+STAGES = {"ingest", "plan-gans", "plan-classifiers", "train-gan", "generate", "audit", "bundle-synthetic", "train-classifier",
+          "evaluate", "export-register"}
 
 
 def _load(path) -> tuple[dict, dict]:
@@ -47,7 +47,8 @@ def compiled(request, tmp_path_factory):
     import os
 
     # components bind the image at import: reload them so the setting is read now, and again after
-    import lusynth_components.bundle  # noqa: E401
+    import lusynth_components.audit  # noqa: E401
+    import lusynth_components.bundle
     import lusynth_components.evaluate
     import lusynth_components.export_register
     import lusynth_components.generate  # noqa: E401
@@ -58,7 +59,7 @@ def compiled(request, tmp_path_factory):
     import lusynth_components.train_gan
     import lusynth_pipelines.experiment as experiment
 
-    modules = (lusynth_components.settings, lusynth_components.bundle, lusynth_components.evaluate,
+    modules = (lusynth_components.settings, lusynth_components.audit, lusynth_components.bundle, lusynth_components.evaluate,
                lusynth_components.export_register, lusynth_components.generate, lusynth_components.ingest,
                lusynth_components.plan, lusynth_components.train_classifier, lusynth_components.train_gan, experiment)
     os.environ["LUSYNTH_IMAGE"] = "registry.example.invalid/lusynth:9.9.9"
@@ -93,8 +94,8 @@ def test_dag_and_parameters(compiled) -> None:
     loops = {n: {c for c, t in tasks.items() if c in _loop_members(spec, n)} for n in tasks if n.startswith("for-loop")}
     gan_loop = next(n for n, m in loops.items() if "train-gan" in m)
     clf_loop = next(n for n, m in loops.items() if "train-classifier" in m)
-    assert loops[gan_loop] == {"train-gan", "generate"} and loops[clf_loop] == {"train-classifier"}
-    assert "train-gan" in deps["generate"]
+    assert loops[gan_loop] == {"train-gan", "generate", "audit"} and loops[clf_loop] == {"train-classifier"}
+    assert "train-gan" in deps["generate"] and "generate" in deps["audit"]  # each synthetic set is audited
     assert deps["plan-gans"] == {"ingest"}
     assert deps[gan_loop] >= {"ingest", "plan-gans"}
     assert deps["bundle-synthetic"] == {gan_loop}

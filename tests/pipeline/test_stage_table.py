@@ -139,6 +139,7 @@ OWNED_FILES = {
     "header.json": "src/lusynth/data/framestore.py", "manifest.csv": "src/lusynth/data/framestore.py",
     "report.json": "src/lusynth/report/render.py", "export.json": "src/lusynth/export/stage.py",
     "ingest_report.json": "src/lusynth/data/ingest_report.py",
+    "audit.json": "src/lusynth/privacy/run.py", "audit.md": "src/lusynth/privacy/run.py",
 }
 
 

@@ -144,3 +144,24 @@ def test_export_record_reads_back_as_the_stage_returned_it(first_run) -> None:  
     assert ExportedModels.load(r.path) == r
     for e in (*r.classifiers.values(), *r.generators.values()):
         assert file_sha256(r.path / e.file) == e.sha256
+
+
+def test_a_generator_whose_privacy_audit_fails_gets_no_alias(mlflow_server: str, pipeline: PipelineOutputs, tmp_path: Path) -> None:
+    """`lusynth audit`'s decision travels through the evaluation: fail -> registered without alias,
+    insufficient evidence -> challenger (never champion)."""
+    names = RegistryNames(classifier="audit-test-classifier", generator_prefix="audit-test-generator-")
+    rep = json.loads((pipeline.evaluation / "report.json").read_text())
+    labels = sorted({a["label"] for a in rep["audits"]})
+    decisions = dict(zip(labels, ("fail", "insufficient_evidence"), strict=False))
+    for a in rep["audits"]:
+        a["gate"] = {"passed": False, "decision": decisions[a["label"]], "reasons": [f"{decisions[a['label']]} by test"]}
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "report.json").write_text(json.dumps(rep))
+    r = export_and_register(tmp_path / "models", classifier_dirs=[pipeline.classifiers[0]], gan_dirs=pipeline.gans,
+                            evaluation_dir=ev, names=names)
+    gens = {v.name: v for v in r.registered if v.name.startswith(names.generator_prefix)}
+    failed, unsure = gens[names.generator(labels[0])], gens[names.generator(labels[1])]
+    assert failed.aliases == [] and failed.decision == "candidate" and "fail by test" in failed.reason
+    assert unsure.aliases == [CHALLENGER]
+    assert not mlflow_client().get_registered_model(failed.name).aliases

@@ -212,6 +212,14 @@ def audit_targets(gans: Sequence[GanRun], synthetic: Sequence[SyntheticSet]) -> 
     return targets
 
 
+def _gate_from_audit(audit: Any) -> dict[str, Any] | None:
+    """The privacy gate of a synthetic set as its :class:`~lusynth.privacy.run.Audit` decided it (None: no audit)."""
+    if audit is None:
+        return None
+    return {"passed": audit.passed, "decision": audit.decision, "reasons": list(audit.report.get("reasons", [])),
+            "notes": [f"decided by the privacy audit {audit.path}"], "checks": audit.report.get("checks", [])}
+
+
 def evaluate(
     frames_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -223,8 +231,13 @@ def evaluate(
     near_copy: NearCopyPolicy | None = None,
     progress: bool = True,
     ctx: RunContext | None = None,
+    audit_dirs: Sequence[str | os.PathLike[str]] = (),
 ) -> Evaluation:
-    """Evaluate every classifier on the real holdout, audit every GAN (near-copies by ``near_copy``), write the report."""
+    """Evaluate every classifier on the real holdout, audit every GAN (near-copies by ``near_copy``), write the report.
+
+    ``audit_dirs``: privacy audits (``lusynth audit``) of the synthetic sets; a synthetic set with
+    one gets that audit's decision as its privacy gate (pass only on ``pass``) instead of the
+    legacy point-estimate gate, which remains only for sets given without an audit."""
     params = params or EvaluateParams()
     near_copy = near_copy or NearCopyPolicy()
     ctx = ctx or RunContext()
@@ -259,6 +272,9 @@ def evaluate(
     }
     emb = _embedder(classifiers)
     spaces = _fidelity_spaces(real, emb, params) if targets and len(real.indices(split="train")) >= 2 else {}
+    from lusynth.privacy.run import Audit
+
+    audits_by_digest = {a.synthetic_digest: a for a in map(Audit.load, audit_dirs) if a.synthetic_digest}
     audits = []
     for t in targets:
         s = t.synthetic.store
@@ -273,7 +289,7 @@ def evaluate(
         disc = _discriminator_fn(t.gan.path) if t.gan is not None else None
         res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
                               class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])
-        gate = gate_audit(res["privacy"], params)
+        gate = _gate_from_audit(audits_by_digest.get(s.digest)) or gate_audit(res["privacy"], params)
         audits.append({"name": name, "label": label, "fraction": frac, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
                        "gan_dir": str(t.gan.path) if t.gan else None,
                        "gan_run_id": t.gan.run_id if t.gan else None,

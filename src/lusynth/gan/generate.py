@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import pandas as pd
 import torch
 
 from lusynth.atomic import atomic_dir
@@ -37,6 +38,7 @@ from lusynth.util import slugify
 __all__ = ["GenerationError", "SyntheticSet", "export_png", "generate", "latents"]
 
 _NOT_SYNTHETIC = "not a synthetic frame store; pass the output of `lusynth generate`"
+NEAR_COPIES_DIR = "near_copies"  # inside a synthetic set: the first round's frames the filter dropped
 
 
 class GenerationError(LusynthError):
@@ -87,6 +89,26 @@ class SyntheticSet:
     def per_class(self) -> dict[str, dict[str, Any]]:
         """Per class: kept, generated, dropped near-copies, threshold (the header's ``privacy_filter``)."""
         return self.privacy_filter
+
+    def unfiltered(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(frames, labels, dropped) of the generator's unfiltered output: every frame of the first
+        round of latents (``0 .. n_per_class - 1`` per class: independent draws, before the
+        near-copy filter), ``dropped`` True where the filter removed the frame. A store written
+        by another tool, or by a generate that did not keep its near-copies, gives its frames as
+        they are (``dropped`` all False)."""
+        m = self.store.manifest
+        info = self.store.header.get("unfiltered") or {}
+        kept_rows = np.flatnonzero((m["split"] == "synthetic").to_numpy())
+        near = self.path / str(info.get("near_copies", NEAR_COPIES_DIR))
+        if not info or not near.is_dir():
+            return np.asarray(self.store.frames[kept_rows]), m["label"].to_numpy()[kept_rows], np.zeros(len(kept_rows), bool)
+        first = int(info["first_round"])
+        latent = pd.to_numeric(m["latent_index"], errors="coerce").to_numpy()
+        kept_rows = kept_rows[latent[kept_rows] < first]
+        dropped = open_store(near)
+        frames = np.concatenate([np.asarray(self.store.frames[kept_rows]), np.asarray(dropped.frames)])
+        labels = np.concatenate([m["label"].to_numpy()[kept_rows], dropped.manifest["label"].to_numpy()])
+        return frames, labels, np.r_[np.zeros(len(kept_rows), bool), np.ones(len(dropped), bool)]
 
     @property
     def n_frames(self) -> int:
@@ -154,6 +176,7 @@ def generate(
     from lusynth.tracking import optional_stage_run
 
     per_class: dict[str, dict[str, Any]] = {}
+    dropped_first: list[tuple[np.ndarray, str, int]] = []  # near-copies among the first-round latents
     out_dir = Path(out_dir)
     with FrameStoreWriter(out_dir, image_size=store.image_size) as writer:
         for gd, info in infos:
@@ -168,6 +191,7 @@ def generate(
             filt = near_copy.fit(train, holdout)
             kept_frames: list[np.ndarray] = []
             kept_index: list[int] = []
+            first_round = params.n_per_class  # latents 0..n-1: the unfiltered sample the audit reads
             next_index, dropped, rounds = 0, 0, 0
             while len(kept_index) < params.n_per_class:
                 if rounds == params.max_rounds:
@@ -187,6 +211,8 @@ def generate(
                     if not c and len(kept_index) < params.n_per_class:
                         kept_frames.append(f)
                         kept_index.append(i)
+                    elif c and i < first_round:
+                        dropped_first.append((f, label, i))
             run_id = info.run_id or ""
             for f, i in zip(kept_frames, kept_index, strict=True):
                 writer.append(f, {
@@ -199,11 +225,15 @@ def generate(
                 "gan_dir": str(gd), "generator_run_id": run_id, "checkpoint": ckpt, "fraction": fraction,
                 "kept": len(kept_index), "generated": next_index, "dropped_near_copies": dropped,
                 "threshold": filt.threshold, "near_copy": as_dict(near_copy), "rounds": rounds,
+                "first_round": first_round,
             }
         writer.finish(
             kind="synthetic", classes=store.classes, positive_class=store.header.get("positive_class"),
-            extra_header={"source_frames_digest": store.digest, "generate": as_dict(params), "privacy_filter": per_class},
+            extra_header={"source_frames_digest": store.digest, "generate": as_dict(params), "privacy_filter": per_class,
+                          "unfiltered": {"near_copies": NEAR_COPIES_DIR, "first_round": first_round}},
         )
+    # what the filter removed from the first round, so an audit sees the generator's unfiltered output
+    _write_near_copies(out_dir / NEAR_COPIES_DIR, dropped_first, store)
     with optional_stage_run(ctx.track, stage="generate", local_dir=out_dir, params={**as_dict(params), "near_copy": as_dict(near_copy)},
                    tags={"source_frames_digest": store.digest, "generators": ",".join(p["generator_run_id"] for p in per_class.values())}) as tr:
         for label, p in per_class.items():
@@ -211,6 +241,15 @@ def generate(
                             f"{label}.threshold": p["threshold"]})
         tr.log_dict(per_class, "privacy_filter.json")
     return SyntheticSet.load(out_dir)
+
+
+def _write_near_copies(target: Path, dropped: list[tuple[np.ndarray, str, int]], store: FrameStore) -> None:
+    from lusynth.data.framestore import write_store
+
+    frames = np.stack([f for f, _, _ in dropped]) if dropped else np.zeros((0, store.image_size, store.image_size), np.uint8)
+    rows = [{"frame_id": f"near-copy-{label}-{i:07d}", "patient_id": "synthetic", "video_id": "", "frame_index": i, "label": label,
+             "split": "near_copy", "train_fraction": "", "source": "gan", "latent_index": i} for _, label, i in dropped]
+    write_store(target, frames, rows, kind="near_copies", classes=store.classes, positive_class=store.header.get("positive_class"))
 
 
 def export_png(store_dir: str | os.PathLike[str], png_dir: str | os.PathLike[str]) -> int:

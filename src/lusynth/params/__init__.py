@@ -41,6 +41,7 @@ SECTIONS: dict[str, str] = {
     "classifier": "lusynth.classifier.params:ClassifierParams",
     "evaluate": "lusynth.evaluate.params:EvaluateParams",
     "export": "lusynth.export.params:ExportParams",
+    "audit": "lusynth.privacy.params:AuditParams",
 }
 
 Overrides = Mapping[str, Mapping[str, Any]]

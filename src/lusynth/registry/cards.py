@@ -79,6 +79,25 @@ def classifier_model_card(c: ClassifierCandidate, *, gate: GateDecision | None, 
     return "\n".join(lines) + "\n"
 
 
+def audit_limits(params: Any = None) -> list[str]:
+    """The privacy audit's limits and decision rule, for a model card (``params``: an
+    :class:`~lusynth.privacy.params.AuditParams`, default the demo's)."""
+    from lusynth.privacy.params import AuditParams
+
+    p = params or AuditParams()
+    return [
+        "Privacy audit (`lusynth audit`, lusynth.privacy) limits, on the generator's unfiltered output:",
+        f"- near-copy rate <= {p.max_copy_rate:g} (a near-copy: closer to one training patient, relative to the next, than "
+        f"{p.copy_margin:g} x the {p.percentile:g}th percentile of calibration (val) patients; spaces: {', '.join(p.features)}); "
+        "Clopper-Pearson interval;",
+        f"- each patient-level membership-inference AUC (distance, reference, discriminator) <= {p.max_mia_auc:g}; stratified "
+        "patient bootstrap interval and patient permutation p-value;",
+        f"- decision at {p.ci:g} confidence: pass only when every upper bound is under its limit; fail when a "
+        "Bonferroni-adjusted lower bound is over it (and, for an AUC, its permutation test rejects); otherwise "
+        "insufficient evidence, with the patient or frame count that would settle it.",
+    ]
+
+
 def generator_model_card(meta: Mapping[str, str], audit: Mapping[str, Any] | None, *, gate: GateDecision,
                          onnx_sha256: str, pipeline_run_id: str | None) -> str:
     """Markdown model card of one generator version (pure)."""
@@ -103,6 +122,7 @@ def generator_model_card(meta: Mapping[str, str], audit: Mapping[str, Any] | Non
         lines += [f"- {k}: {v:.4g}" for k, v in sorted(p.items()) if isinstance(v, (int, float))]
         lines += [f"- {r}" for r in audit.get("gate", {}).get("reasons", [])]
         lines += ["", "## Fidelity", *(f"- {k}: {v:.4g}" for k, v in sorted(f.items()) if isinstance(v, (int, float)))]
+    lines += ["", *audit_limits()]
     lines += ["", "## Promotion gate", f"Decision: **{gate.decision}** — {gate.reason}.",
               "", "## Limitations",
               "- Fidelity metrics use the project's own classifier features, not Inception: not comparable with published FID.",

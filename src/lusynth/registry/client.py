@@ -254,7 +254,8 @@ def register_generator(
     names: RegistryNames = RegistryNames(),
     pipeline_run_id: str | None = None,
 ) -> RegisteredVersion:
-    """Register an exported generator; ``champion`` only when its privacy audit passed."""
+    """Register an exported generator; ``champion`` only when its privacy audit passed, no alias
+    when ``lusynth audit`` decided ``fail`` (``challenger`` otherwise: no audit, insufficient evidence)."""
     import numpy as np
 
     from lusynth.export.onnx_export import ort_session, read_metadata
@@ -266,7 +267,10 @@ def register_generator(
     z = np.random.default_rng(0).standard_normal((2, int(meta["lusynth.nz"]))).astype(np.float32)
     frames = ort_session(onnx_path).run(None, {"z": z})[0]
     passed = bool(audit and audit.get("gate", {}).get("passed"))
+    failed = bool(audit and audit.get("gate", {}).get("decision") == "fail")  # lusynth audit's decision: no alias at all
     gate = (GateDecision(CHAMPION, "privacy audit passed") if passed else
+            GateDecision(CANDIDATE, "privacy audit failed: " + "; ".join(audit.get("gate", {}).get("reasons", [])))
+            if failed and audit else
             GateDecision(CHALLENGER, "privacy audit " + ("failed: " + "; ".join(audit.get("gate", {}).get("reasons", []))
                                                          if audit else "missing (pass --evaluation)")))
     tags = {TAG + "kind": "generator", TAG + "label": label, TAG + "fraction": meta.get("lusynth.fraction", ""),
@@ -279,8 +283,9 @@ def register_generator(
                 tags[TAG + "privacy." + k] = f"{v:.6g}"
     card = generator_model_card(meta, audit, gate=gate, onnx_sha256=file_sha256(onnx_path), pipeline_run_id=pipeline_run_id)
     version, sha = _log_onnx_version(client, run_id, name, onnx_path, z, frames, f"generator-{label}", tags, card)
-    _set_aliases(client, name, version, [gate.decision])
-    return RegisteredVersion(name, version, gate.decision, gate.reason, [gate.decision], sha, f"models:/{name}/{version}")
+    aliases = [gate.decision] if gate.decision in (CHAMPION, CHALLENGER) else []  # a generator that FAILs gets no alias
+    _set_aliases(client, name, version, aliases)
+    return RegisteredVersion(name, version, gate.decision, gate.reason, aliases, sha, f"models:/{name}/{version}")
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,0 +1,270 @@
+"""``lusynth audit``: a real frame store + any synthetic set -> a privacy report and a decision.
+
+The synthetic set is a lusynth synthetic set (``lusynth generate``: the audit reads the
+generator's *unfiltered* output, :meth:`~lusynth.gan.generate.SyntheticSet.unfiltered`, and
+reports what the near-copy filter removed) or a folder of PNG/JPEG images as another generator
+writes them (decoded to grey and resized to the store's size with PIL; a first-level sub-folder
+named after a class of the store labels its images, otherwise the set is unlabelled and compared
+with every real frame). ``trained_on`` says which patients of the store trained the generator
+(:func:`parse_trained_on`). The output directory holds ``audit.json`` (the decision and every
+figure behind it), ``audit.md`` and figures; :class:`Audit` is its typed view.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from lusynth.errors import InputError, LusynthError
+from lusynth.privacy.params import AuditParams
+
+__all__ = ["AUDIT_FILE", "Audit", "SyntheticSource", "TrainedOn", "audit", "parse_trained_on", "read_image_folder"]
+
+AUDIT_FILE = "audit.json"
+REPORT_FILE = "audit.md"
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+
+@dataclass(frozen=True)
+class TrainedOn:
+    """Which patients of the store trained the generator: a split, optionally a nested fraction of it."""
+
+    split: str = "train"
+    fraction: float | None = None  # None: the synthetic set's own GAN fraction per class, else the whole split
+
+    def __str__(self) -> str:
+        return self.split + (f"@{self.fraction:g}" if self.fraction is not None else "")
+
+
+def parse_trained_on(text: str) -> TrainedOn:
+    """``train`` | ``train@F`` (the nested training fraction F) | ``fold:K`` (reserved for the
+    K-fold protocol: a fold's training patients). One clear line for anything else."""
+    t = (text or "").strip()
+    if t.startswith("fold:"):
+        raise InputError(f"--trained-on {t}: folds are not in this frame store yet (the K-fold protocol adds them); use train or train@F")
+    split, _, frac = t.partition("@")
+    if split != "train":
+        raise InputError(f"--trained-on {t!r}: name the split that trained the generator: train, or train@F for a nested fraction F")
+    if not frac:
+        return TrainedOn("train")
+    try:
+        f = float(frac)
+    except ValueError:
+        raise InputError(f"--trained-on {t!r}: F in train@F must be a fraction in (0, 1], e.g. train@0.5") from None
+    if not 0 < f <= 1:
+        raise InputError(f"--trained-on {t!r}: F in train@F must be a fraction in (0, 1], e.g. train@0.5")
+    return TrainedOn("train", f)
+
+
+def read_image_folder(path: str | os.PathLike[str], size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
+    """(uint8 frames (N, size, size), class per frame or None, relative file names) of every
+    PNG/JPEG below ``path``; grey-scale, resized with PIL's bilinear filter."""
+    from PIL import Image, UnidentifiedImageError
+
+    root = Path(path)
+    files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise InputError(f"{root}: no PNG or JPEG images found (nor a synthetic set from `lusynth generate`)")
+    frames, names, labels = [], [], []
+    for f in files:
+        try:
+            with Image.open(f) as im:
+                frames.append(np.asarray(im.convert("L").resize((size, size), Image.Resampling.BILINEAR), dtype=np.uint8))
+        except (OSError, UnidentifiedImageError) as exc:
+            raise InputError(f"{f}: not a readable image ({exc}); remove it or re-export it") from None
+        rel = f.relative_to(root)
+        names.append(rel.as_posix())
+        labels.append(rel.parts[0] if len(rel.parts) > 1 else None)
+    labelled = all(lbl in classes for lbl in labels)
+    return np.stack(frames), (np.array(labels) if labelled else None), names
+
+
+@dataclass
+class SyntheticSource:
+    """What ``--synthetic`` accepts: a lusynth synthetic set or a folder of images."""
+
+    WHAT: ClassVar[str] = "a synthetic set (the output of `lusynth generate`) or a folder of PNG/JPEG images"
+
+    path: Path
+    kind: str  # "synthetic_set" | "images"
+
+    @classmethod
+    def load(cls, dir: str | os.PathLike[str]) -> SyntheticSource:
+        """Recognise ``dir``; :class:`InputError` when it is neither."""
+        from lusynth.gan.generate import SyntheticSet
+
+        path = Path(dir)
+        try:
+            SyntheticSet.load(path)
+            return cls(path, "synthetic_set")
+        except LusynthError:
+            pass
+        if path.is_dir() and any(p.suffix.lower() in IMAGE_SUFFIXES for p in path.rglob("*") if p.is_file()):
+            return cls(path, "images")
+        raise InputError(f"{path}: not {cls.WHAT}")
+
+
+@dataclass
+class Audit:
+    """The output of :func:`audit`: ``audit.json`` (``report``), ``audit.md`` and figures."""
+
+    WHAT: ClassVar[str] = "a privacy audit (the output of `lusynth audit`)"
+
+    path: Path
+    report: dict[str, Any]
+
+    @classmethod
+    def load(cls, dir: str | os.PathLike[str]) -> Audit:
+        """Open an audit directory; :class:`InputError` if it is not one."""
+        from lusynth.util import read_json
+
+        path = Path(dir)
+        report = read_json(path / AUDIT_FILE, what=cls.WHAT, hint="run `lusynth audit`")
+        if not isinstance(report, dict) or "decision" not in report:
+            raise InputError(f"{path / AUDIT_FILE}: not {cls.WHAT}; run `lusynth audit` again")
+        return cls(path, report)
+
+    @property
+    def decision(self) -> str:
+        """pass | fail | insufficient_evidence."""
+        return str(self.report["decision"])
+
+    @property
+    def synthetic_digest(self) -> str | None:
+        """Content digest of the audited synthetic set (None for an image folder)."""
+        return self.report["synthetic"].get("digest")
+
+    @property
+    def passed(self) -> bool:
+        return self.decision == "pass"
+
+    def summary(self) -> str:
+        """The decision, its reasons and where the report is."""
+        lines = [f"privacy audit of {self.report['synthetic']['path']}: {self.decision.upper()}"]
+        lines += [f"  {r}" for r in self.report.get("reasons", [])]
+        return "\n".join([*lines, f"report: {self.path / REPORT_FILE}"])
+
+    def kfp_metrics(self) -> dict[str, float]:
+        """Headline figures for the KFP UI."""
+        out = {"copy_rate": float(self.report["memorisation"]["copy_rate"])}
+        out |= {f"{k}_mia_auc": float(v["auc"]) for k, v in self.report["membership"].items()}
+        return out
+
+    def kfp_metadata(self) -> dict[str, Any]:
+        """What the KFP artefact's metadata shows."""
+        return {"decision": self.decision, "synthetic": self.report["synthetic"]["path"]}
+
+
+def plain(obj: Any) -> Any:
+    """``obj`` with numpy scalars and arrays as Python numbers and lists (JSON-ready)."""
+    if isinstance(obj, dict):
+        return {str(k): plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return plain(obj.tolist())
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj
+
+
+def _roles(store: Any, trained_on: TrainedOn, class_fraction: dict[str, float]) -> np.ndarray:
+    """member / calibration / nonmember / unused per row of the store."""
+    from lusynth.keys import fraction as canonical
+
+    m = store.manifest
+    split = m["split"].to_numpy()
+    roles = np.full(len(m), "unused", dtype=object)
+    roles[split == "val"] = "calibration"
+    roles[split == "holdout"] = "nonmember"
+    tf = np.nan_to_num(np.asarray(m["train_fraction"].replace("", np.nan), dtype=float), nan=np.inf)
+    labels = m["label"].to_numpy()
+    for i in np.flatnonzero(split == trained_on.split):
+        f = trained_on.fraction if trained_on.fraction is not None else class_fraction.get(labels[i], 1.0)
+        if tf[i] <= canonical(f):
+            roles[i] = "member"
+    return roles.astype(str)
+
+
+def audit(
+    frames_dir: str | os.PathLike[str],
+    synthetic_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    trained_on: str | TrainedOn = "train",
+    params: AuditParams | None = None,
+) -> Audit:
+    """Audit the synthetic set (or image folder) ``synthetic_dir`` against the real store ``frames_dir``."""
+    from lusynth.atomic import atomic_dir, dumps_json
+    from lusynth.data.framestore import open_store
+    from lusynth.gan.generate import SyntheticSet
+    from lusynth.privacy.core import run_audit
+    from lusynth.privacy.features import feature_spaces
+    from lusynth.privacy.render import figures, markdown
+
+    p = params or AuditParams()
+    who = parse_trained_on(trained_on) if isinstance(trained_on, str) else trained_on
+    store = open_store(frames_dir)
+    source = SyntheticSource.load(synthetic_dir)
+    filt: dict[str, Any] = {}
+    syn_digest: str | None = None
+    class_fraction: dict[str, float] = {}
+    if source.kind == "synthetic_set":
+        syn_set = SyntheticSet.load(source.path)
+        if syn_set.store.image_size != store.image_size:
+            raise InputError(f"{source.path}: frames are {syn_set.store.image_size} px, the store's {store.image_size} px; pass the store the generator was trained on")
+        frames, syn_labels_s, dropped = syn_set.unfiltered()
+        syn_digest = syn_set.store.digest
+        syn_labels: np.ndarray | None = np.asarray(syn_labels_s).astype(str)
+        class_fraction = {k.label: k.fraction for k in syn_set.keys}
+        filt = {label: {k: v for k, v in info.items() if k in ("generated", "kept", "dropped_near_copies", "threshold", "first_round")}
+                for label, info in syn_set.per_class.items()}
+        if syn_set.source_frames_digest and syn_set.source_frames_digest != store.digest:
+            raise InputError(f"{source.path} was generated from frames {syn_set.source_frames_digest}, but {store.path} is {store.digest}; pass the same --frames")
+    else:
+        frames, syn_labels, _ = read_image_folder(source.path, store.image_size, store.classes)
+        dropped = np.zeros(len(frames), bool)
+    # at most max_synthetic_frames per class, a random subset
+    rng = np.random.default_rng(p.seed)
+    groups = syn_labels if syn_labels is not None else np.zeros(len(frames), str)
+    keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(groups == g))[: p.max_synthetic_frames] for g in np.unique(groups)]))
+    frames, dropped = frames[keep], dropped[keep]
+    syn_labels = syn_labels[keep] if syn_labels is not None else None
+    roles = _roles(store, who, class_fraction)
+    rows = np.flatnonzero(roles != "unused")
+    real = np.asarray(store.frames[rows])
+    labels = store.manifest["label"].to_numpy()[rows].astype(str)
+    label_int = np.array([store.classes.index(lbl) for lbl in labels])
+    try:
+        real_f, syn_f = feature_spaces(p.features, real, frames, member=roles[rows] == "member", labels=label_int,
+                                       epochs=p.embedding_epochs, seed=p.seed)
+        res = run_audit(real_f, store.manifest["patient_id"].to_numpy()[rows], labels, roles[rows], syn_f, syn_labels, params=p)
+    except ValueError as exc:
+        raise InputError(f"{store.path}: {exc}") from None
+    copy = res.pop("copy_mask")
+    ratios = res.pop("ratios")
+    report = {
+        **res,
+        "synthetic": {"path": str(source.path), "kind": source.kind, "labelled": syn_labels is not None, "digest": syn_digest,
+                      "frames_audited": int(len(frames))},
+        "frames": {"path": str(store.path), "digest": store.digest},
+        "trained_on": str(who),
+        "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(p).items()},
+        "filter": {
+            "per_class": filt,
+            "removed_by_filter": int(dropped.sum()),
+            "copies_in_unfiltered": int(copy.sum()),
+            "copies_the_filter_removed": int((copy & dropped).sum()),
+            "copies_the_filter_kept": int((copy & ~dropped).sum()),
+        },
+    }
+    with atomic_dir(out_dir) as tmp:
+        for name, png in figures(report, ratios).items():
+            (tmp / name).write_bytes(png)
+        (tmp / AUDIT_FILE).write_text(dumps_json(plain(report)))
+        (tmp / REPORT_FILE).write_text(markdown(report))
+    return Audit.load(out_dir)
