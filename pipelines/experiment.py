@@ -4,10 +4,13 @@
            plan_classifiers -> [train_classifier] per (arm x fraction x seed), fed the bundle
                    -> evaluate (holdout, fidelity, privacy, report) -> export/register
 
-Task settings (resources, images, GPUs and their placement, retries, caching, timeouts, credentials) are applied here and only
-here (kubeflow/pipelines habit). ``make_pipeline(gpu=..., local=...)`` builds the pipeline for a
-cluster (Kubernetes secrets, GPUs for the `paper` profile) or for ``kfp.local`` (no platform
-settings; the stage cache replaces KFP's cache, whose local keys ignore project code edits).
+Task settings (resources, images, GPUs and their placement, retries, caching, timeouts, and each
+task's own credentials) are applied here and only here (kubeflow/pipelines habit).
+``make_pipeline(cluster=ClusterSettings(...), local=...)`` builds the pipeline for a cluster
+(ConfigMap/Secret -> env per task, GPUs and the CUDA image for the `paper` profile, the MLflow
+parent run opened by a task and closed by an exit handler) or for ``kfp.local`` (no platform
+settings; the caller opens the parent run; the stage cache replaces KFP's cache, whose local keys
+ignore project code edits).
 Run this file to compile: ``python pipelines/experiment.py [out.yaml]``.
 """
 
@@ -161,7 +164,6 @@ def _credentials(task: dsl.PipelineTask, access: frozenset[str]) -> None:
 def apply_settings(task: dsl.PipelineTask, stage: str, *, cluster: ClusterSettings | None = None, local: bool = False,
                    gpu: bool | None = None) -> dsl.PipelineTask:
     """Resources, image, accelerator, placement, retries, caching, timeout and credentials of one task."""
-    cluster = cluster or ClusterSettings(gpu=bool(gpu))
     r = STAGE_RESOURCES[stage]
     if local:
         # kfp.local: the stage cache decides what reruns; KFP's local cache would serve stale
@@ -169,6 +171,8 @@ def apply_settings(task: dsl.PipelineTask, stage: str, *, cluster: ClusterSettin
         task.set_caching_options(enable_caching=False)
         return task
     from kfp import kubernetes
+
+    cluster = cluster or ClusterSettings(gpu=bool(gpu))
 
     task.set_display_name(stage)
     task.set_cpu_request(r.cpu_request).set_cpu_limit(r.cpu_limit)
@@ -250,7 +254,8 @@ def make_pipeline(*, gpu: bool = False, local: bool = False, cluster: ClusterSet
     handler, so only the local variant (whose caller opens and closes the parent run) returns the
     results and models.
     """
-    cluster = cluster or ClusterSettings(gpu=gpu)
+    if not local:  # kfp.local runs the installed package: images do not matter there
+        cluster = cluster or ClusterSettings(gpu=gpu)
 
     def s(task: dsl.PipelineTask, stage: str) -> dsl.PipelineTask:
         return apply_settings(task, stage, cluster=cluster, local=local)
