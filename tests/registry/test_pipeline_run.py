@@ -22,8 +22,10 @@ def test_open_is_idempotent_stages_nest_and_close_sets_the_status(mlflow_server:
     assert run.data.tags["lusynth.kfp_run_id"] == "kfp-run-1" and run.data.tags["lusynth.stage"] == "pipeline"
 
     # what a stage task does with the id it is given
-    monkeypatch.delenv("LUSYNTH_PARENT_RUN_ID", raising=False)
-    monkeypatch.delenv("MLFLOW_EXPERIMENT_NAME", raising=False)
+    # join_pipeline_run writes os.environ: setenv first so the test's end restores both (a leaked
+    # parent run id would make later tests' exports look like retries of this pipeline run)
+    monkeypatch.setenv("LUSYNTH_PARENT_RUN_ID", "")
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "lusynth")
     join_pipeline_run("cluster-test", run_id)
     with stage_run("evaluate", run_name="evaluate") as tr:
         pass
