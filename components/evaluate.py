@@ -21,11 +21,16 @@ def evaluate(
     report_html: Output[HTML],
     report_md: Output[Markdown],
     metrics: Output[Metrics],
-    roc: Output[ClassificationMetrics],
+    roc_real: Output[ClassificationMetrics],
+    roc_real_synthetic: Output[ClassificationMetrics],
+    roc_synthetic: Output[ClassificationMetrics],
 ) -> None:
-    """Every classifier on the real holdout; every GAN audited; the report as HTML/Markdown/JSON."""
+    """Every classifier on the real holdout; every GAN audited; the report as HTML/Markdown/JSON.
+    ``roc_<arm>``: the arm's holdout ROC and confusion matrix for the KFP UI (one output per arm of
+    lusynth.classifier.params.ARMS; an arm left out of the grid leaves its output empty)."""
     import shutil
 
+    from lusynth.data.framestore import FrameStore
     from lusynth.stages import run_stage
     from lusynth.tracking import join_pipeline_run
 
@@ -39,7 +44,14 @@ def evaluate(
     shutil.copyfile(ev.markdown, report_md.path)
     for k, v in ev.headline_metrics.items():
         metrics.log_metric(k, float(v))
-    curve = ev.reference_roc()  # ClassificationMetrics holds one curve: the reference (real) classifier's
-    if curve:
-        roc.log_roc_curve(curve["fpr"], curve["tpr"], curve["thresholds"])
+    store = FrameStore.load(frames.path)
+    positive = store.header.get("positive_class") or store.classes[-1]
+    categories = [*(c for c in store.classes if c != positive), positive]
+    for arm, out in (("real", roc_real), ("real+synthetic", roc_real_synthetic), ("synthetic", roc_synthetic)):
+        cm = ev.kfp_classification(arm, categories)
+        if cm is None:
+            continue
+        out.log_roc_curve(cm["roc"]["fpr"], cm["roc"]["tpr"], cm["roc"]["thresholds"])
+        if cm["matrix"]:
+            out.log_confusion_matrix(cm["categories"], cm["matrix"])
     results.metadata.update({"cached": outcome.cached, "privacy_passed": ev.privacy_passed})

@@ -1,4 +1,5 @@
-"""Compile the pipeline and submit it to a Kubeflow Pipelines host (once, or on a schedule)."""
+"""Compile the pipeline, upload it to a Kubeflow Pipelines host as a pipeline version, and run that
+version (once, or on a schedule through KFP's recurring runs)."""
 
 import os
 import tempfile
@@ -32,6 +33,66 @@ def check_host(host: str, *, timeout: float = 5.0) -> None:
         ) from None
 
 
+def _client(host: str, namespace: str | None) -> Any:
+    import kfp
+
+    check_host(host)
+    return kfp.Client(host=host, namespace=namespace)
+
+
+def version_name_for(package: str | os.PathLike[str]) -> str:
+    """``<lusynth version>-<first 12 hex of the IR's sha256>``: the same compiled pipeline gets the
+    same version name, so uploading it again finds the version instead of failing or duplicating."""
+    from lusynth import __version__
+    from lusynth.util import file_sha256
+
+    return f"{__version__}-{file_sha256(package)[:12]}"
+
+
+def _find_version(client: Any, pipeline_id: str, name: str) -> str | None:
+    token = ""
+    while True:
+        page = client.list_pipeline_versions(pipeline_id, page_token=token, page_size=100)
+        for v in page.pipeline_versions or []:
+            if v.display_name == name:
+                return str(v.pipeline_version_id)
+        token = page.next_page_token or ""
+        if not token:
+            return None
+
+
+def upload_package(client: Any, package: str, *, version_name: str | None = None, namespace: str | None = None) -> dict[str, str]:
+    """The pipeline ``lusynth-experiment`` (created on first use) and a version of it holding
+    ``package``, found by name when uploaded before; {pipeline_id, version_id, version_name}."""
+    from lusynth_pipelines.experiment import PIPELINE_NAME
+
+    name = version_name or version_name_for(package)
+    pipeline_id = client.get_pipeline_id(PIPELINE_NAME)
+    if pipeline_id is None:
+        # KFP's upload creates the pipeline with a first version named like the pipeline: this package
+        p = client.upload_pipeline(package, pipeline_name=PIPELINE_NAME, namespace=namespace,
+                                   description="lusynth: does synthetic GAN data help, or safely replace, real lung-ultrasound data?")
+        pipeline_id = str(p.pipeline_id)
+        first = client.list_pipeline_versions(pipeline_id, page_size=1, sort_by="created_at desc").pipeline_versions or []
+        if not first:
+            raise SubmitError(f"KFP created pipeline {PIPELINE_NAME} ({pipeline_id}) but lists no version of it")
+        return {"pipeline_id": pipeline_id, "version_id": str(first[0].pipeline_version_id), "version_name": str(first[0].display_name)}
+    version_id = _find_version(client, pipeline_id, name)
+    if version_id is None:
+        v = client.upload_pipeline_version(package, pipeline_version_name=name, pipeline_id=pipeline_id,
+                                           description=f"lusynth {name}")
+        version_id = str(v.pipeline_version_id)
+    return {"pipeline_id": pipeline_id, "version_id": version_id, "version_name": name}
+
+
+def upload(host: str, *, cluster: Any = None, namespace: str | None = None, version_name: str | None = None) -> dict[str, str]:
+    """Compile for ``cluster`` and upload: the pipeline (once) and this version (once)."""
+    client = _client(host, namespace)
+    with tempfile.TemporaryDirectory() as tmp:
+        package = str(compile_to(Path(tmp) / "pipeline.yaml", cluster=cluster))
+        return upload_package(client, package, version_name=version_name, namespace=namespace)
+
+
 def submit(
     host: str,
     *,
@@ -40,34 +101,35 @@ def submit(
     schedule: str | None = None,
     job_name: str | None = None,
     gpu: bool = False,
+    cluster: Any = None,
     namespace: str | None = None,
+    version_name: str | None = None,
 ) -> dict[str, str]:
-    """Create a run (or, with ``schedule`` = a cron expression, a recurring run); return its ids."""
-    import kfp
+    """Upload the pipeline version, then run it (or, with ``schedule`` = a cron expression, create a
+    recurring run of it through the KFP API); the ids."""
+    from lusynth_pipelines.experiment import PIPELINE_NAME, ClusterSettings
 
-    from lusynth_pipelines.experiment import PIPELINE_NAME, compile_pipeline
-
-    check_host(host)
-    client = kfp.Client(host=host, namespace=namespace)
+    client = _client(host, namespace)
     with tempfile.TemporaryDirectory() as tmp:
-        package = compile_pipeline(os.path.join(tmp, "pipeline.yaml"), gpu=gpu)
-        exp = client.create_experiment(experiment, namespace=namespace)
-        if schedule:
-            # KFP crons have six fields (seconds first); accept the usual five and prepend "0"
-            cron = schedule if len(schedule.split()) == 6 else "0 " + schedule
-            job = client.create_recurring_run(
-                experiment_id=exp.experiment_id, job_name=job_name or f"{PIPELINE_NAME}-scheduled",
-                cron_expression=cron, pipeline_package_path=package, params=arguments, max_concurrency=1,
-            )
-            return {"recurring_run_id": job.recurring_run_id, "cron": cron}
-        run = client.create_run_from_pipeline_package(
-            package, arguments=arguments, run_name=job_name, experiment_name=experiment, namespace=namespace,
+        package = str(compile_to(Path(tmp) / "pipeline.yaml", cluster=cluster or ClusterSettings(gpu=gpu)))
+        ids = upload_package(client, package, version_name=version_name, namespace=namespace)
+    exp = client.create_experiment(experiment, namespace=namespace)
+    if schedule:
+        # KFP crons have six fields (seconds first); accept the usual five and prepend "0"
+        cron = schedule if len(schedule.split()) == 6 else "0 " + schedule
+        job = client.create_recurring_run(
+            experiment_id=exp.experiment_id, job_name=job_name or f"{PIPELINE_NAME}-scheduled", cron_expression=cron,
+            params=arguments, pipeline_id=ids["pipeline_id"], version_id=ids["version_id"], max_concurrency=1, no_catchup=True,
         )
-        return {"run_id": run.run_id}
+        return {**ids, "recurring_run_id": str(job.recurring_run_id), "cron": cron}
+    run = client.run_pipeline(experiment_id=exp.experiment_id, job_name=job_name or f"{PIPELINE_NAME} {ids['version_name']}",
+                              params=arguments, pipeline_id=ids["pipeline_id"], version_id=ids["version_id"])
+    return {**ids, "run_id": str(run.run_id)}
 
 
-def compile_to(out: str | os.PathLike[str], *, gpu: bool = False) -> Path:
-    from lusynth_pipelines.experiment import compile_pipeline
+def compile_to(out: str | os.PathLike[str], *, gpu: bool = False, cluster: Any = None) -> Path:
+    """Write the KFP IR YAML for a cluster to ``out``."""
+    from lusynth_pipelines.experiment import ClusterSettings, compile_pipeline
 
     Path(out).parent.mkdir(parents=True, exist_ok=True)
-    return Path(compile_pipeline(str(out), gpu=gpu))
+    return Path(compile_pipeline(str(out), cluster=cluster or ClusterSettings(gpu=gpu)))

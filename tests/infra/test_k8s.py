@@ -432,8 +432,7 @@ def test_pipeline_finds_its_secrets_and_settings(rendered: dict[str, list[dict[s
     if "SETTINGS_CONFIGMAP" in consts:
         cms = {o["metadata"]["name"]: o["data"] for o in rendered["onprem"] if o["kind"] == "ConfigMap"}
         assert consts["SETTINGS_CONFIGMAP"] in cms
-        keys = set(re.findall(r'"[A-Z_]+":\s*"([A-Z_]+)"', source.read_text().split("use_config_map_as_env", 1)[-1].split(")", 1)[0]))
-        assert keys <= set(cms[consts["SETTINGS_CONFIGMAP"]]), f"settings keys the pipeline reads are missing: {keys}"
+    # every ConfigMap/Secret key and env variable of the compiled IR: tests/infra/test_pipeline_ir.py
 
 
 def test_repository_has_no_secrets() -> None:

@@ -11,7 +11,9 @@ from lusynth.cli import main
 from lusynth_pipelines.experiment import STAGE_RESOURCES
 
 STAGES = {"ingest", "plan-gans", "plan-classifiers", "train-gan", "generate", "audit", "bundle-synthetic", "train-classifier",
-          "evaluate", "export-register"}
+          "evaluate", "export-register", "open-parent-run", "close-parent-run"}
+CPU_IMAGE = "registry.example.invalid/lusynth:9.9.9"
+GPU_IMAGE = "registry.example.invalid/lusynth:9.9.9-cuda"
 
 
 def _load(path) -> tuple[dict, dict]:
@@ -22,7 +24,7 @@ def _load(path) -> tuple[dict, dict]:
 
 
 def _loop_members(spec: dict, loop_task: str) -> set[str]:
-    ref = spec["root"]["dag"]["tasks"][loop_task]["componentRef"]["name"]
+    ref = _tasks(spec)[loop_task]["componentRef"]["name"]
     return set(spec["components"][ref]["dag"]["tasks"])
 
 
@@ -62,14 +64,15 @@ def compiled(request, tmp_path_factory):
     modules = (lusynth_components.settings, lusynth_components.audit, lusynth_components.bundle, lusynth_components.evaluate,
                lusynth_components.export_register, lusynth_components.generate, lusynth_components.ingest,
                lusynth_components.plan, lusynth_components.train_classifier, lusynth_components.train_gan, experiment)
-    os.environ["LUSYNTH_IMAGE"] = "registry.example.invalid/lusynth:9.9.9"
+    os.environ["LUSYNTH_IMAGE"] = CPU_IMAGE
+    os.environ["LUSYNTH_GPU_IMAGE"] = GPU_IMAGE
     try:
         for m in modules:
             importlib.reload(m)
         path = tmp_path_factory.mktemp("ir") / "pipeline.yaml"
         experiment.compile_pipeline(str(path), gpu=request.param)
     finally:
-        del os.environ["LUSYNTH_IMAGE"]
+        del os.environ["LUSYNTH_IMAGE"], os.environ["LUSYNTH_GPU_IMAGE"]
         for m in modules:
             importlib.reload(m)
     return request.param, path
@@ -102,50 +105,120 @@ def test_dag_and_parameters(compiled) -> None:
     assert deps[clf_loop] >= {"bundle-synthetic", "plan-classifiers", "ingest"}
     assert deps["evaluate"] >= {gan_loop, clf_loop, "ingest"}
     assert deps["export-register"] >= {"evaluate", gan_loop, clf_loop}
+    # the MLflow parent run: opened first, its id reaches every tracked stage; closed by the exit handler
+    for t in ("train-gan", "generate", "train-classifier", "evaluate", "export-register"):
+        src = tasks[t]["inputs"]["parameters"]["parent_run_id"]
+        assert "open-parent-run" in str(src), (t, src)
+    close = spec["root"]["dag"]["tasks"]["close-parent-run"]
+    assert close["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
+    assert close["dependentTasks"] == ["exit-handler-1"]
+    assert set(spec["root"]["dag"]["tasks"]) == {"close-parent-run", "exit-handler-1"}
 
 
 def test_images_resources_retries(compiled) -> None:
     gpu, path = compiled
-    spec, _ = _load(path)
+    spec, platform = _load(path)
     executors = spec["deploymentSpec"]["executors"]
-    images = {e["container"]["image"] for e in executors.values()}
-    assert images == {"registry.example.invalid/lusynth:9.9.9"}  # one setting, every component
+    k8s = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
     by_task = {}
     for name, task in _tasks(spec).items():
         comp = spec["components"][task["componentRef"]["name"]]
         if "executorLabel" in comp:
-            by_task[name] = (task, executors[comp["executorLabel"]]["container"])
-    for name, (task, container) in by_task.items():
+            by_task[name] = (task, executors[comp["executorLabel"]]["container"], k8s.get(comp["executorLabel"], {}))
+    for name, (task, container, kube) in by_task.items():
         stage = name.replace("-", "_")
         r = STAGE_RESOURCES[stage]
         res = container["resources"]
         assert res["resourceCpuLimit"] == r.cpu_limit and res["resourceMemoryLimit"] == r.memory_limit, name
-        has_gpu = "accelerator" in res
-        assert has_gpu == (gpu and r.gpu), name
-        if has_gpu:
+        on_gpu = gpu and r.gpu
+        assert ("accelerator" in res) == on_gpu, name
+        # the CUDA image with a GPU, the CPU image otherwise; both the settings' (immutable) references
+        assert container["image"] == (GPU_IMAGE if on_gpu else CPU_IMAGE), name
+        if on_gpu:
             assert res["accelerator"]["resourceCount"] == "1"
+            assert kube["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}], name
+        else:
+            assert "tolerations" not in kube and "nodeSelector" not in kube, name
         assert ("retryPolicy" in task) == (r.retries > 0), name
         assert task.get("cachingOptions", {}).get("enableCache", False) == r.caching, name
+    assert any(gpu and STAGE_RESOURCES[n.replace("-", "_")].gpu for n in by_task) == gpu
+
+
+def test_gpu_placement_and_images_are_settings(tmp_path) -> None:
+    from lusynth_pipelines.experiment import ClusterSettings, Toleration, compile_pipeline
+
+    digest = "registry.example.invalid/lusynth@sha256:" + "a" * 64
+    cluster = ClusterSettings(gpu=True, image="registry.example.invalid/lusynth:1.2.3", gpu_image=digest,
+                              gpu_node_selector={"cloud.google.com/gke-accelerator": "nvidia-l4"},
+                              gpu_tolerations=(Toleration.parse("pool=gpu:NoExecute"), Toleration.parse("nvidia.com/gpu")))
+    spec, platform = _load(compile_pipeline(str(tmp_path / "p.yaml"), cluster=cluster))
+    ex = spec["deploymentSpec"]["executors"]
+    kube = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
+    assert ex["exec-train-gan"]["container"]["image"] == digest and ex["exec-evaluate"]["container"]["image"].endswith(":1.2.3")
+    assert kube["exec-train-classifier"]["nodeSelector"] == {"labels": {"cloud.google.com/gke-accelerator": "nvidia-l4"}}
+    assert kube["exec-train-gan"]["tolerations"] == [{"key": "pool", "operator": "Equal", "value": "gpu", "effect": "NoExecute"},
+                                                     {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert "nodeSelector" not in kube["exec-evaluate"]
+
+
+@pytest.mark.parametrize("ref", ["localhost/lusynth:0.1.0-cpu", "ghcr.io/lusynth/lusynth:latest", "ghcr.io/lusynth/lusynth",
+                                 "registry.example:5000/lusynth"])
+def test_mutable_images_are_refused(ref) -> None:
+    from lusynth.errors import InputError
+    from lusynth_pipelines.experiment import ClusterSettings
+
+    with pytest.raises(InputError, match="immutable"):
+        ClusterSettings(image=ref)
+    with pytest.raises(InputError, match="--gpu-image"):
+        ClusterSettings(gpu_image=ref)
+    ClusterSettings(image="registry.example:5000/lusynth:0.1.0")  # a registry port is not a tag
 
 
 def test_secrets_referenced_and_no_credentials(compiled) -> None:
+    # which task gets which Secret, checked against infra/k8s: tests/infra/test_pipeline_ir.py
     _, path = compiled
-    _, platform = _load(path)
     text = open(path).read()
-    execs = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]
-    for name, cfg in execs.items():
-        secrets = {s["secretName"] for s in cfg.get("secretAsEnv", [])}
-        assert {"lusynth-s3", "lusynth-mlflow-client"} <= secrets, name
-        assert any(v["secretName"] == "lusynth-pseudonym-key" for v in cfg.get("secretAsVolume", [])), name
     # no literal credential anywhere in the IR
     assert not re.search(r"AKIA[0-9A-Z]{16}", text)
     assert not re.search(r"(?i)(secret_access_key|password)\s*[:=]\s*['\"]?[A-Za-z0-9/+]{8,}", text)
 
 
-def test_cli_compile(tmp_path) -> None:
+def test_evaluate_reports_a_roc_and_confusion_matrix_per_arm() -> None:
+    from lusynth.classifier.params import ARMS
+    from lusynth_components.evaluate import evaluate
+
+    outs = evaluate.component_spec.outputs or {}
+    rocs = {n for n, o in outs.items() if o.type.startswith("system.ClassificationMetrics")}
+    assert rocs == {"roc_" + a.replace("+", "_") for a in ARMS}
+
+
+def test_compile_and_submit_default_to_cpu() -> None:
+    import typer as _typer
+
+    from lusynth.cli import app
+
+    group = _typer.main.get_command(app).commands["pipeline"]
+    for cmd in ("compile", "submit", "upload"):
+        gpu = next(p for p in group.commands[cmd].params if p.name == "gpu")
+        assert gpu.default is False, cmd
+
+
+def test_cli_compile(tmp_path, capsys) -> None:
     assert main(["pipeline", "compile", "--out", str(tmp_path / "p.yaml")]) == 0
-    spec, _ = _load(tmp_path / "p.yaml")
+    spec, platform = _load(tmp_path / "p.yaml")
     assert spec["pipelineInfo"]["name"] == "lusynth-experiment"
+    assert not any("accelerator" in e["container"]["resources"] for e in spec["deploymentSpec"]["executors"].values())
+    assert main(["pipeline", "compile", "--out", str(tmp_path / "g.yaml"), "--gpu", "--gpu-node-selector", "pool=gpu",
+                 "--gpu-toleration", "dedicated=ml:NoSchedule"]) == 0
+    spec, platform = _load(tmp_path / "g.yaml")
+    kube = platform["platforms"]["kubernetes"]["deploymentSpec"]["executors"]["exec-train-gan"]
+    assert kube["nodeSelector"] == {"labels": {"pool": "gpu"}}
+    assert kube["tolerations"] == [{"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}]
+    assert spec["deploymentSpec"]["executors"]["exec-train-gan"]["container"]["image"].endswith("-cuda")
+    capsys.readouterr()
+    assert main(["pipeline", "compile", "--out", str(tmp_path / "x.yaml"), "--image", "localhost/lusynth:latest"]) == 2
+    err = capsys.readouterr().err
+    assert "--image localhost/lusynth:latest: not an immutable image reference" in err and "Traceback" not in err
 
 
 def test_submit_to_unreachable_host_fails_fast(capsys) -> None:

@@ -23,7 +23,7 @@ from lusynth.stages import STAGES, artefact_class
 
 ROOT = Path(__file__).resolve().parents[2]
 #: KFP tasks that are engine plumbing, not stages (DVC gets the same from its DAG and matrix)
-KFP_ONLY_TASKS = {"plan_gans", "plan_classifiers", "bundle_synthetic"}
+KFP_ONLY_TASKS = {"plan_gans", "plan_classifiers", "bundle_synthetic", "open_parent_run", "close_parent_run"}
 
 
 def _click_command(name: str) -> click.Command:

@@ -21,7 +21,7 @@ from lusynth_dev.ports import free_port
 
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Start ``mlflow server``; poll /health up to 60 s; point MLFLOW_TRACKING_URI at it for the module."""
+    """Start ``mlflow server``; poll /health up to 180 s (a loaded shared machine took 50 s to start it); point MLFLOW_TRACKING_URI at it for the module."""
     root = tmp_path_factory.mktemp("mlflow-server")
     port = free_port()
     exe = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
@@ -30,7 +30,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
                              "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
                              "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 180
     while True:
         try:
             with urllib.request.urlopen(url + "/health", timeout=2) as r:
@@ -40,7 +40,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
-            raise RuntimeError(f"mlflow server did not become healthy in 60 s; log: {(root / 'server.log').read_text()[-2000:]}")
+            raise RuntimeError(f"mlflow server did not become healthy in 180 s; log: {(root / 'server.log').read_text()[-2000:]}")
         time.sleep(0.5)
     old = os.environ.get("MLFLOW_TRACKING_URI")
     os.environ["MLFLOW_TRACKING_URI"] = url

@@ -165,3 +165,44 @@ def test_a_generator_whose_privacy_audit_fails_gets_no_alias(mlflow_server: str,
     assert failed.aliases == [] and failed.decision == "candidate" and "fail by test" in failed.reason
     assert unsure.aliases == [CHALLENGER]
     assert not mlflow_client().get_registered_model(failed.name).aliases
+
+
+def test_a_retried_export_finds_its_own_versions_instead_of_registering_duplicates(mlflow_server: str, pipeline: PipelineOutputs,
+                                                                                     tmp_path: Path) -> None:
+    """KFP retries export_register with caching off: the second attempt of one pipeline run must find
+    the versions the first registered (by the ONNX sha256 tag), also after a crash half-way."""
+    from lusynth.registry.client import COMPLETE_TAG
+    from lusynth.tracking import parent_run
+
+    names = RegistryNames(classifier="retry-test-classifier", generator_prefix="retry-test-generator-")
+    client = mlflow_client()
+
+    def attempt(out: str) -> ExportedModels:
+        return export_and_register(tmp_path / out, classifier_dirs=pipeline.classifiers, gan_dirs=pipeline.gans,
+                                   evaluation_dir=pipeline.evaluation, names=names, profile="demo")
+
+    def all_versions() -> list[tuple[str, str]]:
+        return sorted((v.name, v.version) for v in list_versions(client, names=names))
+
+    with parent_run("pipeline retry test", profile="demo") as parent:
+        first = attempt("a1")
+        before = all_versions()
+        assert len(before) == len(first.registered) >= 3
+        champion = client.get_model_version_by_alias(names.classifier, CHAMPION)
+        # the first attempt "crashed" after creating the champion version: no aliases, not complete
+        client.delete_registered_model_alias(names.classifier, CHAMPION)
+        client.delete_model_version_tag(names.classifier, champion.version, COMPLETE_TAG)
+        second = attempt("a2")
+    assert all_versions() == before  # no duplicate
+    assert [(v.name, v.version, v.decision, v.aliases) for v in second.registered] == \
+        [(v.name, v.version, v.decision, v.aliases) for v in first.registered]
+    # the retry finished the half-done version with the first attempt's decision, not a new one against itself
+    assert client.get_model_version_by_alias(names.classifier, CHAMPION).version == champion.version
+    assert client.get_model_version(names.classifier, champion.version).tags[COMPLETE_TAG] == "true"
+    assert all(client.get_model_version(n, v).tags["lusynth.pipeline_run"] == parent.run_id for n, v in before)
+
+    # another pipeline run registering the same files is a new decision: new versions
+    with parent_run("pipeline retry test 2", profile="demo"):
+        third = attempt("a3")
+    assert {v.version for v in third.registered if v.name == names.classifier}.isdisjoint(
+        {v.version for v in first.registered if v.name == names.classifier})

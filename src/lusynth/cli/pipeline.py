@@ -1,4 +1,4 @@
-"""``lusynth run`` (the main job: the whole pipeline locally) and ``lusynth pipeline compile|submit``."""
+"""``lusynth run`` (the main job: the whole pipeline locally) and ``lusynth pipeline compile|upload|submit``."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ RUN_SECTIONS = ("experiment", "ingest")
 
 def _run_flags() -> list[Any]:
     used = {"--out", "--profile", "--set", "--params-file", "--experiment", "-o", "--host", "--schedule", "--gpu", "--no-gpu",
-            "--namespace", "--gan-checkpoints", "--job-name", "--source"}
+            "--namespace", "--gan-checkpoints", "--job-name", "--source", "--image", "--gpu-image", "--gpu-node-selector",
+            "--gpu-toleration", "--version-name"}
     return section_flags(RUN_SECTIONS, used)
 
 
@@ -92,15 +93,69 @@ def _results_table(results: Path) -> str:
     return "\n".join(out).strip()
 
 
-@pipeline_app.command("compile")
-def compile_cmd(
-    out: Path = typer.Option(Path("lusynth-experiment.yaml"), "--out", "-o", help="KFP IR YAML to write."),
-    gpu: bool = typer.Option(False, "--gpu", help="Give GAN and classifier training one GPU each (paper profile)."),
-) -> None:
-    """Write the pipeline as KFP IR YAML for a cluster."""
+_IMAGE = _param("image", Optional[str], typer.Option(None, "--image", envvar="LUSYNTH_IMAGE",
+                                                    help="CPU image of every task: a version tag or digest "
+                                                         "(default ghcr.io/lusynth/lusynth:<version>)."))
+_GPU_IMAGE = _param("gpu_image", Optional[str], typer.Option(None, "--gpu-image", envvar="LUSYNTH_GPU_IMAGE",
+                                                            help="CUDA image of the GPU tasks with --gpu (default "
+                                                                 "ghcr.io/lusynth/lusynth:<version>-cuda, infra/Dockerfile TARGET=cuda)."))
+_GPU = _param("gpu", bool, typer.Option(False, "--gpu/--no-gpu", help="One GPU and the CUDA image for each training task "
+                                                                       "(paper profile); default: CPU only."))
+_NODE_SELECTOR = _param("gpu_node_selector", Optional[list[str]], typer.Option(
+    None, "--gpu-node-selector", help="KEY=VALUE node label the GPU tasks must run on (repeat), "
+                                      "e.g. cloud.google.com/gke-accelerator=nvidia-l4."))
+_TOLERATION = _param("gpu_toleration", Optional[list[str]], typer.Option(
+    None, "--gpu-toleration", help="KEY[=VALUE][:EFFECT] taint the GPU tasks tolerate (repeat; replaces the default "
+                                   "nvidia.com/gpu:NoSchedule)."))
+_CLUSTER_PARAMS = [_GPU, _IMAGE, _GPU_IMAGE, _NODE_SELECTOR, _TOLERATION]
+
+
+def _cluster(values: dict[str, Any]) -> Any:
+    """The ClusterSettings of the --gpu/--image/... flags; bad values fail here with one line."""
+    from lusynth.errors import InputError
+    from lusynth_pipelines.experiment import ClusterSettings, Toleration
+
+    selector: dict[str, str] = {}
+    for item in values.get("gpu_node_selector") or []:
+        key, eq, value = item.partition("=")
+        if not key or not eq:
+            raise InputError(f"--gpu-node-selector {item!r}: write KEY=VALUE (a node label)")
+        selector[key] = value
+    tolerations = tuple(Toleration.parse(t) for t in values["gpu_toleration"]) if values.get("gpu_toleration") else None
+    kwargs: dict[str, Any] = {"gpu": values["gpu"], "image": values.get("image") or "", "gpu_image": values.get("gpu_image") or "",
+                              "gpu_node_selector": selector}
+    if tolerations is not None:
+        kwargs["gpu_tolerations"] = tolerations
+    return ClusterSettings(**kwargs)
+
+
+def _compile(**values: Any) -> None:
     from lusynth_pipelines.submit import compile_to
 
-    typer.echo(str(compile_to(out, gpu=gpu)))
+    typer.echo(str(compile_to(values["out"], cluster=_cluster(values))))
+
+
+pipeline_app.command("compile", help="Write the pipeline as KFP IR YAML for a cluster.")(set_signature(
+    _compile,
+    [_param("out", Path, typer.Option(Path("lusynth-experiment.yaml"), "--out", "-o", help="KFP IR YAML to write.")), *_CLUSTER_PARAMS],
+    name="compile", doc="Write the pipeline as KFP IR YAML for a cluster."))
+
+
+def _upload(**values: Any) -> None:
+    from lusynth_pipelines.submit import upload
+
+    typer.echo(json.dumps(upload(values["host"], cluster=_cluster(values), namespace=values["namespace"],
+                                 version_name=values["version_name"])))
+
+
+_HOST = _param("host", str, typer.Option(..., "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8080"))
+_NAMESPACE = _param("namespace", Optional[str], typer.Option(None, "--namespace"))
+_VERSION_NAME = _param("version_name", Optional[str], typer.Option(
+    None, "--version-name", help="Pipeline version name (default: lusynth version + the compiled IR's sha256, so uploading "
+                                 "the same pipeline again finds its version)."))
+pipeline_app.command("upload", help="Upload the compiled pipeline to KFP: the pipeline (once) and a version of it.")(set_signature(
+    _upload, [_HOST, _NAMESPACE, _VERSION_NAME, *_CLUSTER_PARAMS],
+    name="upload", doc="Upload the compiled pipeline to KFP: the pipeline (once) and a version of it."))
 
 
 def _submit(**values: Any) -> None:
@@ -109,24 +164,26 @@ def _submit(**values: Any) -> None:
 
     overrides = run_overrides(values["profile"], _overrides(_RUN_FLAGS, values))  # fails here, before contacting the host
     ids = submit(
-        values["host"], experiment=values["experiment"], schedule=values["schedule"], gpu=values["gpu"], namespace=values["namespace"],
+        values["host"], experiment=values["experiment"], schedule=values["schedule"], cluster=_cluster(values),
+        namespace=values["namespace"], job_name=values["job_name"], version_name=values["version_name"],
         arguments={"source": values["source"], "profile": values["profile"], "overrides": overrides, "experiment": values["experiment"],
                    "gan_checkpoints": values["gan_checkpoints"]},
     )
     typer.echo(json.dumps(ids))
 
 
-pipeline_app.command("submit", help="Create a run (or a recurring run with --schedule) on a Kubeflow Pipelines host.")(set_signature(
+pipeline_app.command("submit", help="Upload the pipeline version and run it (or create a recurring run with --schedule) on a "
+                                    "Kubeflow Pipelines host.")(set_signature(
     _submit,
-    [_param("host", str, typer.Option(..., "--host", help="KFP API endpoint, e.g. http://127.0.0.1:8080")),
-     _param("schedule", Optional[str], typer.Option(None, "--schedule", help="Cron expression: create a recurring run instead of one run.")),
+    [_HOST,
+     _param("schedule", Optional[str], typer.Option(None, "--schedule", help="Cron expression: create a recurring run in KFP instead "
+                                                                           "of one run (beside infra/k8s's CronJob).")),
      _param("experiment", str, typer.Option("lusynth", "--experiment", help="KFP (and MLflow) experiment name.")),
+     _param("job_name", Optional[str], typer.Option(None, "--job-name", help="Run (or recurring run) name.")),
      _param("source", str, typer.Option("", "--source", help="Data URI (s3://... on a cluster); '' = phantom.")),
      _param("profile", str, typer.Option("paper", "--profile", help="Parameter profile.")),
-     *[f.parameter for f in _RUN_FLAGS], _SET, _PARAMS_FILE,
-     _param("gpu", bool, typer.Option(True, "--gpu/--no-gpu", help="One GPU per training task.")),
-     _param("namespace", Optional[str], typer.Option(None, "--namespace")),
+     *[f.parameter for f in _RUN_FLAGS], _SET, _PARAMS_FILE, *_CLUSTER_PARAMS, _NAMESPACE, _VERSION_NAME,
      _param("gan_checkpoints", str, typer.Option("", "--gan-checkpoints", envvar="LUSYNTH_GAN_CHECKPOINTS",
                                                   help="s3://bucket/prefix where GAN training mirrors its resumable state, so a retried "
                                                        "task resumes; '' = off."))],
-    name="submit", doc="Create a run (or a recurring run with --schedule) on a Kubeflow Pipelines host."))
+    name="submit", doc="Upload the pipeline version and run it (or create a recurring run with --schedule) on a Kubeflow Pipelines host."))

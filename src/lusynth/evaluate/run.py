@@ -27,7 +27,7 @@ from lusynth.classifier.train import LoadedClassifier, load_classifier
 from lusynth.data.framestore import FrameStore, open_store
 from lusynth.errors import InputError
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
-from lusynth.evaluate.holdout import metrics_json, predict_holdout, roc_json, score_rows
+from lusynth.evaluate.holdout import HoldoutPrediction, metrics_json, predict_holdout, roc_json, score_rows
 from lusynth.evaluate.params import EvaluateParams
 from lusynth.gan.generate import SyntheticSet
 from lusynth.gan.run import GanRun
@@ -100,6 +100,19 @@ class Evaluation:
         """The frame-level ROC of the real arm at the largest fraction (lowest seed), if any."""
         real = [c for c in self.classifiers if c["arm"] == "real"]
         return max(real, key=lambda c: (c["fraction"], -c["seed"]))["roc"]["frame"] if real else None
+
+    def kfp_classification(self, arm: str, categories: Sequence[str] = ("negative", "positive")) -> dict[str, Any] | None:
+        """What a KFP ``ClassificationMetrics`` artefact shows of ``arm`` (None when the arm was not
+        evaluated): the frame-level holdout ROC and the confusion matrix at the classifier's own
+        validation threshold (None in a report written before it held one), of the arm's classifier
+        at the largest fraction (lowest seed). ``categories`` = (negative class, positive class);
+        the matrix rows are true, columns predicted."""
+        mine = [c for c in self.classifiers if c["arm"] == arm]
+        if not mine:
+            return None
+        c = max(mine, key=lambda c: (c["fraction"], -c["seed"]))
+        return {"classifier": c["name"], "threshold": float(c["val_threshold"]), "roc": c["roc"]["frame"],
+                "categories": list(categories), "matrix": (c.get("confusion") or {}).get("val")}
 
     def summary(self) -> str:
         """The headline lines, the privacy gate and where the report is."""
@@ -220,6 +233,15 @@ def _gate_from_audit(audit: Any) -> dict[str, Any] | None:
             "notes": [f"decided by the privacy audit {audit.path}"], "checks": audit.report.get("checks", [])}
 
 
+def frame_confusion(pred: HoldoutPrediction) -> dict[str, list[list[int]]]:
+    """Frame-level confusion matrix ``[[tn, fp], [fn, tp]]`` at 0.5 and at the classifier's
+    validation threshold (``prob >= threshold`` is positive, as everywhere in lusynth.metrics)."""
+    from sklearn.metrics import confusion_matrix
+
+    return {which: confusion_matrix(pred.y, (pred.prob >= t).astype(np.int64), labels=[0, 1]).tolist()
+            for which, t in (("0.5", 0.5), ("val", pred.val_threshold))}
+
+
 def evaluate(
     frames_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -265,6 +287,11 @@ def evaluate(
     clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "fold": p.fold, "repeat": p.repeat,
                  "gan_seed": p.gan_seed, "val_threshold": p.val_threshold, "patient_threshold": p.patient_threshold,
                  **p.meta, "metrics": metrics_json(p, params), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
+
+    # frame-level confusion counts per threshold: the confusion matrix the KFP UI shows (Evaluation.kfp_classification)
+    confusion = {p.name: frame_confusion(p) for p in preds}
+    for c in clf_json:
+        c["confusion"] = confusion[c["name"]]
 
     figures: dict[str, bytes] = {
         "learning_curve": plots.learning_curve(table),

@@ -58,12 +58,15 @@ __all__ = [
     "download_onnx",
     "find_version",
     "list_versions",
+    "own_version",
     "register_classifier",
     "register_generator",
 ]
 
 ONNX_FILE = "model.onnx"
 TAG = "lusynth."
+#: set on a version once its file is verified and its aliases are set: a retry finds it complete
+COMPLETE_TAG = TAG + "registration"
 PIP_REQUIREMENTS = ["onnx", "onnxruntime"]
 
 
@@ -176,6 +179,42 @@ def _log_onnx_version(client: Any, run_id: str, name: str, onnx_path: Path, inpu
     return str(mv.version), sha
 
 
+def own_version(client: Any, name: str, sha256: str, pipeline_run_id: str | None) -> Any | None:
+    """The version of ``name`` that pipeline run ``pipeline_run_id`` already registered for the ONNX
+    file with ``sha256`` (its earlier attempt, when the export task is retried), or None.
+
+    Only within one pipeline run: outside one, the same file registered again is a new decision
+    (its aliases may have moved since), so it gets a new version."""
+    from mlflow.exceptions import MlflowException
+
+    if not pipeline_run_id:
+        return None
+    try:
+        found = client.search_model_versions(f"name='{name}' and tags.`{TAG}onnx_sha256` = '{sha256}'", max_results=1000)
+    except MlflowException:  # no such registered model yet
+        return None
+    mine = [v for v in found if v.tags.get(TAG + "pipeline_run") == pipeline_run_id]
+    return min(mine, key=lambda v: int(v.version)) if mine else None
+
+
+def _resume(client: Any, v: Any, onnx_path: Path) -> RegisteredVersion:
+    """Finish what an earlier attempt started for version ``v``: check its file, set its aliases
+    (from its tags: the decision is the one that attempt made, not a new one against itself)."""
+    name, version = v.name, str(v.version)
+    sha256 = file_sha256(onnx_path)
+    if v.tags.get(COMPLETE_TAG) != "true":
+        with _global_uri(client), temp_dir(onnx_path.parent) as tmp:  # beside the export, not in /tmp
+            got = _download_onnx(f"models:/{name}/{version}", Path(tmp))
+            if file_sha256(got) != sha256:
+                raise RegistryError(f"{name} v{version}: the logged model.onnx differs from the exported file (sha256); "
+                                    "the artifact store changed the file")
+    aliases = [a for a in v.tags.get(TAG + "aliases", "").split(",") if a]
+    _set_aliases(client, name, version, aliases)
+    client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
+    return RegisteredVersion(name, version, v.tags.get(TAG + "gate.decision", ""), v.tags.get(TAG + "gate.reason", ""), aliases,
+                             sha256, f"models:/{name}/{version}")
+
+
 def _download_onnx(model_uri: str, dst: Path) -> Path:
     import mlflow
 
@@ -210,6 +249,9 @@ def register_classifier(
 
     onnx_path = Path(onnx_path)
     name = names.classifier
+    earlier = own_version(client, name, file_sha256(onnx_path), pipeline_run_id)
+    if earlier is not None:  # a retried export task: its first attempt registered this file
+        return _resume(client, earlier, onnx_path)
     example = parity_frames(candidate.image_size, 2).numpy()
     probs = ort_session(onnx_path).run(None, {"frames": example})[0].astype(np.float32)
     champ = current_champion(client, name)
@@ -237,11 +279,13 @@ def register_classifier(
     tags = {**{k: v for k, v in (lineage or {}).items() if k.startswith(TAG) and k not in (TAG + "data_digest", TAG + "seed")}, **tags}
     card = classifier_model_card(candidate, gate=gate, onnx_sha256=file_sha256(onnx_path), pipeline_run_id=pipeline_run_id,
                                  lineage=lineage or {})
-    version, sha = _log_onnx_version(client, run_id, name, onnx_path, example, probs, "classifier", tags, card)
     aliases = ["arm-" + slugify(candidate.arm, keep="A-Za-z0-9_-")]
     if gate.decision in (CHAMPION, CHALLENGER):
         aliases.append(gate.decision)
+    tags[TAG + "aliases"] = ",".join(aliases)
+    version, sha = _log_onnx_version(client, run_id, name, onnx_path, example, probs, "classifier", tags, card)
     _set_aliases(client, name, version, aliases)
+    client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
     return RegisteredVersion(name, version, gate.decision, gate.reason, aliases, sha, f"models:/{name}/{version}")
 
 
@@ -264,6 +308,9 @@ def register_generator(
     meta = read_metadata(onnx_path)
     label = meta.get("lusynth.label") or "unknown"
     name = names.generator(label)
+    earlier = own_version(client, name, file_sha256(onnx_path), pipeline_run_id)
+    if earlier is not None:  # a retried export task: its first attempt registered this file
+        return _resume(client, earlier, onnx_path)
     z = np.random.default_rng(0).standard_normal((2, int(meta["lusynth.nz"]))).astype(np.float32)
     frames = ort_session(onnx_path).run(None, {"z": z})[0]
     passed = bool(audit and audit.get("gate", {}).get("passed"))
@@ -282,9 +329,11 @@ def register_generator(
             if isinstance(v, (int, float)):
                 tags[TAG + "privacy." + k] = f"{v:.6g}"
     card = generator_model_card(meta, audit, gate=gate, onnx_sha256=file_sha256(onnx_path), pipeline_run_id=pipeline_run_id)
-    version, sha = _log_onnx_version(client, run_id, name, onnx_path, z, frames, f"generator-{label}", tags, card)
     aliases = [gate.decision] if gate.decision in (CHAMPION, CHALLENGER) else []  # a generator that FAILs gets no alias
+    tags[TAG + "aliases"] = ",".join(aliases)
+    version, sha = _log_onnx_version(client, run_id, name, onnx_path, z, frames, f"generator-{label}", tags, card)
     _set_aliases(client, name, version, aliases)
+    client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
     return RegisteredVersion(name, version, gate.decision, gate.reason, aliases, sha, f"models:/{name}/{version}")
 
 
