@@ -72,6 +72,12 @@ def _default_stores(tmp: Path) -> list[str]:
     return stores
 
 
+def _write(path: Path, results: dict[str, object]) -> None:
+    """The results so far (after every run: a long run stopped early still leaves what it measured)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", action="append", default=[],
@@ -106,6 +112,7 @@ def main() -> None:
                     print(f"{name} seed {seed} {prec}: GAN chosen step {run.chosen['step']}, "
                           + ", ".join(f"{m} {run.chosen['metrics'][m]:.3f}" for m in GAN_METRICS)
                           + f" ({gan['seconds'][prec][-1]:.0f} s)", flush=True)
+                    _write(a.out, {**results, "partial": {"store": name, "gan": gan, "classifier_val_auc": auc}})
                     if not a.skip_classifier:
                         c = train_classifier(path, Path(tmp) / f"{name}-clf-{seed}-{prec}", arm="real", fraction=1.0, seed=seed,
                                              params=ClassifierParams(precision=prec), progress=False, ctx=ctx)
@@ -115,6 +122,7 @@ def main() -> None:
             if not a.skip_classifier:
                 entry["classifier_val_auc"] = _compare(auc)
             results["stores"][name] = entry  # type: ignore[index]
+            _write(a.out, results)
             for m in (*GAN_METRICS, "seconds"):
                 r = entry["gan"][m]  # type: ignore[index]
                 print(f"{name} {m}: fp32 {r['fp32_mean']:.3f}±{r['fp32_sd']:.3f}, bf16 {r['bf16_mean']:.3f}±{r['bf16_sd']:.3f}, "
@@ -123,8 +131,7 @@ def main() -> None:
                 r = entry["classifier_val_auc"]  # type: ignore[assignment]
                 print(f"{name} val AUC: fp32 {r['fp32_mean']:.3f}±{r['fp32_sd']:.3f}, bf16 {r['bf16_mean']:.3f}±{r['bf16_sd']:.3f}, "
                       f"paired diff {r['diff_mean']:+.3f}±{r['diff_se']:.3f}", flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    _write(a.out, results)
     print(f"wrote {a.out}")
 
 
