@@ -194,6 +194,8 @@ def main() -> None:
             entry["speedup_bf16"] = entry["lusynth_bf16"]["images_per_second"] / ref["images_per_second"]
             entry["speedup_bf16_over_fp32"] = entry["lusynth_bf16"]["images_per_second"] / ours["images_per_second"]
             results["configs"][name] = entry
+            a.out.parent.mkdir(parents=True, exist_ok=True)  # after every config: a run stopped early keeps what it measured
+            a.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
             print(
                 f"{name}: {step_flops / 1e9:.1f} GFLOP/step (batch 16) | lusynth {ours['images_per_second']:.1f} img/s "
                 f"{ours['gflops_achieved']:.1f} GFLOP/s | reference {ref['images_per_second']:.1f} img/s "
