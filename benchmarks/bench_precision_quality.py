@@ -29,6 +29,7 @@ import math
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -45,7 +46,7 @@ GAN_METRICS = ("nn1_embed", "mmd_embed", "nn1_pixels", "mmd_pixels")
 PRECISIONS = ("fp32", "bf16")
 
 
-def _compare(values: dict[str, list[float]]) -> dict[str, object]:
+def _compare(values: dict[str, list[float]]) -> dict[str, Any]:
     """Per-precision mean/sd over seeds, the paired difference bf16 - fp32 and its t-test."""
     a, b = np.asarray(values["fp32"], float), np.asarray(values["bf16"], float)
     diff = b - a
@@ -72,7 +73,7 @@ def _default_stores(tmp: Path) -> list[str]:
     return stores
 
 
-def _write(path: Path, results: dict[str, object]) -> None:
+def _write(path: Path, results: dict[str, Any]) -> None:
     """The results so far (after every run: a long run stopped early still leaves what it measured)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
@@ -90,7 +91,7 @@ def main() -> None:
     a = ap.parse_args()
     ctx = RunContext(track=False, progress=False, threads=a.threads, cache=False)
     gan_defaults = GanParams()
-    results: dict[str, object] = {"seeds": a.seeds, "threads": a.threads, "gan_params": "demo GanParams, seed and precision varied",
+    results: dict[str, Any] = {"seeds": a.seeds, "threads": a.threads, "gan_params": "demo GanParams, seed and precision varied",
                                   "epochs": a.epochs or gan_defaults.epochs, "stores": {}}
     with tempfile.TemporaryDirectory(prefix="bench-precision-") as tmp:
         for spec in a.store or _default_stores(Path(tmp)):
@@ -119,17 +120,17 @@ def main() -> None:
                                              params=ClassifierParams(precision=prec), progress=False, ctx=ctx)
                         auc[prec].append(c.val_auc)
                         print(f"{name} seed {seed} {prec}: classifier val AUC {c.val_auc:.3f}", flush=True)
-            entry: dict[str, object] = {"path": str(path), "label": label, "gan": {m: _compare(v) for m, v in gan.items()}}
+            entry: dict[str, Any] = {"path": str(path), "label": label, "gan": {m: _compare(v) for m, v in gan.items()}}
             if not a.skip_classifier:
                 entry["classifier_val_auc"] = _compare(auc)
-            results["stores"][name] = entry  # type: ignore[index]
+            results["stores"][name] = entry
             _write(a.out, results)
             for m in (*GAN_METRICS, "seconds", "train_seconds"):
-                r = entry["gan"][m]  # type: ignore[index]
+                r = entry["gan"][m]
                 print(f"{name} {m}: fp32 {r['fp32_mean']:.3f}±{r['fp32_sd']:.3f}, bf16 {r['bf16_mean']:.3f}±{r['bf16_sd']:.3f}, "
                       f"paired diff {r['diff_mean']:+.3f}±{r['diff_se']:.3f} (p={r['paired_t_p']:.2f})", flush=True)
             if not a.skip_classifier:
-                r = entry["classifier_val_auc"]  # type: ignore[assignment]
+                r = entry["classifier_val_auc"]
                 print(f"{name} val AUC: fp32 {r['fp32_mean']:.3f}±{r['fp32_sd']:.3f}, bf16 {r['bf16_mean']:.3f}±{r['bf16_sd']:.3f}, "
                       f"paired diff {r['diff_mean']:+.3f}±{r['diff_se']:.3f}", flush=True)
     _write(a.out, results)
