@@ -7,6 +7,9 @@ batch 16) it measures, each in its own fresh process, one after the other on the
   once, at ingest), threads from the CPU quota (``configure_threads``), the networks, kernels and
   optimisers from :func:`lusynth.gan.step.build_networks` and the allocator setting of
   ``train_gan`` (``GanParams.fast_cpu``);
+* ``lusynth_bf16``: the same in ``precision: bf16`` (``torch.autocast("cpu", torch.bfloat16)``,
+  float32 weights and Adam state, losses on float32 logits), the path ``precision: auto`` takes on
+  CPUs with native bf16 (AVX512-BF16/AMX); ``lusynth`` itself is ``precision: fp32``;
 * ``lusynth_stock``: the same with ``fast_cpu=False`` (stock PyTorch layers, unfused Adam, default
   malloc), which separates what the CPU fast paths bring from the rest (and what they cost:
   each lusynth worker reports its peak RSS);
@@ -16,11 +19,11 @@ batch 16) it measures, each in its own fresh process, one after the other on the
 The reference reads the phantom frames as PNG files at the phantom's native export size
 (320x288, like scanner exports), resized on the fly to the network size, as its data loader does.
 FLOPs per step come from ``flops_per_image`` (FlopCounterMode; convs only) x batch; the FLOP rate
-is compared with a measured float32 matmul peak (best of 10 ``torch.mm`` 2048^3 on the same
-threads, measured before and after the training runs; the higher is used, as a loaded moment
-only lowers it) to give MFU. Not a test; writes JSON to ``benchmarks/results/gan.json``.
+is compared with measured float32 and bfloat16 matmul peaks (best of 10 ``torch.mm`` 2048^3 each,
+interleaved, on the same threads, measured before and after the training runs; the higher is used,
+as a loaded moment only lowers it) to give MFU against both. Not a test; writes JSON to ``benchmarks/results/gan.json``.
 
-    .venv/bin/python benchmarks/bench_gan.py --configs demo paper --steps 30 2 --repeats 3 1
+    .venv/bin/python benchmarks/bench_gan.py --configs demo paper --steps 20 1 --repeats 3 1 --warmup 1
 
 A control run pins the reference to lusynth's thread count, separating the data-path and
 G-step savings from the threading difference (on a loaded 2-core machine torch's default two
@@ -42,7 +45,7 @@ HERE = Path(__file__).resolve().parent
 CONFIGS = {"demo": {"image_size": 64, "ngf": 16, "ndf": 16}, "paper": {"image_size": 256, "ngf": 64, "ndf": 64}}
 
 
-def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str, fast_cpu: bool = True) -> dict:
+def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str, fast_cpu: bool = True, precision: str = "fp32") -> dict:
     from contextlib import nullcontext
 
     import numpy as np
@@ -51,11 +54,12 @@ def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str, fa
     from lusynth.gan.params import GanParams
     from lusynth.gan.step import _to_unit, build_networks, train_step
     from lusynth.models.dcgan import DCGANConfig
-    from lusynth.runtime import configure_threads, retain_freed_memory
+    from lusynth.runtime import autocast_for, configure_threads, retain_freed_memory
 
     threads = configure_threads()
     c = CONFIGS[cfg_name]
-    params = GanParams(ngf=c["ngf"], ndf=c["ndf"], lr_g=1e-4, lr_d=5e-5, fast_cpu=fast_cpu)
+    params = GanParams(ngf=c["ngf"], ndf=c["ndf"], lr_g=1e-4, lr_d=5e-5, fast_cpu=fast_cpu, precision=precision)
+    autocast = autocast_for("cpu", precision)
     cfg = DCGANConfig(image_size=c["image_size"], ngf=c["ngf"], ndf=c["ndf"], fast_cpu=fast_cpu)
     raw = np.load(frames_path)  # (N, S, S) uint8 at the network size: what a lusynth frame store holds
     frames_t = torch.from_numpy(raw)
@@ -71,7 +75,7 @@ def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str, fa
                 if done == warmup:
                     t0, images = time.perf_counter(), 0
                 real = _to_unit(frames_t[perm[i : i + bs]]).contiguous(memory_format=mf)
-                loss_d, loss_g, out_real, out_fake = train_step(g, d, opt_g, opt_d, real, nz=cfg.nz)
+                loss_d, loss_g, out_real, out_fake = train_step(g, d, opt_g, opt_d, real, nz=cfg.nz, autocast=autocast)
                 _ = (loss_d.item(), loss_g.item(), out_real.mean().item(), out_fake.mean().item())  # what the loop logs
                 images += real.shape[0]
                 done += 1
@@ -81,25 +85,28 @@ def _worker_lusynth(cfg_name: str, steps: int, warmup: int, frames_path: str, fa
     import resource
 
     return {"images_per_second": images / dt, "seconds": dt, "steps": steps, "images": images, "threads": threads,
-            "fast_cpu": fast_cpu, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "fast_cpu": fast_cpu, "precision": precision, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
 
 
 def _worker_peak() -> dict:
+    """Best of 10 ``torch.mm`` 2048^3, in float32 and in bfloat16 (oneDNN's AVX512-BF16/AMX kernels), interleaved."""
     import torch
 
     from lusynth.runtime import configure_threads
 
     threads = configure_threads()
     n = 2048
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    for _ in range(3):  # warm-up: thread pool, caches, clock ramp
-        torch.mm(a, b)
-    best = 0.0
+    mats = {k: (torch.randn(n, n, dtype=dt), torch.randn(n, n, dtype=dt)) for k, dt in (("fp32", torch.float32), ("bf16", torch.bfloat16))}
+    for a, b in mats.values():
+        for _ in range(3):  # warm-up: thread pool, caches, clock ramp
+            torch.mm(a, b)
+    best = dict.fromkeys(mats, 0.0)
     for _ in range(10):
-        t = time.perf_counter()
-        torch.mm(a, b)
-        best = max(best, 2 * n**3 / (time.perf_counter() - t))
-    return {"matmul_gflops": best / 1e9, "threads": threads}
+        for k, (a, b) in mats.items():
+            t = time.perf_counter()
+            torch.mm(a, b)
+            best[k] = max(best[k], 2 * n**3 / (time.perf_counter() - t))
+    return {"matmul_gflops": best["fp32"] / 1e9, "matmul_gflops_bf16": best["bf16"] / 1e9, "threads": threads}
 
 
 def _run(args: list[str], env: dict[str, str]) -> dict:
@@ -142,7 +149,8 @@ def main() -> None:
     if a.worker is not None:
         kind = a.worker[0]
         res = _worker_peak() if kind == "peak" else _worker_lusynth(a.worker[1], int(a.worker[2]), int(a.worker[3]), a.worker[4],
-                                                                    fast_cpu=kind == "lusynth")
+                                                                    fast_cpu=kind != "lusynth_stock",
+                                                                    precision="bf16" if kind == "lusynth_bf16" else "fp32")
         print(json.dumps(res))
         return
 
@@ -155,19 +163,20 @@ def main() -> None:
         png_root, arrays = _prepare(Path(tmp), a.frames)
         peak = _run([__file__, "--worker", "peak"], env)
         results["matmul_peak"] = peak
-        print(f"matmul peak: {peak['matmul_gflops']:.1f} GFLOP/s on {peak['threads']} threads", flush=True)
+        print(f"matmul peak: {peak['matmul_gflops']:.1f} GFLOP/s fp32, {peak['matmul_gflops_bf16']:.1f} bf16 on {peak['threads']} threads",
+              flush=True)
         for name, steps in zip(a.configs, a.steps, strict=False):
             c = CONFIGS[name]
             cfg = DCGANConfig(image_size=c["image_size"], ngf=c["ngf"], ndf=c["ndf"])
             step_flops = flops_per_image(cfg)["train_step"] * 16
             # FLOPs of lusynth's step; the reference also computes D's weight gradients in the G step, so
             # its achieved rate below is a lower bound (same useful work, counted the same way)
-            runs: dict[str, list[dict]] = {"lusynth": [], "lusynth_stock": [], "reference": [], "reference_same_threads": []}
+            runs: dict[str, list[dict]] = {"lusynth": [], "lusynth_bf16": [], "lusynth_stock": [], "reference": [], "reference_same_threads": []}
             reps = a.repeats[min(a.configs.index(name), len(a.repeats) - 1)]
             ref_cmd = [str(HERE / "reference_dcgan_loop.py"), "--root", str(png_root), "--image-size", str(c["image_size"]),
                        "--ngf", str(c["ngf"]), "--ndf", str(c["ndf"]), "--steps", str(steps), "--warmup", str(a.warmup)]
-            for _ in range(reps):  # interleaved, so load from other processes hits all three alike
-                for kind in ("lusynth", "lusynth_stock"):
+            for _ in range(reps):  # interleaved, so load from other processes hits all of them alike
+                for kind in ("lusynth", "lusynth_bf16", "lusynth_stock"):
                     runs[kind].append(_run([__file__, "--worker", kind, name, str(steps), str(a.warmup), str(arrays[c["image_size"]])], env))
                 runs["reference"].append(_run(ref_cmd, env))
                 runs["reference_same_threads"].append(_run([*ref_cmd, "--threads", str(runs["lusynth"][-1]["threads"])], env))
@@ -182,25 +191,35 @@ def main() -> None:
             entry["speedup_fast_cpu"] = ours["images_per_second"] / entry["lusynth_stock"]["images_per_second"]
             entry["speedup_stock"] = entry["lusynth_stock"]["images_per_second"] / ref["images_per_second"]
             entry["speedup"] = ours["images_per_second"] / ref["images_per_second"]
+            entry["speedup_bf16"] = entry["lusynth_bf16"]["images_per_second"] / ref["images_per_second"]
+            entry["speedup_bf16_over_fp32"] = entry["lusynth_bf16"]["images_per_second"] / ours["images_per_second"]
             results["configs"][name] = entry
+            a.out.parent.mkdir(parents=True, exist_ok=True)  # after every config: a run stopped early keeps what it measured
+            a.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
             print(
                 f"{name}: {step_flops / 1e9:.1f} GFLOP/step (batch 16) | lusynth {ours['images_per_second']:.1f} img/s "
                 f"{ours['gflops_achieved']:.1f} GFLOP/s | reference {ref['images_per_second']:.1f} img/s "
                 f"{ref['gflops_achieved']:.1f} GFLOP/s | speed-up {entry['speedup']:.2f}x "
                 f"(vs reference pinned to the same threads: {ref_same['images_per_second']:.1f} img/s, {entry['speedup_same_threads']:.2f}x) | "
                 f"lusynth with fast_cpu=False {entry['lusynth_stock']['images_per_second']:.1f} img/s: fast paths {entry['speedup_fast_cpu']:.2f}x "
-                f"(peak RSS {ours['peak_rss_mb']:.0f} MB vs {entry['lusynth_stock']['peak_rss_mb']:.0f} MB)",
+                f"(peak RSS {ours['peak_rss_mb']:.0f} MB vs {entry['lusynth_stock']['peak_rss_mb']:.0f} MB) | "
+                f"lusynth bf16 {entry['lusynth_bf16']['images_per_second']:.1f} img/s: {entry['speedup_bf16']:.2f}x the reference, "
+                f"{entry['speedup_bf16_over_fp32']:.2f}x fp32",
                 flush=True,
             )
         after = _run([__file__, "--worker", "peak"], env)
-        peak = max(peak, after, key=lambda p: p["matmul_gflops"])
-        results["matmul_peak"] = {**peak, "before": results["matmul_peak"]["matmul_gflops"], "after": after["matmul_gflops"]}
-        print(f"matmul peak after the runs: {after['matmul_gflops']:.1f} GFLOP/s; MFU against {peak['matmul_gflops']:.1f}:", flush=True)
+        before = results["matmul_peak"]
+        peak = {k: max(before[k], after[k]) for k in ("matmul_gflops", "matmul_gflops_bf16")}  # a loaded moment only lowers it
+        results["matmul_peak"] = {**peak, "threads": after["threads"], "before": before, "after": after}
+        print(f"matmul peak after the runs: {after['matmul_gflops']:.1f} fp32, {after['matmul_gflops_bf16']:.1f} bf16 GFLOP/s; "
+              f"MFU against {peak['matmul_gflops']:.1f} (fp32) / {peak['matmul_gflops_bf16']:.1f} (bf16):", flush=True)
         for name, entry in results["configs"].items():
-            for impl in ("lusynth", "lusynth_stock", "reference", "reference_same_threads"):
+            for impl in ("lusynth", "lusynth_bf16", "lusynth_stock", "reference", "reference_same_threads"):
                 entry[impl]["mfu_vs_matmul"] = entry[impl]["gflops_achieved"] / peak["matmul_gflops"]
-            print(f"  {name}: lusynth {entry['lusynth']['mfu_vs_matmul']:.0%}, stock {entry['lusynth_stock']['mfu_vs_matmul']:.0%}, "
-                  f"reference {entry['reference']['mfu_vs_matmul']:.0%}", flush=True)
+                entry[impl]["mfu_vs_matmul_bf16"] = entry[impl]["gflops_achieved"] / peak["matmul_gflops_bf16"]
+            print(f"  {name}: lusynth fp32 {entry['lusynth']['mfu_vs_matmul']:.0%}, lusynth bf16 {entry['lusynth_bf16']['mfu_vs_matmul']:.0%} "
+                  f"of the fp32 peak / {entry['lusynth_bf16']['mfu_vs_matmul_bf16']:.0%} of the bf16 peak, "
+                  f"stock {entry['lusynth_stock']['mfu_vs_matmul']:.0%}, reference {entry['reference']['mfu_vs_matmul']:.0%}", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
     print(f"wrote {a.out}")

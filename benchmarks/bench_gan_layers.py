@@ -2,8 +2,10 @@
 
 For each (transposed) convolution whose low-resolution side is 4x4, at the widths the DCGAN family
 uses (paper 256: 2048x1024; paper 128: 1024x512; 512x256; demo: 128x64), times forward + backward
-(input and weight gradients) at batch 16 in channels_last, median of 7, on the CPU quota's threads.
-``LOW_RES_MIN_WEIGHT`` in ``fastcpu`` is set from this table. Writes ``results/gan_layers.json``.
+(input and weight gradients) at batch 16 in channels_last, median of 7, on the CPU quota's threads,
+in float32 and under ``torch.autocast("cpu", torch.bfloat16)`` (the ``precision: bf16`` training
+path; the GEMM route's matmul is then a bf16 matmul too). ``LOW_RES_MIN_WEIGHT`` in ``fastcpu`` is set
+from this table. Writes ``results/gan_layers.json``.
 
     .venv/bin/python benchmarks/bench_gan_layers.py
 """
@@ -54,13 +56,25 @@ def main() -> None:
         else:
             stock, gemm = (lambda: F.conv2d(x, w, stride=2, padding=1)), (lambda: conv2d_gemm(x, w, 2, 1))
         go = torch.randn_like(stock())
+
+        def bf16(f):  # type: ignore[no-untyped-def]
+            def run():  # type: ignore[no-untyped-def]
+                with torch.autocast("cpu", dtype=torch.bfloat16):
+                    y = f()
+                return torch.autograd.grad(y, [x, w], go.to(y.dtype))
+            return run
+
         t_stock = _median_ms(lambda: torch.autograd.grad(stock(), [x, w], go))
         t_gemm = _median_ms(lambda: torch.autograd.grad(gemm(), [x, w], go))
+        t_stock16 = _median_ms(bf16(stock))
+        t_gemm16 = _median_ms(bf16(gemm))
         row = {"kind": kind, "c_in": c_in, "c_out": c_out, "weights": w.numel(), "stock_ms": t_stock, "gemm_ms": t_gemm,
-               "gemm_speedup": t_stock / t_gemm, "routed": w.numel() >= LOW_RES_MIN_WEIGHT}
+               "gemm_speedup": t_stock / t_gemm, "bf16_stock_ms": t_stock16, "bf16_gemm_ms": t_gemm16,
+               "bf16_gemm_speedup": t_stock16 / t_gemm16, "routed": w.numel() >= LOW_RES_MIN_WEIGHT}
         rows.append(row)
-        print(f"{kind:15s} {c_in:5d}->{c_out:5d} ({w.numel() / 1e6:5.1f}M weights): oneDNN {t_stock:7.1f} ms, GEMM {t_gemm:7.1f} ms "
-              f"({row['gemm_speedup']:.2f}x){'  <- GEMM route' if row['routed'] else ''}", flush=True)
+        print(f"{kind:15s} {c_in:5d}->{c_out:5d} ({w.numel() / 1e6:5.1f}M weights): fp32 oneDNN {t_stock:7.1f} ms, GEMM {t_gemm:7.1f} ms "
+              f"({row['gemm_speedup']:.2f}x) | bf16 oneDNN {t_stock16:7.1f} ms, GEMM {t_gemm16:7.1f} ms ({row['bf16_gemm_speedup']:.2f}x)"
+              f"{'  <- GEMM route' if row['routed'] else ''}", flush=True)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps({"threads": threads, "batch": 16, "min_weight": LOW_RES_MIN_WEIGHT, "layers": rows}, indent=2) + "\n")
     print(f"wrote {a.out}")

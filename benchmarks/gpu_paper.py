@@ -19,7 +19,6 @@ import json
 import os
 import tempfile
 import time
-from contextlib import nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +28,7 @@ from lusynth.data.phantom import PhantomParams, render_frames
 from lusynth.gan.params import GanParams
 from lusynth.gan.step import _to_unit, build_networks, train_step
 from lusynth.models.dcgan import DCGANConfig, flops_per_image
-from lusynth.runtime import configure_threads, select_device
+from lusynth.runtime import autocast_for, configure_threads, resolve_precision, select_device
 
 CONFIGS = {"paper": {"image_size": 256, "ngf": 64, "ndf": 64}, "demo": {"image_size": 64, "ngf": 16, "ndf": 16}}
 
@@ -69,7 +68,8 @@ def loop(cfg_name: str, device: str, steps: int, warmup: int) -> dict:
     if cuda:  # as train_gan sets them
         torch.backends.cudnn.benchmark = False
         torch.backends.cudnn.deterministic = True
-    autocast = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and params.amp) else nullcontext
+    precision = resolve_precision(params.precision, device)
+    autocast = autocast_for(device, precision)
     torch.manual_seed(0)
     g, d, opt_g, opt_d, mf = build_networks(cfg, params, device)
     data = torch.from_numpy(frames(256, c["image_size"])).to(device)
@@ -92,7 +92,7 @@ def loop(cfg_name: str, device: str, steps: int, warmup: int) -> dict:
     ld, lg = (float(x) for x in losses[-1])
     flop_step = flops_per_image(cfg)["train_step"] * bs
     return {
-        "config": c, "device": device, "dtype": "bf16 autocast" if (cuda and params.amp) else "float32", "batch": bs,
+        "config": c, "device": device, "dtype": "bf16 autocast" if precision == "bf16" else "float32", "batch": bs,
         "steps": steps, "warmup": warmup, "seconds": dt, "images_per_second": steps * bs / dt,
         "tflop_per_step": flop_step / 1e12, "tflops_achieved": flop_step * steps / dt / 1e12,
         "final_loss_d": ld, "final_loss_g": lg, "finite": bool(np.isfinite([ld, lg]).all()),
@@ -135,7 +135,7 @@ def main() -> None:
         res["gpu"] = torch.cuda.get_device_name(0)
         res["matmul_peak_tflops"] = {"bf16": matmul_peak(device, torch.bfloat16, 8192), "fp32": matmul_peak(device, torch.float32, 8192)}
     else:
-        res["matmul_peak_tflops"] = {"fp32": matmul_peak(device, torch.float32, 2048)}
+        res["matmul_peak_tflops"] = {"bf16": matmul_peak(device, torch.bfloat16, 2048), "fp32": matmul_peak(device, torch.float32, 2048)}
     print(json.dumps(res), flush=True)
     res["loop"] = loop(a.config, device, a.steps, a.warmup)
     peak = res["matmul_peak_tflops"]["bf16" if res["loop"]["dtype"].startswith("bf16") else "fp32"]

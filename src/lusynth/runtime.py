@@ -7,11 +7,13 @@ machine; every entry point calls :func:`configure_threads` once.
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 
 def cpu_quota() -> int:
@@ -63,6 +65,51 @@ def select_device(requested: str = "auto") -> str:
     if requested.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError(f"device={requested!r} requested but torch sees no CUDA device; use --device cpu")
     return requested
+
+
+#: Training precisions (``GanParams.precision``, ``ClassifierParams.precision``).
+PRECISIONS = ("auto", "fp32", "bf16")
+_NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@functools.cache
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX512-BF16 or AMX-BF16 in ``/proc/cpuinfo``) and
+    torch's oneDNN can use it. Without them oneDNN emulates bf16, which is slower than float32."""
+    import torch
+
+    try:
+        flags = set()
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags.update(line.split(":", 1)[1].split())
+                break
+    except OSError:  # not Linux: no way to tell cheaply, stay with float32
+        return False
+    return bool(flags & set(_NATIVE_BF16_FLAGS)) and torch.backends.mkldnn.is_available()
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """``auto`` -> ``bf16`` on CUDA and on CPUs with native bf16, else ``fp32``; ``fp32``/``bf16`` as given."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision={precision!r}: use one of {', '.join(PRECISIONS)}")
+    if precision != "auto":
+        return precision
+    return "bf16" if (device.startswith("cuda") or (device == "cpu" and cpu_has_native_bf16())) else "fp32"
+
+
+def autocast_for(device: str, precision: str) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """A factory of the autocast context for a *resolved* precision: ``bf16`` = ``torch.autocast``
+    to bfloat16 on the device's type (weights, optimiser state and the ops autocast keeps in float32
+    stay float32); ``fp32`` = no autocast."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    if precision != "bf16":
+        raise ValueError(f"precision={precision!r}: resolve 'auto' first (resolve_precision)")
+    import torch
+
+    kind = torch.device(device).type
+    return lambda: torch.autocast(kind, dtype=torch.bfloat16)
 
 
 def onnxruntime_session_options():

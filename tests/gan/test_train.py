@@ -104,8 +104,9 @@ def test_train_gan_returns_the_run_it_saved(store: Path, tmp_path: Path) -> None
     assert GanRun.load(tmp_path / "gan") == replace(r, train_seconds=None)
 
 
-def test_same_seed_same_weights(store: Path, tmp_path: Path) -> None:
-    p = tiny_params(epochs=1, eval_every=1)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_same_weights(store: Path, tmp_path: Path, precision: str) -> None:
+    p = tiny_params(epochs=1, eval_every=1, precision=precision)
     train_gan(store, tmp_path / "a", label=LABEL, fraction=1.0, params=p, progress=False)
     train_gan(store, tmp_path / "b", label=LABEL, fraction=1.0, params=p, progress=False)
     wa, wb = _weights(tmp_path / "a"), _weights(tmp_path / "b")
@@ -133,8 +134,9 @@ _KILLER = textwrap.dedent(
 
 
 @pytest.mark.slow
-def test_killed_and_resumed_run_ends_with_identical_weights(store: Path, tmp_path: Path) -> None:
-    overrides = {"epochs": 4, "eval_every": 2, "ema_decay": 0.9, "instance_noise": 0.2}
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_killed_and_resumed_run_ends_with_identical_weights(store: Path, tmp_path: Path, precision: str) -> None:
+    overrides = {"epochs": 4, "eval_every": 2, "ema_decay": 0.9, "instance_noise": 0.2, "precision": precision}
     ref = tmp_path / "uninterrupted"
     train_gan(store, ref, label=LABEL, fraction=1.0, params=tiny_params(**overrides), progress=False)
     steps = json.loads((ref / "gan.json").read_text())["steps"]
@@ -162,6 +164,26 @@ def test_resume_refuses_changed_parameters(store: Path, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="lr_g"):
         train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=1, eval_every=1, lr_g=1e-3),
                   resume=True, progress=False)
+
+
+def test_resume_refuses_another_precision(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gan"
+    train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=1, eval_every=1, precision="bf16"), progress=False)
+    with pytest.raises(InputError, match="precision"):
+        train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=1, eval_every=1, precision="fp32"),
+                  resume=True, progress=False)
+
+
+def test_bf16_training_keeps_float32_weights_optimiser_state_and_batchnorm_statistics(store: Path, tmp_path: Path) -> None:
+    """The numerics policy: bf16 compute only; what persists from step to step stays float32."""
+    out = tmp_path / "gan"
+    train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=1, eval_every=1, precision="bf16"), progress=False)
+    s = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert s["precision"] == "bf16"
+    floats = [v for net in ("generator", "discriminator", "generator_ema") for k, v in s[net].items() if v.is_floating_point()]
+    assert floats and all(v.dtype == torch.float32 for v in floats)  # weights, BN running mean/var, EMA
+    moments = [t for opt in ("opt_g", "opt_d") for st in s[opt]["state"].values() for t in st.values() if t.is_floating_point()]
+    assert moments and all(t.dtype == torch.float32 for t in moments)
 
 
 def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(

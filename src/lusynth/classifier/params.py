@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lusynth.params import check, check_choices
+from lusynth.runtime import PRECISIONS
 
 ARMS = ("real", "real+synthetic", "synthetic")
 THRESHOLD_RULES = ("youden", "f1")
@@ -21,7 +22,7 @@ THRESHOLD_RULES = ("youden", "f1")
 class ClassifierParams:
     """Training and search settings for one classifier (one arm x fraction x seed)."""
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"threshold_rule": THRESHOLD_RULES}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"threshold_rule": THRESHOLD_RULES, "precision": PRECISIONS}
 
     trials: int = 1  # random-search trials (paper: 12); trial 0 = the configured point below
     lr: float = 1e-3  # RMSprop learning rate of trial 0
@@ -45,6 +46,9 @@ class ClassifierParams:
     synthetic_max_per_class: int = 0  # synthetic arm: frames per class used (0 = all available)
     threshold_rule: str = "youden"  # operating point chosen on validation: 'youden' or 'f1'
     eval_batch_size: int = 256
+    # auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32; bf16 = bf16 autocast
+    # of the network, float32 weights, RMSprop state and loss (lusynth.runtime.autocast_for)
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         c = "classifier"

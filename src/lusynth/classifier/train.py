@@ -43,7 +43,7 @@ from lusynth.keys import Cell
 from lusynth.metrics.classification import choose_threshold, roc_auc
 from lusynth.models.classifier import ClassifierConfig, FrameClassifier, build_classifier
 from lusynth.params import as_dict
-from lusynth.runtime import RunContext
+from lusynth.runtime import RunContext, autocast_for, resolve_precision
 from lusynth.tracking import optional_stage_run
 
 MODEL_FILE = "model.pt"
@@ -167,7 +167,8 @@ def _validate(model: FrameClassifier, val_x: torch.Tensor, val_y: torch.Tensor, 
 
 
 def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_y: torch.Tensor, *,
-                 image_size: int, params: ClassifierParams, seed: int, device: str, tick: Any) -> None:
+                 image_size: int, params: ClassifierParams, seed: int, device: str, tick: Any,
+                 autocast: Any = contextlib.nullcontext) -> None:
     torch.manual_seed(int(seed) * 1000 + trial.index)
     gen = torch.Generator().manual_seed(int(seed) * 1000 + trial.index)
     rng = np.random.default_rng([int(seed), trial.index])
@@ -192,7 +193,9 @@ def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_
             if params.augment:
                 x = augment_batch(x, generator=gen, **aug_kw)
             x = _to_device(standardize(x), device)
-            loss = F.cross_entropy(model(x), y_all[idx].to(device))
+            with autocast():  # bf16 compute when the precision says so; the loss on float32 logits
+                logits = model(x)
+            loss = F.cross_entropy(logits.float(), y_all[idx].to(device))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -246,6 +249,7 @@ def train_classifier(
     # one thread by default: this small network gains little from a second one, and on 2 shared
     # cores two threads were much slower (benchmarks/bench_classifier.py)
     device, _ = ctx.start(device="auto", threads=1)
+    precision = resolve_precision(params.precision, device)
     real = open_store(frames_dir)
     if real.kind != "real":
         raise InputError(f"{frames_dir}: expected the real frame store from `lusynth ingest`, got kind {real.kind!r}")
@@ -264,7 +268,8 @@ def train_classifier(
                             params={**tags, **as_dict(params), "n_train": len(train), "real_digest": real.digest}, tags=tags) as tr, \
             _progress(progress, params.trials * params.max_epochs, f"classifier {arm} f={fraction} s={seed}") as tick:
         for trial in trials:
-            _train_trial(trial, train, val_x, val_y, image_size=real.image_size, params=params, seed=seed, device=device, tick=tick)
+            _train_trial(trial, train, val_x, val_y, image_size=real.image_size, params=params, seed=seed, device=device, tick=tick,
+                         autocast=autocast_for(device, precision))
             for e in trial.epochs:
                 tr.log_metrics({f"trial{trial.index}.{k}": v for k, v in e.items() if k != "epoch"}, step=int(e["epoch"]))
         best = max(trials, key=lambda t: (t.best_auc, -t.best_loss))
@@ -285,7 +290,7 @@ def train_classifier(
             "trials": [t.summary() for t in trials],
             "data": {"real_digest": real.digest, "store_digests": train.digests, "train_counts": train.counts,
                      "n_train": len(train), "n_val": len(val)},
-            "params": as_dict(params), "device": device,
+            "params": as_dict(params), "device": device, "precision": precision,
             "mlflow_run_id": tr.run_id,
         }
         history = {"trials": [{"trial": t.index, "lr": t.lr, "width": t.width, "dropout": t.dropout, "epochs": t.epochs} for t in trials]}

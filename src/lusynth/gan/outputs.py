@@ -61,8 +61,9 @@ def embedding_net(store: FrameStore, fraction: float, params: GanParams, out_dir
 
 
 def check_resumable(state: dict[str, Any], store: FrameStore, label: str, fraction: float,
-                    params_dict: dict[str, Any], path: Path) -> None:
-    """A checkpoint may only be continued with the same data, class, fraction and parameters."""
+                    params_dict: dict[str, Any], path: Path, *, precision: str | None = None) -> None:
+    """A checkpoint may only be continued with the same data, class, fraction and parameters, and in
+    the same resolved ``precision`` (``auto`` may resolve differently on another machine)."""
     problems = []
     if state.get("frames_digest") != store.digest:
         problems.append(f"frames digest {state.get('frames_digest')} != {store.digest}")
@@ -72,6 +73,8 @@ def check_resumable(state: dict[str, Any], store: FrameStore, label: str, fracti
     diff = sorted(k for k in set(old) | set(params_dict) if k not in _RESUME_FREE and old.get(k) != params_dict.get(k))
     if diff:
         problems.append("params differ: " + ", ".join(f"{k}={old.get(k)!r}->{params_dict.get(k)!r}" for k in diff))
+    if precision is not None and state.get("precision", "fp32") != precision:  # checkpoints before it: fp32 on CPU
+        problems.append(f"precision {state.get('precision', 'fp32')} -> {precision} (set gan.precision to the checkpoint's)")
     if problems:
         raise InputError(f"{path}: cannot resume ({'; '.join(problems)}); re-run without --resume to start over")
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from lusynth.params import check, check_choices
+from lusynth.runtime import PRECISIONS
 
 __all__ = ["GanParams", "GenerateParams", "SELECTION_RULES"]
 
@@ -18,7 +19,7 @@ SELECTION_RULES = ("nn1_embed", "nn1_pixels", "last")
 class GanParams:
     """One unconditional DCGAN for one class at one training fraction."""
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"selection": SELECTION_RULES}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"selection": SELECTION_RULES, "precision": PRECISIONS}
 
     # network (lusynth.models.dcgan.DCGANConfig); image_size must match the frame store
     ngf: int = 16  # generator width (paper: 64); demo 16: more frames per minute on 2 cores than 32
@@ -38,7 +39,9 @@ class GanParams:
     diffaugment: str = "translation,cutout"  # DiffAugment ops (color,translation,cutout; Zhao et al. 2020); "" = off
     ema_decay: float = 0.99  # EMA copy of G's weights; 0 = off
     # numerics and memory layout (the device is the run context's: lusynth.runtime.RunContext)
-    amp: bool = True  # bf16 autocast on CUDA
+    # auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32. bf16: bf16 autocast,
+    # float32 weights, optimiser state, BatchNorm statistics and losses (lusynth.runtime.autocast_for)
+    precision: str = "auto"
     channels_last: bool = True  # NHWC activations (oneDNN on CPU); speed-ups in benchmarks/results/README.md
     # CPU training fast paths (lusynth.models.fastcpu + fused Adam + glibc keeping freed memory): the same
     # network and maths, faster on CPU (benchmarks/bench_gan.py); False = stock PyTorch layers

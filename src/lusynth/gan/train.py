@@ -72,7 +72,7 @@ from lusynth.models.embedding import EmbeddingNet, embed
 from lusynth.params import as_dict
 from lusynth.progress import Advance
 from lusynth.progress import progress as progress_bar
-from lusynth.runtime import RunContext, retain_freed_memory
+from lusynth.runtime import RunContext, autocast_for, resolve_precision, retain_freed_memory
 
 if TYPE_CHECKING:
     from lusynth.tracking import Tracker
@@ -154,8 +154,9 @@ class GanTrainer:
         self.params_dict = as_dict(p)
         self.last_path = self.out_dir / CHECKPOINT_DIR / LAST_FILE
         self.mirror_info: dict[str, Any] = {"uri": mirror, "restored": False, "pushes": 0} if mirror else {}
-        cuda = self.device.startswith("cuda")
-        self.autocast: Any = (lambda: torch.autocast("cuda", dtype=torch.bfloat16)) if (cuda and p.amp) else nullcontext
+        # the precision this run trains in ("auto" resolved on this device); a resume must match it
+        self.precision = resolve_precision(p.precision, self.device)
+        self.autocast: Any = autocast_for(self.device, self.precision)
         self.step, self.epoch = 0, 0  # steps taken, epochs completed
         self.history: list[dict[str, Any]] = []  # one entry per evaluation (fidelity_history.json)
         self.resumed, self.resumed_from_run = False, ""
@@ -172,7 +173,8 @@ class GanTrainer:
             self.mirror_info["restored"] = CheckpointMirror(self.mirror).pull(self.out_dir)
         state = load_checkpoint(self.last_path) if resume and self.last_path.is_file() else None
         if state is not None:
-            check_resumable(state, self.store, self.label, self.fraction, self.params_dict, self.last_path)
+            check_resumable(state, self.store, self.label, self.fraction, self.params_dict, self.last_path,
+                            precision=self.precision)
         else:
             clear_outputs(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -240,6 +242,7 @@ class GanTrainer:
             tags["resumed_from_run"] = self.resumed_from_run
             tags["resumed_at_step"] = self.step
         params = {**self.params_dict, "label": self.label, "fraction": self.fraction, "device": self.device,
+                  "precision_resolved": self.precision,
                   "n_train": len(self.train_u8), "image_size": self.cfg.image_size}
         retain = retain_freed_memory() if (self.params.fast_cpu and self.device == "cpu") else nullcontext()
         with retain, optional_stage_run(self.ctx.track, stage="train_gan", local_dir=self.out_dir, run_name=f"train_gan-{self.label}-{self.fraction}",
@@ -275,7 +278,7 @@ class GanTrainer:
                 raise NonFiniteLossError(
                     f"train-gan {self.label} fraction {self.fraction}: non-finite loss at step {self.step} (epoch {epoch + 1}): "
                     f"loss_d={values['loss_d']}, loss_g={values['loss_g']}; {kept}. Lower lr_g/lr_d, "
-                    "turn off amp, or add instance_noise/diffaugment, then re-run (--resume continues from the checkpoint)"
+                    "train in fp32 (precision: fp32), or add instance_noise/diffaugment, then re-run (--resume continues from the checkpoint)"
                 )
             tr.log_metrics(values, step=self.step)
             self.images += real.shape[0]
@@ -333,7 +336,7 @@ class GanTrainer:
         """``last.pt``: the weights plus everything ``--resume`` needs (optimisers, RNG states, history)."""
         save_checkpoint(self.last_path, {
             **self._weights_state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
-            "rng": get_rng_state(), "history": self.history, "params": self.params_dict,
+            "rng": get_rng_state(), "history": self.history, "params": self.params_dict, "precision": self.precision,
             "frames_digest": self.store.digest, "label": self.label, "fraction": float(self.fraction),
             "run_id": self._tracker().run_id,
         })

@@ -127,16 +127,17 @@ class FastDropout(nn.Dropout):
 
 
 class _KeepScale(torch.autograd.Function):
-    """``where(keep, x, 0) * scale`` with only the bool mask saved; measured faster than ``x * keep``
-    (which converts the mask to float in both directions)."""
+    """``x * keep * scale`` with only the bool mask saved (1 bit-byte per element, not a float mask).
+    ``x * keep`` (bool promoted inside the kernel) measured 2-3x faster than ``where(keep, x, 0)``
+    at demo sizes in float32 and bfloat16 (benchmarks/results/README.md)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
         ctx.save_for_backward(keep)
         ctx.scale = scale
-        return torch.where(keep, x, 0.0).mul_(scale)
+        return torch.mul(x, keep).mul_(scale)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (keep,) = ctx.saved_tensors
-        return torch.where(keep, grad, 0.0).mul_(ctx.scale), None, None
+        return torch.mul(grad, keep).mul_(ctx.scale), None, None
