@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from lusynth.classifier.train import LoadedClassifier
 from lusynth.data.framestore import FrameStore
@@ -44,6 +45,9 @@ class HoldoutPrediction:
     patient_id: np.ndarray
     video_id: np.ndarray
     meta: dict[str, Any] = field(default_factory=dict)
+    ratio: float = 0.0  # synthetic frames per real frame (real+synthetic)
+    gan_seed: int = 0  # the GAN seed whose synthetic set it trained on (synthetic arms)
+    fold: int = 0  # the outer fold
 
     def level(self, level: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(labels, probabilities, bootstrap cluster per row) at ``frame``, ``clip`` or ``patient`` level."""
@@ -60,9 +64,10 @@ class HoldoutPrediction:
         raise ValueError(f"level {level!r}: choose one of {', '.join(LEVELS)}")
 
 
-def classifier_name(arm: str, fraction: float, seed: int) -> str:
-    """Stable display name of one classifier of the grid."""
-    return f"{arm} f={fraction:g} s={seed}"
+def classifier_name(arm: str, fraction: float, seed: int, *, ratio: float = 0.0, gan_seed: int = 0, fold: int = 0) -> str:
+    """Stable display name of one classifier of the grid (ratio, GAN seed and fold when not 0)."""
+    extra = (f" r={ratio:g}" if ratio else "") + (f" g={gan_seed}" if gan_seed else "") + (f" k={fold}" if fold else "")
+    return f"{arm} f={fraction:g} s={seed}{extra}"
 
 
 def holdout_indices(store: FrameStore) -> np.ndarray:
@@ -89,14 +94,34 @@ def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int
         )
     idx = holdout_indices(store)
     m = store.manifest.iloc[idx]
+    cell = clf.cell
     return HoldoutPrediction(
-        name=classifier_name(clf.arm, clf.fraction, clf.seed), arm=clf.arm, fraction=clf.fraction, seed=clf.seed,
+        name=classifier_name(cell.arm, cell.fraction, cell.seed, ratio=cell.ratio, gan_seed=cell.gan_seed, fold=cell.fold),
+        arm=cell.arm, fraction=cell.fraction, seed=cell.seed, ratio=cell.ratio, gan_seed=cell.gan_seed, fold=cell.fold,
         val_threshold=clf.threshold, y=store.labels_as_int(idx, positive=clf.positive_class),
         prob=clf.predict_proba(np.asarray(store.frames[idx]), batch_size=batch_size),
         patient_id=m["patient_id"].astype(str).to_numpy(), video_id=m["video_id"].astype(str).to_numpy(),
         meta={"dir": str(clf.path), "hyperparams": clf.meta.get("hyperparams"), "val_auc": clf.meta.get("val_auc"),
               "threshold_rule": clf.meta.get("threshold_rule"), "mlflow_run_id": clf.meta.get("mlflow_run_id")},
     )
+
+
+#: columns of the long table of patient-level scores (one row per classifier x test patient)
+SCORE_COLUMNS = ("fold", "repeat", "arm", "ratio", "fraction", "gan_seed", "classifier_seed", "patient_id", "label", "score")
+
+
+def patient_scores(preds: Sequence[HoldoutPrediction]) -> pd.DataFrame:
+    """The long table the statistics read: per classifier and test patient, the patient's label
+    (positive when any of its frames is) and score (mean frame probability), keyed by
+    fold, repeat, arm, ratio, fraction, GAN seed and classifier seed."""
+    rows = []
+    for p in preds:
+        y, score, ids = p.level("patient")
+        rows.append(pd.DataFrame({"fold": p.fold, "repeat": 0, "arm": p.arm, "ratio": p.ratio, "fraction": p.fraction,
+                                  "gan_seed": p.gan_seed, "classifier_seed": p.seed, "patient_id": ids, "label": y, "score": score}))
+    if not rows:
+        return pd.DataFrame({c: [] for c in SCORE_COLUMNS})
+    return pd.concat(rows, ignore_index=True)[list(SCORE_COLUMNS)]
 
 
 def _threshold(pred: HoldoutPrediction, which: str) -> float:
