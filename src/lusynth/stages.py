@@ -183,11 +183,19 @@ def _ingest(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[
            progress=ctx.progress)
 
 
+def _single_split(key: Any) -> None:
+    """Outer K-fold is not wired into the frame store yet: only fold 0 (the train/val/holdout split) exists."""
+    if key.fold:
+        raise InputError(f"{key}: fold {key.fold} - outer K-fold cross-validation is not available yet; use --fold 0 "
+                         "(the frame store's single train/val/holdout split)")
+
+
 def _train_gan(out: Path, *, inputs: Mapping[str, Any], key: Any, params: Mapping[str, Any], options: Mapping[str, Any],
                ctx: RunContext) -> None:
     from lusynth.gan.mirror import mirror_uri
     from lusynth.gan.train import train_gan
 
+    _single_split(key)
     frames = inputs["frames"]
     gan = params["gan"]
     mirror = None
@@ -227,6 +235,7 @@ def _train_classifier(out: Path, *, inputs: Mapping[str, Any], key: Any, params:
                       ctx: RunContext) -> None:
     from lusynth.classifier.train import train_classifier
 
+    _single_split(key)
     train_classifier(inputs["frames"], out, arm=key.arm, fraction=key.fraction, seed=key.seed, ratio=key.ratio, gan_seed=key.gan_seed,
                      fold=key.fold, synthetic_dirs=inputs["synthetic"],
                      params=params["classifier"], progress=ctx.progress, ctx=ctx)

@@ -66,3 +66,15 @@ def test_every_arm_gets_the_same_optimiser_steps_and_only_real_aug_augments(tmp_
     assert [r.meta["augmented"] for r in runs.values()] == [False, True, False]
     assert runs["real+synthetic"].cell == Cell("real+synthetic", 0.5, 0, ratio=1.0, gan_seed=1)
     assert runs["real"].cell == Cell("real", 0.5, 0)  # no ratio or GAN seed on an arm without synthetic frames
+
+
+def test_a_fold_other_than_the_single_split_is_refused_before_any_training(tmp_path: Path) -> None:
+    # outer K-fold is not wired into the frame store yet: fold 1 must not silently train on fold 0's split
+    from lusynth.errors import InputError
+    from lusynth.stages import run_stage
+
+    real = write_real_store(tmp_path / "real")
+    with pytest.raises(InputError, match="fold 1 - outer K-fold cross-validation is not available yet; use --fold 0"):
+        run_stage("train_classifier", tmp_path / "clf", inputs={"frames": str(real)}, key=Cell("real", 1.0, 0, fold=1), profile="tiny",
+                  ctx=RunContext(track=False, cache=False))
+    assert not (tmp_path / "clf").exists()
