@@ -8,27 +8,35 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
-from lusynth.classifier.params import ARMS
+from lusynth.classifier.params import ARMS, SYNTHETIC_ARMS
 from lusynth.errors import InputError
-from lusynth.keys import Cell, GanKey, fraction
-from lusynth.params import check
+from lusynth.keys import Cell, GanKey, fraction, ratio
+from lusynth.params import check, check_choices
 
 __all__ = ["ExperimentParams", "plan_classifiers", "plan_gans"]
 
 
 @dataclass(frozen=True)
 class ExperimentParams:
-    """The grid of one run: nested training fractions x arms x classifier seeds."""
+    """The grid of one run: nested training fractions x arms x classifier seeds, GAN seeds per
+    (class, fraction), and the synthetic:real ratios of the real+synthetic arm."""
 
-    fractions: tuple[float, ...] = (0.5, 1.0)  # nested training fractions of patients (one GAN per class and fraction)
-    arms: tuple[str, ...] = ARMS  # classifier arms: real, real+synthetic, synthetic
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"seed_design": ("crossed", "paired")}
+
+    fractions: tuple[float, ...] = (0.5, 1.0)  # nested training fractions of patients (GANs per class and fraction)
+    arms: tuple[str, ...] = ARMS  # classifier arms: real, real+aug (classical augmentation), real+synthetic, synthetic
     seeds: tuple[int, ...] = (0,)  # classifier seeds (one classifier per arm, fraction and seed)
+    gan_seeds: tuple[int, ...] = (0,)  # GAN seeds: one GAN per class, fraction and GAN seed (GAN-to-GAN variance)
+    # crossed: every synthetic-arm classifier seed with every GAN seed; paired: classifier seed i
+    # reads GAN seed i mod len(gan_seeds) (fewer classifiers; both variances still sampled)
+    seed_design: str = "crossed"
+    synthetic_ratios: tuple[float, ...] = (1.0,)  # real+synthetic: synthetic frames per real frame; several = a sweep
 
     def __post_init__(self) -> None:
         x = "experiment"
-        for name in ("fractions", "arms", "seeds"):
+        for name in ("fractions", "arms", "seeds", "gan_seeds", "synthetic_ratios"):
             check(len(getattr(self, name)) > 0, x, name, getattr(self, name), "give at least one")
         check(all(isinstance(f, (int, float)) and 0 < f <= 1 for f in self.fractions), x, "fractions", self.fractions,
               "training fractions in (0, 1], e.g. 0.5,1.0")
@@ -36,21 +44,40 @@ class ExperimentParams:
         bad = [a for a in self.arms if a not in ARMS]
         check(not bad, x, "arms", self.arms, f"unknown arm(s) {bad}; choose from {', '.join(ARMS)}")
         check(len(set(self.seeds)) == len(self.seeds), x, "seeds", self.seeds, "each seed once")
+        check(len(set(self.gan_seeds)) == len(self.gan_seeds) and all(isinstance(g, int) and g >= 0 for g in self.gan_seeds),
+              x, "gan_seeds", self.gan_seeds, "distinct integers >= 0, e.g. 0,1")
+        check_choices(self, x)
+        check(all(isinstance(r, (int, float)) and 0 < r < float("inf") for r in self.synthetic_ratios), x, "synthetic_ratios",
+              self.synthetic_ratios, "synthetic frames per real frame, each > 0, e.g. 0.5,1,2")
+        object.__setattr__(self, "synthetic_ratios", tuple(sorted({ratio(r) for r in self.synthetic_ratios})))
 
 
 def plan_gans(classes: Sequence[str], store_fractions: Sequence[float], experiment: ExperimentParams) -> list[GanKey]:
-    """One GAN per (class, training fraction), as in the paper; the store must hold each fraction."""
+    """One GAN per (class, training fraction, GAN seed); the store must hold each fraction."""
     have = {fraction(f) for f in store_fractions}
     missing = [f for f in experiment.fractions if f not in have]
     if missing:
         raise InputError(f"training fraction(s) {missing} were not prepared at ingest (the frame store has {sorted(have)}); "
                          "re-ingest with --train-fractions")
-    return [GanKey(c, f) for f in experiment.fractions for c in classes]
+    return [GanKey(c, f, g) for f in experiment.fractions for g in experiment.gan_seeds for c in classes]
 
 
 def plan_classifiers(experiment: ExperimentParams) -> list[Cell]:
-    """The classifier grid: arm x training fraction x seed."""
-    return [Cell(a, f, s) for f in experiment.fractions for a in experiment.arms for s in experiment.seeds]
+    """The classifier grid: arm x training fraction x classifier seed; a synthetic arm's cells also
+    run over the GAN seeds (crossed, or paired with the classifier seed), and real+synthetic's over
+    the synthetic:real ratios, so each reads the set of one GAN and GAN-to-GAN variance is sampled."""
+    x = experiment
+    cells = []
+    for f in x.fractions:
+        for a in x.arms:
+            for i, s in enumerate(x.seeds):
+                if a not in SYNTHETIC_ARMS:
+                    cells.append(Cell(a, f, s))
+                    continue
+                gans = x.gan_seeds if x.seed_design == "crossed" else (x.gan_seeds[i % len(x.gan_seeds)],)
+                ratios = x.synthetic_ratios if a == "real+synthetic" else (0.0,)
+                cells += [Cell(a, f, s, ratio=r, gan_seed=g) for r in ratios for g in gans]
+    return cells
 
 
 def run_overrides(profile: str, overrides: Mapping[str, Mapping[str, Any]] | None = None) -> dict[str, dict[str, Any]]:

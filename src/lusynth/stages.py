@@ -183,18 +183,26 @@ def _ingest(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[
            progress=ctx.progress)
 
 
+def _single_split(key: Any) -> None:
+    """Outer K-fold is not wired into the frame store yet: only fold 0 (the train/val/holdout split) exists."""
+    if key.fold:
+        raise InputError(f"{key}: fold {key.fold} - outer K-fold cross-validation is not available yet; use --fold 0 "
+                         "(the frame store's single train/val/holdout split)")
+
+
 def _train_gan(out: Path, *, inputs: Mapping[str, Any], key: Any, params: Mapping[str, Any], options: Mapping[str, Any],
                ctx: RunContext) -> None:
     from lusynth.gan.mirror import mirror_uri
     from lusynth.gan.train import train_gan
 
+    _single_split(key)
     frames = inputs["frames"]
     gan = params["gan"]
     mirror = None
     if options.get("checkpoint_mirror"):
         mirror = mirror_uri(options["checkpoint_mirror"], stage_key("train_gan", _cache_params(STAGE["train_gan"], key, params),
                                                                     [frames], code=STAGE["train_gan"].code), key.label, key.fraction)
-    train_gan(frames, out, label=key.label, fraction=key.fraction, params=gan, near_copy=params["near_copy"],
+    train_gan(frames, out, label=key.label, fraction=key.fraction, gan_seed=key.gan_seed, fold=key.fold, params=gan, near_copy=params["near_copy"],
               resume=bool(options.get("resume")) or bool(mirror), progress=ctx.progress, mirror=mirror, ctx=ctx)
 
 
@@ -208,16 +216,18 @@ def _generate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mappin
 
 
 def _classifier_inputs(inputs: dict[str, Any], key: Any) -> dict[str, Any]:
-    """The synthetic sets made by GANs of this cell's fraction (none for the real arm), so the real
-    arm's cache key never depends on synthetic data."""
+    """The synthetic sets made by the GANs of this cell's fraction, GAN seed and fold (none for an
+    arm without synthetic frames), so a real arm's cache key never depends on synthetic data."""
+    from lusynth.classifier.params import SYNTHETIC_ARMS
     from lusynth.gan.generate import SyntheticSet
 
-    if key.arm == "real":
+    if key.arm not in SYNTHETIC_ARMS:
         return inputs | {"synthetic": []}
-    mine = [d for d in inputs["synthetic"] if any(k.fraction == key.fraction for k in SyntheticSet.load(d).keys)]
+    mine = [d for d in inputs["synthetic"]
+            if any((k.fraction, k.gan_seed, k.fold) == (key.fraction, key.gan_seed, key.fold) for k in SyntheticSet.load(d).keys)]
     if not mine:
-        raise InputError(f"arm {key.arm!r} at fraction {key.fraction:g} needs synthetic frames, but no synthetic set was made "
-                         "at that fraction; run `lusynth generate` on that fraction's GANs and pass it with --synthetic")
+        raise InputError(f"arm {key.arm!r} at fraction {key.fraction:g}, GAN seed {key.gan_seed}, fold {key.fold} needs synthetic "
+                         "frames, but no synthetic set was made by those GANs; run `lusynth generate` on them and pass it with --synthetic")
     return inputs | {"synthetic": mine}
 
 
@@ -225,7 +235,9 @@ def _train_classifier(out: Path, *, inputs: Mapping[str, Any], key: Any, params:
                       ctx: RunContext) -> None:
     from lusynth.classifier.train import train_classifier
 
-    train_classifier(inputs["frames"], out, arm=key.arm, fraction=key.fraction, seed=key.seed, synthetic_dirs=inputs["synthetic"],
+    _single_split(key)
+    train_classifier(inputs["frames"], out, arm=key.arm, fraction=key.fraction, seed=key.seed, ratio=key.ratio, gan_seed=key.gan_seed,
+                     fold=key.fold, synthetic_dirs=inputs["synthetic"],
                      params=params["classifier"], progress=ctx.progress, ctx=ctx)
 
 

@@ -24,7 +24,8 @@ SIZE = 64
 def phantom_frames(patients: int = 24, seed: int = 0, clips: int = 2, frames_per_clip: int = 8) -> tuple[np.ndarray, tuple[dict, ...]]:
     """Phantom frames resized to SIZE x SIZE (cached: rendering is the slow part)."""
     frames, rows = render_frames(PhantomParams(seed=seed, patients=patients, clips_per_patient=clips,
-                                               frames_per_clip=frames_per_clip, width=160, height=144))
+                                               frames_per_clip=frames_per_clip, width=160, height=144,
+                                               difficulty=0.0))  # textbook signs: these tests check plumbing, not difficulty
     small = np.stack([np.asarray(Image.fromarray(f).resize((SIZE, SIZE), Image.BILINEAR)) for f in frames])
     return small, tuple(rows)
 

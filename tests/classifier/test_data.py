@@ -37,9 +37,12 @@ def test_arms_fractions_and_ratio(stores: dict[str, Path]) -> None:
     full = training_frames(real, arm="real", fraction=1.0)
     assert 0 < len(half) < len(full)
     assert set(half.source) == {"real"}
-    mixed = training_frames(real, arm="real+synthetic", fraction=0.5, synthetic=syn, synthetic_ratio=0.5, seed=1)
+    mixed = training_frames(real, arm="real+synthetic", fraction=0.5, synthetic=syn, ratio=0.5, seed=1)
     assert mixed.counts["synthetic"] == {c: round(0.5 * n) for c, n in half.counts["real"].items()}
     only = training_frames(real, arm="synthetic", fraction=0.5, synthetic=syn, synthetic_max_per_class=5)
+    # real+aug trains on the real frames (augmentation happens in training) and reads no synthetic store
+    aug = training_frames(real, arm="real+aug", fraction=0.5, synthetic=syn)
+    assert set(aug.source) == {"real"} and np.array_equal(aug.frames, half.frames)
     assert set(only.source) == {"synthetic"} and len(only) == 10
     # no holdout or val frame ever enters a training set
     hold = {real.manifest["content_hash"][i] for i in real.indices(split="holdout")}

@@ -9,6 +9,8 @@ import pytest
 from lusynth.classifier import ClassifierParams, load_classifier, train_classifier
 from lusynth.classifier.train import search_points
 from lusynth.data.framestore import open_store
+from lusynth.keys import Cell
+from lusynth.runtime import RunContext
 from tests.classifier import write_real_store
 
 
@@ -27,7 +29,7 @@ def test_params_validation_names_the_field() -> None:
 
 def test_train_writes_model_metadata_and_history(tmp_path: Path) -> None:
     real = write_real_store(tmp_path / "real")
-    params = ClassifierParams(trials=2, max_epochs=2, search_lr=(1e-3,))
+    params = ClassifierParams(trials=2, steps=4, eval_every=2, search_lr=(1e-3,))
     r = train_classifier(real, tmp_path / "clf", arm="real", fraction=0.5, seed=0, params=params, progress=False)
     meta = json.loads((tmp_path / "clf" / "classifier.json").read_text())
     hist = json.loads((tmp_path / "clf" / "history.json").read_text())
@@ -35,10 +37,44 @@ def test_train_writes_model_metadata_and_history(tmp_path: Path) -> None:
     assert meta["mlflow_run_id"] == r.run_id and r.run_id
     assert (tmp_path / "mlruns.db").is_file()  # the tracking store sits beside the output directory
     assert meta["data"]["real_digest"] == open_store(real).digest
-    assert 0 <= meta["threshold"] <= 1 and all(1 <= len(t["epochs"]) <= 2 for t in hist["trials"])
+    assert 0 <= meta["threshold"] <= 1 and all([e["step"] for e in t["evaluations"]] == [2, 4] for t in hist["trials"])
+    assert meta["augmented"] is False and meta["ratio"] == 0.0 and meta["gan_seed"] == 0 and meta["fold"] == 0
     clf = load_classifier(tmp_path / "clf")
     store = open_store(real)
     p = clf.predict_proba(np.asarray(store.frames[:10]))
     assert p.shape == (10,) and ((p >= 0) & (p <= 1)).all()
     assert clf.embed(np.asarray(store.frames[:4])).shape == (4, clf.config.embed_dim)
     assert clf.threshold == pytest.approx(meta["threshold"])
+
+
+def test_every_arm_gets_the_same_optimiser_steps_and_only_real_aug_augments(tmp_path: Path) -> None:
+    # equal compute: real+synthetic holds twice the frames of real, yet both take `steps`
+    # optimiser steps; a budget in epochs would give it twice the updates
+    from tests.classifier import write_synthetic_store
+
+    real = write_real_store(tmp_path / "real")
+    store = open_store(real)
+    syn = [write_synthetic_store(tmp_path / c, np.asarray(store.frames[store.indices(split="train", label=c, fraction=0.5)]), c,
+                                 fraction=0.5) for c in store.classes]
+    params = ClassifierParams(steps=5, eval_every=5, batch_size=4)
+    runs = {arm: train_classifier(real, tmp_path / "clf" / arm, arm=arm, fraction=0.5, seed=0, ratio=1.0, gan_seed=1, synthetic_dirs=syn,
+                                  params=params, progress=False, ctx=RunContext(track=False))
+            for arm in ("real", "real+aug", "real+synthetic")}
+    n_train = {a: r.meta["data"]["n_train"] for a, r in runs.items()}
+    assert n_train["real+synthetic"] == 2 * n_train["real"]
+    assert {r.meta["trials"][0]["steps_run"] for r in runs.values()} == {5}
+    assert [r.meta["augmented"] for r in runs.values()] == [False, True, False]
+    assert runs["real+synthetic"].cell == Cell("real+synthetic", 0.5, 0, ratio=1.0, gan_seed=1)
+    assert runs["real"].cell == Cell("real", 0.5, 0)  # no ratio or GAN seed on an arm without synthetic frames
+
+
+def test_a_fold_other_than_the_single_split_is_refused_before_any_training(tmp_path: Path) -> None:
+    # outer K-fold is not wired into the frame store yet: fold 1 must not silently train on fold 0's split
+    from lusynth.errors import InputError
+    from lusynth.stages import run_stage
+
+    real = write_real_store(tmp_path / "real")
+    with pytest.raises(InputError, match="fold 1 - outer K-fold cross-validation is not available yet; use --fold 0"):
+        run_stage("train_classifier", tmp_path / "clf", inputs={"frames": str(real)}, key=Cell("real", 1.0, 0, fold=1), profile="tiny",
+                  ctx=RunContext(track=False, cache=False))
+    assert not (tmp_path / "clf").exists()

@@ -22,6 +22,7 @@ from lusynth.data.phantom import (
     pixel_depth_cm,
     render_clip,
     render_frames,
+    sign_strength,
 )
 from lusynth.data.phantom_files import write_phantom_dataset
 from lusynth.errors import InputError
@@ -77,11 +78,40 @@ def _band_contrast(params: PhantomParams, patient: int, clip: int) -> float:
 
 
 def test_consolidation_is_a_hypoechoic_band_under_the_pleura() -> None:
-    params = PhantomParams(patients=16, clips_per_patient=1, frames_per_clip=2, small_consolidation_rate=0.0)
+    params = PhantomParams(patients=16, clips_per_patient=1, frames_per_clip=2, small_consolidation_rate=0.0, difficulty=0.0)
     contrast = {cls: [] for cls in CLASSES}
     for p in range(params.patients):
         contrast[clip_scene(params, patient=p, clip=0).label].append(_band_contrast(params, p, 0))
     assert np.mean(contrast[CONSOLIDATION]) < np.mean(contrast[NO_CONSOLIDATION]) - 5
+
+
+def _patient_auc(params: PhantomParams) -> float:
+    """Patient-level ROC AUC of the (negated) band contrast: a simple, gain-free class feature."""
+    from sklearn.metrics import roc_auc_score
+
+    labels = [clip_scene(params, patient=p, clip=0).label == CONSOLIDATION for p in range(params.patients)]
+    return float(roc_auc_score(labels, [-_band_contrast(params, p, 0) for p in range(params.patients)]))
+
+
+def test_difficulty_lowers_the_separability_of_a_simple_feature() -> None:
+    # the same 40 patients (same scenes, same speckle) at rising difficulty: only the patients'
+    # sign strengths change, so the feature's AUC must fall step by step
+    base = dict(patients=40, clips_per_patient=1, frames_per_clip=1, width=160, height=144, small_consolidation_rate=0.0)
+    aucs = [_patient_auc(PhantomParams(**base, difficulty=d)) for d in (0.0, 0.5, 1.0)]
+    assert aucs[0] > aucs[1] > aucs[2]
+    assert aucs[0] - aucs[2] > 0.04
+
+
+def test_sign_strength_is_a_patient_effect_that_overlaps_only_when_difficult() -> None:
+    easy, hard = PhantomParams(patients=40, difficulty=0.0), PhantomParams(patients=40, difficulty=1.0)
+    assert [sign_strength(easy, p) for p in range(4)] == [0.0, 1.0, 0.0, 1.0]
+    s_hard = np.array([sign_strength(hard, p) for p in range(40)])
+    pos, neg = s_hard[1::2], s_hard[0::2]
+    assert neg.max() <= 0.6 and pos.min() < neg.max()  # the classes' ranges overlap
+    # the same in every clip of a patient
+    assert {clip_scene(hard, patient=3, clip=c).sign for c in range(2)} == {sign_strength(hard, 3)}
+    with pytest.raises(ValueError, match="difficulty"):
+        PhantomParams(difficulty=1.5)
 
 
 def test_mean_brightness_alone_does_not_separate_the_classes() -> None:

@@ -7,7 +7,7 @@ import math
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lusynth.data.splits import allocate, nested_fractions, split_patients
+from lusynth.data.splits import allocate, assign_folds, fold_roles, nested_fractions, split_patients
 
 
 def _patients(n_a: int, n_b: int, n_ab: int = 0) -> dict[str, list[str]]:
@@ -76,3 +76,57 @@ def test_adding_a_class_keeps_other_strata() -> None:
     more = dict(base, **{f"c{i}": ["c"] for i in range(9)})
     s1, s2 = split_patients(base, seed=3), split_patients(more, seed=3)
     assert all(s1[p] == s2[p] for p in base)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_a=st.integers(2, 40), n_b=st.integers(2, 40), k=st.integers(2, 6), seed=st.integers(0, 2**16))
+def test_stratified_k_fold_tests_every_patient_once_with_balanced_folds(n_a: int, n_b: int, k: int, seed: int) -> None:
+    pats = _patients(n_a, n_b)
+    fold_of = assign_folds(pats, folds=k, seed=seed)
+    assert set(fold_of) == set(pats) and set(fold_of.values()) <= set(range(k))
+    sizes = [sum(f == j for f in fold_of.values()) for j in range(k)]
+    assert max(sizes) - min(sizes) <= 1  # folds as equal as they can be
+    for label, n in (("a", n_a), ("b", n_b)):  # each class spread over the folds within one patient
+        per = [sum(fold_of[p] == j for p in pats if pats[p] == [label]) for j in range(k)]
+        assert max(per) - min(per) <= 1 and sum(per) == n
+    assert fold_of == assign_folds(pats, folds=k, seed=seed)
+
+
+def test_a_repeat_draws_new_folds() -> None:
+    pats = _patients(20, 20)
+    assert assign_folds(pats, folds=5, seed=0) != assign_folds(pats, folds=5, seed=0, repeat=1)
+
+
+@settings(max_examples=40, deadline=None)
+@given(n_a=st.integers(3, 30), n_b=st.integers(3, 30), k=st.integers(2, 5), seed=st.integers(0, 2**16))
+def test_inside_a_fold_no_test_patient_trains_or_validates(n_a: int, n_b: int, k: int, seed: int) -> None:
+    from hypothesis import assume
+
+    assume(min(n_a, n_b) >= 2 * k)  # at least 2 training patients per class in every fold
+    pats = _patients(n_a, n_b)
+    fold_of = assign_folds(pats, folds=k, seed=seed)
+    tested: set[str] = set()
+    for fold in range(k):
+        roles = fold_roles(pats, fold_of, fold=fold, val_share=0.25, fractions=(0.5, 1.0), seed=seed)
+        assert set(roles) == set(pats)
+        test = {p for p, (r, _) in roles.items() if r == "test"}
+        assert test == {p for p in pats if fold_of[p] == fold}
+        assert not tested & test  # each patient is a test patient in one fold only
+        tested |= test
+        train = {p: f for p, (r, f) in roles.items() if r == "train"}
+        val = {p for p, (r, _) in roles.items() if r == "val"}
+        assert not (set(train) | val) & test
+        for label in ("a", "b"):  # both classes reach the inner validation and the smallest fraction
+            assert any(pats[p] == [label] for p in val)
+            assert any(pats[p] == [label] and f == 0.5 for p, f in train.items())
+        assert set(train.values()) <= {0.5, 1.0}
+    assert tested == set(pats)  # every patient tested once over the K folds
+
+
+def test_a_fold_too_small_for_an_inner_split_is_refused_in_one_line() -> None:
+    import pytest
+
+    pats = _patients(2, 6)
+    fold_of = assign_folds(pats, folds=2, seed=0)
+    with pytest.raises(ValueError, match="fold 0: .* class a; .* at least 2 per class: use fewer folds or more patients"):
+        fold_roles(pats, fold_of, fold=0)

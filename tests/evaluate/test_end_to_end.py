@@ -24,11 +24,11 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     for label in real.classes:  # stand-in for GAN output: noisy copies of the class's training frames
         idx = real.indices(split="train", label=label, fraction=1.0)
         syn.append(write_synthetic_store(d / f"syn-{label}", np.asarray(real.frames[idx]), label, fraction=1.0, noise=12))
-    params = ClassifierParams(max_epochs=10)
+    params = ClassifierParams(steps=120)  # ~10 epochs of the real arm, the same steps for every arm
     clfs = []
-    for arm in ("real", "real+synthetic", "synthetic"):
+    for arm in ("real", "real+aug", "real+synthetic", "synthetic"):
         out = d / f"clf-{arm}"
-        train_classifier(real_dir, out, arm=arm, fraction=1.0, seed=0, synthetic_dirs=() if arm == "real" else syn,
+        train_classifier(real_dir, out, arm=arm, fraction=1.0, seed=0, synthetic_dirs=() if arm in ("real", "real+aug") else syn,
                          params=params, progress=False, ctx=RunContext(track=False))
         clfs.append(out)
     return {"dir": d, "real": real_dir, "clfs": clfs, "syn": syn}
@@ -53,11 +53,30 @@ def test_real_classifier_beats_chance_and_report_has_the_table(experiment: dict)
     assert {"synthetic", "real_floor"} <= set(pf["pixels"]) and 0 < pf["pixels"]["real_floor"]["mmd_p_value"] <= 1
     md, html = r.markdown.read_text(), r.html.read_text()
     assert "## Fidelity per patient" in md and "### (a) " in md and "minimum detectable difference" in md
-    assert "| fraction | real | real+synthetic | synthetic |" in md
+    assert "| fraction | real | real+aug | real+synthetic | synthetic |" in md
     assert "<table>" in html and "data:image/png;base64," in html and "src='figures/" not in html
     assert len(report["audits"]) == 2 and r.privacy_passed is False  # noisy copies are memorisation
     assert set(r.roc) == {c["name"] for c in report["classifiers"]} and r.roc[real["name"]]["fpr"][0] == 0
     assert (d / "eval" / "figures" / "learning_curve.png").stat().st_size > 1000
+
+
+def test_the_long_table_scores_every_test_patient_once_per_classifier(experiment: dict) -> None:
+    d = experiment["dir"]
+    r = evaluate(experiment["real"], d / "eval-long", classifier_dirs=experiment["clfs"], params=EvaluateParams(n_bootstrap=20),
+                 progress=False, ctx=RunContext(track=False))
+    scores = r.patient_scores()
+    real = open_store(experiment["real"])
+    hold = real.manifest.iloc[real.indices(split="holdout")]
+    assert list(scores.columns) == ["fold", "repeat", "arm", "ratio", "fraction", "gan_seed", "classifier_seed", "patient_id", "label",
+                                    "score"]
+    assert len(scores) == 4 * hold["patient_id"].nunique()
+    assert (scores.groupby("arm")["patient_id"].apply(sorted).map(tuple).nunique()) == 1  # the same patients for every arm
+    assert set(scores["patient_id"]) == set(hold["patient_id"].astype(str))
+    assert scores.loc[scores["arm"] == "real+synthetic", "ratio"].eq(1.0).all() and scores.loc[scores["arm"] == "real", "ratio"].eq(0).all()
+    # a patient's score is the mean of its frames' probabilities, its label its class
+    truth = hold.groupby("patient_id")["label"].first().map(lambda c: int(c == real.header["positive_class"]))
+    assert scores.set_index("patient_id")["label"].groupby(level=0).first().sort_index().tolist() == truth.sort_index().tolist()
+    assert scores["score"].between(0, 1).all()
 
 
 def test_cli_evaluates_a_real_only_experiment(experiment: dict, capsys: pytest.CaptureFixture[str]) -> None:

@@ -31,7 +31,7 @@ def real_store(root: Path, patients: int = 12) -> Path:
 
 def train_tiny_classifier(real: Path, out: Path, *, arm: str = "real", seed: int = 0, synthetic: tuple[Path, ...] = ()) -> Path:
     """One epoch, width 1: a real classifier directory in seconds."""
-    params = ClassifierParams(trials=1, max_epochs=1, width=1, augment=False)
+    params = ClassifierParams(trials=1, steps=12, eval_every=12, width=1)
     train_classifier(real, out, arm=arm, fraction=1.0, seed=seed, synthetic_dirs=synthetic, params=params, progress=False,
                      ctx=RunContext(track=False, device="cpu"))
     return out

@@ -39,10 +39,15 @@ def repo(tmp_path_factory: pytest.TempPathFactory):
     shutil.copy(ROOT / "dvc.yaml", repo / "dvc.yaml")
     # the stages depend on the code they run: the repository holds the library's sources
     shutil.copytree(ROOT / "src" / "lusynth", repo / "src" / "lusynth", ignore=shutil.ignore_patterns("__pycache__"))
+    from lusynth_pipelines.dvc import TASKS_MARKER, render_params
+
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["profile"] = "tiny"
     params["experiment"]["fractions"] = [1.0]
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for name in ("gans", "cells"):
+        del params[name]
+    # the task lists DVC's matrix runs over follow the changed grid
+    (repo / "params.yaml").write_text(render_params(yaml.safe_dump(params, sort_keys=False) + TASKS_MARKER + "\n"))
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LUSYNTH_STAGE_CACHE="off",
                MLFLOW_TRACKING_URI=f"sqlite:///{repo.parent / 'mlruns.db'}")
     _sh(repo, "git", "init", "-q")
@@ -60,8 +65,9 @@ def test_repro_builds_every_stage_and_reports(repo) -> None:
     repo, env = repo
     status = _sh(repo, sys.executable, "-m", "dvc", "status", env=env)
     assert "up to date" in status.lower()
-    for path in ("data/frames/frames.npy", "models/gan/consolidation@1.0/gan.json", "data/synthetic/no_consolidation@1.0/header.json",
-                 "models/classifier/real@1.0-s0/classifier.json", "reports/evaluation/report.html", "reports/metrics.json",
+    for path in ("data/frames/frames.npy", "models/gan/consolidation@1.0-g0-k0/gan.json",
+                 "data/synthetic/no_consolidation@1.0-g0-k0/header.json",
+                 "models/classifier/real@1.0-s0-r0.0-g0-k0/classifier.json", "models/classifier/real+aug@1.0-s0-r0.0-g0-k0/classifier.json", "reports/evaluation/report.html", "reports/metrics.json",
                  "models/onnx/export.json"):
         assert (repo / path).is_file(), path
     metrics = _sh(repo, sys.executable, "-m", "dvc", "metrics", "show", "--json", env=env)
@@ -74,11 +80,11 @@ def test_exp_run_with_a_changed_parameter(repo) -> None:
     repo, env = repo
     out = _sh(repo, sys.executable, "-m", "dvc", "exp", "run", "-S", "+generate.n_per_class=8", env=env)
     # the GANs do not depend on the generate section: DVC skips them; generate reruns with the new value
-    assert "Stage 'train_gan@consolidation-1.0' didn't change, skipping" in out
-    assert "Running stage 'generate@consolidation-1.0'" in out
+    assert "Stage 'train_gan@gan0' didn't change, skipping" in out  # gans[0] is consolidation at fraction 1
+    assert "Running stage 'generate@gan0'" in out
     from lusynth.gan.generate import SyntheticSet
 
-    assert SyntheticSet.load(repo / "data/synthetic/consolidation@1.0").n_frames == 8
+    assert SyntheticSet.load(repo / "data/synthetic/consolidation@1.0-g0-k0").n_frames == 8
     shown = _sh(repo, sys.executable, "-m", "dvc", "exp", "show", "--json", env=env)
     assert "n_per_class" in shown
 

@@ -13,7 +13,10 @@ from lusynth.cli import main
 
 pytestmark = pytest.mark.slow
 
-RUN = dict(profile="tiny", overrides={"experiment": {"fractions": [1.0], "seeds": [0], "arms": ["real", "real+synthetic", "synthetic"]}})
+# two GAN seeds: the pipeline fans out one GAN per (class, GAN seed) and pairs each synthetic-arm
+# classifier with its GAN seed's set
+RUN = dict(profile="tiny", overrides={"experiment": {"fractions": [1.0], "seeds": [0], "gan_seeds": [0, 1],
+                                                     "arms": ["real", "real+aug", "synthetic"]}})
 
 
 def _cached_by_task(run_root: Path) -> dict[str, list[bool]]:
@@ -50,8 +53,15 @@ def test_report_models_and_registry(first_run) -> None:
     root, result, _ = first_run
     report = json.loads((result.results / "report.json").read_text())
     arms = {c["arm"] for c in report["classifiers"]}
-    assert arms == {"real", "real+synthetic", "synthetic"}
-    assert "| fraction | real | real+synthetic | synthetic |" in result.report_md.read_text()
+    assert arms == {"real", "real+aug", "synthetic"}
+    assert sorted(c["gan_seed"] for c in report["classifiers"] if c["arm"] == "synthetic") == [0, 1]
+    assert sorted((a["label"], a["gan_seed"]) for a in report["audits"]) == [
+        ("consolidation", 0), ("consolidation", 1), ("no_consolidation", 0), ("no_consolidation", 1)]
+    from lusynth.evaluate.run import Evaluation
+
+    scores = Evaluation.load(result.results).patient_scores()
+    assert len(scores) == 4 * scores["patient_id"].nunique()  # every test patient once per classifier
+    assert "| fraction | real | real+aug | synthetic |" in result.report_md.read_text()
     assert result.report_html.stat().st_size > 10_000  # figures are inlined
     export = json.loads((result.models / "export.json").read_text())
     names = {v["name"] for v in export["registered"]}
@@ -97,7 +107,7 @@ def test_changed_parameter_reruns_only_what_depends_on_it(first_run, capsys) -> 
     flags = _cached_by_task(_latest_run(root / "run"))
     assert all(flags["ingest"]) and all(flags["train-gan"])  # upstream of the change: restored
     assert not any(flags["generate"]) and not any(flags["evaluate"])  # the change and below: recomputed
-    # the real arm does not use synthetic frames, so its classifier is restored; the others rerun
-    assert sorted(flags["train-classifier"]) == [False, False, True]
+    # the real arms do not use synthetic frames, so their classifiers are restored; the others rerun
+    assert sorted(flags["train-classifier"]) == [False, False, True, True]
     printed = capsys.readouterr().out
-    assert "| fraction | real | real+synthetic | synthetic |" in printed and "report:" in printed and "mlflow ui" in printed
+    assert "| fraction | real | real+aug | real+synthetic | synthetic |" in printed and "report:" in printed and "mlflow ui" in printed

@@ -111,7 +111,11 @@ def test_params_yaml_overrides_the_profile_and_repeats_only_the_grid() -> None:
     assert set(SECTIONS) <= set(p), set(SECTIONS) - set(p)
     # the grid is written out for DVC's matrix; it must be the profile's grid
     grid = stage_params("experiment", p["profile"])
-    assert as_dict(grid) == {k: list(v) for k, v in p["experiment"].items()}
+    assert as_dict(grid) == {k: list(v) if isinstance(v, list) else v for k, v in p["experiment"].items()}
+    # the task lists DVC's matrix runs over are the grid's plans
+    from lusynth_pipelines.dvc import task_lists
+
+    assert {k: p[k] for k in ("gans", "cells")} == task_lists(p), "params.yaml task lists are stale: run `python -m lusynth_pipelines.dvc`"
     assert all(not p[s] for s in SECTIONS if s != "experiment"), "params.yaml sections hold overrides only (empty by default)"
     resolve(SECTIONS, p["profile"], {s: p[s] for s in SECTIONS})  # and they are valid
 

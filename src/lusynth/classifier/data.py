@@ -3,8 +3,10 @@
 Arms (the paper's experiment):
 
 - ``real``: the real ``train`` frames whose patients are in the nested training ``fraction``;
-- ``real+synthetic``: those, plus per class ``round(synthetic_ratio * n_real(class))`` synthetic
-  frames of that class (drawn without replacement, seeded; all of them if fewer exist);
+- ``real+aug``: the same frames (training augments them; :mod:`lusynth.classifier.params`);
+- ``real+synthetic``: those, plus per class ``round(ratio * n_real(class))`` synthetic
+  frames of that class (drawn without replacement, seeded; all of them if fewer exist), ``ratio``
+  being the cell's synthetic:real ratio (``experiment.synthetic_ratios``);
 - ``synthetic``: synthetic frames only (the paper's "data substitution"), all of them or at most
   ``synthetic_max_per_class`` per class.
 
@@ -20,7 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from lusynth.classifier.params import ARMS
+from lusynth.classifier.params import ARMS, SYNTHETIC_ARMS
 from lusynth.data.framestore import FrameStore
 from lusynth.errors import InputError
 from lusynth.keys import fraction as canonical_fraction
@@ -84,7 +86,7 @@ def training_frames(
     arm: str,
     fraction: float,
     synthetic: Sequence[FrameStore] = (),
-    synthetic_ratio: float = 1.0,
+    ratio: float = 1.0,
     synthetic_max_per_class: int = 0,
     seed: int = 0,
 ) -> LabelledFrames:
@@ -109,7 +111,7 @@ def training_frames(
             counts["real"][cls] = len(idx)
     if arm != "synthetic":
         digests[str(real.path)] = real.digest
-    if arm != "real":
+    if arm in SYNTHETIC_ARMS:
         if not synthetic:
             raise InputError(f"arm {arm!r} needs synthetic frame stores (--synthetic DIR, from `lusynth generate`)")
         check_synthetic_stores(real, synthetic, fraction=fraction)
@@ -119,7 +121,7 @@ def training_frames(
             if available == 0:
                 raise InputError(f"arm {arm!r}: no synthetic frames of class {cls!r} among {[str(s.path) for s in synthetic]}; generate them with that class's GAN")
             if arm == "real+synthetic":
-                want = int(round(synthetic_ratio * n_real[cls]))
+                want = int(round(ratio * n_real[cls]))
             else:
                 want = synthetic_max_per_class or available
             want = min(max(want, 1), available)

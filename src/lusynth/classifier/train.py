@@ -1,11 +1,13 @@
-"""``train-classifier``: one classifier per (arm, fraction, seed), with the paper's random search.
+"""``train-classifier``: one classifier per cell of the grid, with the paper's random search.
 
 Training follows the reference (``CNN/classify_tunning.py``) with its bugs fixed: per-image
-standardisation, class-balanced epochs, float augmentations (see :mod:`.augment`), RMSprop with
+standardisation, class-balanced batches, float augmentations in ``real+aug`` only (see :mod:`.augment`
+and :mod:`.params`: a fixed number of optimiser steps for every arm), RMSprop with
 Keras' rho/epsilon, cross-entropy on a 2-way softmax head. Differences, on purpose:
 
-- early stopping watches the *validation* loss (the reference watched the training loss);
-- the checkpoint kept from each trial is the epoch with the best validation ROC AUC (ties: lower
+- training runs ``steps`` optimiser steps, not epochs, the same for every arm (equal compute);
+  optional early stopping watches the *validation* loss (the reference watched the training loss);
+- the checkpoint kept from each trial is the validation with the best validation ROC AUC (ties: lower
   validation loss), and the trial kept is the one with the best such AUC;
 - the operating threshold is chosen on validation: ``youden`` maximises sensitivity + specificity
   - 1 (Youden's J), ``f1`` maximises F1 (:func:`lusynth.metrics.classification.choose_threshold`).
@@ -15,7 +17,7 @@ Output directory (written atomically)::
     model.pt         {"state_dict", "config", "classes", "positive_class", "preprocessing", ...}
     classifier.json  arm, fraction, seed, chosen trial + hyper-parameters, val AUC/loss, threshold,
                      every trial's result, data digests and counts, MLflow run id
-    history.json     per trial, per epoch: train loss, val loss, val AUC, seconds, img/s
+    history.json     per trial, per validation (every eval_every steps): train loss, val loss, val AUC, seconds, img/s
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ import torch.nn.functional as F
 from lusynth.atomic import atomic_dir, dumps_json
 from lusynth.classifier.augment import augment_batch, standardize, to_float
 from lusynth.classifier.data import LabelledFrames, balanced_epoch, split_frames, training_frames
-from lusynth.classifier.params import ClassifierParams
+from lusynth.classifier.params import AUGMENTED_ARMS, ClassifierParams
 from lusynth.data.framestore import open_store
 from lusynth.errors import InputError
 from lusynth.keys import Cell
@@ -65,7 +67,7 @@ class ClassifierRun:
 
     @property
     def cell(self) -> Cell:
-        return Cell(str(self.meta["arm"]), self.meta["fraction"], int(self.meta["seed"]))
+        return Cell.from_dict(self.meta)
 
     @property
     def arm(self) -> str:
@@ -122,14 +124,14 @@ class _Trial:
     dropout: float
     best_auc: float = float("-inf")
     best_loss: float = float("inf")
-    best_epoch: int = -1
+    best_step: int = -1
     best_state: dict[str, torch.Tensor] | None = None
-    epochs: list[dict[str, float]] = field(default_factory=list)
+    evaluations: list[dict[str, float]] = field(default_factory=list)  # one per validation
 
     def summary(self) -> dict[str, Any]:
         return {"trial": self.index, "lr": self.lr, "width": self.width, "dropout": self.dropout,
-                "val_auc": self.best_auc, "val_loss": self.best_loss, "best_epoch": self.best_epoch,
-                "epochs_run": len(self.epochs)}
+                "val_auc": self.best_auc, "val_loss": self.best_loss, "best_step": self.best_step,
+                "steps_run": int(self.evaluations[-1]["step"]) if self.evaluations else 0}
 
 
 def search_points(params: ClassifierParams, seed: int) -> list[tuple[float, int, float]]:
@@ -166,9 +168,21 @@ def _validate(model: FrameClassifier, val_x: torch.Tensor, val_y: torch.Tensor, 
     return loss, roc_auc(val_y.numpy(), prob), prob
 
 
+def _batches(labels: np.ndarray, batch_size: int, rng: np.random.Generator) -> Iterator[np.ndarray]:
+    """Endless class-balanced batches: successive balanced epochs cut into ``batch_size`` pieces
+    (a piece of fewer than 2 frames is skipped: BatchNorm cannot train on a single frame)."""
+    while True:
+        order = balanced_epoch(labels, rng)
+        for i in range(0, len(order), batch_size):
+            if len(order[i : i + batch_size]) >= 2:
+                yield order[i : i + batch_size]
+
+
 def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_y: torch.Tensor, *,
-                 image_size: int, params: ClassifierParams, seed: int, device: str, tick: Any,
+                 image_size: int, params: ClassifierParams, augment: bool, seed: int, device: str, tick: Any,
                  autocast: Any = contextlib.nullcontext) -> None:
+    """``params.steps`` optimiser steps whatever the training-set size (equal compute across arms),
+    validating every ``params.eval_every`` steps and at the end."""
     torch.manual_seed(int(seed) * 1000 + trial.index)
     gen = torch.Generator().manual_seed(int(seed) * 1000 + trial.index)
     rng = np.random.default_rng([int(seed), trial.index])
@@ -180,42 +194,44 @@ def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_
     aug_kw = dict(p=params.aug_p, gammas=params.gammas, blur_kernels=params.blur_kernels,
                   speckle_fraction=params.speckle_fraction, speckle_delta=params.speckle_delta)
     since_best_loss, lowest_loss = 0, float("inf")
-    for epoch in range(params.max_epochs):
-        t0 = time.perf_counter()
-        model.train()
-        order = torch.from_numpy(balanced_epoch(train.labels, rng))
-        losses, seen = [], 0
-        for i in range(0, len(order), params.batch_size):
-            idx = order[i : i + params.batch_size]
-            if len(idx) < 2:  # BatchNorm cannot train on a single frame
-                continue
-            x = to_float(x_all[idx])
-            if params.augment:
-                x = augment_batch(x, generator=gen, **aug_kw)
-            x = _to_device(standardize(x), device)
-            with autocast():  # bf16 compute when the precision says so; the loss on float32 logits
-                logits = model(x)
-            loss = F.cross_entropy(logits.float(), y_all[idx].to(device))
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            losses.append(loss.item())
-            seen += len(idx)
-        train_seconds = time.perf_counter() - t0
+    batches = _batches(train.labels, params.batch_size, rng)
+    losses: list[float] = []
+    seen, t0, train_seconds = 0, time.perf_counter(), 0.0
+    model.train()
+    for step in range(1, params.steps + 1):
+        t_step = time.perf_counter()
+        idx = torch.from_numpy(next(batches))
+        x = to_float(x_all[idx])
+        if augment:
+            x = augment_batch(x, generator=gen, **aug_kw)
+        x = _to_device(standardize(x), device)
+        with autocast():  # bf16 compute when the precision says so; the loss on float32 logits
+            logits = model(x)
+        loss = F.cross_entropy(logits.float(), y_all[idx].to(device))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        seen += len(idx)
+        train_seconds += time.perf_counter() - t_step
+        if step % params.eval_every and step != params.steps:
+            continue
         val_loss, val_auc, _ = _validate(model, val_x, val_y, params, device)
-        trial.epochs.append({"epoch": epoch, "train_loss": float(np.mean(losses)) if losses else float("nan"),
-                             "val_loss": val_loss, "val_auc": val_auc, "seconds": time.perf_counter() - t0,
-                             "train_img_per_s": seen / max(train_seconds, 1e-9)})
+        model.train()
+        trial.evaluations.append({"step": step, "train_loss": float(np.mean(losses)) if losses else float("nan"),
+                                  "val_loss": val_loss, "val_auc": val_auc, "seconds": time.perf_counter() - t0,
+                                  "train_img_per_s": seen / max(train_seconds, 1e-9)})
+        losses, seen, t0, train_seconds = [], 0, time.perf_counter(), 0.0
         auc_key = -np.inf if np.isnan(val_auc) else val_auc
         if auc_key > trial.best_auc or (auc_key == trial.best_auc and val_loss < trial.best_loss):
-            trial.best_auc, trial.best_loss, trial.best_epoch = float(auc_key), val_loss, epoch
+            trial.best_auc, trial.best_loss, trial.best_step = float(auc_key), val_loss, step
             trial.best_state = copy.deepcopy({k: v.detach().cpu() for k, v in model.state_dict().items()})
-        tick(trial, epoch, val_loss, val_auc)
+        tick(trial, step, val_loss, val_auc)
         if val_loss < lowest_loss - 1e-6:
             lowest_loss, since_best_loss = val_loss, 0
         else:
             since_best_loss += 1
-            if since_best_loss >= params.patience:  # early stopping on validation loss
+            if params.patience and since_best_loss >= params.patience:  # optional early stopping (breaks equal compute)
                 break
 
 
@@ -223,10 +239,10 @@ def _train_trial(trial: _Trial, train: LabelledFrames, val_x: torch.Tensor, val_
 def _progress(enabled: bool, total: int, label: str) -> Iterator[Any]:
     from lusynth.progress import progress
 
-    with progress(total, label, enabled=enabled, unit="epochs") as advance:
+    with progress(total, label, enabled=enabled, unit="validations") as advance:
 
-        def tick(trial: _Trial, epoch: int, val_loss: float, val_auc: float) -> None:
-            advance(1, trial=trial.index, epoch=epoch, val_loss=val_loss, val_auc=val_auc)
+        def tick(trial: _Trial, step: int, val_loss: float, val_auc: float) -> None:
+            advance(1, trial=trial.index, step=step, val_loss=val_loss, val_auc=val_auc)
 
         yield tick
 
@@ -238,12 +254,19 @@ def train_classifier(
     arm: str,
     fraction: float,
     seed: int,
+    ratio: float = 1.0,
+    gan_seed: int = 0,
+    fold: int = 0,
     synthetic_dirs: Sequence[str | os.PathLike[str]] = (),
     params: ClassifierParams | None = None,
     progress: bool = True,
     ctx: RunContext | None = None,
 ) -> ClassifierRun:
-    """Train the classifier of one arm at one training fraction and seed; write ``out_dir``."""
+    """Train the classifier of one arm at one training fraction and seed; write ``out_dir``.
+
+    ``ratio``: synthetic frames per real frame (real+synthetic only); ``gan_seed``: the GAN seed
+    whose synthetic set it reads (synthetic arms only; recorded, the sets are passed in
+    ``synthetic_dirs``); ``fold``: the outer fold (recorded in its :class:`~lusynth.keys.Cell`)."""
     params = params or ClassifierParams()
     ctx = ctx or RunContext()
     # one thread by default: this small network gains little from a second one, and on 2 shared
@@ -254,26 +277,28 @@ def train_classifier(
     if real.kind != "real":
         raise InputError(f"{frames_dir}: expected the real frame store from `lusynth ingest`, got kind {real.kind!r}")
     synthetic = [open_store(d) for d in synthetic_dirs]
-    train = training_frames(real, arm=arm, fraction=fraction, synthetic=synthetic, synthetic_ratio=params.synthetic_ratio,
+    cell = Cell(arm, fraction, seed, ratio=ratio, gan_seed=gan_seed, fold=fold)  # canonical: the ratio and GAN seed its arm uses
+    train = training_frames(real, arm=arm, fraction=fraction, synthetic=synthetic, ratio=cell.ratio,
                             synthetic_max_per_class=params.synthetic_max_per_class, seed=seed)
     val = split_frames(real, "val")
     val_x, val_y = torch.from_numpy(val.frames), torch.from_numpy(val.labels)
     out_dir = Path(out_dir)
     positive = real.header.get("positive_class") or real.classes[-1]
-    tags = {"arm": arm, "fraction": fraction, "seed": seed}
+    tags = cell.as_dict()
+    augment = arm in AUGMENTED_ARMS
     trials = [_Trial(i, lr, w, d) for i, (lr, w, d) in enumerate(search_points(params, seed))]
 
     # the SQLite store sits beside out_dir: out_dir itself is replaced atomically at the end
-    with optional_stage_run(ctx.track, stage="train_classifier", local_dir=out_dir.parent, out_dir=out_dir, run_name=f"classifier {arm} f={fraction} s={seed}",
+    with optional_stage_run(ctx.track, stage="train_classifier", local_dir=out_dir.parent, out_dir=out_dir, run_name=f"classifier {cell}",
                             params={**tags, **as_dict(params), "n_train": len(train), "real_digest": real.digest}, tags=tags) as tr, \
-            _progress(progress, params.trials * params.max_epochs, f"classifier {arm} f={fraction} s={seed}") as tick:
+            _progress(progress, params.trials * -(-params.steps // params.eval_every), f"classifier {cell}") as tick:
         for trial in trials:
-            _train_trial(trial, train, val_x, val_y, image_size=real.image_size, params=params, seed=seed, device=device, tick=tick,
-                         autocast=autocast_for(device, precision))
-            for e in trial.epochs:
-                tr.log_metrics({f"trial{trial.index}.{k}": v for k, v in e.items() if k != "epoch"}, step=int(e["epoch"]))
+            _train_trial(trial, train, val_x, val_y, image_size=real.image_size, params=params, augment=augment, seed=seed,
+                         device=device, tick=tick, autocast=autocast_for(device, precision))
+            for e in trial.evaluations:
+                tr.log_metrics({f"trial{trial.index}.{k}": v for k, v in e.items() if k != "step"}, step=int(e["step"]))
         best = max(trials, key=lambda t: (t.best_auc, -t.best_loss))
-        assert best.best_state is not None  # every trial runs >= 1 epoch
+        assert best.best_state is not None  # every trial validates at least once (at its last step)
         config = ClassifierConfig(image_size=real.image_size, width=best.width, dropout=best.dropout)
         model = build_classifier(config).to(device, memory_format=_memory_format(device))  # type: ignore[call-overload]  # torch stubs lack memory_format
         model.load_state_dict(best.best_state)
@@ -282,9 +307,9 @@ def train_classifier(
         hyper = {"lr": best.lr, "width": best.width, "dropout": best.dropout}
         meta = {
             "format_version": FORMAT_VERSION,
-            "arm": arm, "fraction": fraction, "seed": seed,
+            **cell.as_dict(), "augmented": augment,
             "image_size": real.image_size, "classes": real.classes, "positive_class": positive,
-            "trial": best.index, "hyperparams": hyper, "best_epoch": best.best_epoch,
+            "trial": best.index, "hyperparams": hyper, "best_step": best.best_step,
             "val_auc": best.best_auc, "val_loss": best.best_loss,
             "threshold": threshold, "threshold_rule": params.threshold_rule,
             "trials": [t.summary() for t in trials],
@@ -293,7 +318,8 @@ def train_classifier(
             "params": as_dict(params), "device": device, "precision": precision,
             "mlflow_run_id": tr.run_id,
         }
-        history = {"trials": [{"trial": t.index, "lr": t.lr, "width": t.width, "dropout": t.dropout, "epochs": t.epochs} for t in trials]}
+        history = {"trials": [{"trial": t.index, "lr": t.lr, "width": t.width, "dropout": t.dropout, "evaluations": t.evaluations}
+                              for t in trials]}
         with atomic_dir(out_dir) as tmp:
             torch.save({"format_version": FORMAT_VERSION, "state_dict": best.best_state, "config": asdict(config),
                         "classes": real.classes, "positive_class": positive, "threshold": threshold,
@@ -331,6 +357,11 @@ class LoadedClassifier:
     @property
     def seed(self) -> int:
         return int(self.meta.get("seed", 0))
+
+    @property
+    def cell(self) -> Cell:
+        """Its cell of the grid (arm, fraction, seed, ratio, GAN seed, fold)."""
+        return Cell.from_dict(self.meta)
 
     def predict_proba(self, frames: np.ndarray, *, batch_size: int = 256) -> np.ndarray:
         """Probability of the positive class for uint8 frames (N, S, S)."""

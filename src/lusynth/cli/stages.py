@@ -117,7 +117,9 @@ def stage_flags(row: Stage) -> list[Flag]:
     if key_cls is not None:
         hints = typing.get_type_hints(key_cls)
         for f in dataclasses.fields(key_cls):
-            add("key", f.name, None, hints[f.name], typer.Option(..., _dashes(f.name), help=f"Task key: {f.name} of the {key_cls.__name__}."),
+            # fields with a default (GAN seed, ratio, fold) may be left out: the single-split, one-seed run
+            default = ... if f.default is dataclasses.MISSING else f.default
+            add("key", f.name, None, hints[f.name], typer.Option(default, _dashes(f.name), help=f"Task key: {f.name} of the {key_cls.__name__}."),
                 (_dashes(f.name),))
     flags += section_flags(tuple(s for s in row.sections if s not in row.set_only), used)
     return flags

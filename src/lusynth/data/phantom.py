@@ -70,6 +70,10 @@ class PhantomParams:
     small_consolidation_rate: float = 0.35  # share of consolidation clips with a small (< ~1.2 cm) lesion
     normal_b_line_rate: float = 0.3  # share of normal clips with 1-2 B-lines (normal lungs can have some)
     rib_rate: float = 0.5  # share of clips with a rib and its acoustic shadow at a sector edge
+    # how far the class signs vary between patients (a patient random effect, docs/phantom.md):
+    # 0 = textbook signs in every patient; 1 = consolidation signs from florid to absent and normal
+    # lungs with mimics, so even a perfect reader stays near patient-level AUC 0.7
+    difficulty: float = 0.8
 
     def __post_init__(self) -> None:
         ph = "phantom"
@@ -88,7 +92,7 @@ class PhantomParams:
         check("mp4" not in formats or (self.width % 2 == 0 and self.height % 2 == 0), ph, "width", f"{self.width}x{self.height}",
               "mp4 (yuv420p) needs even sizes; use even numbers or drop mp4 from formats")
         check(0 < self.fps <= 120, ph, "fps", self.fps, "must be in (0, 120]")
-        for name in ("small_consolidation_rate", "normal_b_line_rate", "rib_rate"):
+        for name in ("small_consolidation_rate", "normal_b_line_rate", "rib_rate", "difficulty"):
             value = getattr(self, name)
             check(0.0 <= value <= 1.0, ph, name, value, "must be a probability in [0, 1]")
 
@@ -119,6 +123,7 @@ class ClipScene:
     """Per-clip ground truth behind the frames (probe position, pathology, motion)."""
 
     label: str
+    sign: float  # strength of the consolidation signs (1 = textbook consolidation, 0 = none): the patient's random effect
     pleura_cm: float  # pleura depth in this clip (the patient's, moved by probe placement)
     b_lines: tuple[float, ...]  # B-line angles (radians)
     consolidation: tuple[float, float, float] | None  # (centre angle rad, half-span rad, max depth cm)
@@ -178,6 +183,24 @@ def acquisition(params: PhantomParams, patient: int) -> Acquisition:
     )
 
 
+#: at difficulty 1 a normal patient's mimic strength is uniform on [0, MIMIC_MAX]
+MIMIC_MAX = 0.6
+
+
+def sign_strength(params: PhantomParams, patient: int) -> float:
+    """How strongly patient ``patient`` shows consolidation signs: its random effect, the same in all its clips.
+
+    A consolidation patient shows ``1 - difficulty * u`` and a normal one ``difficulty * MIMIC_MAX * v``
+    (``u``, ``v`` uniform on [0, 1], drawn per patient from their own stream, so the scene draws do
+    not move). At difficulty 0 every patient is textbook (1 or 0); at 1 the two ranges overlap and a
+    reader that knew the strength exactly would reach patient-level AUC ``1 - MIMIC_MAX / 2`` = 0.7.
+    """
+    _check_index(params, patient=patient)
+    u = float(_rng(params, patient, 0, 1).random())
+    d = params.difficulty
+    return 1.0 - d * u if patient_label(patient) == CONSOLIDATION else d * MIMIC_MAX * u
+
+
 def clip_scene(params: PhantomParams, *, patient: int, clip: int) -> ClipScene:
     """The scene behind clip ``clip`` of patient ``patient``: label, pathology, motion."""
     _check_index(params, patient=patient, clip=clip)
@@ -203,6 +226,7 @@ def clip_scene(params: PhantomParams, *, patient: int, clip: int) -> ClipScene:
     b_lines = tuple(float(a) for a in g.uniform(lo, hi, n_b))
     return ClipScene(
         label=label,
+        sign=sign_strength(params, patient),
         pleura_cm=float(pleura),
         b_lines=b_lines,
         consolidation=consolidation,
@@ -292,13 +316,12 @@ _WIDE = 3 * _N_ANGLE  # angle grid wider than the sector so sliding can shift te
 
 
 def _clip_static(g: np.random.Generator, acq: Acquisition, scene: ClipScene) -> _ClipStatic:
-    cons = scene.consolidation is not None
     rough = 0.02 * _smooth_noise(g, _WIDE, 6.0)[:_WIDE] + 0.008 * _smooth_noise(g, _WIDE, 1.5)[:_WIDE]
-    if cons:  # an inflamed pleura is thickened and irregular
-        rough = rough * 2.5
+    # an inflamed pleura is thickened, irregular and fragmented, as far as the patient shows signs
+    # (sign 1: x2.5 roughness, x2 fragmentation; sign 0: a healthy pleura)
+    rough = rough * (1.0 + 1.5 * scene.sign)
     gap = -3.0 * np.abs(_smooth_noise(g, _WIDE, 4.0)[:_WIDE])
-    if cons:
-        gap = gap * 2.0
+    gap = gap * (1.0 + scene.sign)
     streaks = 3.0 * _smooth_noise(g, _WIDE, 10.0)[:_WIDE]
     shred = _smooth_noise(g, _WIDE, 1.2)[:_WIDE]
     br: list[float] = []
@@ -385,7 +408,8 @@ def _echo_maps(
     lung = _db(haze_db) * below
 
     # A-lines: reverberations between probe and pleura, at multiples of the pleural depth
-    a_level = acq.a_line_db if scene.label == NO_CONSOLIDATION else acq.a_line_db - 14.0
+    # A-lines fade where the lung loses air: by 14 dB with textbook signs, less with weaker ones
+    a_level = acq.a_line_db - 14.0 * scene.sign
     alines = np.zeros_like(diffuse)
     for k in range(2, 12):
         depth_k = k * (scene.pleura_cm + breath)
@@ -410,8 +434,10 @@ def _echo_maps(
         deep = depth * dome * (0.75 + 0.25 * np.clip(1 + 0.6 * shred, 0, 2))
         deep = deep[None, :]
         inside = below * (expit((rp + deep - r) / 0.05)) * (dome[None, :] > 0)
-        lesion = inside
+        # a weak-sign patient's lesion is only partly hepatised: it fades into the aerated lung
+        lesion = inside * scene.sign
         border = np.exp(-(((r - rp - deep) / 0.06) ** 2)) * (dome[None, :] > 0.05) * np.clip(0.6 + 0.5 * shred, 0, 1.2)[None, :]
+        border = border * scene.sign
         # B-lines start at the lesion's border, not above it
         bcol = bcol * (1 - inside)
 

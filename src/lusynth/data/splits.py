@@ -105,3 +105,65 @@ def nested_fractions(
             if member:
                 out[pids[k]] = member[0]
     return out
+
+
+def assign_folds(patient_labels: Mapping[str, Collection[str]], *, folds: int, seed: int = 0, repeat: int = 0) -> dict[str, int]:
+    """Patient-level stratified K-fold: each patient's outer test fold in ``0..folds-1``.
+
+    Within each stratum (label set) the patients are put in a random order (seeded by ``seed`` and
+    ``repeat``, so repeated cross-validation draws new folds) and dealt round-robin, starting each
+    stratum where the previous one stopped, so fold sizes differ by at most one and each fold
+    holds its share of every class. Every patient is in exactly one test fold.
+    """
+    if folds < 2:
+        raise ValueError(f"folds={folds}: K-fold cross-validation needs at least 2 folds")
+    strata: dict[str, list[str]] = {}
+    for pid in sorted(patient_labels):
+        strata.setdefault(stratum_of(patient_labels[pid]), []).append(pid)
+    out: dict[str, int] = {}
+    start = 0
+    for stratum in sorted(strata):
+        pids = strata[stratum]
+        order = _stratum_rng(seed, stratum, f"fold:{repeat}").permutation(len(pids))
+        for rank, k in enumerate(order):
+            out[pids[k]] = (start + rank) % folds
+        start = (start + len(pids)) % folds
+    return out
+
+
+def fold_roles(
+    patient_labels: Mapping[str, Collection[str]],
+    fold_of: Mapping[str, int],
+    *,
+    fold: int,
+    val_share: float = 0.25,
+    fractions: Sequence[float] = (0.5, 1.0),
+    seed: int = 0,
+) -> dict[str, tuple[str, float | None]]:
+    """Inside outer fold ``fold``: each patient's role, ``("test", None)`` for the fold's test
+    patients, else ``("val", None)`` (the inner validation split) or ``("train", f)`` with ``f``
+    the smallest nested training fraction that includes it (``("train", None)`` when the largest
+    fraction is below 1 and it is in none).
+
+    Only the fold's training patients (``fold_of[p] != fold``) are split into inner train / val,
+    stratified by label set, and only its inner training patients get nested fractions, so
+    nothing inside the fold (GAN training, checkpoint choice, the near-copy filter, classifier
+    training, the threshold) ever depends on a test patient.
+    """
+    if not 0 < val_share < 1:
+        raise ValueError(f"val_share={val_share}: the inner validation share must be in (0, 1)")
+    outer_train = {p: labels for p, labels in patient_labels.items() if fold_of[p] != fold}
+    counts: dict[str, int] = {}
+    for labels in outer_train.values():
+        counts[stratum_of(labels)] = counts.get(stratum_of(labels), 0) + 1
+    few = {s: n for s, n in counts.items() if n < 2}
+    if few:
+        raise ValueError(f"fold {fold}: {few} training patient(s) of class {', '.join(few)}; an inner train and validation split "
+                         "needs at least 2 per class: use fewer folds or more patients")
+    inner = split_patients(outer_train, fractions=(1 - val_share, val_share, 0.0), seed=seed * 1009 + fold)
+    train = {p: patient_labels[p] for p, s in inner.items() if s == "train"}
+    frac = nested_fractions(train, fractions=fractions, seed=seed * 1009 + fold)
+    roles: dict[str, tuple[str, float | None]] = {p: ("test", None) for p in patient_labels if fold_of[p] == fold}
+    for p, s in inner.items():
+        roles[p] = ("val", None) if s == "val" else ("train", frac.get(p))
+    return roles

@@ -51,12 +51,14 @@ class HoldoutPrediction:
     fold: int = 0
     repeat: int = 0
     gan_seed: int = 0
+    ratio: float = 0.0  # synthetic frames per real frame (real+synthetic)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def classifier_name(arm: str, fraction: float, seed: int) -> str:
-    """Stable display name of one classifier of the grid."""
-    return f"{arm} f={fraction:g} s={seed}"
+def classifier_name(arm: str, fraction: float, seed: int, *, ratio: float = 0.0, gan_seed: int = 0, fold: int = 0) -> str:
+    """Stable display name of one classifier of the grid (ratio, GAN seed and fold when not 0)."""
+    extra = (f" r={ratio:g}" if ratio else "") + (f" g={gan_seed}" if gan_seed else "") + (f" k={fold}" if fold else "")
+    return f"{arm} f={fraction:g} s={seed}{extra}"
 
 
 def split_indices(store: FrameStore, split: str = "holdout") -> np.ndarray:
@@ -108,11 +110,12 @@ def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int
         thr = patient_threshold(val_pat, rule=rule)
     else:
         thr = 0.5  # no validation patients: nothing to choose on
+    cell = clf.cell
     return HoldoutPrediction(
-        name=classifier_name(clf.arm, clf.fraction, clf.seed), arm=clf.arm, fraction=clf.fraction, seed=clf.seed,
-        val_threshold=clf.threshold, y=y, prob=prob, patient_id=pid, video_id=vid,
+        name=classifier_name(cell.arm, cell.fraction, cell.seed, ratio=cell.ratio, gan_seed=cell.gan_seed, fold=cell.fold),
+        arm=cell.arm, fraction=cell.fraction, seed=cell.seed, ratio=cell.ratio, val_threshold=clf.threshold, y=y, prob=prob, patient_id=pid, video_id=vid,
         patients=patient_scores(y, prob, pid, vid), patient_threshold=float(thr),
-        fold=int(clf.meta.get("fold", 0)), repeat=int(clf.meta.get("repeat", 0)), gan_seed=int(clf.meta.get("gan_seed", 0)),
+        fold=cell.fold, repeat=int(clf.meta.get("repeat", 0)), gan_seed=cell.gan_seed,
         meta={"dir": str(clf.path), "hyperparams": clf.meta.get("hyperparams"), "val_auc": clf.meta.get("val_auc"),
               "threshold_rule": rule, "mlflow_run_id": clf.meta.get("mlflow_run_id")},
     )
@@ -121,7 +124,10 @@ def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int
 def score_rows(pred: HoldoutPrediction) -> pd.DataFrame:
     """The classifier's rows of the long score table (lusynth.stats.scores.COLUMNS)."""
     p = pred.patients
-    return pd.DataFrame({"repeat": pred.repeat, "fold": pred.fold, "arm": pred.arm, "fraction": pred.fraction,
+    # a ratio sweep trains several real+synthetic classifiers per cell: a ratio other than 1 is an
+    # arm of its own for the statistics, named with its ratio (the questions compare ratio 1)
+    arm = pred.arm if pred.ratio in (0.0, 1.0) else f"{pred.arm} r={pred.ratio:g}"
+    return pd.DataFrame({"repeat": pred.repeat, "fold": pred.fold, "arm": arm, "ratio": pred.ratio, "fraction": pred.fraction,
                          "gan_seed": pred.gan_seed, "classifier_seed": pred.seed, "patient_id": p["patient_id"].to_numpy(),
                          "label": p["label"].to_numpy(), "score": p["score"].to_numpy(), "threshold": pred.patient_threshold})
 

@@ -42,6 +42,9 @@ from lusynth.runtime import RunContext
 from lusynth.stats.questions import Analysis
 from lusynth.tracking import optional_stage_run
 
+#: the long table of patient-level scores (:func:`lusynth.evaluate.holdout.score_rows`), beside report.json
+SCORES_FILE = "patient_scores.csv"
+
 
 @dataclass
 class Evaluation:
@@ -59,6 +62,14 @@ class Evaluation:
 
         path = Path(path)
         return cls(path=path, report=read_json(path / JSON_FILE, what="an evaluation", hint=f"run `lusynth evaluate --out {path}`"))
+
+    def patient_scores(self) -> pd.DataFrame:
+        """The long table: one row per classifier x test patient (columns
+        :data:`lusynth.stats.scores.COLUMNS` and ``ratio``); every patient once per classifier of its fold."""
+        path = self.path / SCORES_FILE
+        if not path.is_file():
+            raise InputError(f"{self.path}: no {SCORES_FILE}; re-run `lusynth evaluate --out {self.path}` with this lusynth")
+        return pd.read_csv(path, dtype={"patient_id": str, "arm": str})
 
     @property
     def html(self) -> Path:
@@ -268,10 +279,10 @@ def evaluate(
         raise InputError("evaluate needs at least one classifier directory (--classifier DIR, from `lusynth train-classifier`)")
     real = open_store(frames_dir)
     classifiers = [load_classifier(d, device=device) for d in classifier_dirs]
-    names = [f"{c.arm}|{c.fraction}|{c.seed}" for c in classifiers]
+    names = [str(c.cell) for c in classifiers]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
-        raise InputError(f"two classifier directories share arm|fraction|seed {dup}; pass each grid cell once")
+        raise InputError(f"two classifier directories share the grid cell(s) {dup}; pass each grid cell once")
     targets = audit_targets([GanRun.load(g) for g in gan_dirs], [SyntheticSet.load(s) for s in synthetic_dirs])
     out_dir = Path(out_dir)
 
@@ -284,7 +295,7 @@ def evaluate(
     except ValueError as e:  # e.g. a primary_fraction that is not in the grid
         raise InputError(f"evaluate: {e}") from None
     table = stats["table"]
-    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "fold": p.fold, "repeat": p.repeat,
+    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "ratio": p.ratio, "fold": p.fold, "repeat": p.repeat,
                  "gan_seed": p.gan_seed, "val_threshold": p.val_threshold, "patient_threshold": p.patient_threshold,
                  **p.meta, "metrics": metrics_json(p, params), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
 
@@ -306,7 +317,8 @@ def evaluate(
     for t in targets:
         s = t.synthetic.store
         label, frac = t.key.label, t.key.fraction
-        name = f"gan {label} f={frac:g}"
+        name = f"gan {label} f={frac:g}" + (f" g={t.key.gan_seed}" if t.key.gan_seed else "") + (f" k={t.key.fold}" if t.key.fold else "")
+        tag = f"{label}_f{frac:g}" + (f"_g{t.key.gan_seed}" if t.key.gan_seed else "") + (f"_k{t.key.fold}" if t.key.fold else "")
         note("evaluate", f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)", enabled=progress)
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
         hold_rows = real.indices(split="holdout", label=label)
@@ -317,7 +329,7 @@ def evaluate(
         res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
                               class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])
         gate = _gate_from_audit(audits_by_digest.get(s.digest)) or gate_audit(res["privacy"], params)
-        audits.append({"name": name, "label": label, "fraction": frac, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
+        audits.append({"name": name, "label": label, "fraction": frac, "gan_seed": t.key.gan_seed, "fold": t.key.fold, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
                        "gan_dir": str(t.gan.path) if t.gan else None,
                        "gan_run_id": t.gan.run_id if t.gan else None,
                        "embedding": str(emb.path) if emb is not None else None,
@@ -325,11 +337,11 @@ def evaluate(
                        "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
                        "fidelity_history": t.gan.history if t.gan else []})
         k = min(params.grid_frames, len(syn), len(hold))
-        figures[f"samples_{label}_f{frac:g}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")
-        figures[f"dcr_{label}_f{frac:g}"] = plots.dcr_histogram(res["dcr"]["synthetic"], res["dcr"]["holdout"],
+        figures[f"samples_{tag}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")
+        figures[f"dcr_{tag}"] = plots.dcr_histogram(res["dcr"]["synthetic"], res["dcr"]["holdout"],
                                                                  threshold=res["privacy"]["near_copy_threshold"], title=name)
         if t.gan and t.gan.history:
-            figures[f"fidelity_{label}_f{frac:g}"] = plots.fidelity_curves(t.gan.history, title=name)
+            figures[f"fidelity_{tag}"] = plots.fidelity_curves(t.gan.history, title=name)
     privacy = {"passed": (all(a["gate"]["passed"] for a in audits) if audits else None),
                "reasons": [f"{a['name']}: {r}" for a in audits for r in a["gate"]["reasons"]],
                "thresholds": {k: v for k, v in as_dict(params).items() if k.startswith("gate_")}}
@@ -349,6 +361,7 @@ def evaluate(
         results["config"]["mlflow_run_id"] = tr.run_id
         with atomic_dir(out_dir) as tmp:
             art = write_report(tmp, results, figures)
+            scores.to_csv(tmp / SCORES_FILE, index=False)
             tr.log_metrics(art.headline_metrics)
         # from the output, not the temporary folder: a spooled artifact is uploaded later, by path
         tr.log_artifact(out_dir, "report")

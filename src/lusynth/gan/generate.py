@@ -81,7 +81,8 @@ class SyntheticSet:
             if frac is None:
                 raise InputError(f"{path}: the header does not say which training fraction's GAN made class {label!r}; "
                                  "regenerate the store with `lusynth generate`")
-            keys.append(GanKey(label, frac))
+            pf = privacy_filter.get(label) or {}
+            keys.append(GanKey(label, frac, pf.get("gan_seed", 0), pf.get("fold", 0)))
         return cls(path=path, store=store, keys=tuple(keys), privacy_filter=privacy_filter,
                    source_frames_digest=header.get("source_frames_digest"))
 
@@ -223,6 +224,7 @@ def generate(
                 })
             per_class[label] = {
                 "gan_dir": str(gd), "generator_run_id": run_id, "checkpoint": ckpt, "fraction": fraction,
+                "gan_seed": info.key.gan_seed, "fold": info.key.fold,
                 "kept": len(kept_index), "generated": next_index, "dropped_near_copies": dropped,
                 "threshold": filt.threshold, "near_copy": as_dict(near_copy), "rounds": rounds,
                 "first_round": first_round,

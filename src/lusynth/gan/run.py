@@ -129,5 +129,5 @@ class GanRun:
         history = read_json(d / HISTORY_FILE, hint=hint) if (d / HISTORY_FILE).is_file() else []
         saved = {f.name: _SAVED_AS.get(f.name, f.name) for f in fields(cls) if f.name not in _NOT_SAVED_AS_IS}
         values = {name: meta[key] for name, key in saved.items() if key in meta}
-        return cls(path=d, key=GanKey(str(meta["label"]), meta["fraction"]),
+        return cls(path=d, key=GanKey.from_dict(meta),
                    run_id=meta.get("mlflow_run_id") or meta.get("run_id"), history=list(history), **values)

@@ -32,6 +32,7 @@ all RNG states, and each epoch's shuffling comes from its own generator seeded b
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections.abc import Iterator
@@ -133,10 +134,12 @@ class GanTrainer:
     g_eval: torch.nn.Module  # the EMA copy if there is one, else G: what is evaluated and shipped
     policy: tuple[str, ...]  # DiffAugment ops
 
-    def __init__(self, frames_dir: str | Path, out_dir: str | Path, *, label: str, fraction: float,
+    def __init__(self, frames_dir: str | Path, out_dir: str | Path, *, label: str, fraction: float, gan_seed: int = 0, fold: int = 0,
                  params: GanParams | None = None, near_copy: NearCopyPolicy | None = None, mirror: str | None = None,
                  ctx: RunContext | None = None) -> None:
-        self.params = p = params or GanParams()
+        p = params or GanParams()
+        # the grid's GAN seed k trains with seed gan.seed + k: several generators per (class, fraction)
+        self.params = p = dataclasses.replace(p, seed=p.seed + int(gan_seed)) if gan_seed else p
         self.near_copy = near_copy or NearCopyPolicy()  # what counts as a near-copy in checkpoint selection
         self.ctx = ctx or RunContext()
         self.device, self.threads = self.ctx.start(device="auto")
@@ -146,7 +149,7 @@ class GanTrainer:
         if self.store.image_size not in LAYERS_FOR_SIZE:
             raise InputError(f"{self.store.path}: image size {self.store.image_size}; the DCGAN family supports {sorted(LAYERS_FOR_SIZE)} (re-ingest with --image-size)")
         self.idx = _select_frames(self.store, label, fraction)
-        self.key = GanKey(label, fraction)
+        self.key = GanKey(label, fraction, gan_seed, fold)
         self.cfg = DCGANConfig(
             image_size=self.store.image_size, nz=p.nz, ngf=p.ngf, ndf=p.ndf,
             dropout=p.dropout, instance_noise=p.instance_noise, fast_cpu=p.fast_cpu,
@@ -235,17 +238,18 @@ class GanTrainer:
         """The MLflow run of this stage (and, for CPU fast paths, glibc keeping freed memory)."""
         from lusynth.tracking import optional_stage_run
 
-        tags: dict[str, Any] = {"label": self.label, "fraction": self.fraction, "frames_digest": self.store.digest}
+        tags: dict[str, Any] = {**self.key.as_dict(), "frames_digest": self.store.digest}
         if self.mirror_info.get("restored"):
             tags["restored_from_mirror"] = self.mirror
         if self.resumed:
             tags["resumed_from_run"] = self.resumed_from_run
             tags["resumed_at_step"] = self.step
-        params = {**self.params_dict, "label": self.label, "fraction": self.fraction, "device": self.device,
+        params = {**self.params_dict, "label": self.label, "fraction": self.fraction, "gan_seed": self.key.gan_seed, "fold": self.key.fold,
+                  "device": self.device,
                   "precision_resolved": self.precision,
                   "n_train": len(self.train_u8), "image_size": self.cfg.image_size}
         retain = retain_freed_memory() if (self.params.fast_cpu and self.device == "cpu") else nullcontext()
-        with retain, optional_stage_run(self.ctx.track, stage="train_gan", local_dir=self.out_dir, run_name=f"train_gan-{self.label}-{self.fraction}",
+        with retain, optional_stage_run(self.ctx.track, stage="train_gan", local_dir=self.out_dir, run_name=f"train_gan-{self.key}",
                                params=params, tags=tags) as tr:
             self.tracker = tr
             yield tr
@@ -396,6 +400,8 @@ def train_gan(
     *,
     label: str,
     fraction: float,
+    gan_seed: int = 0,
+    fold: int = 0,
     params: GanParams | None = None,
     near_copy: NearCopyPolicy | None = None,
     resume: bool = False,
@@ -405,19 +411,22 @@ def train_gan(
 ) -> GanRun:
     """Train one DCGAN on ``label``'s training frames at ``fraction``; write ``out_dir`` (see module doc).
 
+    ``gan_seed`` (the grid's GAN seed; the generator trains with ``params.seed + gan_seed``) and
+    ``fold`` (the outer fold) complete its :class:`~lusynth.keys.GanKey`.
+
     ``resume=True`` continues from ``out_dir/checkpoints/last.pt`` (or starts fresh if there is
     none); otherwise any previous outputs in ``out_dir`` are replaced. ``mirror`` (an
     ``s3://`` prefix or a directory, :mod:`lusynth.gan.mirror`) receives the resumable state after
     every epoch, and a resumed run whose ``out_dir`` lacks ``last.pt`` (a new pod) restores it
     from there first.
     """
-    trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, params=params, near_copy=near_copy, mirror=mirror, ctx=ctx)
+    trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, gan_seed=gan_seed, fold=fold, params=params, near_copy=near_copy, mirror=mirror, ctx=ctx)
     trainer.resume_or_start(resume=resume)
     epochs = trainer.params.epochs
     with trainer.tracking():
         if not trainer.history:
             trainer.evaluate()  # the untrained generator: the baseline every later evaluation must beat
-        with progress_bar(epochs * trainer.steps_per_epoch, f"train_gan[{label}@{fraction:g}]", enabled=progress,
+        with progress_bar(epochs * trainer.steps_per_epoch, f"train_gan[{trainer.key}]", enabled=progress,
                           unit="steps", completed=trainer.step) as advance:
             for epoch in range(trainer.epoch, epochs):
                 trainer.run_epoch(epoch, advance)

@@ -12,7 +12,7 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-_ARM_COLOURS = {"real": "#1f77b4", "real+synthetic": "#2ca02c", "synthetic": "#d62728"}
+_ARM_COLOURS = {"real": "#1f77b4", "real+aug": "#9467bd", "real+synthetic": "#2ca02c", "synthetic": "#d62728"}
 
 
 def _png(fig: Any) -> bytes:
