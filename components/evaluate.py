@@ -22,6 +22,7 @@ def evaluate(
     report_md: Output[Markdown],
     metrics: Output[Metrics],
     roc_real: Output[ClassificationMetrics],
+    roc_real_aug: Output[ClassificationMetrics],
     roc_real_synthetic: Output[ClassificationMetrics],
     roc_synthetic: Output[ClassificationMetrics],
 ) -> None:
@@ -47,7 +48,7 @@ def evaluate(
     store = FrameStore.load(frames.path)
     positive = store.header.get("positive_class") or store.classes[-1]
     categories = [*(c for c in store.classes if c != positive), positive]
-    for arm, out in (("real", roc_real), ("real+synthetic", roc_real_synthetic), ("synthetic", roc_synthetic)):
+    for arm, out in (("real", roc_real), ("real+aug", roc_real_aug), ("real+synthetic", roc_real_synthetic), ("synthetic", roc_synthetic)):
         cm = ev.kfp_classification(arm, categories)
         if cm is None:
             continue

@@ -32,8 +32,8 @@ PATHS: dict[str, str] = {
     "lusynth.classifier.train:ClassifierRun": f"models/classifier/{_CELL}",
     "lusynth.evaluate.run:Evaluation": "reports/evaluation",
     "lusynth.export.stage:ExportedModels": "models/onnx",
-    "lusynth.privacy.run:SyntheticSource": "data/synthetic/${item.label}@${item.fraction}",
-    "lusynth.privacy.run:Audit": "reports/audit/${item.label}@${item.fraction}",
+    "lusynth.privacy.run:SyntheticSource": f"data/synthetic/{_GAN}",
+    "lusynth.privacy.run:Audit": f"reports/audit/{_GAN}",
 }
 #: a list input is the folder holding every artefact of its type
 FOLDERS: dict[str, str] = {

@@ -222,7 +222,8 @@ def _stages(s: Callable[[dsl.PipelineTask, str], dsl.PipelineTask], *, local: bo
         syn = s(generate(gans=g.outputs["gan"], frames=frames, profile=profile, overrides=overrides, experiment=experiment,
                          parent_run_id=parent), "generate")
         # the privacy audit of each synthetic set (its unfiltered output): decision and report per GAN
-        aud = s(audit(frames=frames, synthetic=syn.outputs["synthetic"], profile=profile, overrides=overrides), "audit")
+        aud = s(audit(frames=frames, synthetic=syn.outputs["synthetic"], gans=g.outputs["gan"], profile=profile, overrides=overrides),
+                "audit")
     # the compiler cannot feed one loop's fan-in into another loop: bundle the synthetic sets first
     bundle = s(bundle_synthetic(synthetic=dsl.Collected(syn.outputs["synthetic"])), "bundle_synthetic")
     with dsl.ParallelFor(classifier_jobs.output, name="classifiers") as cj:

@@ -18,7 +18,7 @@ from pathlib import Path
 from lusynth.errors import InputError
 from lusynth.stagecache import STAGE_FILE
 
-__all__ = ["check_replaceable", "written_by"]
+__all__ = ["check_replaceable", "check_side_output", "mark_output", "written_by"]
 
 _FIX = "choose another --out, or pass --force to replace it"
 _COUNT_LIMIT = 1000  # counting every file of a huge folder only to say "holds N files" is not worth it
@@ -53,8 +53,10 @@ def check_replaceable(
     force: bool = False,
     protected: Iterable[str | os.PathLike[str]] = (),
     unfinished: Iterable[str] = (),
+    flag: str = "--out",
 ) -> None:
-    """Raise :class:`InputError` unless stage ``stage`` may replace ``target`` with its output.
+    """Raise :class:`InputError` unless stage ``stage`` may replace ``target`` with its output
+    (``flag``: the option that named it, for the message).
 
     Allowed: an absent path, an empty directory, an earlier output of ``stage`` (its marker names
     ``stage``, or it holds one of the relative paths ``unfinished``: a resumable run cut short) and,
@@ -68,12 +70,12 @@ def check_replaceable(
     for p, what in never:
         if _contains(path, p):
             which = what if p == path else f"a folder containing {what}"
-            raise InputError(f"--out {raw}: is {which}; an output never replaces its source or a folder containing it, "
-                             "not even with --force; choose another --out")
+            raise InputError(f"{flag} {raw}: is {which}; an output never replaces its source or a folder containing it, "
+                             f"not even with --force; choose another {flag}")
     if not os.path.lexists(path):
         return
     if not path.is_dir():
-        raise InputError(f"--out {raw}: is an existing file, not a directory; choose another --out")
+        raise InputError(f"{flag} {raw}: is an existing file, not a directory; choose another {flag}")
     if next(path.iterdir(), None) is None:
         return
     other = written_by(path)
@@ -82,4 +84,42 @@ def check_replaceable(
     if force:
         return
     holds = f"holds the output of the {other!r} stage" if other else _holds(path)
-    raise InputError(f"--out {raw}: {holds}; {_FIX}")
+    raise InputError(f"{flag} {raw}: {holds}; {_FIX.replace('--out', flag)}")
+
+
+def mark_output(directory: str | os.PathLike[str], stage: str) -> None:
+    """Say in ``directory`` that ``stage`` wrote it, so that stage may replace it next time."""
+    (Path(directory) / STAGE_FILE).write_text(json.dumps({"stage": stage}))
+
+
+def check_side_output(
+    target: str | os.PathLike[str],
+    kind: str,
+    *,
+    stage: str,
+    flag: str,
+    force: bool = False,
+    protected: Iterable[str | os.PathLike[str]] = (),
+) -> None:
+    """The rule of :func:`check_replaceable` for a path a stage writes beside its ``--out``
+    (``kind`` "dir": a folder it replaces whole; "file": a file it overwrites). A file is replaced
+    only when absent or already JSON (an earlier metrics file), or with ``force``; never a folder,
+    nor one of ``protected``."""
+    raw = Path(target)
+    path = raw.resolve()
+    for p in protected:
+        if "://" not in str(p) and _contains(Path(p).resolve(), path):
+            raise InputError(f"{flag} {raw}: lies inside {p}, an input or the output of this stage; choose another {flag}")
+    if kind == "dir":
+        check_replaceable(target, stage=stage, force=force, protected=protected, flag=flag)
+        return
+    if not os.path.lexists(path):
+        return
+    if path.is_dir() or not path.is_file():
+        raise InputError(f"{flag} {raw}: is an existing folder or special file, not a file lusynth wrote; choose another {flag}")
+    try:
+        json.loads(path.read_text())
+    except (OSError, ValueError):
+        if not force:
+            raise InputError(f"{flag} {raw}: is an existing file that is not a JSON metrics file; "
+                             f"choose another {flag}, or pass --force to overwrite it") from None

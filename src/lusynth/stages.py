@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from lusynth.errors import InputError, LusynthError
-from lusynth.outputs import check_replaceable
+from lusynth.outputs import check_replaceable, check_side_output
 from lusynth.params import Overrides, as_dict, resolve
 from lusynth.runtime import RunContext
 from lusynth.stagecache import run_cached, stage_key
@@ -69,6 +69,9 @@ class Option:
     help: str
     argument: bool = False  # a positional CLI argument rather than a --flag
     envvar: str | None = None
+    #: "dir" / "file": the option names a path the stage writes beside --out, checked like --out
+    #: before any work (lusynth.outputs.check_side_output); "" = not a path it writes
+    writes: str = ""
 
 
 @dataclass(frozen=True)
@@ -278,7 +281,8 @@ def _audit(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[s
            ctx: RunContext) -> None:
     from lusynth.privacy.run import audit
 
-    audit(inputs["frames"], inputs["synthetic"], out, trained_on=str(options.get("trained_on") or "train"), params=params["audit"])
+    audit(inputs["frames"], inputs["synthetic"], out, trained_on=str(options.get("trained_on") or "train"), params=params["audit"],
+          gan_dirs=inputs.get("gans") or ())
 
 
 def _evaluate_side_outputs(out: Path, options: Mapping[str, Any]) -> None:
@@ -319,13 +323,16 @@ STAGES: tuple[Stage, ...] = (
           (Input("gans", "lusynth.gan.train:GanRun", "A train-gan output directory (repeat: one per class), or a folder of them.",
                  many=True, flags=("--gan", "--gans", "-g")), _FRAMES),
           "lusynth.gan.generate:SyntheticSet", _generate,
-          options=(Option("png", Path, None, "Also export the frames as PNG folders here."),)),
+          options=(Option("png", Path, None, "Also export the frames as PNG folders here.", writes="dir"),)),
     Stage("audit", "audit", "Privacy audit of any synthetic set (or folder of PNG/JPEG images): memorisation of the unfiltered "
                             "output, patient-level membership inference, and a decision on evidence.",
           "lusynth.privacy.run:audit", ("audit",),
           (_FRAMES, Input("synthetic", "lusynth.privacy.run:SyntheticSource", "Synthetic set from generate, or a folder of PNG/JPEG "
                                                                             "images from any generator (class sub-folders optional).",
-                          flags=("--synthetic", "-s"))),
+                          flags=("--synthetic", "-s")),
+           Input("gans", "lusynth.gan.train:GanRun", "The GANs that made --synthetic (repeat; lusynth's own generators): "
+                                                     "adds the discriminator membership attack.", many=True, required=False,
+                 flags=("--gan", "--gans", "-g"))),
           "lusynth.privacy.run:Audit", _audit,
           options=(Option("trained_on", str, "train", "Patients of --frames that trained the generator: train (for a synthetic set, "
                                                       "its GANs' training fraction per class; else the whole split) or train@F "
@@ -345,8 +352,8 @@ STAGES: tuple[Stage, ...] = (
                                                          "privacy gate of the synthetic set it audited.",
                  many=True, required=False, flags=("--audit", "--audits"))),
           "lusynth.evaluate.run:Evaluation", _evaluate,
-          options=(Option("metrics_json", Path, None, "Also write the headline metrics here (for `dvc metrics`)."),
-                   Option("plots_dir", Path, None, "Also write learning-curve and ROC CSVs here (for `dvc plots`).")),
+          options=(Option("metrics_json", Path, None, "Also write the headline metrics here (for `dvc metrics`).", writes="file"),
+                   Option("plots_dir", Path, None, "Also write learning-curve and ROC CSVs here (for `dvc plots`).", writes="dir")),
           side_outputs=_evaluate_side_outputs),
     Stage("export_register", "export", "Export the classifiers and generators to ONNX (parity-checked) and register them.",
           "lusynth.export.stage:export_and_register", ("export",),
@@ -432,6 +439,10 @@ def run_stage(
     given = [p for v in (inputs or {}).values() for p in ([v] if isinstance(v, (str, os.PathLike)) else v or [])]
     check_replaceable(out, stage=name, force=ctx.force, protected=[*given, *flat_inputs],
                       unfinished=("checkpoints/last.pt",) if row.resumable else ())  # a cut-short run to resume
+    for opt in row.options:  # side outputs: the same rule as --out, before any work
+        if opt.writes and options.get(opt.name):
+            check_side_output(options[opt.name], opt.writes, stage=f"{name}.{opt.name}", flag="--" + opt.name.replace("_", "-"),
+                              force=ctx.force, protected=[out, *given, *flat_inputs])
     cache_params = _cache_params(row, key, params) | (row.key_extra(options, profile, ctx, out) if row.key_extra else {})
     # a resumed run continues its own directory, never a cached copy
     enabled = ctx.cache and not (row.resumable and (options.get("resume") or options.get("checkpoint_mirror")))

@@ -17,6 +17,14 @@ def _run(*args: str) -> None:
     assert main([*args, "--profile", "tiny"]) == 0, args
 
 
+def _refused(capsys: pytest.CaptureFixture, *args: str) -> str:
+    capsys.readouterr()
+    assert main([*args, "--profile", "tiny"]) == 2, args
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    return err
+
+
 def test_stage_by_stage_commands_compose(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setenv("LUSYNTH_STAGE_CACHE", "off")
     monkeypatch.chdir(tmp_path)
@@ -25,6 +33,16 @@ def test_stage_by_stage_commands_compose(tmp_path: Path, monkeypatch: pytest.Mon
         _run("train-gan", "-f", "data/frames", "--label", label, "--fraction", "1.0", "-o", f"models/gan/{label}", "--no-track", "-q")
     _run("generate", "-g", "models/gan/consolidation", "-g", "models/gan/no_consolidation", "-f", "data/frames", "-o", "data/synthetic",
          "--no-track")
+    # a side output is checked like --out: never an unrelated folder, its own earlier output is fine
+    Path("thesis").mkdir()
+    Path("thesis/thesis.docx").write_bytes(b"four years")
+    gen = ("generate", "-g", "models/gan/consolidation", "-g", "models/gan/no_consolidation", "-f", "data/frames", "-o", "data/synthetic",
+           "--no-track")
+    assert "--png thesis" in _refused(capsys, *gen, "--png", "thesis")
+    assert "--png data/frames" in _refused(capsys, *gen, "--png", "data/frames/png")  # never inside an input
+    _run(*gen, "--png", "data/png")
+    _run(*gen, "--png", "data/png")
+    assert len(list(Path("data/png").rglob("*.png"))) > 0
     for arm in ("real", "real+synthetic", "synthetic"):
         _run("train-classifier", "-f", "data/frames", "-s", "data/synthetic", "--arm", arm, "--fraction", "1.0", "--seed", "0",
              "-o", f"models/classifier/{arm}", "--no-track", "-q")
@@ -32,6 +50,13 @@ def test_stage_by_stage_commands_compose(tmp_path: Path, monkeypatch: pytest.Mon
     _run("evaluate", "-f", "data/frames", "-c", "models/classifier", "-g", "models/gan", "-s", "data/synthetic", "-o", "reports/eval",
          "--no-track")
     assert "report:" in capsys.readouterr().out
+    ev_args = ("evaluate", "-f", "data/frames", "-c", "models/classifier", "-g", "models/gan", "-s", "data/synthetic", "-o", "reports/eval",
+               "--no-track")
+    assert "--metrics-json thesis/thesis.docx" in _refused(capsys, *ev_args, "--metrics-json", "thesis/thesis.docx")
+    assert "--plots-dir thesis" in _refused(capsys, *ev_args, "--plots-dir", "thesis")
+    assert Path("thesis/thesis.docx").read_bytes() == b"four years" and sorted(p.name for p in Path("thesis").iterdir()) == ["thesis.docx"]
+    _run(*ev_args, "--metrics-json", "reports/metrics.json", "--plots-dir", "reports/plots")
+    _run(*ev_args, "--metrics-json", "reports/metrics.json", "--plots-dir", "reports/plots")
     _run("export", "-c", "models/classifier", "-g", "models/gan", "-e", "reports/eval", "--no-register", "-o", "models/onnx")
 
     from lusynth.evaluate.run import Evaluation

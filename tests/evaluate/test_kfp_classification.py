@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 from lusynth.evaluate.holdout import HoldoutPrediction
 from lusynth.evaluate.run import Evaluation, frame_confusion
@@ -14,7 +15,9 @@ from lusynth.evaluate.run import Evaluation, frame_confusion
 def _pred(y: list[int], prob: list[float], val_threshold: float) -> HoldoutPrediction:
     n = len(y)
     return HoldoutPrediction(name="x", arm="real", fraction=1.0, seed=0, val_threshold=val_threshold, y=np.array(y),
-                             prob=np.array(prob), patient_id=np.array(["p"] * n), video_id=np.array(["v"] * n))
+                             prob=np.array(prob), patient_id=np.array(["p"] * n), video_id=np.array(["v"] * n),
+                             patients=pd.DataFrame({"patient_id": ["p"], "label": [int(max(y))], "score": [float(np.mean(prob))]}),
+                             patient_threshold=0.5)
 
 
 def test_frame_confusion_counts_a_known_answer() -> None:

@@ -92,6 +92,13 @@ def test_generate_then_audit_at_the_tiny_profile(tmp_path: Path, monkeypatch: py
     assert a.report["n"]["synthetic"] == 32 and set(a.report["filter"]["per_class"]) == {"consolidation", "no_consolidation"}
     f = a.report["filter"]
     assert f["copies_the_filter_removed"] + f["copies_the_filter_kept"] == f["copies_in_unfiltered"]
+    # no GAN given: no discriminator to attack with, and the report says so
+    assert "discriminator" not in a.report["membership"] and "not run" in a.report["discriminator_attack"]
+    run("audit", "--frames", "data/frames", "--synthetic", "data/synthetic", "--gan", "models/gan/consolidation",
+        "--gan", "models/gan/no_consolidation", "--out", "reports/audit-d")
+    d = Audit.load("reports/audit-d")
+    assert set(d.report["discriminator_attack"]) == {"consolidation", "no_consolidation"}
+    assert 0 <= d.report["membership"]["discriminator"]["auc"] <= 1
     # evaluate reads the audit's decision instead of recomputing a gate of its own
     run("train-classifier", "-f", "data/frames", "-s", "data/synthetic", "--arm", "real+synthetic", "--fraction", "1.0", "--seed", "0",
         "-o", "models/classifier/mixed", "--no-track", "-q")

@@ -29,6 +29,7 @@ from lusynth.errors import InputError
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
 from lusynth.evaluate.holdout import HoldoutPrediction, metrics_json, predict_holdout, roc_json, score_rows
 from lusynth.evaluate.params import EvaluateParams
+from lusynth.gan.checkpoint import discriminator_scorer
 from lusynth.gan.generate import SyntheticSet
 from lusynth.gan.run import GanRun
 from lusynth.keys import GanKey
@@ -132,25 +133,6 @@ class Evaluation:
             lines.append(f"privacy gate: {'PASS' if self.privacy_passed else 'FAIL'}")
         lines.append(f"report: {self.html}")
         return "\n".join(lines)
-
-
-def _discriminator_fn(gan_dir: Path) -> Any:
-    """D's logit per uint8 frame (higher = 'real'), batched."""
-    import torch
-
-    from lusynth.gan.checkpoint import load_discriminator
-
-    d, _ = load_discriminator(gan_dir)
-
-    @torch.no_grad()
-    def score(frames: np.ndarray) -> np.ndarray:
-        out = []
-        for i in range(0, len(frames), 256):
-            x = torch.from_numpy(np.asarray(frames[i : i + 256], dtype=np.float32)).unsqueeze(1) / 127.5 - 1.0  # [-1, 1]
-            out.append(d(x).reshape(len(x), -1)[:, 0].double().numpy())
-        return np.concatenate(out)
-
-    return score
 
 
 def _class_probability(emb: LoadedClassifier, label: str) -> Any:
@@ -325,7 +307,7 @@ def evaluate(
         hold = np.asarray(real.frames[hold_rows])
         train = np.asarray(real.frames[real.indices(split="train", label=label, fraction=frac)])
         class_prob = _class_probability(emb, label) if emb is not None else None
-        disc = _discriminator_fn(t.gan.path) if t.gan is not None else None
+        disc = discriminator_scorer(t.gan.path) if t.gan is not None else None
         res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
                               class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])
         gate = _gate_from_audit(audits_by_digest.get(s.digest)) or gate_audit(res["privacy"], params)

@@ -33,6 +33,7 @@ __all__ = [
     "checkpoint_path",
     "get_rng_state",
     "load_checkpoint",
+    "discriminator_scorer",
     "load_discriminator",
     "load_generator",
     "save_checkpoint",
@@ -129,3 +130,19 @@ def load_discriminator(gan_dir: str | os.PathLike[str], which: str = "chosen") -
     d = Discriminator(cfg)
     d.load_state_dict(state["discriminator"])
     return d.eval(), cfg
+
+
+def discriminator_scorer(gan_dir: str | os.PathLike[str]) -> Any:
+    """The chosen checkpoint's D as a function: uint8 frames (N, S, S) -> D's logit per frame
+    (higher = 'real'), batched; for the discriminator membership attack."""
+    d, _ = load_discriminator(gan_dir)
+
+    @torch.no_grad()
+    def score(frames: Any) -> Any:
+        out = []
+        for i in range(0, len(frames), 256):
+            x = torch.from_numpy(np.asarray(frames[i : i + 256], dtype=np.float32)).unsqueeze(1) / 127.5 - 1.0  # [-1, 1]
+            out.append(d(x).reshape(len(x), -1)[:, 0].double().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    return score

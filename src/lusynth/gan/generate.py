@@ -31,6 +31,7 @@ from lusynth.gan.run import GanRun
 from lusynth.gan.step import sample_frames
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
+from lusynth.outputs import mark_output
 from lusynth.params import as_dict
 from lusynth.runtime import RunContext
 from lusynth.util import slugify
@@ -266,4 +267,5 @@ def export_png(store_dir: str | os.PathLike[str], png_dir: str | os.PathLike[str
             d = tmp / slugify(labels[i], replacement="_")
             d.mkdir(exist_ok=True)
             Image.fromarray(np.asarray(store.frames[i])).save(d / (slugify(ids[i], replacement="_") + ".png"))
+        mark_output(tmp, "generate.png")  # a later `generate --png` here may replace it
     return len(store)

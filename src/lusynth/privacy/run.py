@@ -13,6 +13,7 @@ figure behind it), ``audit.md`` and figures; :class:`Audit` is its typed view.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
@@ -190,6 +191,29 @@ def _roles(store: Any, trained_on: TrainedOn, class_fraction: dict[str, float]) 
     return roles.astype(str)
 
 
+def _discriminator_scores(gan_dirs: Sequence[str | os.PathLike[str]], store: Any, rows: np.ndarray,
+                          labels: np.ndarray) -> tuple[np.ndarray | None, dict[str, str]]:
+    """D's score of each audited real row, by the GAN of the row's class (NaN where no GAN of that
+    class was given); None when no GAN was given. Also {label: GAN directory} of what was used."""
+    if not gan_dirs:
+        return None, {}
+    from lusynth.gan.checkpoint import discriminator_scorer
+    from lusynth.gan.run import GanRun
+
+    scores = np.full(len(rows), np.nan)
+    used: dict[str, str] = {}
+    for d in gan_dirs:
+        run = GanRun.load(d)
+        if run.frames_digest and run.frames_digest != store.digest:
+            raise InputError(f"{d}: this GAN was trained on frames {run.frames_digest}, but --frames is {store.digest}; "
+                             "pass the GANs of this frame store")
+        mine = labels == run.key.label
+        if mine.any():
+            scores[mine] = discriminator_scorer(run.path)(np.asarray(store.frames[rows[mine]]))
+            used[run.key.label] = str(run.path)
+    return scores, used
+
+
 def audit(
     frames_dir: str | os.PathLike[str],
     synthetic_dir: str | os.PathLike[str],
@@ -197,8 +221,13 @@ def audit(
     *,
     trained_on: str | TrainedOn = "train",
     params: AuditParams | None = None,
+    gan_dirs: Sequence[str | os.PathLike[str]] = (),
 ) -> Audit:
-    """Audit the synthetic set (or image folder) ``synthetic_dir`` against the real store ``frames_dir``."""
+    """Audit the synthetic set (or image folder) ``synthetic_dir`` against the real store ``frames_dir``.
+
+    ``gan_dirs``: the GANs that made it (lusynth's own generators); each class's discriminator then
+    also attacks membership (its score of the real frames of its class). Other generators have no
+    discriminator to attack with: those checks are absent, not passed."""
     from lusynth.atomic import atomic_dir, dumps_json
     from lusynth.data.framestore import open_store
     from lusynth.gan.generate import SyntheticSet
@@ -239,10 +268,12 @@ def audit(
     real = np.asarray(store.frames[rows])
     labels = store.manifest["label"].to_numpy()[rows].astype(str)
     label_int = np.array([store.classes.index(lbl) for lbl in labels])
+    disc, disc_used = _discriminator_scores(gan_dirs, store, rows, labels)
     try:
         real_f, syn_f = feature_spaces(p.features, real, frames, member=roles[rows] == "member", labels=label_int,
                                        epochs=p.embedding_epochs, seed=p.seed)
-        res = run_audit(real_f, store.manifest["patient_id"].to_numpy()[rows], labels, roles[rows], syn_f, syn_labels, params=p)
+        res = run_audit(real_f, store.manifest["patient_id"].to_numpy()[rows], labels, roles[rows], syn_f, syn_labels, params=p,
+                        discriminator=disc)
     except ValueError as exc:
         raise InputError(f"{store.path}: {exc}") from None
     copy = res.pop("copy_mask")
@@ -253,6 +284,7 @@ def audit(
                       "frames_audited": int(len(frames))},
         "frames": {"path": str(store.path), "digest": store.digest},
         "trained_on": str(who),
+        "discriminator_attack": disc_used or "not run: no GAN directory given (a generator other than lusynth's has none)",
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(p).items()},
         "filter": {
             "per_class": filt,

@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from lusynth.atomic import atomic_write_json
+from lusynth.outputs import mark_output
 from lusynth.report.render import JSON_FILE, headline_metrics
 
 
@@ -18,6 +19,7 @@ def export_for_dvc(results_dir: str | os.PathLike[str], metrics_path: str | os.P
     atomic_write_json(metrics_path, headline_metrics(report))
     plots = Path(plots_dir)
     plots.mkdir(parents=True, exist_ok=True)
+    mark_output(plots, "evaluate.plots_dir")  # a later evaluate may write here again
     with open(plots / "learning_curve.csv", "w", newline="") as fh:
         w = csv.writer(fh, lineterminator="\n")
         w.writerow(["arm", "fraction", "auc", "auc_lo", "auc_hi"])
