@@ -39,3 +39,14 @@ def test_best_per_arm_uses_validation_auc() -> None:
 
     best = best_per_arm([c("real", 0.7, 0), c("real", 0.8, 1), c("synthetic", 0.6, 0), c("synthetic", float("nan"), 1)])
     assert best["real"].seed == 1 and best["synthetic"].seed == 0
+
+
+def test_only_arms_trained_on_synthetic_frames_need_the_privacy_gate() -> None:
+    # real+aug is classical augmentation of real frames: a failed audit of some GAN must not bar it
+    def cand(arm: str, digests: list[str] | None = None) -> ClassifierCandidate:
+        return ClassifierCandidate(classifier_dir=None, arm=arm, fraction=1.0, seed=0, val_auc=0.8, data_digest="d",  # type: ignore[arg-type]
+                                   synthetic_digests=digests or [])
+
+    assert not cand("real").uses_synthetic and not cand("real+aug").uses_synthetic
+    assert cand("real+synthetic").uses_synthetic and cand("synthetic").uses_synthetic
+    assert cand("real", ["abc"]).uses_synthetic  # whatever its arm, a classifier that read a synthetic set

@@ -318,7 +318,8 @@ def register_generator(
     gate = (GateDecision(CHAMPION, "privacy audit passed") if passed else
             GateDecision(CANDIDATE, "privacy audit failed: " + "; ".join(audit.get("gate", {}).get("reasons", [])))
             if failed and audit else
-            GateDecision(CHALLENGER, "privacy audit " + ("failed: " + "; ".join(audit.get("gate", {}).get("reasons", []))
+            GateDecision(CHALLENGER, "privacy audit " + (f"{str(audit.get('gate', {}).get('decision') or 'not passed').replace('_', ' ')}: "
+                                                         + "; ".join(audit.get("gate", {}).get("reasons", []))
                                                          if audit else "missing (pass --evaluation)")))
     tags = {TAG + "kind": "generator", TAG + "label": label, TAG + "fraction": meta.get("lusynth.fraction", ""),
             TAG + "data_digest": meta.get("lusynth.data_digest", ""),

@@ -140,7 +140,10 @@ class ClassifierCandidate:
 
     @property
     def uses_synthetic(self) -> bool:
-        return self.arm != "real" or bool(self.synthetic_digests)
+        """Whether synthetic frames trained it (real+aug is classical augmentation of real frames only)."""
+        from lusynth.classifier.params import SYNTHETIC_ARMS
+
+        return self.arm in SYNTHETIC_ARMS or bool(self.synthetic_digests)
 
     @property
     def holdout_auc(self) -> AUCEstimate | None:
