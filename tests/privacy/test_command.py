@@ -109,3 +109,8 @@ def test_generate_then_audit_at_the_tiny_profile(tmp_path: Path, monkeypatch: py
     ev = Evaluation.load("reports/eval")
     assert len(ev.audits) == 2 and all(x["gate"]["decision"] == a.decision for x in ev.audits)
     assert ev.privacy_passed == a.passed
+    # the report shows each GAN's patient-level audit: decision, membership attacks, and the audit's figures
+    md = ev.markdown.read_text()
+    assert "## Privacy audit (patient level)" in md and a.decision.replace("_", " ") in md
+    assert "| distance |" in md.split("## Privacy audit (patient level)")[1]
+    assert {f"audit_{stem}_consolidation_f1" for stem in a.figures()} <= set(ev.figures)

@@ -310,13 +310,17 @@ def evaluate(
         disc = discriminator_scorer(t.gan.path) if t.gan is not None else None
         res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
                               class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])
-        gate = _gate_from_audit(audits_by_digest.get(s.digest)) or gate_audit(res["privacy"], params)
+        patient_audit = audits_by_digest.get(s.digest)
+        gate = _gate_from_audit(patient_audit) or gate_audit(res["privacy"], params)
+        if patient_audit is not None:  # its figures beside this GAN's (the audit saw the unfiltered output)
+            figures |= {f"audit_{stem}_{tag}": png for stem, png in patient_audit.figures().items()}
         audits.append({"name": name, "label": label, "fraction": frac, "gan_seed": t.key.gan_seed, "fold": t.key.fold, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
                        "gan_dir": str(t.gan.path) if t.gan else None,
                        "gan_run_id": t.gan.run_id if t.gan else None,
                        "embedding": str(emb.path) if emb is not None else None,
                        "fidelity": res["fidelity"], "fidelity_patient": _patient_fidelity(real, label, syn, params, spaces),
                        "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
+                       "patient_audit": patient_audit.patient_summary() if patient_audit is not None else None,
                        "fidelity_history": t.gan.history if t.gan else []})
         k = min(params.grid_frames, len(syn), len(hold))
         figures[f"samples_{tag}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")

@@ -149,6 +149,24 @@ class Audit:
         lines += [f"  {r}" for r in self.report.get("reasons", [])]
         return "\n".join([*lines, f"report: {self.path / REPORT_FILE}"])
 
+    def figures(self) -> dict[str, bytes]:
+        """The audit's figures, PNG bytes by name (``near_copy_ratios``, ``membership_scores``)."""
+        return {p.stem: p.read_bytes() for p in sorted(self.path.glob("*.png"))}
+
+    def patient_summary(self) -> dict[str, Any]:
+        """What a report shows of the audit: decision, copy rate, the closer test and each
+        patient-level membership attack with its interval, p-value and TPR at low FPR."""
+        r = self.report
+        mem = r["memorisation"]
+        return {
+            "decision": self.decision, "reasons": list(r.get("reasons", [])), "trained_on": r.get("trained_on"),
+            "n": r.get("n", {}), "copy_rate": {k: mem.get(k) for k in ("copy_rate", "lo", "hi")},
+            "closer_to_training": mem.get("closer_to_training"),
+            "membership": {name: {"auc": m["auc"], "lo": m["lo"], "hi": m["hi"], "p_value": m["p_value"],
+                                  "tpr_at_fpr": {k: {"tpr": v["tpr"], "lo": v["lo"], "hi": v["hi"]} for k, v in m.get("tpr_at_fpr", {}).items()}}
+                           for name, m in r["membership"].items()},
+        }
+
     def kfp_metrics(self) -> dict[str, float]:
         """Headline figures for the KFP UI."""
         out = {"copy_rate": float(self.report["memorisation"]["copy_rate"])}

@@ -181,8 +181,47 @@ def _audit_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     body = []
     for a in results.get("audits", []):
         vals = {**a["fidelity"], **a["privacy"]}
-        body.append([a["name"]] + [_fmt(vals.get(k), 4) for k in keys] + ["pass" if a["gate"]["passed"] else "FAIL"])
+        body.append([a["name"]] + [_fmt(vals.get(k), 4) for k in keys] + [_gate_word(a["gate"])])
     return header, body
+
+
+def _gate_word(gate: Mapping[str, Any]) -> str:
+    """pass / FAIL / insufficient evidence: the audit's decision where `lusynth audit` made one."""
+    decision = gate.get("decision")
+    if decision in ("pass", "fail", "insufficient_evidence"):
+        return {"pass": "pass", "fail": "FAIL", "insufficient_evidence": "insufficient evidence"}[decision]
+    return "pass" if gate.get("passed") else "FAIL"
+
+
+def _patient_audit_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One row per GAN x membership attack from `lusynth audit` (patient level; None: no audit given)."""
+    header = ["GAN", "decision", "patients (training / unseen)", "copy rate [CI]", "closer to training (patient p)", "attack",
+              "membership AUC [CI]", "permutation p", "TPR at 1% FPR [CI]", "TPR at 10% FPR [CI]"]
+    body = []
+    for a in results.get("audits", []):
+        pa = a.get("patient_audit")
+        if not pa:
+            continue
+        cr, closer = pa["copy_rate"], pa.get("closer_to_training") or {}
+        n = pa.get("n") or {}
+        pts = n.get("patients") or {}
+        who = f"{pts.get('member', '?')} / {pts.get('nonmember', '?')}"
+        for i, (attack, m) in enumerate(sorted(pa["membership"].items())):
+            tpr = m.get("tpr_at_fpr", {})
+
+            def t(k: str, tpr: Mapping[str, Any] = tpr) -> str:
+                v = tpr.get(k)
+                return f"{_fmt(v['tpr'], 2)} [{_fmt(v['lo'], 2)}, {_fmt(v['hi'], 2)}]" if v else "-"
+
+            first = [a["name"], pa["decision"].replace("_", " "), who, f"{_fmt(cr['copy_rate'])} [{_fmt(cr['lo'])}, {_fmt(cr['hi'])}]",
+                     f"{_fmt(closer.get('share'))} ({_pvalue(closer.get('patient_permutation_p_value'))})"] if i == 0 else ["", "", "", "", ""]
+            body.append(first + [attack, f"{_fmt(m['auc'])} [{_fmt(m['lo'])}, {_fmt(m['hi'])}]", _pvalue(m["p_value"]), t("0.01"), t("0.1")])
+    return header, body
+
+
+_PATIENT_AUDIT_NOTE = ("`lusynth audit` of each GAN's unfiltered output: members = the patients that trained it, non-members = "
+                       "unseen (holdout) patients, near-copy threshold calibrated on the validation patients. PASS only when every "
+                       "upper bound is under its limit, FAIL when a lower bound is over it, otherwise insufficient evidence.")
 
 
 def _patient_fidelity_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -248,6 +287,9 @@ def render_markdown(results: Mapping[str, Any], figures: Mapping[str, str]) -> s
     if gate.get("passed") is not None:
         out += ["", f"**Privacy gate: {'PASS' if gate['passed'] else 'FAIL'}**"]
         out += [f"- {r}" for r in gate.get("reasons", [])]
+    pa = _patient_audit_rows(results)
+    if pa[1]:
+        out += ["", "## Privacy audit (patient level)", "", _PATIENT_AUDIT_NOTE, "", _md_table(*pa)]
     if results.get("audits"):
         out += ["", "## Fidelity and privacy audit", "", _md_table(*_audit_rows(results)), "",
                 "FID/KID are computed in the `real` classifier's embedding: not comparable with Inception FID/KID."]
@@ -287,6 +329,9 @@ def render_html(results: Mapping[str, Any], figures: Mapping[str, bytes]) -> str
         parts.append(f"<p class='{cls}'><b>Privacy gate: {'PASS' if gate['passed'] else 'FAIL'}</b></p><ul>")
         parts += [f"<li>{html.escape(r)}</li>" for r in gate.get("reasons", [])]
         parts.append("</ul>")
+    pa = _patient_audit_rows(results)
+    if pa[1]:
+        parts += ["<h2>Privacy audit (patient level)</h2>", f"<p>{html.escape(_PATIENT_AUDIT_NOTE)}</p>", _html_table(*pa)]
     if results.get("audits"):
         parts += ["<h2>Fidelity and privacy audit</h2>", _html_table(*_audit_rows(results)),
                   "<p>FID/KID are computed in the <code>real</code> classifier's embedding: not comparable with Inception FID/KID.</p>"]
