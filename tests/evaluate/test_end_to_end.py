@@ -67,13 +67,13 @@ def test_the_long_table_scores_every_test_patient_once_per_classifier(experiment
     scores = r.patient_scores()
     real = open_store(experiment["real"])
     hold = real.manifest.iloc[real.indices(split="holdout")]
-    assert list(scores.columns) == ["fold", "repeat", "arm", "ratio", "fraction", "gan_seed", "classifier_seed", "patient_id", "label",
-                                    "score"]
+    assert {"fold", "repeat", "arm", "ratio", "fraction", "gan_seed", "classifier_seed", "patient_id", "label", "score",
+            "threshold"} <= set(scores.columns)
     assert len(scores) == 4 * hold["patient_id"].nunique()
     assert (scores.groupby("arm")["patient_id"].apply(sorted).map(tuple).nunique()) == 1  # the same patients for every arm
     assert set(scores["patient_id"]) == set(hold["patient_id"].astype(str))
     assert scores.loc[scores["arm"] == "real+synthetic", "ratio"].eq(1.0).all() and scores.loc[scores["arm"] == "real", "ratio"].eq(0).all()
-    # a patient's score is the mean of its frames' probabilities, its label its class
+    # a patient's label is its class (lusynth.stats.scores: positive when any clip is), its score a probability
     truth = hold.groupby("patient_id")["label"].first().map(lambda c: int(c == real.header["positive_class"]))
     assert scores.set_index("patient_id")["label"].groupby(level=0).first().sort_index().tolist() == truth.sort_index().tolist()
     assert scores["score"].between(0, 1).all()
