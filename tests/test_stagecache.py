@@ -129,3 +129,18 @@ def test_ingest_cache_follows_the_pseudonym_key_without_storing_it(tmp_path, mon
     assert ids_a.isdisjoint(ids_b) and ids_a2 == ids_a
     cache_bytes = b"".join(p.read_bytes() for p in (tmp_path / "cache").rglob("*") if p.is_file())
     assert cache_bytes and key_a.encode() not in cache_bytes and key_b.encode() not in cache_bytes
+
+
+def test_a_side_output_marker_without_a_key_is_hashed_by_content(tmp_path: Path) -> None:
+    # `generate --png DIR` marks DIR as its output (lusynth.outputs.mark_output) but DIR is no cached stage
+    # output: used as an input (e.g. `lusynth audit --synthetic DIR`) it is keyed by its bytes, not a crash
+    from lusynth.outputs import mark_output
+    from lusynth.stagecache import input_digest
+
+    d = tmp_path / "png"
+    (d / "a").mkdir(parents=True)
+    (d / "a" / "1.png").write_bytes(b"one")
+    mark_output(d, "generate.png")
+    first = input_digest(d)
+    (d / "a" / "1.png").write_bytes(b"two")
+    assert input_digest(d) != first and not first.startswith("stage:")

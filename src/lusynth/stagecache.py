@@ -141,7 +141,12 @@ def input_digest(path: str | os.PathLike[str]) -> str:
     p = Path(path)
     marker = p / STAGE_FILE
     if marker.is_file():
-        return "stage:" + json.loads(marker.read_text())["key"]
+        try:
+            key = json.loads(marker.read_text()).get("key")
+        except (OSError, ValueError, AttributeError):
+            key = None
+        if isinstance(key, str):  # a cached stage output; a side output's marker (lusynth.outputs.mark_output) has no key
+            return "stage:" + key
     from lusynth.data.framestore import content_digest_of
 
     digest = content_digest_of(p)
