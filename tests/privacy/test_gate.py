@@ -28,6 +28,9 @@ def test_decide_combines_checks_and_says_what_is_needed() -> None:
     assert [c["outcome"] for c in out["checks"]] == [PASS, INSUFFICIENT]
     with pytest.raises(ValueError, match="no checks"):
         decide([])
+    # a bound over the limit that the exact test cannot back: the reason says so, not "the interval contains the limit"
+    why = decide([_check(0.6, 0.9, p=0.2)])["reasons"][0]
+    assert "does not reject" in why and "contains the limit" not in why and "p = 0.2" in why
 
 
 def test_the_model_card_documents_the_limits_it_is_given() -> None:

@@ -68,6 +68,11 @@ def decide(checks: Sequence[Check]) -> dict[str, Any]:
         if c.outcome == FAIL:
             reasons.append(f"{c.name}: adjusted lower bound {c.lo_adjusted:.3g} > limit {c.limit:.3g} (estimate {c.value:.3g})")
         elif c.outcome == INSUFFICIENT:
-            reasons.append(f"{c.name}: interval [{c.lo:.3g}, {c.hi:.3g}] contains the limit {c.limit:.3g}; about {c.needed} "
-                           f"{c.unit} (now {c.n}) would settle it if the generator leaks nothing")
+            settle = f"about {c.needed} {c.unit} (now {c.n}) would settle it if the generator leaks nothing"
+            if c.lo_adjusted > c.limit:  # over the limit by the bound, but the exact test cannot reject "no leakage"
+                reasons.append(f"{c.name}: adjusted lower bound {c.lo_adjusted:.3g} > limit {c.limit:.3g}, but the patient permutation "
+                               f"test does not reject no leakage (p = {c.p_value:.3g} > {c.fail_alpha:.3g}): too few patients "
+                               f"to fail it; {settle}")
+            else:
+                reasons.append(f"{c.name}: interval [{c.lo:.3g}, {c.hi:.3g}] contains the limit {c.limit:.3g}; {settle}")
     return {"decision": decision, "reasons": reasons, "checks": [c.as_dict() for c in checks]}
