@@ -99,3 +99,19 @@ def tiny_frames(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("frames") / "frames"
     assert main(["ingest", "--out", str(out), "--profile", "tiny", "--quiet"]) == 0
     return out
+
+
+@pytest.fixture(autouse=True)
+def _no_log_handlers_on_closed_streams() -> Iterator[None]:
+    """Earlier tests in the same process (kfp.local, mlflow) leave logging handlers bound to a capture
+    stream pytest has since closed; a record sent to one prints '--- Logging error ---' on stderr,
+    which these tests read for tracebacks. Drop such stale handlers first (test hygiene only)."""
+    import logging
+
+    loggers = [logging.getLogger(), *(lg for lg in logging.Logger.manager.loggerDict.values() if isinstance(lg, logging.Logger))]
+    for lg in loggers:
+        for h in list(lg.handlers):
+            stream = getattr(h, "stream", None)
+            if stream is not None and getattr(stream, "closed", False):
+                lg.removeHandler(h)
+    yield
