@@ -28,7 +28,10 @@ class MlflowServer:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        """Start it and wait (up to 90 s) until /health answers."""
+        """Start it and wait (up to 90 s) until /health answers and the store serves an API call: /health
+        answers before the SQLite store is ready, and the first real request to a fresh server can take
+        longer than the short client timeout the tests set (seen in CI: the tracker went offline again
+        right after it saw /health)."""
         exe = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the process owns it
         self.proc = subprocess.Popen([exe, "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
@@ -42,6 +45,19 @@ class MlflowServer:
                 self.kill()
                 raise RuntimeError(f"mlflow server did not become healthy; log: {(self.root / 'server.log').read_text()[-2000:]}")
             time.sleep(0.3)
+        while not self.api_ready():
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(f"mlflow server never answered an API call; log: {(self.root / 'server.log').read_text()[-2000:]}")
+            time.sleep(0.3)
+
+    def api_ready(self) -> bool:
+        """Whether a store-backed API call (search one experiment) answers 200."""
+        try:
+            with urllib.request.urlopen(self.url + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=30) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
 
     def healthy(self) -> bool:
         try:
