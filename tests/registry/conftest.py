@@ -19,6 +19,12 @@ import pytest
 from lusynth_dev.ports import free_port
 
 
+def _server_env() -> dict[str, str]:
+    """The server's environment without MLflow's job runner (GenAI evaluation jobs: ~7 huey consumer
+    processes per server, unused by lusynth; the local stack turns it off too)."""
+    return {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @pytest.fixture(scope="module")
 def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """Start ``mlflow server``; poll /health up to 180 s (a loaded shared machine took 50 s to start it); point MLFLOW_TRACKING_URI at it for the module."""
@@ -28,7 +34,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     log = open(root / "server.log", "wb")
     proc = subprocess.Popen([exe, "server", "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
                              "--artifacts-destination", str(root / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-                             "--workers", "1"], stdout=log, stderr=subprocess.STDOUT)
+                             "--workers", "1"], stdout=log, stderr=subprocess.STDOUT, env=_server_env())
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 180
     while True:

@@ -37,7 +37,8 @@ class MlflowServer:
         self.proc = subprocess.Popen([exe, "server", "--backend-store-uri", f"sqlite:///{self.root / 'mlflow.db'}",
                                       "--artifacts-destination", str(self.root / "artifacts"), "--host", "127.0.0.1",
                                       "--port", str(self.port), "--workers", "1"],
-                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+                                     stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                                     env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         log.close()
         deadline = time.monotonic() + 90
         while not self.healthy():
