@@ -116,6 +116,12 @@ def test_a_report_without_the_newer_fields_still_renders() -> None:
     assert render_html(res, {}).endswith("</html>")
 
 
+def test_per_fold_estimates_are_shown_when_the_report_has_them() -> None:
+    res = _results()
+    res["questions"][0]["per_fold"] = [{"fold": 0, "estimate": -0.12}, {"fold": 1, "repeat": 1, "estimate": 0.03}]
+    assert "- per fold: fold 0: -0.120; fold 1 (repeat 1): +0.030" in render_markdown(res, {})
+
+
 def test_figure_titles_are_words() -> None:
     assert figure_title("roc") == "ROC curves of every classifier on the test frames"
     assert figure_title("audit_membership_scores_b_lines_f1_g1") == "Privacy audit: membership score per patient, training vs unseen"

@@ -181,7 +181,7 @@ def gan_heading(audit: Mapping[str, Any]) -> str:
 
 @dataclass(frozen=True)
 class _Block:
-    kind: str  # h1 h2 h3 p note ul table kv figure details
+    kind: str  # h1 h2 h3 p ul table kv figure details
     text: str = ""
     items: tuple[Any, ...] = ()
     header: tuple[str, ...] = ()
@@ -224,7 +224,7 @@ class _Paths:
         return s.replace(self.base.rstrip("/") + "/", "").replace(self.base, ".")
 
 
-def run_metadata(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+def metadata_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
     """What run this report is of: date (UTC), commit, run ids, data digest, run directory (by name)."""
     run, cfg = results.get("run") or {}, results.get("config") or {}
     rows = [("date (UTC)", run.get("date_utc") or "not recorded"),
@@ -295,6 +295,11 @@ def _question_rows(q: Mapping[str, Any], results: Mapping[str, Any], paths: _Pat
                       f"{_fmt(q.get('min_detectable_difference'))}"),
             ("method", f"{q.get('method', '?')}; training variance included: {q.get('training_variance', '?')}; "
                        f"{q.get('n_resamples', '?')} resamples, {q.get('n_undefined', '?')} undefined")]
+    per_fold = q.get("per_fold")
+    if isinstance(per_fold, list) and per_fold and all(isinstance(x, Mapping) for x in per_fold):
+        # written by the K-fold protocol where present: each outer fold's own difference
+        rows.append(("per fold", "; ".join(f"fold {x.get('fold', i)}" + (f" (repeat {x['repeat']})" if x.get("repeat") else "")
+                                           + f": {_signed(x.get('estimate'))}" for i, x in enumerate(per_fold))))
     rows += [("note", paths.text(str(x))) for x in q.get("notes", [])]
     return rows
 
@@ -457,7 +462,7 @@ def _blocks(results: Mapping[str, Any], figure_names: Sequence[str]) -> list[_Bl
     """The whole report as blocks, in reading order."""
     paths = _Paths(results)
     t = results["table"]
-    out = [_h(1, "lusynth evaluation report"), _kv(run_metadata(results), cls="meta"), _h(2, "Results")]
+    out = [_h(1, "lusynth evaluation report"), _kv(metadata_rows(results), cls="meta"), _h(2, "Results")]
     if _protocol_line(results):
         out.append(_p(_protocol_line(results)))
     out.append(_ul(question_sentences(results)))
