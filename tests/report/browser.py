@@ -45,7 +45,7 @@ def _run(args: list[str], profile: Path) -> str:
     exe = chromium()
     assert exe, "chromium is not installed"
     # --no-sandbox: CI runs as root, where Chromium's sandbox refuses to start; the page is our own file
-    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-extensions",
+    cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-extensions",
            f"--user-data-dir={profile}", *args]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=180, check=False)
     if res.returncode:
