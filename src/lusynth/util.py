@@ -12,7 +12,7 @@ from typing import Any
 
 from lusynth.errors import InputError
 
-__all__ = ["file_sha256", "read_json", "slugify"]
+__all__ = ["display_path", "file_sha256", "read_json", "run_directory", "slugify"]
 
 _HASH_BLOCK = 1 << 20
 
@@ -50,3 +50,31 @@ def read_json(path: str | os.PathLike[str], *, what: str | None = None, hint: st
         return json.loads(p.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise InputError(f"{p}: unreadable JSON ({exc})" + (f"; {hint}" if hint else "")) from None
+
+
+def run_directory(*paths: str | os.PathLike[str]) -> str | None:
+    """The deepest directory holding all ``paths`` (absolute, normalised, symlinks kept), or None
+    when they share nothing but the filesystem root: the folder a report's paths are shown relative to."""
+    if not paths:
+        return None
+    try:
+        common = os.path.commonpath([os.path.abspath(p) for p in paths])
+    except ValueError:  # different drives
+        return None
+    return None if os.path.dirname(common) == common else common
+
+
+def display_path(path: object, base: str | None) -> str:
+    """``path`` as a reader of a report should see it: relative to ``base`` (POSIX separators,
+    ``.`` for ``base`` itself) when it lies inside it, else unchanged. Pure: no file is touched.
+
+    >>> display_path("/tmp/x/run/frames", "/tmp/x/run")
+    'frames'
+    >>> display_path("/data/clips", "/tmp/x/run")
+    '/data/clips'
+    """
+    text = str(path)
+    if not base or not os.path.isabs(text):
+        return text
+    rel = os.path.relpath(os.path.normpath(text), base)
+    return text if rel == ".." or rel.startswith(".." + os.sep) else Path(rel).as_posix()

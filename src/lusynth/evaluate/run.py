@@ -38,7 +38,16 @@ from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.progress import note
 from lusynth.report import plots
-from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, question_sentences, write_report
+from lusynth.report.render import (
+    FIGURES_DIR,
+    HTML_FILE,
+    JSON_FILE,
+    MARKDOWN_FILE,
+    figure_tag,
+    headline_metrics,
+    question_sentences,
+    write_report,
+)
 from lusynth.runtime import RunContext
 from lusynth.stats.questions import Analysis
 from lusynth.tracking import optional_stage_run
@@ -235,6 +244,21 @@ def frame_confusion(pred: HoldoutPrediction) -> dict[str, list[list[int]]]:
             for which, t in (("0.5", 0.5), ("val", pred.val_threshold))}
 
 
+def run_metadata(frames_digest: str, mlflow_run_id: str | None, out_dir: Path, frames_dir: Path) -> dict[str, Any]:
+    """What run a report is of, for its header: the time (UTC), the code's git commit, the MLflow
+    run ids (this stage's, the pipeline's), the KFP run id, the data digest, and the run directory
+    (the deepest folder holding the frame store and this output; the report shows paths relative to it)."""
+    from datetime import UTC, datetime
+
+    from lusynth.tracking import git_commit, kfp_run_id
+    from lusynth.tracking.runs import PARENT_RUN_ENV
+    from lusynth.util import run_directory
+
+    return {"date_utc": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC"), "git_commit": git_commit(),
+            "mlflow_run_id": mlflow_run_id, "pipeline_run_id": os.environ.get(PARENT_RUN_ENV) or None, "kfp_run_id": kfp_run_id(),
+            "frames_digest": frames_digest, "run_dir": run_directory(out_dir, frames_dir)}
+
+
 def evaluate(
     frames_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str],
@@ -300,7 +324,7 @@ def evaluate(
         s = t.synthetic.store
         label, frac = t.key.label, t.key.fraction
         name = f"gan {label} f={frac:g}" + (f" g={t.key.gan_seed}" if t.key.gan_seed else "") + (f" k={t.key.fold}" if t.key.fold else "")
-        tag = f"{label}_f{frac:g}" + (f"_g{t.key.gan_seed}" if t.key.gan_seed else "") + (f"_k{t.key.fold}" if t.key.fold else "")
+        tag = figure_tag(label, frac, t.key.gan_seed, t.key.fold)
         note("evaluate", f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)", enabled=progress)
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
         hold_rows = real.indices(split="holdout", label=label)
@@ -345,6 +369,7 @@ def evaluate(
                             params={"frames_digest": real.digest, **as_dict(params), "near_copy": as_dict(near_copy),
                                     "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
         results["config"]["mlflow_run_id"] = tr.run_id
+        results["run"] = run_metadata(real.digest, tr.run_id, out_dir, real.path)
         with atomic_dir(out_dir) as tmp:
             art = write_report(tmp, results, figures)
             scores.to_csv(tmp / SCORES_FILE, index=False)

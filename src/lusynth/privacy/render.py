@@ -12,6 +12,8 @@ matplotlib.use("Agg")  # no display on servers and CI
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from lusynth.util import display_path  # noqa: E402
+
 __all__ = ["figures", "markdown"]
 
 EXPLAIN = """\
@@ -37,7 +39,7 @@ def figures(report: Mapping[str, Any], ratios: Mapping[str, Mapping[str, Any]]) 
     """``{file name: PNG}``: near-copy ratios per space, patient scores per attack."""
     out = {}
     spaces = list(ratios)
-    fig, axes = plt.subplots(1, len(spaces), figsize=(4.5 * len(spaces), 3.2), squeeze=False)
+    fig, axes = plt.subplots(1, len(spaces), figsize=(4.5 * len(spaces), 3.2), squeeze=False, layout="constrained")
     for ax, s in zip(axes[0], spaces, strict=True):
         r = ratios[s]
         bins = np.linspace(0, max(1.0, float(np.max(r["synthetic"])), float(np.max(r["calibration"]))), 40)
@@ -46,31 +48,37 @@ def figures(report: Mapping[str, Any], ratios: Mapping[str, Mapping[str, Any]]) 
         ax.axvline(r["threshold"], color="k", ls="--", label="near-copy cut-off")
         ax.set_title(f"{s}: nearest / next training patient")
         ax.set_xlabel("distance ratio (0 = copy)")
-    axes[0][0].legend(fontsize=7)
+    axes[0][0].set_ylabel("density")
+    # below the panels: inside, it covered the bars
+    fig.legend(*axes[0][0].get_legend_handles_labels(), loc="outside lower center", ncols=3, fontsize=8, frameon=False)
     out["near_copy_ratios.png"] = _png(fig)
     attacks = report["membership"]
-    fig, axes = plt.subplots(1, len(attacks), figsize=(3.2 * len(attacks), 3.2), squeeze=False)
-    for ax, (name, res) in zip(axes[0], attacks.items(), strict=True):
+    # constrained layout: each panel has its own y scale, and its tick labels must not run into the next panel
+    fig, axes = plt.subplots(1, len(attacks), figsize=(3.4 * len(attacks), 3.3), squeeze=False, layout="constrained")
+    for i, (ax, (name, res)) in enumerate(zip(axes[0], attacks.items(), strict=True)):
         sc = res["patient_scores"]
         for x, key in ((0, "member"), (1, "nonmember")):
             v = np.asarray(sc[key])
-            ax.scatter(np.full(len(v), x) + np.linspace(-0.1, 0.1, len(v)), v, s=14)
+            ax.scatter(np.full(len(v), x) + np.linspace(-0.1, 0.1, len(v)), v, s=14, marker="o" if x == 0 else "s")
         ax.set_xticks([0, 1], ["training", "unseen"])
+        ax.set_xlim(-0.5, 1.5)
         ax.set_title(f"{name}: AUC {res['auc']:.2f} [{res['lo']:.2f}, {res['hi']:.2f}]", fontsize=9)
-        ax.set_ylabel("patient score (higher = member)")
+        if i == 0:
+            ax.set_ylabel("patient score (higher = member)")
     out["membership_scores.png"] = _png(fig)
     return out
 
 
-def markdown(report: Mapping[str, Any]) -> str:
-    """The audit as a Markdown page a data protection officer can read."""
+def markdown(report: Mapping[str, Any], *, base: str | None = None) -> str:
+    """The audit as a Markdown page a data protection officer can read; paths inside ``base`` (the
+    run directory) are shown relative to it."""
     mem, n, f = report["memorisation"], report["n"], report["filter"]
     lines = [
         f"# Privacy audit: {report['decision'].upper()}",
         "",
-        f"- synthetic set: `{report['synthetic']['path']}` ({report['synthetic']['kind']}, {n['synthetic']} frames audited, "
+        f"- synthetic set: `{display_path(report['synthetic']['path'], base)}` ({report['synthetic']['kind']}, {n['synthetic']} frames audited, "
         f"{'labelled' if report['synthetic']['labelled'] else 'unlabelled'})",
-        f"- real frames: `{report['frames']['path']}` ({report['frames']['digest']}); generator trained on: {report['trained_on']}",
+        f"- real frames: `{display_path(report['frames']['path'], base)}` ({report['frames']['digest']}); generator trained on: {report['trained_on']}",
         f"- patients: {n['patients']['member']} training, {n['patients']['calibration']} calibration (val), "
         f"{n['patients']['nonmember']} unseen (holdout)",
         "",

@@ -252,6 +252,7 @@ def audit(
     from lusynth.privacy.core import run_audit
     from lusynth.privacy.features import feature_spaces
     from lusynth.privacy.render import figures, markdown
+    from lusynth.util import run_directory
 
     p = params or AuditParams()
     who = parse_trained_on(trained_on) if isinstance(trained_on, str) else trained_on
@@ -316,5 +317,5 @@ def audit(
         for name, png in figures(report, ratios).items():
             (tmp / name).write_bytes(png)
         (tmp / AUDIT_FILE).write_text(dumps_json(plain(report)))
-        (tmp / REPORT_FILE).write_text(markdown(report))
+        (tmp / REPORT_FILE).write_text(markdown(report, base=run_directory(out_dir, store.path)))
     return Audit.load(out_dir)

@@ -11,12 +11,13 @@ import base64
 import html
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from lusynth.atomic import dumps_json
+from lusynth.util import display_path
 
 HTML_FILE = "report.html"
 MARKDOWN_FILE = "report.md"
@@ -87,26 +88,15 @@ def _fmt(v: Any, digits: int = 3) -> str:
     return str(v)
 
 
-_NAMES = {"auc": "AUC", "accuracy": "Acc", "f1": "F1", "sensitivity": "Sens", "specificity": "Spec"}
+def _sig(v: Any) -> str:
+    """Three significant digits (MMD², KID, FID span orders of magnitude)."""
+    if not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+        return "n/a"
+    return f"{float(v):.3g}"
 
 
 def _interval(lo: Any, hi: Any, too_few: bool | None) -> str:
     return "[too few patients]" if too_few else f"[{_fmt(lo)}, {_fmt(hi)}]"
-
-
-def _cell_text(cell: Mapping[str, Any], metrics: list[str], sep: str) -> str:
-    return sep.join(f"{_NAMES.get(m, m)} {_fmt(cell[m]['mean'])} {_interval(cell[m]['lo'], cell[m]['hi'], cell[m].get('too_few_patients'))}"
-                    for m in metrics if m in cell)
-
-
-def table_rows(results: Mapping[str, Any], sep: str) -> tuple[list[str], list[list[str]]]:
-    """Header and body of the paper's table (rows = fraction, columns = arm)."""
-    t = results["table"]
-    header = ["fraction"] + list(t["arms"])
-    body = []
-    for row in t["rows"]:
-        body.append([f"{row['fraction']:g}"] + [_cell_text(row["cells"][a], t["metrics"], sep) if a in row["cells"] else "" for a in t["arms"]])
-    return header, body
 
 
 def _signed(v: Any) -> str:
@@ -117,6 +107,137 @@ def _pvalue(p: Any) -> str:
     if p is None or (isinstance(p, float) and not math.isfinite(p)):
         return "n/a"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _g(v: Any) -> str:
+    """A fraction or margin as written in the parameters (``0.5``, ``1``)."""
+    return f"{v:g}" if isinstance(v, (int, float)) else "n/a"
+
+
+def _pct(level: Any) -> int:
+    return int(round(float(level if isinstance(level, (int, float)) else 0.95) * 100))
+
+
+# ---------------------------------------------------------------------------------------------
+# words for what the tables and figures show
+
+#: metric -> (name, direction) for column headers: "AUC (patient, ↑)"
+METRICS = {"auc": ("AUC", "↑"), "accuracy": ("Accuracy", "↑"), "f1": ("F1", "↑"), "sensitivity": ("Sensitivity", "↑"),
+           "specificity": ("Specificity", "↑")}
+
+
+def metric_header(metric: str, level: str = "patient") -> str:
+    """A column header naming the metric, the level it is computed at and which way is better."""
+    name, arrow = METRICS.get(metric, (metric, ""))
+    return f"{name} ({level}, {arrow})" if arrow else f"{name} ({level})"
+
+
+def figure_tag(label: str, fraction: float, gan_seed: int = 0, fold: int = 0) -> str:
+    """The suffix of a generator's figure names (``samples_<tag>``): class, fraction, GAN seed and fold when not 0."""
+    return f"{label}_f{fraction:g}" + (f"_g{gan_seed}" if gan_seed else "") + (f"_k{fold}" if fold else "")
+
+
+#: figure name prefix (before the generator's tag) -> title in words, in the order they are shown
+GAN_FIGURES = {
+    "samples": "Real test frames (top) and synthetic frames (bottom)",
+    "dcr": "Distance to the closest training frame: synthetic and real test frames, with the near-copy cut-off",
+    "fidelity": "Fidelity during GAN training: MMD² and 1-NN accuracy per step",
+    "audit_near_copy_ratios": "Privacy audit: near-copy distance ratios of the unfiltered output",
+    "audit_membership_scores": "Privacy audit: membership score per patient, training vs unseen",
+}
+#: figures of the whole experiment
+RESULT_FIGURES = {
+    "learning_curve": "Learning curve: test AUC per arm by training fraction, with confidence intervals",
+    "roc": "ROC curves of every classifier on the test frames",
+}
+
+
+def figure_title(name: str) -> str:
+    """A figure's title in words from its name (``learning_curve``, ``samples_<tag>``, ...); an
+    unknown name is spelled out."""
+    if name in RESULT_FIGURES:
+        return RESULT_FIGURES[name]
+    for prefix, title in sorted(GAN_FIGURES.items(), key=lambda kv: -len(kv[0])):
+        if name.startswith(prefix + "_"):
+            return title
+    return name.replace("_", " ").capitalize()
+
+
+def gan_heading(audit: Mapping[str, Any]) -> str:
+    """A generator in words: class, training fraction, GAN seed and fold."""
+    frac = audit.get("fraction")
+    out = f"Generator of class {audit.get('label', '?')}, training fraction {frac:g}" if isinstance(frac, (int, float)) else \
+        f"Generator of class {audit.get('label', '?')}"
+    if audit.get("gan_seed"):
+        out += f", GAN seed {audit['gan_seed']}"
+    if audit.get("fold"):
+        out += f", fold {audit['fold']}"
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# a report is a list of blocks, written out as Markdown or HTML by the same code path
+
+
+@dataclass(frozen=True)
+class _Block:
+    kind: str  # h1 h2 h3 p ul table kv figure details
+    text: str = ""
+    items: tuple[Any, ...] = ()
+    header: tuple[str, ...] = ()
+    cls: str = ""
+
+
+def _h(level: int, text: str) -> _Block:
+    return _Block(f"h{level}", text)
+
+
+def _p(text: str, cls: str = "") -> _Block:
+    return _Block("p", text, cls=cls)
+
+
+def _ul(items: Sequence[str]) -> _Block:
+    return _Block("ul", items=tuple(items))
+
+
+def _table(header: Sequence[str], body: Sequence[Sequence[str]], cls: str = "") -> _Block:
+    return _Block("table", header=tuple(header), items=tuple(tuple(r) for r in body), cls=cls)
+
+
+def _kv(rows: Sequence[tuple[str, str]], cls: str = "") -> _Block:
+    return _Block("kv", items=tuple(rows), cls=cls)
+
+
+class _Paths:
+    """Shows paths relative to the run directory (``results['run']['run_dir']``) in any text."""
+
+    def __init__(self, results: Mapping[str, Any]) -> None:
+        self.base = (results.get("run") or {}).get("run_dir")
+
+    def path(self, p: Any) -> str:
+        return "n/a" if p is None else display_path(p, self.base)
+
+    def text(self, s: str) -> str:
+        """Free text (a gate reason, a note) with the run directory's absolute prefix removed."""
+        if not self.base:
+            return s
+        return s.replace(self.base.rstrip("/") + "/", "").replace(self.base, ".")
+
+
+def metadata_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """What run this report is of: date (UTC), commit, run ids, data digest, run directory (by name)."""
+    run, cfg = results.get("run") or {}, results.get("config") or {}
+    rows = [("date (UTC)", run.get("date_utc") or "not recorded"),
+            ("git commit", run.get("git_commit") or "not recorded")]
+    mlflow = run.get("mlflow_run_id") or cfg.get("mlflow_run_id")
+    rows.append(("MLflow run (evaluate)", mlflow or "not tracked"))
+    for key, label in (("pipeline_run_id", "MLflow pipeline run"), ("kfp_run_id", "KFP run")):
+        if run.get(key):
+            rows.append((label, str(run[key])))
+    rows.append(("data: frame store digest", str(run.get("frames_digest") or cfg.get("frames_digest") or "not recorded")))
+    if run.get("run_dir"):
+        rows.append(("run directory", f"{os.path.basename(str(run['run_dir']).rstrip('/'))} (paths below are relative to it)"))
+    return rows
 
 
 def question_sentences(results: Mapping[str, Any]) -> list[str]:
@@ -142,46 +263,76 @@ def _protocol_line(results: Mapping[str, Any]) -> str:
     p, n = results.get("protocol") or {}, results.get("n_patients") or {}
     if not p:
         return ""
-    return (f"Test patients: {n.get('positive')} positive, {n.get('negative')} negative. Protocol: {p['folds']} fold(s) x "
-            f"{p['repeats']} repeat(s), {p['gan_seeds']} GAN seed(s), {p['classifier_seeds']} classifier seed(s). "
-            f"Primary endpoint: {p['primary_endpoint']} at fraction {_fmt(p.get('primary_fraction'), 3)}, pre-specified; "
-            f"non-inferiority margin {p['margin']:g}; intervals below {p['min_patients_per_class']} patients per class are "
-            f"labelled 'too few patients'.")
+    return (f"Test patients: {n.get('positive', '?')} positive, {n.get('negative', '?')} negative. Protocol: {p.get('folds', '?')} "
+            f"fold(s) x {p.get('repeats', '?')} repeat(s), {p.get('gan_seeds', '?')} GAN seed(s), {p.get('classifier_seeds', '?')} "
+            f"classifier seed(s). Primary endpoint: {p.get('primary_endpoint', '?')} at fraction {_g(p.get('primary_fraction'))}, "
+            f"pre-specified; non-inferiority margin {_g(p.get('margin'))}; intervals below {p.get('min_patients_per_class', '?')} "
+            "patients per class are labelled 'too few patients'.")
 
 
-def _question_details(q: Mapping[str, Any], power: float) -> list[str]:
-    lines = [f"verdict: **{q['verdict']}** ({q['reason']})",
-             f"effect: {q['arm']} minus {q['baseline']}, {q['endpoint']}, fraction {q['fraction']:g}: {_signed(q['estimate'])} "
-             f"{_interval(q['ci'][0], q['ci'][1], q.get('ci_label') is not None)} ({int(round(q['level'] * 100))}% CI), one-sided p = {_pvalue(q['p_value'])}",
-             f"power: {_fmt(q['power'] * 100, 0) + '%' if q['power'] is not None else 'n/a'} to show "
-             f"{'superiority when the true gain is ' if q['hypothesis'] == 'superiority' else 'non-inferiority when the true difference is '}"
-             f"{_signed(q['power_against'])}; minimum detectable difference at {int(round(power * 100))}% power: "
-             f"{_fmt(q['min_detectable_difference'])}",
-             f"method: {q['method']}; training variance included: {q['training_variance']}; "
-             f"{q['n_splits']} split(s), {q['n_runs']} training run(s), {q['n_resamples']} resamples, {q['n_undefined']} undefined"]
-    lines += [f"note: {n}" for n in q.get("notes", [])]
-    return lines
+def _question_rows(q: Mapping[str, Any], results: Mapping[str, Any], paths: _Paths) -> list[tuple[str, str]]:
+    """One question as label/value rows: verdict, effect with CI, patients per class, folds and
+    seeds, the margin, power; then the method and its notes."""
+    p, n = results.get("protocol") or {}, results.get("n_patients") or {}
+    power = p.get("power", 0.8)
+    lvl = _pct(q.get("level", p.get("level")))
+    ci = q.get("ci") or [None, None]
+    superiority = q.get("hypothesis") == "superiority"
+    rows = [("verdict", f"{str(q.get('verdict', '?')).upper()}: {paths.text(str(q.get('reason', '')))}"),
+            (f"effect ({q.get('endpoint', '?')})",
+             f"{q.get('arm')} minus {q.get('baseline')} at training fraction {_g(q.get('fraction'))}: {_signed(q.get('estimate'))}, "
+             f"{lvl}% CI {_interval(ci[0], ci[1], q.get('ci_label') is not None)}; one-sided p = {_pvalue(q.get('p_value'))}"),
+            ("test patients per class", f"{n.get('positive', '?')} positive, {n.get('negative', '?')} negative "
+                                        f"(an interval needs at least {p.get('min_patients_per_class', '?')} per class)"),
+            ("folds and seeds", f"{p.get('folds', '?')} fold(s) x {p.get('repeats', '?')} repeat(s); {p.get('gan_seeds', '?')} GAN "
+                                f"seed(s), {p.get('classifier_seeds', '?')} classifier seed(s); {q.get('n_splits', '?')} split(s), "
+                                f"{q.get('n_runs', '?')} training run(s)"),
+            ("hypothesis and margin", "superiority: is the difference above 0?" if superiority else
+             f"non-inferiority with margin δ = {_g(q.get('margin'))}: is the difference above -{_g(q.get('margin'))}?"),
+            ("power", f"{_fmt(q['power'] * 100, 0) + '%' if q.get('power') is not None else 'n/a'} to show "
+                      f"{'superiority when the true gain is ' if superiority else 'non-inferiority when the true difference is '}"
+                      f"{_signed(q.get('power_against'))}; minimum detectable difference at {_pct(power)}% power: "
+                      f"{_fmt(q.get('min_detectable_difference'))}"),
+            ("method", f"{q.get('method', '?')}; training variance included: {q.get('training_variance', '?')}; "
+                       f"{q.get('n_resamples', '?')} resamples, {q.get('n_undefined', '?')} undefined")]
+    per_fold = q.get("per_fold")
+    if isinstance(per_fold, list) and per_fold and all(isinstance(x, Mapping) for x in per_fold):
+        # written by the K-fold protocol where present: each outer fold's own difference
+        rows.append(("per fold", "; ".join(f"fold {x.get('fold', i)}" + (f" (repeat {x['repeat']})" if x.get("repeat") else "")
+                                           + f": {_signed(x.get('estimate'))}" for i, x in enumerate(per_fold))))
+    rows += [("note", paths.text(str(x))) for x in q.get("notes", [])]
+    return rows
 
 
-def _secondary_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["question", "fraction", "endpoint", "difference", "CI", "p", "p (Holm)", "verdict"]
+def table_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """The per-arm table: one row per training fraction x arm, one column per metric (estimate and CI)."""
+    t = results["table"]
+    metrics = [m for m in t.get("metrics", []) if m]
+    level = t.get("level", "patient")
+    header = ["training fraction", "arm", "training runs"] + [metric_header(m, level) for m in metrics]
     body = []
-    for q in results.get("questions", []):
-        for s in q.get("secondary", []):
-            body.append([q["question"], f"{s['fraction']:g}", s["endpoint"], _signed(s["estimate"]),
-                         _interval(s["ci"][0], s["ci"][1], s.get("ci_label") is not None), _pvalue(s["p_value"]), _pvalue(s.get("p_value_holm")),
-                         s["verdict"]])
+    for row in t.get("rows", []):
+        for arm in t.get("arms", []):
+            cell = row.get("cells", {}).get(arm)
+            if not cell:
+                continue
+            runs = next((c.get("n_runs") for c in cell.values() if isinstance(c, Mapping) and c.get("n_runs") is not None), None)
+            body.append([f"{row['fraction']:g}", arm, _fmt(runs)] +
+                        [f"{_fmt(cell[m]['mean'])} {_interval(cell[m].get('lo'), cell[m].get('hi'), cell[m].get('too_few_patients'))}"
+                         if m in cell else "" for m in metrics])
     return header, body
 
 
-def _audit_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    keys = ["mmd_pixels", "nn1_pixels", "nn1_embed", "fid_embed", "kid_embed", "confidence",
-            "memorisation_rate", "distance_mia_auc", "discriminator_mia_auc", "median_dcr_synthetic", "median_dcr_holdout"]
-    header = ["GAN"] + keys + ["gate"]
+def _secondary_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    lvl = _pct((results.get("protocol") or {}).get("level", 0.95))
+    header = ["question", "training fraction", "endpoint", "difference (arm − baseline)", f"{lvl}% CI", "one-sided p", "p (Holm)", "verdict"]
     body = []
-    for a in results.get("audits", []):
-        vals = {**a["fidelity"], **a["privacy"]}
-        body.append([a["name"]] + [_fmt(vals.get(k), 4) for k in keys] + [_gate_word(a["gate"])])
+    for q in results.get("questions", []):
+        for s in q.get("secondary", []):
+            ci = s.get("ci") or [None, None]
+            body.append([q["question"], f"{s['fraction']:g}", s["endpoint"], _signed(s.get("estimate")),
+                         _interval(ci[0], ci[1], s.get("ci_label") is not None), _pvalue(s.get("p_value")), _pvalue(s.get("p_value_holm")),
+                         s.get("verdict", "?")])
     return header, body
 
 
@@ -193,160 +344,246 @@ def _gate_word(gate: Mapping[str, Any]) -> str:
     return "pass" if gate.get("passed") else "FAIL"
 
 
-def _patient_audit_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    """One row per GAN x membership attack from `lusynth audit` (patient level; None: no audit given)."""
-    header = ["GAN", "decision", "patients (training / unseen)", "copy rate [CI]", "closer to training (patient p)", "attack",
-              "membership AUC [CI]", "permutation p", "TPR at 1% FPR [CI]", "TPR at 10% FPR [CI]"]
+def _pair(a: Any, b: Any, fmt: Any = _fmt) -> str:
+    return f"{fmt(a)} / {fmt(b)}" if b is not None else fmt(a)
+
+
+def _fidelity_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Frame-level fidelity per generator (all in the real classifier's feature space or pixels)."""
+    header = ["generator", "MMD² pixels (↓)", "MMD² embedding (↓)", "1-NN accuracy pixels (0.5 ideal)",
+              "1-NN accuracy embedding (0.5 ideal)", "FID embedding (↓)", "KID embedding (↓)", "confidence synthetic / real test (↑)"]
     body = []
+    for a in results.get("audits", []):
+        f = a.get("fidelity") or {}
+        body.append([a["name"], _sig(f.get("mmd_pixels")), _sig(f.get("mmd_embed")), _fmt(f.get("nn1_pixels")), _fmt(f.get("nn1_embed")),
+                     _sig(f.get("fid_embed")), _sig(f.get("kid_embed")), _pair(f.get("confidence"), f.get("confidence_holdout"))])
+    return header, body
+
+
+def _privacy_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Frame-level privacy figures per generator, with the gate's word."""
+    header = ["generator", "near-copy rate (↓)", "distance attack AUC (0.5 ideal)", "discriminator attack AUC (0.5 ideal)",
+              "median distance to training: synthetic / real test (↑)", "privacy gate"]
+    body = []
+    for a in results.get("audits", []):
+        v = a.get("privacy") or {}
+        body.append([a["name"], _fmt(v.get("memorisation_rate")), _fmt(v.get("distance_mia_auc")), _fmt(v.get("discriminator_mia_auc")),
+                     _pair(v.get("median_dcr_synthetic"), v.get("median_dcr_holdout"), _sig), _gate_word(a.get("gate") or {})])
+    return header, body
+
+
+def _ci(v: Mapping[str, Any] | None, digits: int = 3) -> str:
+    if not v:
+        return "-"
+    value = v.get("tpr", v.get("auc", v.get("copy_rate")))
+    return f"{_fmt(value, digits)} [{_fmt(v.get('lo'), digits)}, {_fmt(v.get('hi'), digits)}]"
+
+
+def _patient_audit_rows(results: Mapping[str, Any]) -> tuple[tuple[list[str], list[list[str]]], tuple[list[str], list[list[str]]]]:
+    """From `lusynth audit` (patient level): per generator the decision and memorisation; per
+    generator x membership attack its AUC, p and TPR at low FPR."""
+    h1 = ["generator", "decision", "patients (training / unseen)", "copy rate [95% CI] (↓)",
+          "closer to a training than an unseen patient (0.5 ideal; patient p)"]
+    h2 = ["generator", "attack", "membership AUC [CI] (0.5 ideal)", "permutation p", "TPR at 1% FPR [CI] (↓)", "TPR at 10% FPR [CI] (↓)"]
+    b1, b2 = [], []
     for a in results.get("audits", []):
         pa = a.get("patient_audit")
         if not pa:
             continue
-        cr, closer = pa["copy_rate"], pa.get("closer_to_training") or {}
-        n = pa.get("n") or {}
-        pts = n.get("patients") or {}
-        who = f"{pts.get('member', '?')} / {pts.get('nonmember', '?')}"
-        for i, (attack, m) in enumerate(sorted(pa["membership"].items())):
+        closer = pa.get("closer_to_training") or {}
+        pts = (pa.get("n") or {}).get("patients") or {}
+        b1.append([a["name"], str(pa.get("decision", "?")).replace("_", " "), f"{pts.get('member', '?')} / {pts.get('nonmember', '?')}",
+                   _ci(pa.get("copy_rate")), f"{_fmt(closer.get('share'))} ({_pvalue(closer.get('patient_permutation_p_value'))})"])
+        for attack, m in sorted((pa.get("membership") or {}).items()):
             tpr = m.get("tpr_at_fpr", {})
-
-            def t(k: str, tpr: Mapping[str, Any] = tpr) -> str:
-                v = tpr.get(k)
-                return f"{_fmt(v['tpr'], 2)} [{_fmt(v['lo'], 2)}, {_fmt(v['hi'], 2)}]" if v else "-"
-
-            first = [a["name"], pa["decision"].replace("_", " "), who, f"{_fmt(cr['copy_rate'])} [{_fmt(cr['lo'])}, {_fmt(cr['hi'])}]",
-                     f"{_fmt(closer.get('share'))} ({_pvalue(closer.get('patient_permutation_p_value'))})"] if i == 0 else ["", "", "", "", ""]
-            body.append(first + [attack, f"{_fmt(m['auc'])} [{_fmt(m['lo'])}, {_fmt(m['hi'])}]", _pvalue(m["p_value"]), t("0.01"), t("0.1")])
-    return header, body
+            b2.append([a["name"], attack, _ci(m), _pvalue(m.get("p_value")), _ci(tpr.get("0.01"), 2), _ci(tpr.get("0.1"), 2)])
+    return (h1, b1), (h2, b2)
 
 
 _PATIENT_AUDIT_NOTE = ("`lusynth audit` of each GAN's unfiltered output: members = the patients that trained it, non-members = "
                        "unseen (holdout) patients, near-copy threshold calibrated on the validation patients. PASS only when every "
-                       "upper bound is under its limit, FAIL when a lower bound is over it, otherwise insufficient evidence.")
+                       "upper bound is under its limit, FAIL when a lower bound is over it, otherwise insufficient evidence. "
+                       "TPR: the share of training patients an attacker finds at a 1% or 10% false positive rate.")
 
 
-def _patient_fidelity_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
-    header = ["GAN", "space", "1-NN acc. synthetic", "1-NN acc. real floor", "MMD^2 synthetic (p)", "MMD^2 real floor (p)", "patients (test / floor)"]
-    body = []
+def _patient_fidelity_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list[str]]:
+    """Rows per generator x feature space, and a note per generator that could not be measured."""
+    header = ["generator", "features", "1-NN accuracy: synthetic (0.5 ideal)", "1-NN accuracy: real floor", "MMD² synthetic (p)",
+              "MMD² real floor (p)", "test / floor patients"]
+    body, skipped = [], []
     for a in results.get("audits", []):
         f = a.get("fidelity_patient") or {}
         for space in ("pixels", "embedding"):
             if space in f:
                 syn, floor = f[space]["synthetic"], f[space]["real_floor"]
-                body.append([a["name"], space, _fmt(syn["nn1_accuracy"]), _fmt(floor["nn1_accuracy"]),
-                             f"{_fmt(syn['mmd2'], 4)} ({_pvalue(syn['mmd_p_value'])})", f"{_fmt(floor['mmd2'], 4)} ({_pvalue(floor['mmd_p_value'])})",
-                             f"{f['n_test_patients']} / {f['n_floor_patients']}"])
+                body.append([a["name"], space, _fmt(syn.get("nn1_accuracy")), _fmt(floor.get("nn1_accuracy")),
+                             f"{_sig(syn.get('mmd2'))} ({_pvalue(syn.get('mmd_p_value'))})",
+                             f"{_sig(floor.get('mmd2'))} ({_pvalue(floor.get('mmd_p_value'))})",
+                             f"{f.get('n_test_patients', '?')} / {f.get('n_floor_patients', '?')}"])
         if f.get("skipped"):
-            body.append([a["name"], "-", f["skipped"], "", "", "", ""])
-    return header, body
+            skipped.append(f"{a['name']}: {f['skipped']}")
+    return header, body, skipped
 
 
 _PATIENT_FIDELITY_NOTE = ("Synthetic frames vs the test patients' frames, beside validation patients vs the same test patients (the floor: "
-                          "what new real patients score). 1-NN accuracy leaves out the whole patient (0.5 = indistinguishable); MMD^2 uses "
+                          "what new real patients score). 1-NN accuracy leaves out the whole patient (0.5 = indistinguishable); MMD² uses "
                           "one bandwidth fixed from real training frames, so values compare across GANs; p from permutations that move a "
                           "patient's frames together.")
 
 
-def _md_table(header: list[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in body]
-    return "\n".join(lines)
-
-
-def _html_table(header: list[str], body: list[list[str]]) -> str:
-    h = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-    rows = "".join("<tr>" + "".join(f"<td>{c}</td>" for c in r) + "</tr>" for r in body)
-    return f"<table><thead><tr>{h}</tr></thead><tbody>{rows}</tbody></table>"
-
-
-def _config_lines(results: Mapping[str, Any]) -> list[str]:
+def _config_lines(results: Mapping[str, Any], paths: _Paths) -> list[str]:
     cfg = results.get("config", {})
-    lines = [f"frames: {cfg.get('frames_dir')} ({cfg.get('frames_digest')})"]
+    lines = [f"frames: {paths.path(cfg.get('frames_dir'))} ({cfg.get('frames_digest')})"]
     for c in results.get("classifiers", []):
-        lines.append(f"classifier {c['name']}: {c['dir']} hyper-parameters {c.get('hyperparams')} threshold {_fmt(c['val_threshold'])}")
+        lines.append(f"classifier {c['name']}: {paths.path(c.get('dir'))}; hyper-parameters {c.get('hyperparams')}; "
+                     f"threshold {_fmt(c.get('val_threshold'))}")
     for a in results.get("audits", []):
-        lines.append(f"synthetic {a['name']}: {a.get('synthetic_dir')} ({a.get('synthetic_digest')}) GAN {a.get('gan_dir') or 'n/a'}")
+        lines.append(f"synthetic {a['name']}: {paths.path(a.get('synthetic_dir'))} ({a.get('synthetic_digest')}); "
+                     f"GAN {paths.path(a['gan_dir']) if a.get('gan_dir') else 'n/a'}")
     return lines
+
+
+def _figures(names: Sequence[str], results: Mapping[str, Any]) -> tuple[list[str], list[tuple[str, list[str]]], list[str]]:
+    """The figures in reading order: the experiment's, then per generator, then any other."""
+    names = list(names)
+    main = [n for n in RESULT_FIGURES if n in names]
+    per_gan: list[tuple[str, list[str]]] = []
+    used = set(main)
+    for a in results.get("audits", []):
+        tag = figure_tag(str(a.get("label")), float(a.get("fraction") or 0), int(a.get("gan_seed") or 0), int(a.get("fold") or 0))
+        mine = [f"{prefix}_{tag}" for prefix in GAN_FIGURES if f"{prefix}_{tag}" in names and f"{prefix}_{tag}" not in used]
+        if mine:
+            per_gan.append((gan_heading(a), mine))
+            used |= set(mine)
+    return main, per_gan, [n for n in names if n not in used]
+
+
+def _blocks(results: Mapping[str, Any], figure_names: Sequence[str]) -> list[_Block]:
+    """The whole report as blocks, in reading order."""
+    paths = _Paths(results)
+    t = results["table"]
+    out = [_h(1, "lusynth evaluation report"), _kv(metadata_rows(results), cls="meta"), _h(2, "Results")]
+    if _protocol_line(results):
+        out.append(_p(_protocol_line(results)))
+    out.append(_ul(question_sentences(results)))
+    for q in results.get("questions", []):
+        out += [_h(3, f"({q['question']}) {q['text']}"), _kv(_question_rows(q, results, paths), cls=f"question {q.get('verdict', '')}")]
+    main, per_gan, other = _figures(figure_names, results)
+    out += [_h(3, "Per arm"),
+            _p(f"Test patients only (no classifier or GAN was trained on them). Cells: estimate over folds and seeds with its "
+               f"{_pct(t.get('ci'))}% CI; {t.get('level', 'patient')} level; accuracy, F1, sensitivity and specificity at the threshold "
+               "chosen on the validation patients. ↑: higher is better."),
+            _table(*table_rows(results), cls="arms")]
+    out += [_Block("figure", n, items=(figure_title(n),)) for n in main]
+    sec = _secondary_rows(results)
+    if sec[1]:
+        out += [_h(2, "Secondary endpoints"), _p("Holm-adjusted within each question; exploratory."), _table(*sec)]
+    gate = results.get("privacy_gate") or {}
+    if gate.get("passed") is not None:
+        out += [_p(f"Privacy gate: {'PASS' if gate['passed'] else 'FAIL'}", cls="pass" if gate["passed"] else "fail"),
+                _ul([paths.text(r) for r in gate.get("reasons", [])])]
+    (h1, b1), (h2, b2) = _patient_audit_rows(results)
+    if b1:
+        out += [_h(2, "Privacy audit (patient level)"), _p(_PATIENT_AUDIT_NOTE), _table(h1, b1), _table(h2, b2)]
+    if results.get("audits"):
+        out += [_h(2, "Fidelity and privacy (frame level)"), _table(*_fidelity_rows(results)), _table(*_privacy_rows(results)),
+                _p("FID/KID are computed in the `real` classifier's embedding: not comparable with Inception FID/KID. "
+                   "Confidence: the real classifier's mean probability of the generator's class.")]
+        header, body, skipped = _patient_fidelity_rows(results)
+        if body or skipped:
+            out += [_h(2, "Fidelity per patient"), _p(_PATIENT_FIDELITY_NOTE)]
+            out += [_table(header, body)] if body else []
+            out += [_ul([f"not measured: {paths.text(s)}" for s in skipped])] if skipped else []
+    if per_gan or other:
+        out.append(_h(2, "Generators" if per_gan else "Other figures"))
+    for heading, names in per_gan:
+        out += [_h(3, heading)] + [_Block("figure", n, items=(figure_title(n),)) for n in names]
+    if per_gan and other:
+        out.append(_h(2, "Other figures"))
+    out += [_Block("figure", n, items=(figure_title(n),)) for n in other]
+    out += [_h(2, "Configuration and data"), _ul(_config_lines(results, paths)),
+            _Block("details", "Evaluation parameters", items=(dumps_json(clean_json((results.get("config") or {}).get("params", {}))),))]
+    return out
+
+
+def _md_table(header: Sequence[str], body: Sequence[Sequence[str]]) -> str:
+    def cell(c: str) -> str:
+        return c.replace("|", "\\|")
+
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, r)) + " |" for r in body]
+    return "\n".join(lines)
 
 
 def render_markdown(results: Mapping[str, Any], figures: Mapping[str, str]) -> str:
     """Markdown report; ``figures`` maps a figure name to its relative PNG path."""
-    t = results["table"]
-    power = (results.get("protocol") or {}).get("power", 0.8)
-    out = ["# lusynth evaluation report", "", "## Results", "", _protocol_line(results), ""]
-    out += [f"- {line}" for line in question_sentences(results)] + [""]
-    for q in results.get("questions", []):
-        out += [f"### ({q['question']}) {q['text']}", ""] + [f"- {line}" for line in _question_details(q, power)] + [""]
-    out += ["", "### Per arm", "",
-            f"Test patients only (no classifier or GAN was trained on them). Cells: estimate over folds and seeds with "
-            f"{int(round(t['ci'] * 100))}% CI; {t['level']} level, accuracy/F1/sensitivity/specificity at the threshold chosen on "
-            "the validation patients.", "", _md_table(*table_rows(results, "<br>")), ""]
-    sec = _secondary_rows(results)
-    if sec[1]:
-        out += ["## Secondary endpoints", "", "Holm-adjusted within each question; exploratory.", "", _md_table(*sec), ""]
-    gate = results.get("privacy_gate", {})
-    if gate.get("passed") is not None:
-        out += ["", f"**Privacy gate: {'PASS' if gate['passed'] else 'FAIL'}**"]
-        out += [f"- {r}" for r in gate.get("reasons", [])]
-    pa = _patient_audit_rows(results)
-    if pa[1]:
-        out += ["", "## Privacy audit (patient level)", "", _PATIENT_AUDIT_NOTE, "", _md_table(*pa)]
-    if results.get("audits"):
-        out += ["", "## Fidelity and privacy audit", "", _md_table(*_audit_rows(results)), "",
-                "FID/KID are computed in the `real` classifier's embedding: not comparable with Inception FID/KID."]
-        pf = _patient_fidelity_rows(results)
-        if pf[1]:
-            out += ["", "## Fidelity per patient", "", _PATIENT_FIDELITY_NOTE, "", _md_table(*pf)]
-    out += ["", "## Figures", ""] + [f"![{name}]({path})" for name, path in figures.items()]
-    out += ["", "## Configuration and data", ""] + [f"- {line}" for line in _config_lines(results)]
-    return "\n".join(out) + "\n"
+    out: list[str] = []
+    for b in _blocks(results, list(figures)):
+        if b.kind.startswith("h"):
+            out += ["#" * int(b.kind[1]) + " " + b.text, ""]
+        elif b.kind == "p":
+            out += [f"**{b.text}**" if b.cls in ("pass", "fail") else b.text, ""]
+        elif b.kind == "ul":
+            out += [f"- {x}" for x in b.items] + [""] if b.items else []
+        elif b.kind == "table":
+            out += [_md_table(b.header, b.items), ""]
+        elif b.kind == "kv":
+            out += [f"- {k}: **{v}**" if k == "verdict" else f"- {k}: {v}" for k, v in b.items] + [""]
+        elif b.kind == "figure":
+            out += [f"**{b.items[0]}**", "", f"![{b.items[0]}]({figures[b.text]})", ""]
+        elif b.kind == "details":
+            out += [f"<details><summary>{b.text}</summary>", "", "```json", b.items[0], "```", "", "</details>", ""]
+    return "\n".join(out).rstrip("\n") + "\n"
 
 
-_CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}td,th{border:1px solid #ccc;padding:4px 8px;vertical-align:top}
-th{background:#f3f3f3}img{max-width:100%;margin:0.5em 0}.pass{color:#2a7a2a}.fail{color:#b00020}pre{background:#f7f7f7;padding:1em;overflow:auto}"""
+# fits 1280 px: the body is at most 1180 px wide, tables never wider than it (cells wrap, long
+# identifiers break anywhere), figures scale down
+_CSS = """body{font-family:system-ui,sans-serif;max-width:1180px;margin:1.5em auto;padding:0 16px;color:#222;line-height:1.4}
+h1{margin-bottom:0.3em}h2{margin-top:1.6em;border-bottom:1px solid #ddd;padding-bottom:0.2em}
+table{border-collapse:collapse;margin:0.8em 0;font-size:0.86em;max-width:100%}
+td,th{border:1px solid #ccc;padding:3px 7px;vertical-align:top;overflow-wrap:break-word}
+th{background:#f3f3f3;text-align:left;font-weight:600}td.num{text-align:right;white-space:nowrap}
+table.kv th{width:13em;background:#fafafa;font-weight:normal;color:#555}table.kv{width:100%}table.kv td,li{overflow-wrap:anywhere}
+table.meta{font-size:0.85em;width:auto}table.meta td,table.meta th{border:none;padding:1px 10px 1px 0}table.meta th{background:none;color:#666}
+tr.verdict td{font-weight:600}.inconclusive tr.verdict td{color:#8a5a00}.superior tr.verdict td,.non-inferior tr.verdict td{color:#2a7a2a}
+.inferior tr.verdict td{color:#b00020}
+figure{margin:1em 0}figcaption{font-weight:600;margin-bottom:0.3em}img{max-width:100%;height:auto;display:block}
+.pass{color:#2a7a2a;font-weight:600}.fail{color:#b00020;font-weight:600}code{overflow-wrap:anywhere}
+pre{background:#f7f7f7;padding:1em;overflow:auto;max-width:100%;box-sizing:border-box}"""
+
+
+def _is_number(c: str) -> bool:
+    return bool(c) and (c[0].isdigit() or c[0] in "+-<") and " " not in c.strip("< ")
 
 
 def render_html(results: Mapping[str, Any], figures: Mapping[str, bytes]) -> str:
     """Self-contained HTML: every PNG inlined as a base64 data URI."""
-    t = results["table"]
-    power = (results.get("protocol") or {}).get("power", 0.8)
-    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>lusynth evaluation</title><style>{_CSS}</style></head><body>",
-             "<h1>lusynth evaluation report</h1>", "<h2>Results</h2>", f"<p>{html.escape(_protocol_line(results))}</p>"]
-    for q in results.get("questions", []):
-        parts.append(f"<h3>({html.escape(q['question'])}) {html.escape(q['text'])}</h3><ul>")
-        parts += [f"<li>{html.escape(line).replace('**', '')}</li>" for line in _question_details(q, power)]
-        parts.append("</ul>")
-    parts += [f"<p>{html.escape(s)}</p>" for s in results.get("skipped_questions", [])]
-    parts += ["<h3>Per arm</h3>",
-              f"<p>Test patients only. Cells: estimate over folds and seeds with {int(round(t['ci'] * 100))}% CI; "
-              f"{html.escape(t['level'])} level, thresholds chosen on the validation patients.</p>", _html_table(*table_rows(results, "<br>"))]
-    sec = _secondary_rows(results)
-    if sec[1]:
-        parts += ["<h2>Secondary endpoints</h2><p>Holm-adjusted within each question; exploratory.</p>", _html_table(*sec)]
-    gate = results.get("privacy_gate", {})
-    if gate.get("passed") is not None:
-        cls = "pass" if gate["passed"] else "fail"
-        parts.append(f"<p class='{cls}'><b>Privacy gate: {'PASS' if gate['passed'] else 'FAIL'}</b></p><ul>")
-        parts += [f"<li>{html.escape(r)}</li>" for r in gate.get("reasons", [])]
-        parts.append("</ul>")
-    pa = _patient_audit_rows(results)
-    if pa[1]:
-        parts += ["<h2>Privacy audit (patient level)</h2>", f"<p>{html.escape(_PATIENT_AUDIT_NOTE)}</p>", _html_table(*pa)]
-    if results.get("audits"):
-        parts += ["<h2>Fidelity and privacy audit</h2>", _html_table(*_audit_rows(results)),
-                  "<p>FID/KID are computed in the <code>real</code> classifier's embedding: not comparable with Inception FID/KID.</p>"]
-        pf = _patient_fidelity_rows(results)
-        if pf[1]:
-            parts += ["<h2>Fidelity per patient</h2>", f"<p>{html.escape(_PATIENT_FIDELITY_NOTE)}</p>", _html_table(*pf)]
-    parts.append("<h2>Figures</h2>")
-    for name, png in figures.items():
-        b64 = base64.b64encode(png).decode("ascii")
-        parts.append(f"<h3>{html.escape(name)}</h3><img alt='{html.escape(name)}' src='data:image/png;base64,{b64}'>")
-    parts.append("<h2>Configuration and data</h2><ul>")
-    parts += [f"<li>{html.escape(line)}</li>" for line in _config_lines(results)]
-    parts.append("</ul><details><summary>Evaluation parameters</summary><pre>")
-    parts.append(html.escape(dumps_json(clean_json(results.get("config", {}).get("params", {})))))
-    parts.append("</pre></details></body></html>")
+    e = html.escape
+    parts = [f"<!doctype html><html lang='en'><head><meta charset='utf-8'><meta name='viewport' content='width=device-width'>"
+             f"<title>lusynth evaluation</title><style>{_CSS}</style></head><body>"]
+    for b in _blocks(results, list(figures)):
+        if b.kind.startswith("h"):
+            parts.append(f"<{b.kind}>{e(b.text)}</{b.kind}>")
+        elif b.kind == "p":
+            parts.append(f"<p class='{b.cls}'>{e(b.text)}</p>" if b.cls else f"<p>{e(b.text)}</p>")
+        elif b.kind == "ul" and b.items:
+            parts.append("<ul>" + "".join(f"<li>{e(x)}</li>" for x in b.items) + "</ul>")
+        elif b.kind == "table":
+            h = "".join(f"<th>{e(c)}</th>" for c in b.header)
+            rows = "".join("<tr>" + "".join(f"<td class='num'>{e(c)}</td>" if _is_number(c) else f"<td>{e(c)}</td>" for c in r) + "</tr>"
+                           for r in b.items)
+            cls = f" class='{b.cls}'" if b.cls else ""
+            parts.append(f"<table{cls}><thead><tr>{h}</tr></thead><tbody>{rows}</tbody></table>")
+        elif b.kind == "kv":
+            rows = "".join(f"<tr{' class=verdict' if k == 'verdict' else ''}><th>{e(k)}</th><td>{e(v)}</td></tr>" for k, v in b.items)
+            parts.append(f"<table class='kv {e(b.cls)}'><tbody>{rows}</tbody></table>")
+        elif b.kind == "figure":
+            b64 = base64.b64encode(figures[b.text]).decode("ascii")
+            parts.append(f"<figure><figcaption>{e(b.items[0])}</figcaption>"
+                         f"<img alt='{e(b.items[0])}' src='data:image/png;base64,{b64}'></figure>")
+        elif b.kind == "details":
+            parts.append(f"<details><summary>{e(b.text)}</summary><pre>{e(b.items[0])}</pre></details>")
+    parts.append("</body></html>")
     return "\n".join(parts)
 
 
