@@ -63,6 +63,28 @@ def test_nadeau_bengio_standard_error_over_folds() -> None:
     assert e.estimate == pytest.approx(0.1) and e.n_undefined == 0
 
 
+def test_interval_is_cut_to_the_range_of_the_value_and_says_so() -> None:
+    # two folds that disagree wildly: the t interval with 1 df reaches far past [0, 1]
+    splits = [SplitValue(p, np.zeros(10), 0.0, 1, True, 4, 8, 2, 2) for p in (0.1, 0.9)]
+    raw = combine(splits, min_patients_per_class=1)
+    assert raw.ci[0] < 0 and raw.ci[1] > 1
+    cut = combine(splits, min_patients_per_class=1, bounds=(0.0, 1.0))
+    assert cut.ci == (0.0, 1.0) and cut.estimate == raw.estimate and cut.se == raw.se
+    assert any("cut to the value's range" in n for n in cut.notes)
+    inside = combine([SplitValue(0.5, np.linspace(0.45, 0.55, 50), 0.0, 1, True, 40, 0, 20, 20)], bounds=(0.0, 1.0))
+    assert 0 < inside.ci[0] < inside.ci[1] < 1 and not any("cut" in n for n in inside.notes)
+
+
+def test_analysis_intervals_stay_inside_the_metric_range() -> None:
+    # few patients, two folds, high AUC: uncut t intervals (1 df) pass 1 for some arm
+    table = simulate_table(np.random.default_rng(3), n_per_class=4, mus={"real": 3.0, "real+synthetic": 3.0, "synthetic": 3.0},
+                           folds=2)
+    result = analyse(table, AnalysisParams(min_patients_per_class=1))
+    cells = [c for row in result["table"]["rows"] for arm in row["cells"].values() for c in arm.values()]
+    assert cells and all(0.0 <= c["lo"] <= c["hi"] <= 1.0 for c in cells), cells
+    assert any(c["hi"] == 1.0 for c in cells)  # cut, not merely narrow
+
+
 def test_undefined_resamples_are_counted_and_said() -> None:
     reps = np.r_[np.full(7, np.nan), np.linspace(-0.1, 0.1, 93)]
     e = combine([SplitValue(0.0, reps, 0.0, 2, True, 20, 0, 10, 10)])

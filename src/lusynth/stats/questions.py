@@ -130,9 +130,10 @@ class Analysis:
             raise ValueError(f"primary_fraction={f:g} is not a fraction of this experiment ({', '.join(f'{x:g}' for x in self.fractions)})")
         return f
 
-    def _combine(self, values: list[Any]) -> Estimate:
+    def _combine(self, values: list[Any], *, difference: bool) -> Estimate:
+        # every metric here is a proportion in [0, 1]; a difference of two lies in [-1, 1]
         return combine(values, level=self.params.level, min_patients_per_class=self.params.min_patients_per_class,
-                       n_patients=(self.n_positive, self.n_negative))
+                       n_patients=(self.n_positive, self.n_negative), bounds=(-1.0, 1.0) if difference else (0.0, 1.0))
 
     def estimate(self, arm: str, fraction: float, metric: str, *, versus: str | None = None) -> Estimate | None:
         """``arm``'s metric (minus ``versus``'s, paired) at ``fraction``; None when an arm is missing."""
@@ -144,7 +145,7 @@ class Analysis:
                 continue
             values.append(split_value(a, b, metric, n_test=s.labels.size, n_train=s.n_train,
                                       n_positive=int(s.labels.sum()), n_negative=int((s.labels == 0).sum())))
-        return self._combine(values) if values else None
+        return self._combine(values, difference=versus is not None) if values else None
 
     def table_cells(self, metrics: Sequence[str] = ("auc", "accuracy", "f1", "sensitivity", "specificity")) -> dict[str, Any]:
         """Per fraction and arm: each metric's estimate with its interval (the per-arm table, learning curve)."""
