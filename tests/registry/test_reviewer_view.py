@@ -194,6 +194,12 @@ def test_no_champion_until_a_reviewer_approves_with_a_trail(tiny_run: TinyRun, c
     trail = json.loads(t["lusynth.review.trail"])["events"]
     assert [(e["action"], e["by"]) for e in trail] == [("approved", "dr-who"), ("rejected", "dr-no")]
 
+    from lusynth.registry import RegistryError
+    from lusynth.serve import load_model
+
+    with pytest.raises(RegistryError, match="has no champion.*registry approve"):  # serving says what to do
+        load_model(f"models:/{CLASSIFIER}@champion")
+
     capsys.readouterr()
     assert main(["registry", "show", CLASSIFIER, "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)

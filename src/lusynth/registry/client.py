@@ -422,6 +422,9 @@ def find_version(client: Any, name: str, *, alias: str | None = None, version: s
     try:
         return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
     except MlflowException as exc:
+        if alias == CHAMPION:  # the pipeline never sets it: a reviewer has not approved a version yet
+            raise RegistryError(f"{source}: {name} has no champion at {client.tracking_uri}; a reviewer makes one with "
+                                "`lusynth registry approve VERSION --reason ...` (`lusynth registry show` lists the candidates)") from None
         raise RegistryError(f"{source}: not in the registry at {client.tracking_uri} ({exc.message.splitlines()[0]}); "
                             "run `lusynth registry show` to list models and aliases") from None
 
