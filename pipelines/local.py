@@ -52,6 +52,7 @@ def run_local(
     from lusynth.params import SECTIONS, flat_params, resolve
     from lusynth.runtime import cpu_quota, temporary_env
     from lusynth.tracking import parent_run, tracking_uri
+    from lusynth.tracking.runs import RUN_NAME_SEP
     from lusynth_pipelines.experiment import make_pipeline
 
     resolved_overrides = run_overrides(profile, overrides)
@@ -64,7 +65,7 @@ def run_local(
     # two tasks each starting a thread per core made training 2-3x slower on 2 cores (measured)
     threads = os.environ.get("LUSYNTH_THREADS") or str(max(1, cpu_quota() // LOCAL_PARALLELISM))
     with temporary_env({"MLFLOW_TRACKING_URI": uri, "MLFLOW_EXPERIMENT_NAME": experiment, "LUSYNTH_THREADS": threads}), \
-            parent_run("pipeline", local_dir=out, experiment=experiment,
+            parent_run(f"pipeline{RUN_NAME_SEP}{profile}", local_dir=out, experiment=experiment,
                        params={"source": source or "phantom", "profile": profile, **flat_params(resolved)},
                        tags={"lusynth.engine": "kfp.local", "lusynth.profile": profile}) as parent:
         local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / "kfp"), enable_caching=False)

@@ -1,16 +1,17 @@
-"""The promotion rule, as a pure function: both directions, the margin, and the privacy condition."""
+"""The promotion rule, as a pure function: both directions, the margin, and the privacy condition.
+The gate recommends (candidate) or holds back (challenger, ineligible); it never makes a champion."""
 
 import pytest
 
-from lusynth.registry import CHALLENGER, CHAMPION, AUCEstimate, ClassifierCandidate, best_per_arm, promotion_decision
+from lusynth.registry import CANDIDATE, CHALLENGER, CHAMPION, INELIGIBLE, AUCEstimate, ClassifierCandidate, best_per_arm, promotion_decision
 
 
-def test_first_model_becomes_champion() -> None:
+def test_first_model_becomes_candidate_awaiting_review_never_champion() -> None:
     d = promotion_decision(AUCEstimate(0.7, 0.6, 0.8), None, uses_synthetic=False, privacy_passed=None)
-    assert d.decision == CHAMPION and "no current champion" in d.reason
+    assert d.decision == CANDIDATE != CHAMPION and "no current champion" in d.reason and "awaiting review" in d.reason
 
 
-@pytest.mark.parametrize(("lo", "expected"), [(0.81, CHAMPION), (0.80, CHAMPION), (0.79, CHALLENGER)])
+@pytest.mark.parametrize(("lo", "expected"), [(0.81, CANDIDATE), (0.80, CANDIDATE), (0.79, CHALLENGER)])
 def test_non_inferiority_lower_bound_against_champion_point_minus_margin(lo: float, expected: str) -> None:
     champ = AUCEstimate(0.82, 0.75, 0.9)
     d = promotion_decision(AUCEstimate(0.85, lo, 0.9), champ, uses_synthetic=False, privacy_passed=None, margin=0.02,
@@ -21,12 +22,12 @@ def test_non_inferiority_lower_bound_against_champion_point_minus_margin(lo: flo
 @pytest.mark.parametrize("privacy", [False, None])
 def test_synthetic_data_without_a_passed_privacy_gate_is_never_champion(privacy: bool | None) -> None:
     d = promotion_decision(AUCEstimate(0.99, 0.98, 1.0), None, uses_synthetic=True, privacy_passed=privacy)
-    assert d.decision == CHALLENGER and "privacy" in d.reason
+    assert d.decision == INELIGIBLE and "privacy" in d.reason
 
 
-def test_synthetic_data_with_passed_privacy_gate_can_be_champion() -> None:
+def test_synthetic_data_with_passed_privacy_gate_can_be_candidate() -> None:
     d = promotion_decision(AUCEstimate(0.9, 0.85, 0.95), AUCEstimate(0.86, 0.8, 0.9), uses_synthetic=True, privacy_passed=True)
-    assert d.decision == CHAMPION and "privacy gate passed" in d.reason
+    assert d.decision == CANDIDATE and "privacy gate passed" in d.reason
 
 
 def test_no_holdout_ci_means_challenger() -> None:

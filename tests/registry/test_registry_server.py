@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from lusynth.export.stage import ExportedModels, export_and_register
-from lusynth.registry import CHALLENGER, CHAMPION, RegistryNames, list_versions
+from lusynth.registry import CANDIDATE, CHALLENGER, CHAMPION, RegistryNames, approve, list_versions
 from lusynth.tracking import mlflow_client
 from tests.registry.conftest import PipelineOutputs
 
@@ -32,10 +32,11 @@ def test_registry_holds_versions_aliases_tags_and_model_cards(mlflow_server: str
     clf = [v for (n, _), v in versions.items() if n == "lusynth-lus-classifier"]
     assert sorted(v.tags["lusynth.arm"] for v in clf) == ["real", "real+synthetic"]  # best per arm
     nominee = next(v for v in clf if v.tags["lusynth.arm"] == r.nominee_arm)
-    assert CHAMPION in nominee.aliases and nominee.decision == CHAMPION and "no current champion" in nominee.reason
+    assert CANDIDATE in nominee.aliases and nominee.decision == CANDIDATE and "no current champion" in nominee.reason
+    assert CHAMPION not in nominee.aliases  # the pipeline never makes a champion: a reviewer does
     assert f"arm-{r.nominee_arm.replace('+', '-')}" in nominee.aliases
     other = next(v for v in clf if v is not nominee)
-    assert other.decision == "candidate" and CHAMPION not in other.aliases
+    assert other.decision == "not-nominated" and not {CHAMPION, CANDIDATE, CHALLENGER} & set(other.aliases)
     # tags: holdout AUC with CI from the evaluation, arm, fraction, privacy, data digest, pipeline run, hash
     ev = next(c for c in report["classifiers"] if Path(c["dir"]).name == Path(nominee.tags["lusynth.source_dir"]).name)
     assert float(nominee.tags["lusynth.holdout_auc"]) == pytest.approx(ev["metrics"]["frame"]["val"]["auc"]["value"], abs=1e-6)
@@ -88,15 +89,17 @@ def test_promotion_gate_in_both_directions(mlflow_server: str, pipeline: Pipelin
         return v.version, v.decision
 
     v1, d1 = run(0.80, 0.70, 0.90)
-    assert d1 == CHAMPION
+    assert d1 == CANDIDATE
+    approve(client, names.classifier, v1, reason="first model", reviewer="test")  # the human step
     v2, d2 = run(0.75, 0.60, 0.85)  # lower bound 0.60 < 0.80 - 0.02: not shown non-inferior
     assert d2 == CHALLENGER
     assert client.get_model_version_by_alias(names.classifier, "champion").version == v1
     assert client.get_model_version_by_alias(names.classifier, "challenger").version == v2
     assert "0.600 < champion v" in client.get_model_version(names.classifier, v2).tags["lusynth.gate.reason"]
     v3, d3 = run(0.90, 0.79, 0.97)  # 0.79 >= 0.80 - 0.02
-    assert d3 == CHAMPION
-    assert client.get_model_version_by_alias(names.classifier, "champion").version == v3
+    assert d3 == CANDIDATE
+    assert client.get_model_version_by_alias(names.classifier, "candidate").version == v3
+    assert client.get_model_version_by_alias(names.classifier, "champion").version == v1  # until a reviewer approves v3
 
 
 def test_serving_loads_the_champion_by_alias_and_checks_its_hash(mlflow_server: str, pipeline: PipelineOutputs, first_run) -> None:  # type: ignore[no-untyped-def]
@@ -106,8 +109,11 @@ def test_serving_loads_the_champion_by_alias_and_checks_its_hash(mlflow_server: 
     from lusynth.serve.app import predict
 
     r, _ = first_run
-    m = load_model("models:/lusynth-lus-classifier@champion")
     client = mlflow_client()
+    if not any(CHAMPION in v.aliases for v in list_versions(client, "lusynth-lus-classifier")):
+        nominee = client.get_model_version_by_alias("lusynth-lus-classifier", CANDIDATE)
+        approve(client, "lusynth-lus-classifier", nominee.version, reason="serving test", reviewer="test")
+    m = load_model("models:/lusynth-lus-classifier@champion")
     champ = client.get_model_version_by_alias("lusynth-lus-classifier", "champion")
     assert m.version == str(champ.version) and m.sha256 == champ.tags["lusynth.onnx_sha256"]
     st = open_store(pipeline.real)
@@ -134,7 +140,8 @@ def test_registry_show_cli_prints_versions_aliases_and_decisions(mlflow_server: 
     monkeypatch.setenv("COLUMNS", "300")  # rich folds words in a narrow terminal
     assert main(["registry", "show", "lusynth-lus-classifier"]) == 0
     out = capsys.readouterr().out
-    assert "champion" in out and "candidate" in out and "lusynth-lus-classifier" in out
+    assert "candidate" in out and "not-nominated" in out and "lusynth-lus-classifier" in out
+    assert "a reviewer does" in out  # the rule is printed with the table
 
 
 def test_export_record_reads_back_as_the_stage_returned_it(first_run) -> None:  # type: ignore[no-untyped-def]
@@ -162,7 +169,7 @@ def test_a_generator_whose_privacy_audit_fails_gets_no_alias(mlflow_server: str,
                             evaluation_dir=ev, names=names)
     gens = {v.name: v for v in r.registered if v.name.startswith(names.generator_prefix)}
     failed, unsure = gens[names.generator(labels[0])], gens[names.generator(labels[1])]
-    assert failed.aliases == [] and failed.decision == "candidate" and "fail by test" in failed.reason
+    assert failed.aliases == [] and failed.decision == "ineligible" and "fail by test" in failed.reason
     assert unsure.aliases == [CHALLENGER]
     assert not mlflow_client().get_registered_model(failed.name).aliases
 
@@ -188,16 +195,16 @@ def test_a_retried_export_finds_its_own_versions_instead_of_registering_duplicat
         first = attempt("a1")
         before = all_versions()
         assert len(before) == len(first.registered) >= 3
-        champion = client.get_model_version_by_alias(names.classifier, CHAMPION)
-        # the first attempt "crashed" after creating the champion version: no aliases, not complete
-        client.delete_registered_model_alias(names.classifier, CHAMPION)
+        champion = client.get_model_version_by_alias(names.classifier, CANDIDATE)
+        # the first attempt "crashed" after creating the nominee's version: no aliases, not complete
+        client.delete_registered_model_alias(names.classifier, CANDIDATE)
         client.delete_model_version_tag(names.classifier, champion.version, COMPLETE_TAG)
         second = attempt("a2")
     assert all_versions() == before  # no duplicate
     assert [(v.name, v.version, v.decision, v.aliases) for v in second.registered] == \
         [(v.name, v.version, v.decision, v.aliases) for v in first.registered]
     # the retry finished the half-done version with the first attempt's decision, not a new one against itself
-    assert client.get_model_version_by_alias(names.classifier, CHAMPION).version == champion.version
+    assert client.get_model_version_by_alias(names.classifier, CANDIDATE).version == champion.version
     assert client.get_model_version(names.classifier, champion.version).tags[COMPLETE_TAG] == "true"
     assert all(client.get_model_version(n, v).tags["lusynth.pipeline_run"] == parent.run_id for n, v in before)
 

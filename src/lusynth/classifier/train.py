@@ -46,7 +46,7 @@ from lusynth.metrics.classification import choose_threshold, roc_auc
 from lusynth.models.classifier import ClassifierConfig, FrameClassifier, build_classifier
 from lusynth.params import as_dict
 from lusynth.runtime import RunContext, autocast_for, resolve_precision
-from lusynth.tracking import optional_stage_run
+from lusynth.tracking import log_frame_store_input, optional_stage_run, run_name
 
 MODEL_FILE = "model.pt"
 META_FILE = "classifier.json"
@@ -289,9 +289,14 @@ def train_classifier(
     trials = [_Trial(i, lr, w, d) for i, (lr, w, d) in enumerate(search_points(params, seed))]
 
     # the SQLite store sits beside out_dir: out_dir itself is replaced atomically at the end
-    with optional_stage_run(ctx.track, stage="train_classifier", local_dir=out_dir.parent, out_dir=out_dir, run_name=f"classifier {cell}",
+    with optional_stage_run(ctx.track, stage="train_classifier", local_dir=out_dir.parent, out_dir=out_dir, run_name=run_name("train_classifier", cell),
                             params={**tags, **as_dict(params), "n_train": len(train), "real_digest": real.digest}, tags=tags) as tr, \
             _progress(progress, params.trials * -(-params.steps // params.eval_every), f"classifier {cell}") as tick:
+        # what it read: the real store (training and validation frames) and each synthetic set its arm used
+        log_frame_store_input(tr, real, "training")
+        for syn in synthetic:
+            if syn.digest in train.digests.values():
+                log_frame_store_input(tr, syn, "synthetic")
         for trial in trials:
             _train_trial(trial, train, val_x, val_y, image_size=real.image_size, params=params, augment=augment, seed=seed,
                          device=device, tick=tick, autocast=autocast_for(device, precision))

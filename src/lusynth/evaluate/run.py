@@ -50,7 +50,7 @@ from lusynth.report.render import (
 )
 from lusynth.runtime import RunContext
 from lusynth.stats.questions import Analysis
-from lusynth.tracking import optional_stage_run
+from lusynth.tracking import log_frame_store_input, log_to_parent, optional_stage_run, run_name
 
 #: the long table of patient-level scores (:func:`lusynth.evaluate.holdout.score_rows`), beside report.json
 SCORES_FILE = "patient_scores.csv"
@@ -292,6 +292,72 @@ def evaluate(
     targets = audit_targets([GanRun.load(g) for g in gan_dirs], [SyntheticSet.load(s) for s in synthetic_dirs])
     out_dir = Path(out_dir)
 
+    # the run is open for the whole work: its duration is the stage's, and a failure ends it FAILED
+    with optional_stage_run(ctx.track, stage="evaluate", local_dir=out_dir.parent, out_dir=out_dir, run_name=run_name("evaluate"),
+                            params={"frames_digest": real.digest, **as_dict(params), "near_copy": as_dict(near_copy),
+                                    "n_classifiers": len(classifiers), "n_audits": len(targets)}) as tr:
+        log_frame_store_input(tr, real, "holdout")
+        for syn in {t.synthetic.store.digest: t.synthetic.store for t in targets}.values():
+            log_frame_store_input(tr, syn, "synthetic")
+        results, figures, scores = _assess(real, classifiers, targets, params=params, near_copy=near_copy, progress=progress,
+                                           inputs=(classifier_dirs, gan_dirs, synthetic_dirs, audit_dirs))
+        results["config"]["mlflow_run_id"] = tr.run_id
+        results["run"] = run_metadata(real.digest, tr.run_id, out_dir, real.path)
+        with atomic_dir(out_dir) as tmp:
+            art = write_report(tmp, results, figures)
+            scores.to_csv(tmp / SCORES_FILE, index=False)
+        metrics, tags = tracked_results(results)
+        tr.log_metrics({**art.headline_metrics, **metrics})
+        tr.set_tags(tags)
+        # from the output, not the temporary folder: a spooled artifact is uploaded later, by path
+        tr.log_artifact(out_dir, "report")
+    if ctx.track:
+        log_to_parent(metrics, tags)  # the pipeline's run shows the verdicts and primary metrics too
+    note("evaluate", f"report: {out_dir / HTML_FILE}", enabled=progress)
+    return Evaluation.load(out_dir)
+
+
+def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
+    """What MLflow shows of an evaluation beyond the headline numbers (pure): per arm and fraction the
+    mean and confidence bounds of every table metric as metrics (``auc_real_f0.5``, ``..._ci_low``,
+    ``..._ci_high``), each question's estimate, bounds and p-value, and the verdicts as tags
+    (``lusynth.verdict.q<n>``: the sentence the report prints; ``lusynth.verdicts``: all, short)."""
+    from lusynth.report.render import _slug
+
+    metrics: dict[str, float] = {}
+    for row in (results.get("table") or {}).get("rows", []):
+        for arm, cell in row["cells"].items():
+            for m, v in cell.items():
+                key = f"{m}_{_slug(arm)}_f{row['fraction']:g}"
+                for suffix, field_ in (("", "mean"), ("_ci_low", "lo"), ("_ci_high", "hi")):
+                    x = v.get(field_) if isinstance(v, dict) else None
+                    if isinstance(x, (int, float)) and np.isfinite(x):
+                        metrics[key + suffix] = float(x)
+    tags: dict[str, str] = {}
+    questions = results.get("questions", [])
+    sentences = question_sentences({**results, "skipped_questions": []})
+    short = []
+    for q, sentence in zip(questions, sentences, strict=True):
+        key = f"q{q['question']}_{q['metric']}_diff_{_slug(q['arm'])}_vs_{_slug(q['baseline'])}_f{q['fraction']:g}"
+        for suffix, x in (("", q.get("estimate")), ("_ci_low", (q.get("ci") or [None, None])[0]),
+                          ("_ci_high", (q.get("ci") or [None, None])[1]), ("_p", q.get("p_value"))):
+            if isinstance(x, (int, float)) and np.isfinite(x):
+                metrics[key + suffix] = float(x)
+        tags[f"lusynth.verdict.q{q['question']}"] = sentence
+        short.append(f"q{q['question']} {q['arm']} vs {q['baseline']} (f{q['fraction']:g}): {q['verdict']}")
+    if short:
+        tags["lusynth.verdicts"] = "; ".join(short)
+    gate = (results.get("privacy_gate") or {}).get("passed")
+    if gate is not None:
+        tags["lusynth.privacy_gate"] = "passed" if gate else "not passed"
+    return metrics, tags
+
+
+def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list[AuditTarget], *, params: EvaluateParams,
+            near_copy: NearCopyPolicy, progress: bool, inputs: tuple[Sequence[Any], Sequence[Any], Sequence[Any], Sequence[Any]]
+            ) -> tuple[dict[str, Any], dict[str, bytes], pd.DataFrame]:
+    """The evaluation's work: holdout predictions, statistics, audits, figures; (results, figures, long score table)."""
+    classifier_dirs, gan_dirs, synthetic_dirs, audit_dirs = inputs
     note("evaluate", f"predicting the holdout with {len(classifiers)} classifier(s)", enabled=progress)
     preds = [predict_holdout(real, c, batch_size=params.batch_size) for c in classifiers]
     scores = pd.concat([score_rows(p) for p in preds], ignore_index=True)
@@ -365,16 +431,4 @@ def evaluate(
         "skipped_questions": stats["skipped"], "table": table, "classifiers": clf_json,
         "audits": audits, "privacy_gate": privacy,
     }
-    with optional_stage_run(ctx.track, stage="evaluate", local_dir=out_dir.parent, out_dir=out_dir, run_name="evaluate",
-                            params={"frames_digest": real.digest, **as_dict(params), "near_copy": as_dict(near_copy),
-                                    "n_classifiers": len(classifiers), "n_audits": len(audits)}) as tr:
-        results["config"]["mlflow_run_id"] = tr.run_id
-        results["run"] = run_metadata(real.digest, tr.run_id, out_dir, real.path)
-        with atomic_dir(out_dir) as tmp:
-            art = write_report(tmp, results, figures)
-            scores.to_csv(tmp / SCORES_FILE, index=False)
-            tr.log_metrics(art.headline_metrics)
-        # from the output, not the temporary folder: a spooled artifact is uploaded later, by path
-        tr.log_artifact(out_dir, "report")
-    note("evaluate", f"report: {out_dir / HTML_FILE}", enabled=progress)
-    return Evaluation.load(out_dir)
+    return results, figures, scores

@@ -9,6 +9,7 @@ callers read it through :meth:`ExportedModels.load`, never by file name.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Sequence
@@ -124,6 +125,22 @@ def _read_report(evaluation_dir: Path) -> dict[str, Any]:
     return Evaluation.load(evaluation_dir).report
 
 
+def _holdout_store(report: dict[str, Any] | None) -> Any:
+    """The real frame store the evaluation measured the holdout on, when it is reachable from here
+    (a KFP task on another pod may not see it); None otherwise."""
+    from lusynth.data.framestore import open_store
+    from lusynth.errors import LusynthError
+
+    where = ((report or {}).get("config") or {}).get("frames_dir")
+    if not where or not Path(where).is_dir():
+        return None
+    try:
+        store = open_store(where)
+    except LusynthError:
+        return None
+    return store if store.digest == report["config"].get("frames_digest") else None  # type: ignore[index]
+
+
 def _read_gan_meta(gan_dir: Path) -> dict[str, Any]:
     from lusynth.gan.train import GanRun
 
@@ -158,7 +175,7 @@ def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[
             classifier_dir=d, arm=str(meta["arm"]), fraction=float(meta["fraction"]), seed=int(meta["seed"]),
             val_auc=float(meta.get("val_auc", float("nan"))), data_digest=real, synthetic_digests=synthetic,
             threshold=float(meta.get("threshold", 0.5)), classes=list(meta.get("classes", [])),
-            image_size=int(meta.get("image_size", 0)))
+            image_size=int(meta.get("image_size", 0)), training_run_id=meta.get("mlflow_run_id") or None)
         ev = by_dir.get(str(d.resolve())) or by_key.get((cand.arm, cand.fraction, cand.seed))
         if ev is not None:
             metrics = ev.get("metrics", {})
@@ -208,7 +225,7 @@ def export_and_register(
     ``out_dir``; with ``register``, log them to the registry and apply the promotion gate."""
     from lusynth.atomic import atomic_dir
     from lusynth.export.onnx_export import export_classifier, export_generator
-    from lusynth.tracking import PARENT_RUN_ENV, lineage_tags, stage_run
+    from lusynth.tracking import PARENT_RUN_ENV, dataset_digest, dataset_name, lineage_tags, log_frame_store_input, run_name, stage_run
 
     if not classifier_dirs:
         raise InputError("export needs at least one classifier directory (--classifier DIR)")
@@ -223,37 +240,48 @@ def export_and_register(
         if label not in gans or float(meta["fraction"]) > float(gans[label][1]["fraction"]):
             gans[label] = (Path(g), meta)
     audits = report.get("audits", []) if report is not None else []
+    real_store = _holdout_store(report)
     digests = {"real": best[nominee].data_digest}
     versions: list[RegisteredVersion] = []
     pipeline_run_id = os.environ.get(PARENT_RUN_ENV)
-    with atomic_dir(out_dir) as tmp:
+    # the run (when registering) is open for the whole work, the ONNX exports and their parity checks included
+    tracked = stage_run("export", local_dir=out_dir.parent, out_dir=out_dir, run_name=run_name("export_register"), data_digests=digests,
+                        profile=profile, params={"margin": margin, "opset": opset, "nominee_arm": nominee,
+                                                 "classifier_model": names.classifier, "generator_prefix": names.generator_prefix}) \
+        if register else contextlib.nullcontext(None)
+    with atomic_dir(out_dir) as tmp, tracked as tr:
         clf_results = {arm: export_classifier(c.classifier_dir, tmp / f"classifier-{slugify(arm, keep='A-Za-z0-9_-')}.onnx",
                                               opset=opset) for arm, c in best.items()}
         gen_results = {label: export_generator(d, tmp / f"generator-{slugify(label, keep='A-Za-z0-9_-')}.onnx", opset=opset)
                        for label, (d, _) in sorted(gans.items())}
         run_id = None
-        if register:
-            with stage_run("export", local_dir=out_dir.parent, out_dir=out_dir, run_name="export+register", data_digests=digests, profile=profile,
-                           params={"margin": margin, "opset": opset, "nominee_arm": nominee,
-                                   "classifier_model": names.classifier, "generator_prefix": names.generator_prefix}) as tr:
-                from lusynth.tracking import mlflow_client
+        if tr is not None:
+            from lusynth.tracking import mlflow_client
 
-                run_id = tr.require_live()  # registering is the work: it cannot wait in a spool
-                client = mlflow_client(out_dir.parent)
-                lineage = {k: v for k, v in lineage_tags(data_digests=digests, profile=profile).items() if not k.startswith("mlflow.")}
-                # the nominee last, so the other arms never compare against a champion set in this same run
-                for arm in sorted(best, key=lambda a: a == nominee):
-                    v = register_classifier(client, run_id, clf_results[arm].path, best[arm], nominated=arm == nominee,
-                                            names=names, margin=margin, pipeline_run_id=pipeline_run_id, lineage=lineage)
-                    versions.append(v)
-                for label, res in gen_results.items():
-                    d, meta = gans[label]
-                    audit = next((a for a in audits if a.get("label") == label
-                                  and GanKey(label, a.get("fraction", 1.0)) == GanKey(label, meta["fraction"])), None)
-                    versions.append(register_generator(client, run_id, res.path, audit=audit, names=names,
-                                                       pipeline_run_id=pipeline_run_id))
-                tr.set_tags({"lusynth.registered": ", ".join(f"{v.name} v{v.version} ({v.decision})" for v in versions)})
-                tr.log_metrics({f"parity_max_abs_diff.{k}": r.max_abs_diff for k, r in {**clf_results, **gen_results}.items()})
+            run_id = tr.require_live()  # registering is the work: it cannot wait in a spool
+            holdout = None
+            if real_store is not None:  # the holdout the logged models' metrics were measured on
+                log_frame_store_input(tr, real_store, "holdout")
+                holdout = (dataset_name(real_store), dataset_digest(real_store))
+            client = mlflow_client(out_dir.parent)
+            lineage = {k: v for k, v in lineage_tags(data_digests=digests, profile=profile).items() if not k.startswith("mlflow.")}
+            # the nominee last: its gate compares against the champion a reviewer approved, never one of this run
+            for arm in sorted(best, key=lambda a: a == nominee):
+                v = register_classifier(client, run_id, clf_results[arm].path, best[arm], nominated=arm == nominee,
+                                        names=names, margin=margin, pipeline_run_id=pipeline_run_id, lineage=lineage,
+                                        holdout_dataset=holdout)
+                versions.append(v)
+            for label, res in gen_results.items():
+                d, meta = gans[label]
+                audit = next((a for a in audits if a.get("label") == label
+                              and GanKey(label, a.get("fraction", 1.0)) == GanKey(label, meta["fraction"])), None)
+                versions.append(register_generator(client, run_id, res.path, audit=audit, names=names,
+                                                   pipeline_run_id=pipeline_run_id,
+                                                   training_run_id=meta.get("mlflow_run_id") or meta.get("run_id")))
+            tr.set_tags({"lusynth.registered": ", ".join(f"{v.name} v{v.version} ({v.decision})" for v in versions)})
+            # metric names take no '+' (an MLflow server refuses real+synthetic): arm and class as slugs
+            tr.log_metrics({f"parity_max_abs_diff.{slugify(k, keep='A-Za-z0-9_.-')}": r.max_abs_diff
+                            for k, r in {**clf_results, **gen_results}.items()})
         exported = ExportedModels(
             path=out_dir, nominee_arm=nominee, run_id=run_id,
             classifiers={arm: _exported(r, best[arm].classifier_dir, best[arm].val_auc) for arm, r in clf_results.items()},

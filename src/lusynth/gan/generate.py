@@ -175,11 +175,30 @@ def generate(
     if len(set(labels)) != len(labels):
         raise InputError(f"generate: several GANs for one class ({labels}); give one GAN directory per class")
 
-    from lusynth.tracking import optional_stage_run
+    from lusynth.tracking import log_frame_store_input, optional_stage_run, run_name
 
-    per_class: dict[str, dict[str, Any]] = {}
     dropped_first: list[tuple[np.ndarray, str, int]] = []  # near-copies among the first-round latents
     out_dir = Path(out_dir)
+    # the run is open for the whole work, so its duration is the stage's; the SQLite store sits beside
+    # out_dir, which is written atomically
+    with optional_stage_run(ctx.track, stage="generate", local_dir=out_dir.parent, out_dir=out_dir,
+                            run_name=run_name("generate", [i.key for _, i in infos]),
+                            params={**as_dict(params), "near_copy": as_dict(near_copy)},
+                            tags={"source_frames_digest": store.digest,
+                                  "generators": ",".join(i.run_id or "" for _, i in infos)}) as tr:
+        log_frame_store_input(tr, store, "training")
+        per_class = _generate_all(store, infos, out_dir, params, near_copy, device, dropped_first)
+        for label, p in per_class.items():
+            tr.log_metrics({f"{label}.kept": p["kept"], f"{label}.dropped_near_copies": p["dropped_near_copies"],
+                            f"{label}.threshold": p["threshold"]})
+        tr.log_dict(per_class, "privacy_filter.json")
+    return SyntheticSet.load(out_dir)
+
+
+def _generate_all(store: FrameStore, infos: list[tuple[Path, Any]], out_dir: Path, params: GenerateParams, near_copy: NearCopyPolicy,
+                  device: Any, dropped_first: list[tuple[np.ndarray, str, int]]) -> dict[str, dict[str, Any]]:
+    """Sample each GAN's class through the near-copy filter into the synthetic store at ``out_dir``; per class: what was kept."""
+    per_class: dict[str, dict[str, Any]] = {}
     with FrameStoreWriter(out_dir, image_size=store.image_size) as writer:
         for gd, info in infos:
             label, fraction = info.label, info.fraction
@@ -237,13 +256,7 @@ def generate(
         )
     # what the filter removed from the first round, so an audit sees the generator's unfiltered output
     _write_near_copies(out_dir / NEAR_COPIES_DIR, dropped_first, store)
-    with optional_stage_run(ctx.track, stage="generate", local_dir=out_dir, params={**as_dict(params), "near_copy": as_dict(near_copy)},
-                   tags={"source_frames_digest": store.digest, "generators": ",".join(p["generator_run_id"] for p in per_class.values())}) as tr:
-        for label, p in per_class.items():
-            tr.log_metrics({f"{label}.kept": p["kept"], f"{label}.dropped_near_copies": p["dropped_near_copies"],
-                            f"{label}.threshold": p["threshold"]})
-        tr.log_dict(per_class, "privacy_filter.json")
-    return SyntheticSet.load(out_dir)
+    return per_class
 
 
 def _write_near_copies(target: Path, dropped: list[tuple[np.ndarray, str, int]], store: FrameStore) -> None:

@@ -236,7 +236,7 @@ class GanTrainer:
     @contextmanager
     def tracking(self) -> Iterator[Tracker]:
         """The MLflow run of this stage (and, for CPU fast paths, glibc keeping freed memory)."""
-        from lusynth.tracking import optional_stage_run
+        from lusynth.tracking import log_frame_store_input, optional_stage_run, run_name
 
         tags: dict[str, Any] = {**self.key.as_dict(), "frames_digest": self.store.digest}
         if self.mirror_info.get("restored"):
@@ -249,8 +249,9 @@ class GanTrainer:
                   "precision_resolved": self.precision,
                   "n_train": len(self.train_u8), "image_size": self.cfg.image_size}
         retain = retain_freed_memory() if (self.params.fast_cpu and self.device == "cpu") else nullcontext()
-        with retain, optional_stage_run(self.ctx.track, stage="train_gan", local_dir=self.out_dir, run_name=f"train_gan-{self.key}",
+        with retain, optional_stage_run(self.ctx.track, stage="train_gan", local_dir=self.out_dir, run_name=run_name("train_gan", self.key),
                                params=params, tags=tags) as tr:
+            log_frame_store_input(tr, self.store, "training")
             self.tracker = tr
             yield tr
 

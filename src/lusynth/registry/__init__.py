@@ -3,6 +3,7 @@
 - :mod:`.gate`: the promotion gate (nominee, champion / challenger / candidate), pure;
 - :mod:`.cards`: the model cards of classifier and generator versions, pure;
 - :mod:`.client`: every MLflow registry call (register versions, aliases, tags, list, download);
+- :mod:`.review`: the reviewer's approve / reject of a version (moves ``@champion``, audit trail as tags);
 - :mod:`.resolve`: serving's ``models:/NAME@ALIAS`` -> local ONNX file with its expected sha256.
 
 The export stage that fills the registry is :mod:`lusynth.export.stage`; the ``lusynth registry
@@ -30,7 +31,10 @@ from lusynth.registry.gate import (
     CHAMPION,
     DEFAULT_CLASSIFIER_MODEL,
     DEFAULT_GENERATOR_PREFIX,
+    INELIGIBLE,
     NON_INFERIORITY_MARGIN,
+    NOT_NOMINATED,
+    RULE,
     AUCEstimate,
     ClassifierCandidate,
     GateDecision,
@@ -40,16 +44,20 @@ from lusynth.registry.gate import (
     promotion_decision,
 )
 from lusynth.registry.resolve import ResolvedModel, resolve_model
+from lusynth.registry.review import ReviewEvent, approve, registry_json, reject
 
 __all__ = [
     "CANDIDATE",
     "CHALLENGER",
     "CHAMPION",
+    "INELIGIBLE",
+    "NOT_NOMINATED",
     "DEFAULT_CLASSIFIER_MODEL",
     "DEFAULT_GENERATOR_PREFIX",
     "NON_INFERIORITY_MARGIN",
     "ONNX_FILE",
     "PIP_REQUIREMENTS",
+    "RULE",
     "TAG",
     "AUCEstimate",
     "ClassifierCandidate",
@@ -58,7 +66,9 @@ __all__ = [
     "RegistryError",
     "RegistryNames",
     "ResolvedModel",
+    "ReviewEvent",
     "VersionSummary",
+    "approve",
     "best_per_arm",
     "classifier_model_card",
     "current_champion",
@@ -68,6 +78,8 @@ __all__ = [
     "list_versions",
     "nominate",
     "promotion_decision",
+    "registry_json",
+    "reject",
     "register_classifier",
     "register_generator",
     "resolve_model",

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from lusynth.registry.gate import NON_INFERIORITY_MARGIN, ClassifierCandidate, GateDecision
+from lusynth.registry.gate import NON_INFERIORITY_MARGIN, RULE, ClassifierCandidate, GateDecision
 
 __all__ = ["classifier_model_card", "generator_model_card"]
 
@@ -63,8 +63,7 @@ def classifier_model_card(c: ClassifierCandidate, *, gate: GateDecision | None, 
     if gate is not None:
         lines.append(f"Decision: **{gate.decision}** — {gate.reason}.")
     lines += [
-        f"Rule: champion if no champion, or holdout AUC lower bound ≥ champion AUC − {NON_INFERIORITY_MARGIN:g}, and the "
-        "privacy gate passed for any synthetic data used; else challenger.",
+        "Rule: " + RULE.format(margin=NON_INFERIORITY_MARGIN),
         "",
         "## Limitations",
         "- Frame-level model: consecutive frames of one clip are correlated; CIs resample patients to account for it.",
@@ -124,6 +123,8 @@ def generator_model_card(meta: Mapping[str, str], audit: Mapping[str, Any] | Non
         lines += ["", "## Fidelity", *(f"- {k}: {v:.4g}" for k, v in sorted(f.items()) if isinstance(v, (int, float)))]
     lines += ["", *audit_limits()]
     lines += ["", "## Promotion gate", f"Decision: **{gate.decision}** — {gate.reason}.",
+              "Rule: `candidate` when the privacy audit passed, `challenger` when it was undecided or missing, `ineligible` "
+              "(no alias) when it failed; only a reviewer sets champion (`lusynth registry approve`).",
               "", "## Limitations",
               "- Fidelity metrics use the project's own classifier features, not Inception: not comparable with published FID.",
               "- The privacy audit bounds, but does not rule out, leakage of training patients.",

@@ -7,16 +7,20 @@ Registered models (names configurable, :class:`~lusynth.registry.gate.RegistryNa
   each arm in a pipeline run);
 - ``lusynth-lus-generator-<class>``: one version per exported generator of that class.
 
-Each version is logged with the ONNX flavour (``mlflow.onnx.log_model``, CPU execution provider),
-a signature and an input example, and carries tags (``lusynth.*``: holdout AUC with its CI, arm,
-fraction, privacy-audit result, data digest, pipeline run, ONNX sha256, gate decision) and a model
-card as its description (:mod:`lusynth.registry.cards`).
+Each version is a logged model (``mlflow.onnx.log_model``, CPU execution provider, a signature and
+an input example) of the run that trained it, registered with ``mlflow.register_model`` on its
+``models:/<model_id>`` URI, so the version's source run is the training run and the logged model
+lists its version; the logged model carries the holdout metrics with their CI bounds (a
+classifier) or the privacy audit's numbers (a generator), logged in the registering run. Each
+version carries tags (``lusynth.*``: holdout AUC with its CI, arm, fraction, privacy-audit result,
+data digest, pipeline run, ONNX sha256, gate decision, review status) and a model card as its
+description (:mod:`lusynth.registry.cards`).
 
 Aliases (MLflow 3, no stages): the gate's decision (:mod:`lusynth.registry.gate`) becomes the
-``champion`` or ``challenger`` alias of the nominee; every classifier version also becomes
-``arm-<arm>`` (the latest of its arm). Decisions and reasons are tags ``lusynth.gate.decision`` /
-``lusynth.gate.reason``. A generator becomes its model's ``champion`` when its privacy audit
-passed, else ``challenger``.
+``candidate`` or ``challenger`` alias of the nominee (none when it is ``ineligible``); every
+classifier version also becomes ``arm-<arm>`` (the latest of its arm). Decisions and reasons are
+tags ``lusynth.gate.decision`` / ``lusynth.gate.reason``. ``champion`` is never set here: a
+reviewer moves it (:mod:`lusynth.registry.review`).
 
 MLflow is reached through :mod:`lusynth.tracking` (URI, reachability, retries) and this module
 only; mlflow itself is imported inside the functions, so the pure modules stay light.
@@ -25,6 +29,7 @@ only; mlflow itself is imported inside the functions, so the pure modules stay l
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +42,10 @@ from lusynth.registry.gate import (
     CANDIDATE,
     CHALLENGER,
     CHAMPION,
+    GATE_ALIASES,
+    INELIGIBLE,
     NON_INFERIORITY_MARGIN,
+    NOT_NOMINATED,
     AUCEstimate,
     ClassifierCandidate,
     GateDecision,
@@ -151,25 +159,59 @@ def _ensure_model(client: Any, name: str, description: str) -> None:
             client.create_registered_model(name, description=description)
 
 
+def _source_run(client: Any, training_run_id: str | None, fallback: str) -> str:
+    """The run a version comes from: the run that trained it when this store holds it (a model trained
+    with tracking off, or into another store, falls back to the registering run)."""
+    from mlflow.exceptions import MlflowException
+
+    if training_run_id:
+        try:
+            client.get_run(training_run_id)
+            return training_run_id
+        except MlflowException:
+            pass
+    return fallback
+
+
 def _log_onnx_version(client: Any, run_id: str, name: str, onnx_path: Path, input_example: Any, output_example: Any,
-                      artifact_name: str, tags: Mapping[str, str], description: str) -> tuple[str, str]:
-    """Log the ONNX file with the onnx flavour under ``run_id`` and register it; (version, sha256)."""
+                      artifact_name: str, tags: Mapping[str, str], description: str, *, source_run_id: str | None = None,
+                      model_metrics: Mapping[str, float] | None = None, metrics_dataset: Any = None) -> tuple[str, str]:
+    """Log the ONNX file with the onnx flavour as a logged model of its training run (``source_run_id``,
+    else ``run_id``), register it so that the logged model lists the version (``mlflow.register_model``
+    on ``models:/<model_id>``: the version's source run is the logged model's), and put
+    ``model_metrics`` (holdout) on the logged model, logged in ``run_id`` (the registering run);
+    (version, sha256)."""
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no bars in pipeline logs
+    import io
+
     import mlflow
     import onnx
+    from mlflow.entities import Metric
     from mlflow.models import infer_signature
+
+    from lusynth.runtime import temporary_env
+    from lusynth.tracking.spool import now_ms
 
     sha = file_sha256(onnx_path)
     model = onnx.load(str(onnx_path))
     signature = infer_signature(input_example, output_example)
     _ensure_model(client, name, description=f"lusynth {artifact_name}: see each version's model card")
-    with _global_uri(client):
-        with mlflow.start_run(run_id=run_id):
-            info = mlflow.onnx.log_model(model, name=artifact_name, signature=signature, input_example=input_example,
-                                         onnx_execution_providers=["CPUExecutionProvider"], pip_requirements=PIP_REQUIREMENTS,
-                                         save_as_external_data=False)
-        mv = client.create_model_version(name, source=info.model_uri, run_id=run_id, tags={**tags, TAG + "onnx_sha256": sha},
-                                         description=description, model_id=getattr(info, "model_id", None))
+    source = _source_run(client, source_run_id, run_id)
+    exp = client.get_experiment(client.get_run(source).info.experiment_id)
+    # the logged model belongs to its source run's experiment (MLflow takes it from the environment
+    # when no run is active; activating the finished training run would reopen it)
+    with _global_uri(client), temporary_env({"MLFLOW_EXPERIMENT_NAME": exp.name, "MLFLOW_EXPERIMENT_ID": exp.experiment_id}):
+        info = mlflow.onnx.log_model(model, name=artifact_name, signature=signature, input_example=input_example,
+                                     onnx_execution_providers=["CPUExecutionProvider"], pip_requirements=PIP_REQUIREMENTS,
+                                     save_as_external_data=False, run_id=source)
+        with contextlib.redirect_stderr(io.StringIO()):  # "Registered model ... already exists" per version
+            mv = mlflow.register_model(f"models:/{info.model_id}", name, tags={**tags, TAG + "onnx_sha256": sha})
+        client.update_model_version(name, mv.version, description=description)
+        if model_metrics:
+            ts = now_ms()
+            ds = metrics_dataset or (None, None)
+            client.log_batch(run_id, metrics=[Metric(k, float(v), ts, 0, model_id=info.model_id, dataset_name=ds[0],
+                                                     dataset_digest=ds[1], run_id=run_id) for k, v in model_metrics.items()])
         # the registry must hold exactly the file that passed the parity check
         with temp_dir(onnx_path.parent) as tmp:  # beside the export, not in /tmp
             got = _download_onnx(f"models:/{name}/{mv.version}", Path(tmp))
@@ -230,6 +272,19 @@ def _set_aliases(client: Any, name: str, version: str, aliases: Sequence[str]) -
         client.set_registered_model_alias(name, a, version)
 
 
+def holdout_metrics(candidate: ClassifierCandidate) -> dict[str, float]:
+    """The holdout metrics a classifier's logged model carries: each metric's value and CI bounds,
+    frame and patient level (``holdout_auc``, ``holdout_auc_ci_low``, ``patient_holdout_auc``, ...)."""
+    out: dict[str, float] = {}
+    for prefix, table in (("holdout_", candidate.holdout), ("patient_holdout_", candidate.holdout_patient)):
+        for m, v in table.items():
+            for suffix, field_ in (("", "value"), ("_ci_low", "lo"), ("_ci_high", "hi")):
+                x = v.get(field_) if isinstance(v, Mapping) else None
+                if isinstance(x, (int, float)) and math.isfinite(float(x)):
+                    out[f"{prefix}{m}{suffix}"] = float(x)
+    return out
+
+
 def register_classifier(
     client: Any,
     run_id: str,
@@ -241,8 +296,11 @@ def register_classifier(
     margin: float = NON_INFERIORITY_MARGIN,
     pipeline_run_id: str | None = None,
     lineage: Mapping[str, str] | None = None,
+    holdout_dataset: tuple[str, str] | None = None,
 ) -> RegisteredVersion:
-    """Register an exported classifier, apply the promotion gate when ``nominated``, set aliases and tags."""
+    """Register an exported classifier (a logged model of its training run, carrying its holdout
+    metrics; ``holdout_dataset`` = (name, digest) of the MLflow dataset they were measured on), apply
+    the promotion gate when ``nominated``, set aliases and tags. Never ``champion``: a reviewer's step."""
     import numpy as np
 
     from lusynth.export.onnx_export import ort_session, parity_frames
@@ -260,8 +318,8 @@ def register_classifier(
                                   uses_synthetic=candidate.uses_synthetic, privacy_passed=candidate.privacy_passed,
                                   margin=margin, champion_version=str(champ.version) if champ is not None else None)
     else:
-        gate = GateDecision(CANDIDATE, f"not this run's nominee: another arm has a higher validation AUC "
-                                       f"(this one {candidate.val_auc:.3f})")
+        gate = GateDecision(NOT_NOMINATED, f"not this run's nominee: another arm has a higher validation AUC "
+                                           f"(this one {candidate.val_auc:.3f})")
     auc = candidate.holdout_auc
     tags = {
         TAG + "kind": "classifier", TAG + "arm": candidate.arm, TAG + "fraction": f"{candidate.fraction:g}",
@@ -280,10 +338,13 @@ def register_classifier(
     card = classifier_model_card(candidate, gate=gate, onnx_sha256=file_sha256(onnx_path), pipeline_run_id=pipeline_run_id,
                                  lineage=lineage or {})
     aliases = ["arm-" + slugify(candidate.arm, keep="A-Za-z0-9_-")]
-    if gate.decision in (CHAMPION, CHALLENGER):
+    if gate.decision in GATE_ALIASES:
         aliases.append(gate.decision)
     tags[TAG + "aliases"] = ",".join(aliases)
-    version, sha = _log_onnx_version(client, run_id, name, onnx_path, example, probs, "classifier", tags, card)
+    tags[TAG + "review.status"] = "pending" if gate.decision in GATE_ALIASES else "not-requested"
+    version, sha = _log_onnx_version(client, run_id, name, onnx_path, example, probs, "classifier", tags, card,
+                                     source_run_id=candidate.training_run_id, model_metrics=holdout_metrics(candidate),
+                                     metrics_dataset=holdout_dataset)
     _set_aliases(client, name, version, aliases)
     client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
     return RegisteredVersion(name, version, gate.decision, gate.reason, aliases, sha, f"models:/{name}/{version}")
@@ -297,9 +358,11 @@ def register_generator(
     audit: Mapping[str, Any] | None,
     names: RegistryNames = RegistryNames(),
     pipeline_run_id: str | None = None,
+    training_run_id: str | None = None,
 ) -> RegisteredVersion:
-    """Register an exported generator; ``champion`` only when its privacy audit passed, no alias
-    when ``lusynth audit`` decided ``fail`` (``challenger`` otherwise: no audit, insufficient evidence)."""
+    """Register an exported generator (a logged model of its ``train_gan`` run ``training_run_id``):
+    ``candidate`` when its privacy audit passed, no alias when ``lusynth audit`` decided ``fail``,
+    ``challenger`` otherwise (no audit, insufficient evidence). Never ``champion``: a reviewer's step."""
     import numpy as np
 
     from lusynth.export.onnx_export import ort_session, read_metadata
@@ -315,24 +378,33 @@ def register_generator(
     frames = ort_session(onnx_path).run(None, {"z": z})[0]
     passed = bool(audit and audit.get("gate", {}).get("passed"))
     failed = bool(audit and audit.get("gate", {}).get("decision") == "fail")  # lusynth audit's decision: no alias at all
-    gate = (GateDecision(CHAMPION, "privacy audit passed") if passed else
-            GateDecision(CANDIDATE, "privacy audit failed: " + "; ".join(audit.get("gate", {}).get("reasons", [])))
-            if failed and audit else
-            GateDecision(CHALLENGER, "privacy audit " + (f"{str(audit.get('gate', {}).get('decision') or 'not passed').replace('_', ' ')}: "
-                                                         + "; ".join(audit.get("gate", {}).get("reasons", []))
-                                                         if audit else "missing (pass --evaluation)")))
+    reasons = "; ".join((audit or {}).get("gate", {}).get("reasons", []))
+    if passed:
+        gate = GateDecision(CANDIDATE, "privacy audit passed; awaiting review")
+    elif failed:
+        gate = GateDecision(INELIGIBLE, "privacy audit failed: " + reasons)
+    elif audit:
+        decision = str(audit.get("gate", {}).get("decision") or "not passed").replace("_", " ")
+        gate = GateDecision(CHALLENGER, f"privacy audit {decision}: {reasons}")
+    else:
+        gate = GateDecision(CHALLENGER, "privacy audit missing (pass --evaluation)")
     tags = {TAG + "kind": "generator", TAG + "label": label, TAG + "fraction": meta.get("lusynth.fraction", ""),
             TAG + "data_digest": meta.get("lusynth.data_digest", ""),
-            TAG + "privacy_audit": "passed" if passed else ("failed" if audit else "missing"),
+            TAG + "privacy_audit": ("missing" if not audit else "passed" if passed else
+                                    str(audit.get("gate", {}).get("decision") or "fail").replace("_", "-").replace("fail", "failed")),
             TAG + "pipeline_run": pipeline_run_id or "", TAG + "gate.decision": gate.decision, TAG + "gate.reason": gate.reason}
     if audit:
         for k, v in (audit.get("privacy") or {}).items():
             if isinstance(v, (int, float)):
                 tags[TAG + "privacy." + k] = f"{v:.6g}"
     card = generator_model_card(meta, audit, gate=gate, onnx_sha256=file_sha256(onnx_path), pipeline_run_id=pipeline_run_id)
-    aliases = [gate.decision] if gate.decision in (CHAMPION, CHALLENGER) else []  # a generator that FAILs gets no alias
+    aliases = [gate.decision] if gate.decision in GATE_ALIASES else []  # a generator that FAILs gets no alias
     tags[TAG + "aliases"] = ",".join(aliases)
-    version, sha = _log_onnx_version(client, run_id, name, onnx_path, z, frames, f"generator-{label}", tags, card)
+    tags[TAG + "review.status"] = "pending" if aliases else "not-requested"
+    model_metrics = {f"privacy.{k}": float(v) for k, v in ((audit or {}).get("privacy") or {}).items()
+                     if isinstance(v, (int, float)) and math.isfinite(float(v))}
+    version, sha = _log_onnx_version(client, run_id, name, onnx_path, z, frames, f"generator-{label}", tags, card,
+                                     source_run_id=training_run_id, model_metrics=model_metrics)
     _set_aliases(client, name, version, aliases)
     client.set_model_version_tag(name, version, COMPLETE_TAG, "true")
     return RegisteredVersion(name, version, gate.decision, gate.reason, aliases, sha, f"models:/{name}/{version}")
@@ -350,6 +422,9 @@ def find_version(client: Any, name: str, *, alias: str | None = None, version: s
     try:
         return client.get_model_version_by_alias(name, alias) if alias else client.get_model_version(name, version)
     except MlflowException as exc:
+        if alias == CHAMPION:  # the pipeline never sets it: a reviewer has not approved a version yet
+            raise RegistryError(f"{source}: {name} has no champion at {client.tracking_uri}; a reviewer makes one with "
+                                "`lusynth registry approve VERSION --reason ...` (`lusynth registry show` lists the candidates)") from None
         raise RegistryError(f"{source}: not in the registry at {client.tracking_uri} ({exc.message.splitlines()[0]}); "
                             "run `lusynth registry show` to list models and aliases") from None
 
@@ -370,6 +445,7 @@ class VersionSummary:
     created: int
     tags: dict[str, str]
     run_id: str | None
+    model_id: str | None = None  # the logged model behind the version (MLflow 3)
 
     @property
     def decision(self) -> str:
@@ -380,10 +456,27 @@ class VersionSummary:
         return self.tags.get(TAG + "gate.reason", "")
 
 
+def logged_model_id(v: Any) -> str | None:
+    """The logged model behind a model version: its ``model_id``, or, through the REST API (whose
+    ModelVersion message has no model id in MLflow 3.17), the id in its ``models:/<model_id>`` source."""
+    mid = getattr(v, "model_id", None)
+    if mid:
+        return str(mid)
+    source = str(getattr(v, "source", "") or "")
+    rest = source.removeprefix("models:/")
+    return rest if rest != source and rest.startswith("m-") and "/" not in rest else None
+
+
 def list_versions(client: Any, name: str | None = None, *, names: RegistryNames = RegistryNames()) -> list[VersionSummary]:
     """Versions of ``name`` (or of every lusynth model), newest first, with aliases and tags."""
+    from mlflow.exceptions import MlflowException
+
     if name:
-        models = [client.get_registered_model(name)]
+        try:
+            models = [client.get_registered_model(name)]
+        except MlflowException:
+            raise RegistryError(f"model {name!r}: not in the registry at {client.tracking_uri}; "
+                                "`lusynth registry show` lists the models") from None
     else:
         models = [m for m in client.search_registered_models(max_results=1000)
                   if m.name == names.classifier or m.name.startswith(names.generator_prefix)]
@@ -394,5 +487,5 @@ def list_versions(client: Any, name: str | None = None, *, names: RegistryNames 
             alias_of.setdefault(str(v), []).append(a)
         for v in client.search_model_versions(f"name='{m.name}'", max_results=1000):
             out.append(VersionSummary(m.name, str(v.version), sorted(alias_of.get(str(v.version), [])),
-                                      int(v.creation_timestamp or 0), dict(v.tags), v.run_id))
+                                      int(v.creation_timestamp or 0), dict(v.tags), v.run_id, logged_model_id(v)))
     return sorted(out, key=lambda s: (s.name, -int(s.version)))

@@ -1,18 +1,23 @@
-"""The promotion gate, pure: which classifier a run nominates and whether it may become ``champion``.
+"""The promotion gate, pure: which classifier a run nominates and what the registry should say about it.
 
-A pipeline run nominates one classifier -- the best validation AUC over its arms (validation, not
-holdout, so the holdout stays untouched by the choice). The nominee gets the ``champion`` alias
-when (:func:`promotion_decision`):
+The pipeline never makes a model ``champion``: that is a reviewer's decision (``lusynth registry
+approve``, :mod:`.review`). A pipeline run nominates one classifier -- the best validation AUC
+over its arms (validation, not holdout, so the holdout stays untouched by the choice) -- and the
+gate (:func:`promotion_decision`, :data:`RULE`) gives it:
 
-1. there is no champion yet, or its holdout AUC lower 95 % bound is not worse than the champion's
-   holdout AUC point estimate minus the non-inferiority margin (default 0.02):
-   ``new.lo >= champion.value - margin``; **and**
-2. if it was trained on any synthetic data (arm != ``real``), the privacy audit of every
-   synthetic store it used passed (no audit = not passed).
+- ``candidate`` (alias ``@candidate``: ready for review) when there is no champion yet, or its
+  holdout AUC lower 95 % bound is not worse than the champion's holdout AUC point estimate minus
+  the non-inferiority margin (default 0.02), ``new.lo >= champion.value - margin``, **and**, if it
+  was trained on any synthetic data, the privacy audit of every synthetic store it used passed;
+- ``challenger`` (alias ``@challenger``) when only the comparison with the champion fails (not
+  shown non-inferior, or no holdout CI): kept beside the champion, not recommended;
+- ``ineligible`` (no alias) when it used synthetic data whose privacy audit failed or is missing:
+  it can never become champion.
 
-Otherwise it gets ``challenger``. The other arms' versions get no champion/challenger alias
-(decision ``candidate``). Nothing here talks to MLflow or reads a file: :mod:`.client` applies
-these decisions to the registry.
+The other arms' versions are ``not-nominated`` (no gate alias; each keeps ``arm-<arm>``).
+Generators: ``candidate`` when their privacy audit passed, ``challenger`` when it was undecided or
+missing, ``ineligible`` (no alias) when it failed. Nothing here talks to MLflow or reads a file:
+:mod:`.client` applies these decisions to the registry.
 """
 
 from __future__ import annotations
@@ -29,6 +34,10 @@ __all__ = [
     "CANDIDATE",
     "CHALLENGER",
     "CHAMPION",
+    "GATE_ALIASES",
+    "INELIGIBLE",
+    "NOT_NOMINATED",
+    "RULE",
     "DEFAULT_CLASSIFIER_MODEL",
     "DEFAULT_GENERATOR_PREFIX",
     "NON_INFERIORITY_MARGIN",
@@ -43,10 +52,19 @@ __all__ = [
 
 DEFAULT_CLASSIFIER_MODEL = "lusynth-lus-classifier"
 DEFAULT_GENERATOR_PREFIX = "lusynth-lus-generator-"
-CHAMPION = "champion"
-CHALLENGER = "challenger"
-CANDIDATE = "candidate"
+CHAMPION = "champion"  # set by a reviewer only (lusynth registry approve)
+CANDIDATE = "candidate"  # the gate recommends it: awaiting review
+CHALLENGER = "challenger"  # privacy-clean nominee not shown non-inferior to the champion
+INELIGIBLE = "ineligible"  # synthetic data without a passed privacy audit: never champion, no alias
+NOT_NOMINATED = "not-nominated"  # another arm of the run was nominated
+GATE_ALIASES = (CANDIDATE, CHALLENGER)  # the decisions that become an alias of the same name
 NON_INFERIORITY_MARGIN = 0.02
+#: the rule as model cards and ``lusynth registry show`` print it
+RULE = ("The pipeline never sets champion; a reviewer does (`lusynth registry approve`). The run's nominee (best validation "
+        "AUC over arms) is `candidate` if there is no champion or its holdout AUC lower bound >= champion AUC - margin "
+        "({margin:g}), and the privacy audit passed for any synthetic data it used; `challenger` if only the comparison "
+        "with the champion fails; `ineligible` (no alias, never champion) if its synthetic data's privacy audit failed or "
+        "is missing. Other arms: `not-nominated`.")
 
 
 @dataclass(frozen=True)
@@ -75,7 +93,7 @@ class AUCEstimate:
 
 @dataclass(frozen=True)
 class GateDecision:
-    """``champion`` / ``challenger`` / ``candidate`` and why."""
+    """``candidate`` / ``challenger`` / ``ineligible`` / ``not-nominated`` and why."""
 
     decision: str
     reason: str
@@ -91,25 +109,25 @@ def promotion_decision(
     margin: float = NON_INFERIORITY_MARGIN,
     champion_version: str | None = None,
 ) -> GateDecision:
-    """The promotion rule of the module docstring (pure)."""
+    """The promotion rule of the module docstring (pure): never ``champion``, which only a reviewer sets."""
     if not uses_synthetic:
         privacy = "no synthetic training data: privacy gate not needed"
     elif privacy_passed:
         privacy = "privacy gate passed for its synthetic data"
     else:
         why = "failed" if privacy_passed is False else "has no audit"
-        return GateDecision(CHALLENGER, f"trained on synthetic data whose privacy gate {why}: never champion",
+        return GateDecision(INELIGIBLE, f"trained on synthetic data whose privacy gate {why}: never champion",
                             champion_version)
     if new is None or not all(math.isfinite(v) for v in (new.value, new.lo)):
         return GateDecision(CHALLENGER, "no holdout AUC with a CI (run `lusynth evaluate` and pass --evaluation)",
                             champion_version)
     if champion is None:
-        return GateDecision(CHAMPION, f"no current champion; holdout AUC {new}; {privacy}", None)
+        return GateDecision(CANDIDATE, f"no current champion; holdout AUC {new}; {privacy}; awaiting review", None)
     bar = champion.value - margin
     if new.lo >= bar:
-        return GateDecision(CHAMPION, f"holdout AUC {new}: lower bound {new.lo:.3f} >= champion v{champion_version} AUC "
-                                      f"{champion.value:.3f} - margin {margin:g} = {bar:.3f} (non-inferior); {privacy}",
-                            champion_version)
+        return GateDecision(CANDIDATE, f"holdout AUC {new}: lower bound {new.lo:.3f} >= champion v{champion_version} AUC "
+                                       f"{champion.value:.3f} - margin {margin:g} = {bar:.3f} (non-inferior); {privacy}; "
+                                       "awaiting review", champion_version)
     return GateDecision(CHALLENGER, f"holdout AUC {new}: lower bound {new.lo:.3f} < champion v{champion_version} AUC "
                                     f"{champion.value:.3f} - margin {margin:g} = {bar:.3f} (not shown non-inferior)",
                         champion_version)
@@ -137,6 +155,7 @@ class ClassifierCandidate:
     threshold: float = 0.5
     classes: list[str] = field(default_factory=list)
     image_size: int = 0
+    training_run_id: str | None = None  # the MLflow run that trained it: the registered version's source run
 
     @property
     def uses_synthetic(self) -> bool:

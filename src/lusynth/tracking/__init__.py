@@ -22,8 +22,13 @@ Runs and lineage:
   -- in this process, a KFP subprocess, a DVC stage or a CLI call -- nests under it in one store.
 - Every run carries lineage tags (:func:`lineage_tags`): git commit, data digest(s), DVC revision,
   KFP run id, profile, seed. ``mlflow.source.git.commit`` is set too, so the UI shows the commit.
-- Frame stores are recorded as MLflow dataset inputs (:func:`log_frame_store_input`) with their
-  content digest and a context (``training``, ``synthetic``, ``holdout``).
+- Every stage run records the frame stores it read as MLflow dataset inputs
+  (:func:`log_frame_store_input`): name, content digest, source = where the data lives (the KFP
+  artifact's object-store URI, ``dvc://path@rev``, or the local directory), context (``training``,
+  ``synthetic``, ``holdout``).
+- Runs are named ``stage · class · fraction · seed`` (:func:`run_name`); the experiments lusynth
+  creates carry ``mlflow.experimentKind = custom_model_development`` (MLflow 3's model-training view).
+- A stage can put results on the pipeline's run too (:func:`log_to_parent`: evaluate's verdicts).
 - System metrics (CPU, memory, disk, network; GPU when present) are sampled by MLflow's
   ``SystemMetricsMonitor`` on a background thread (``LUSYNTH_SYSTEM_METRICS=0`` turns it off;
   the interval is ``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL``, default 10 s here).
@@ -49,7 +54,7 @@ from lusynth.tracking.client import (
     reachable,
     tracking_uri,
 )
-from lusynth.tracking.datasets import DATASET_CONTEXTS, log_frame_store_input
+from lusynth.tracking.datasets import DATASET_CONTEXTS, dataset_digest, dataset_location, dataset_name, log_frame_store_input
 from lusynth.tracking.lineage import (
     DVC_REV_ENV,
     GIT_COMMIT_ENV,
@@ -64,8 +69,10 @@ from lusynth.tracking.runs import (
     PARENT_RUN_ENV,
     SYSTEM_METRICS_ENV,
     join_pipeline_run,
+    log_to_parent,
     optional_stage_run,
     parent_run,
+    run_name,
     stage_run,
 )
 from lusynth.tracking.spool import SPOOL_FILE, SyncResult, find_spools, spool_path, sync, sync_file
@@ -87,6 +94,9 @@ __all__ = [
     "TrackingError",
     "check_reachable",
     "configure_http_retries",
+    "dataset_digest",
+    "dataset_location",
+    "dataset_name",
     "find_spools",
     "git_commit",
     "is_unavailable",
@@ -94,10 +104,12 @@ __all__ = [
     "kfp_run_id",
     "lineage_tags",
     "log_frame_store_input",
+    "log_to_parent",
     "mlflow_client",
     "optional_stage_run",
     "parent_run",
     "reachable",
+    "run_name",
     "spool_path",
     "stage_run",
     "sync",

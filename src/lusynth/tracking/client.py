@@ -110,6 +110,13 @@ def short_reason(exc: BaseException) -> str:
     return (text.splitlines() or [type(exc).__name__])[0][:120]
 
 
+#: on every experiment lusynth creates: MLflow 3's UI opens it in the model-training view (runs,
+#: models, datasets) instead of the GenAI view; the value is the UI's ``CUSTOM_MODEL_DEVELOPMENT``
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+EXPERIMENT_KIND = "custom_model_development"
+EXPERIMENT_TAGS = {EXPERIMENT_KIND_TAG: EXPERIMENT_KIND}
+
+
 def experiment_id(client: Any, name: str, uri: str) -> str:
     """The id of experiment ``name``, created if absent (a local SQLite store keeps its artifacts beside it)."""
     exp = client.get_experiment_by_name(name)
@@ -121,7 +128,7 @@ def experiment_id(client: Any, name: str, uri: str) -> str:
         # experiment: later runs write there, which would change that stage's output
         artifact_location = (Path(uri[len("sqlite:///"):]).resolve().parent / "mlartifacts").as_uri()
     try:
-        return str(client.create_experiment(name, artifact_location=artifact_location))
+        return str(client.create_experiment(name, artifact_location=artifact_location, tags=EXPERIMENT_TAGS))
     except Exception:
         # two stages starting at once may both try to create it: use the winner's
         exp = client.get_experiment_by_name(name)

@@ -19,6 +19,34 @@ SYSTEM_METRICS_ENV = "LUSYNTH_SYSTEM_METRICS"
 _SYSTEM_METRICS_INTERVAL_S = 10.0
 
 _log = logging.getLogger(__name__)
+RUN_NAME_SEP = " · "
+
+
+def run_name(stage: str, key: Any = None) -> str:
+    """The name of a stage's run: ``stage · class · fraction · seed`` (and ``· fold k`` when the key's
+    fold is not 0), from a :class:`~lusynth.keys.GanKey` (class = its label) or a
+    :class:`~lusynth.keys.Cell` (class = its arm, with ``×ratio`` for real+synthetic and the GAN
+    seed of a synthetic arm when not 0); a list of keys names each; no key: the stage alone."""
+    if key is None:
+        return stage
+    if isinstance(key, (list, tuple)):
+        keys = list(key)
+        if len(keys) <= 1:
+            return run_name(stage, keys[0] if keys else None)
+        rest = {run_name("", k).split(RUN_NAME_SEP, 2)[2] for k in keys}  # fraction, seed, fold
+        if len(rest) == 1:  # one GAN per class of one grid point: "generate · a+b · 1 · seed 0"
+            first = run_name(stage, keys[0]).split(RUN_NAME_SEP)
+            return RUN_NAME_SEP.join([stage, "+".join(run_name("", k).split(RUN_NAME_SEP)[1] for k in keys), *first[2:]])
+        return RUN_NAME_SEP.join([stage, ", ".join(map(str, keys))])
+    if hasattr(key, "arm"):
+        what = key.arm + (f" ×{key.ratio:g}" if key.ratio else "")
+        seed = f"seed {key.seed}" + (f" (GAN seed {key.gan_seed})" if key.gan_seed else "")
+    else:
+        what, seed = key.label, f"seed {key.gan_seed}"
+    parts = [stage, what, f"{key.fraction:g}", seed]
+    if getattr(key, "fold", 0):
+        parts.append(f"fold {key.fold}")
+    return RUN_NAME_SEP.join(parts)
 
 
 def _system_metrics_enabled(requested: bool | None) -> bool:
@@ -203,3 +231,36 @@ def join_pipeline_run(experiment: str = "", parent_run_id: str = "") -> None:
     """In a pipeline task's process: track into ``experiment`` and nest under ``parent_run_id``
     (empty values leave the environment as it is). Every KFP component calls this first."""
     os.environ.update({k: v for k, v in {"MLFLOW_EXPERIMENT_NAME": experiment, PARENT_RUN_ENV: parent_run_id}.items() if v})
+
+
+def log_to_parent(metrics: Mapping[str, float] | None = None, tags: Mapping[str, Any] | None = None) -> str | None:
+    """Put results on the pipeline's run (``LUSYNTH_PARENT_RUN_ID``) as well, so the run a reviewer opens
+    first shows them: the evaluate stage's verdicts and primary metrics. The parent's id, or None when
+    there is no parent run. Best effort: a server that refuses it gets one warning line, since the
+    stage's own run holds the same numbers (and is spooled when MLflow is gone)."""
+    import sys
+
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if not parent or not (metrics or tags):
+        return None
+    from mlflow.entities import Metric, RunTag
+    from mlflow.tracking import MlflowClient
+
+    from lusynth.tracking.client import short_reason
+    from lusynth.tracking.spool import now_ms
+
+    configure_http_retries()
+    ts = now_ms()
+    ms = [Metric(k, float(v), ts, 0) for k, v in (metrics or {}).items()]
+    ts_ = [RunTag(k, str(v)[:8000]) for k, v in (tags or {}).items()]
+    try:
+        client = MlflowClient(tracking_uri=tracking_uri())
+        for i in range(0, len(ms), 1000):  # log_batch takes at most 1000 metrics / 100 tags a request
+            client.log_batch(parent, metrics=ms[i:i + 1000])
+        for i in range(0, len(ts_), 100):
+            client.log_batch(parent, tags=ts_[i:i + 100])
+    except Exception as exc:
+        print(f"warning: results not put on the pipeline run {parent} ({short_reason(exc)}); they are on the stage's run",
+              file=sys.stderr, flush=True)
+        return None
+    return parent
