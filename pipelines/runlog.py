@@ -161,6 +161,9 @@ class TaskRouter(io.TextIOBase):
         self._files: dict[Path, TextIO] = {}
         self._seen: Counter[str] = Counter()
         self.main = self._file(log_dir / "pipeline.log")
+        #: where writes go once the run is over (a logging handler created during the run keeps this
+        #: stream; it must not hit a closed file later)
+        self.after: TextIO | None = None
 
     def _file(self, path: Path) -> TextIO:
         f = self._files.get(path)
@@ -175,6 +178,8 @@ class TaskRouter(io.TextIOBase):
         return False
 
     def write(self, s: str) -> int:
+        if self.closed:
+            return self.after.write(s) if self.after is not None else len(s)
         tid = threading.get_ident()
         with self._lock:
             *lines, rest = (self._pending.pop(tid, "") + s).split("\n")
@@ -219,6 +224,8 @@ class TaskRouter(io.TextIOBase):
             self._line(tid, rest)
 
     def flush(self) -> None:
+        if self.closed:
+            return
         with self._lock:
             for f in self._files.values():
                 f.flush()
@@ -327,6 +334,7 @@ def routed_output(log_dir: str | os.PathLike[str], *, live: bool | None = None) 
             view.stop()
     finally:
         sys.stdout, sys.stderr = old_out, old_err
+        router.after = old_err
         router.close()
         for fd, copy in saved.items():
             os.dup2(copy, fd)

@@ -74,3 +74,19 @@ def test_the_live_view_renders_every_task(tmp_path: Path) -> None:
     router.close()
     out = term.getvalue()
     assert "train-gan#2" in out and "FAILED" in out and "ok" in out and "too few patients" in out
+
+
+def test_a_stream_kept_after_the_run_writes_to_the_original_stderr(tmp_path: Path, capsys) -> None:
+    """A logging handler made during the run (MLflow's, when first imported there) keeps the router."""
+    import logging
+    import sys
+
+    from lusynth_pipelines.runlog import routed_output
+
+    with routed_output(tmp_path / "logs", live=False):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.stream.write("inside\n")
+    handler.stream.write("after the run\n")
+    handler.flush()
+    assert "after the run" in capsys.readouterr().err
+    assert "inside" in (tmp_path / "logs" / "pipeline.log").read_text()
