@@ -97,22 +97,6 @@ def test_repro_on_a_fresh_clone(clone) -> None:
     assert set(lock["train_classifier_real@cell0"]["params"]["params.yaml"]) == {"classifier"}
 
 
-def test_exp_run_reruns_the_gan_side_only(clone) -> None:
-    repo, env = clone
-    lock_before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    out = _dvc(repo, "exp", "run", "-S", "gan.epochs=2", *TARGETS, env=env)
-    assert _ran(out) == {"train_gan@gan0", "train_gan@gan1", "generate@gan0", "generate@gan1", "train_classifier@cell0"}, out
-    # the real-only classifier depends on no synthetic data: DVC did not run it, its output is the same
-    assert "Stage 'train_classifier_real@cell0' didn't change, skipping" in out and "Stage 'ingest' didn't change, skipping" in out
-    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert lock["train_classifier_real@cell0"]["outs"] == lock_before["train_classifier_real@cell0"]["outs"]
-    assert lock["train_classifier@cell0"]["outs"] != lock_before["train_classifier@cell0"]["outs"]
-    shown = json.loads(_dvc(repo, "exp", "show", "--json", env=env))
-    exps = [e for commit in shown for e in (commit.get("experiments") or [])]
-    values = [r["data"]["params"]["params.yaml"]["data"]["gan"]["epochs"] for e in exps for r in e.get("revs", []) if r.get("data")]
-    assert 2 in values, shown
-
-
 def test_push_to_s3_and_pull_into_another_clone(clone, tmp_path: Path) -> None:
     repo, env = clone
     from lusynth_dev.processes import stop_process
@@ -128,13 +112,28 @@ def test_push_to_s3_and_pull_into_another_clone(clone, tmp_path: Path) -> None:
         assert f"remote = {DVC_REMOTE_NAME}" in (repo / ".dvc/config").read_text()
         _dvc(repo, "remote", "modify", "--local", DVC_REMOTE_NAME, "endpointurl", endpoint, env=s3env)
         assert "config.local" not in _sh(repo, "git", "status", "--porcelain", "--ignored=no", env=s3env)
-        # the workspace holds the last experiment; the branch's commit (what a clone checks out) is pushed too
-        _dvc(repo, "push", "--all-branches", *TARGETS, env=s3env)
+        _dvc(repo, "push", "--with-deps", *TARGETS, env=s3env)
         other = tmp_path / "other"
         _sh(tmp_path, "git", "clone", "-q", str(repo), str(other), env=s3env)
         _dvc(other, "remote", "modify", "--local", DVC_REMOTE_NAME, "endpointurl", endpoint, env=s3env)
-        _dvc(other, "pull", *TARGETS, env=s3env)
+        _dvc(other, "pull", "--with-deps", *TARGETS, env=s3env)
         for out in ("data/frames", "models/classifier/real@1.0-s0-r0.0-g0-k0"):
             assert _tree_digest(other / out) == _tree_digest(repo / out), out
     finally:
         stop_process(proc.pid, program="weed")
+
+
+def test_exp_run_reruns_the_gan_side_only(clone) -> None:
+    repo, env = clone
+    lock_before = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    out = _dvc(repo, "exp", "run", "-S", "gan.epochs=2", *TARGETS, env=env)
+    assert _ran(out) == {"train_gan@gan0", "train_gan@gan1", "generate@gan0", "generate@gan1", "train_classifier@cell0"}, out
+    # the real-only classifier depends on no synthetic data: DVC did not run it, its output is the same
+    assert "Stage 'train_classifier_real@cell0' didn't change, skipping" in out and "Stage 'ingest' didn't change, skipping" in out
+    lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
+    assert lock["train_classifier_real@cell0"]["outs"] == lock_before["train_classifier_real@cell0"]["outs"]
+    assert lock["train_classifier@cell0"]["outs"] != lock_before["train_classifier@cell0"]["outs"]
+    shown = json.loads(_dvc(repo, "exp", "show", "--json", env=env))
+    exps = [e for commit in shown for e in (commit.get("experiments") or [])]
+    values = [r["data"]["params"]["params.yaml"]["data"]["gan"]["epochs"] for e in exps for r in e.get("revs", []) if r.get("data")]
+    assert 2 in values, shown
