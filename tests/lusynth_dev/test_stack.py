@@ -176,6 +176,34 @@ def test_cli_status_and_env(running: dict, capsys: pytest.CaptureFixture[str]) -
     assert json.loads((Path(running["dir"]) / "stack.json").read_text())["s3"]["port"] == running["s3"]["port"]
 
 
+def test_env_dvc_points_the_repository_remote_at_the_stack(running: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`lusynth stack env --dvc` writes the endpoint (never the secret) into .dvc/config.local of a
+    repository whose committed .dvc/config names the `lusynth` remote, as this repository's does."""
+    import shutil
+    import subprocess
+    import sys
+
+    import lusynth.cli.stack  # noqa: F401 - registers `stack` on the app
+    from lusynth.cli import main
+
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    subprocess.run(["git", "init", "-q"], cwd=repo, check=True)
+    subprocess.run([sys.executable, "-m", "dvc", "init", "-q"], cwd=repo, check=True)
+    shutil.copy(Path(__file__).resolve().parents[2] / ".dvc" / "config", repo / ".dvc" / "config")
+    assert main(["stack", "env", "--dir", running["dir"], "--dvc", "--repo", str(repo)]) == 0
+    assert str(repo / ".dvc" / "config.local") in capsys.readouterr().out
+    local = (repo / ".dvc" / "config.local").read_text()
+    assert f"endpointurl = {running['s3']['endpoint']}" in local and 'remote "lusynth"' in local
+    secret = stack.load_or_create_credentials(Path(running["dir"])).secret_access_key
+    assert secret not in local and secret not in (repo / ".dvc" / "config").read_text()
+    listed = subprocess.run([sys.executable, "-m", "dvc", "remote", "list"], cwd=repo, check=True, capture_output=True, text=True).stdout
+    assert "lusynth\ts3://lusynth-data/dvc" in listed or "lusynth" in listed.split()
+    # DVC reaches the stack's bucket with the exported credentials: a push of nothing succeeds
+    env = dict(os.environ, **stack.stack_env(running["dir"]))
+    subprocess.run([sys.executable, "-m", "dvc", "push", "-q"], cwd=repo, check=True, env=env)
+
+
 def test_down_stops_everything(running: dict) -> None:
     """Runs last in this module: the fixture's own `down` then finds nothing to stop."""
     from typer.testing import CliRunner

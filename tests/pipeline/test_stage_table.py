@@ -18,7 +18,7 @@ import yaml
 
 from lusynth.cli import app
 from lusynth.cli.stages import RUNTIME_FIELDS, stage_flags
-from lusynth.params import SECTIONS, as_dict, profile_names, resolve, section_class, stage_params
+from lusynth.params import SECTIONS, as_dict, profile_names, resolve, section_class
 from lusynth.stages import STAGES, artefact_class
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -91,33 +91,72 @@ def test_the_pipeline_has_no_parameter_written_out_again() -> None:
 
 
 def test_dvc_yaml_is_generated_from_the_table() -> None:
-    from lusynth_pipelines.dvc import render
+    from lusynth_pipelines.dvc import REAL_CLASSIFIER_STAGE, render, write
 
-    assert (ROOT / "dvc.yaml").read_text() == render(), "dvc.yaml is stale: run `python -m lusynth_pipelines.dvc`"
-    dvc = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    assert set(dvc) == {r.name for r in STAGES}
-    for row in STAGES:
-        spec = dvc[row.name]
-        assert spec["cmd"].startswith(f"lusynth {row.command} "), row.name
+    assert write(check=True) == [], "dvc.yaml or params.yaml is stale: run `python -m lusynth_pipelines.dvc`"
+    assert (ROOT / "dvc.yaml").read_text() == render()
+    doc = yaml.safe_load((ROOT / "dvc.yaml").read_text())
+    dvc = doc["stages"]
+    # train_classifier is two DVC stages: the arms without synthetic frames depend on no synthetic data
+    assert set(dvc) == {r.name for r in STAGES} | {REAL_CLASSIFIER_STAGE}
+    for name, spec in dvc.items():
+        row = next(r for r in STAGES if r.name == name.replace(REAL_CLASSIFIER_STAGE, "train_classifier"))
+        assert f" lusynth {row.command} " in f" {spec['cmd']}", name
         assert "--profile ${profile} --params-file params.yaml" in spec["cmd"]
-        assert set(row.sections) <= set(spec["params"]), row.name
-        # a stage depends on the code it runs
+        # one MLflow store per DVC workspace, not one per output folder
+        assert spec["cmd"].startswith("LUSYNTH_TRACKING_DIR=runs/dvc "), name
+        # the values the stage runs with, not the profile's name or the whole profiles file
+        assert [p.partition(".")[0] for p in spec["params"] if p != "source"] == list(row.sections), name
+        assert "profile" not in spec["params"] and "src/lusynth/profiles.yaml" not in spec["deps"], name
+        # a stage depends on the code it runs, not on all of src/
         module = row.function.partition(":")[0]
-        assert "src/" + module.replace(".", "/") + ".py" in spec["deps"], row.name
+        assert "src/" + module.replace(".", "/") + ".py" in spec["deps"], name
+        assert all(not d.startswith("src/") or d.endswith(".py") for d in spec["deps"]) and "src/lusynth" not in spec["deps"]
+    assert not [d for d in dvc["ingest"]["deps"] if d.startswith(("src/lusynth/gan/", "src/lusynth/evaluate/", "src/lusynth/export/"))]
+    assert not [d for d in dvc["train_gan"]["deps"] if d.startswith(("src/lusynth/evaluate/", "src/lusynth/export/", "src/lusynth/privacy/"))]
+    assert dvc["ingest"]["params"] == ["source", "ingest", "phantom", "experiment.fractions"]
+    assert not [d for d in dvc[REAL_CLASSIFIER_STAGE]["deps"] if d.startswith("data/synthetic")]
+    assert "--synthetic" not in dvc[REAL_CLASSIFIER_STAGE]["cmd"]
+    # a synthetic-arm cell reads the sets of its own fraction and GAN seed, one per class
+    assert sorted(d for d in dvc["train_classifier"]["deps"] if d.startswith("data/synthetic")) == [
+        f"data/synthetic/{c}@${{item.cell.fraction}}-g${{item.cell.gan_seed}}-k${{item.cell.fold}}" for c in ("consolidation", "no_consolidation")]
+    # DVC's model registry: every exported ONNX file
+    arts = doc["artifacts"]
+    assert {a["path"] for a in arts.values()} == {
+        "models/onnx/classifier-real.onnx", "models/onnx/classifier-real-aug.onnx", "models/onnx/classifier-real-synthetic.onnx",
+        "models/onnx/classifier-synthetic.onnx", "models/onnx/generator-consolidation.onnx", "models/onnx/generator-no_consolidation.onnx"}
+    assert all(a["type"] == "model" and re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", n) for n, a in arts.items())
 
 
-def test_params_yaml_overrides_the_profile_and_repeats_only_the_grid() -> None:
+def test_params_yaml_holds_every_value_of_its_profile() -> None:
     p = yaml.safe_load((ROOT / "params.yaml").read_text())
     assert set(SECTIONS) <= set(p), set(SECTIONS) - set(p)
-    # the grid is written out for DVC's matrix; it must be the profile's grid
-    grid = stage_params("experiment", p["profile"])
-    assert as_dict(grid) == {k: list(v) if isinstance(v, list) else v for k, v in p["experiment"].items()}
+    resolved = resolve(SECTIONS, p["profile"], {s: p[s] for s in SECTIONS})  # valid
+    for s in SECTIONS:
+        # every field written out, so DVC tracks the values (a profile edit shows as a params change)
+        assert set(p[s]) == {f.name for f in dataclasses.fields(section_class(s))}, s
+        assert p[s] == as_dict(resolved[s]), s  # written as the dataclass holds them (lists, not strings)
+    assert p["profile"] in profile_names()
     # the task lists DVC's matrix runs over are the grid's plans
     from lusynth_pipelines.dvc import task_lists
 
-    assert {k: p[k] for k in ("gans", "cells")} == task_lists(p), "params.yaml task lists are stale: run `python -m lusynth_pipelines.dvc`"
-    assert all(not p[s] for s in SECTIONS if s != "experiment"), "params.yaml sections hold overrides only (empty by default)"
-    resolve(SECTIONS, p["profile"], {s: p[s] for s in SECTIONS})  # and they are valid
+    assert {k: p[k] for k in ("gans", "real_cells", "synthetic_cells")} == task_lists(p), "params.yaml task lists are stale"
+    assert {c["arm"] for c in p["real_cells"]} == {"real", "real+aug"}
+
+
+def test_the_dvc_generator_keeps_edited_values_and_resets_them_from_a_profile(tmp_path: Path) -> None:
+    from lusynth_pipelines.dvc import main
+
+    (tmp_path / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+    assert main(["--root", str(tmp_path), "--set", "gan.epochs=3", "--set", "experiment.fractions=1.0"]) == 0
+    p = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert p["gan"]["epochs"] == 3 and p["experiment"]["fractions"] == [1.0] and len(p["gans"]) == 2
+    assert main(["--root", str(tmp_path)]) == 0  # kept when regenerated
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["gan"]["epochs"] == 3
+    assert main(["--root", str(tmp_path), "--profile", "paper"]) == 0
+    p = yaml.safe_load((tmp_path / "params.yaml").read_text())
+    assert p["profile"] == "paper" and p["gan"]["epochs"] == 200 and p["ingest"]["image_size"] == 256
+    assert main(["--root", str(tmp_path), "--set", "gan.nope=1"]) == 2
 
 
 def test_profiles_come_from_the_yaml_alone() -> None:

@@ -29,7 +29,7 @@ from lusynth_dev.ports import HOST, port_open
 from lusynth_dev.processes import process_alive, stop_process, wait_gone
 from lusynth_dev.servers import BUCKETS, MLFLOW_ARTIFACTS, REGION, Credentials, StackError, create_buckets, start_mlflow, start_seaweedfs
 
-DVC_REMOTE_NAME = "s3remote"
+DVC_REMOTE_NAME = "lusynth"  # the default remote of the repository's committed .dvc/config
 DVC_REMOTE_URL = "s3://lusynth-data/dvc"
 DEFAULT_DIR = Path("runs/stack")
 STACK_FILE = "stack.json"
@@ -200,6 +200,32 @@ def dvc_remote_commands(stack_dir: str | os.PathLike[str] = DEFAULT_DIR) -> list
         ["dvc", "remote", "modify", DVC_REMOTE_NAME, "endpointurl", info["s3"]["endpoint"]],
         ["dvc", "remote", "modify", DVC_REMOTE_NAME, "region", REGION],
     ]
+
+
+def write_dvc_local(repo: str | os.PathLike[str], stack_dir: str | os.PathLike[str] = DEFAULT_DIR) -> Path:
+    """Point the DVC repository ``repo``'s remote at the stack's S3 server: ``endpointurl`` and
+    ``region`` in ``.dvc/config.local`` (git-ignored, per machine); the committed ``.dvc/config``
+    names the remote and its bucket. Credentials stay in the environment (:func:`stack_env`).
+    Returns the file written."""
+    from dvc.repo import Repo
+
+    info = _read_stack(Path(stack_dir).resolve())
+    if info is None:
+        raise StackError(f"{stack_dir}: no stack here; run `lusynth stack up --dir {stack_dir}` first")
+    root = Path(repo).resolve()
+    if not (root / ".dvc").is_dir():
+        raise StackError(f"{root}: not a DVC repository (no .dvc/); run it in the lusynth checkout or pass --repo")
+    dvc = Repo(str(root))
+    try:
+        with dvc.config.edit("local") as conf:
+            remote = conf.setdefault("remote", {}).setdefault(DVC_REMOTE_NAME, {})
+            remote.setdefault("url", DVC_REMOTE_URL)  # the committed config has it; a repo without it still gets one
+            remote["endpointurl"] = info["s3"]["endpoint"]
+            remote["region"] = REGION
+            conf.setdefault("core", {}).setdefault("remote", DVC_REMOTE_NAME)
+    finally:
+        dvc.close()
+    return root / ".dvc" / "config.local"
 
 
 def env_lines(stack_dir: str | os.PathLike[str] = DEFAULT_DIR) -> list[str]:

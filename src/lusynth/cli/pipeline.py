@@ -21,7 +21,7 @@ RUN_SECTIONS = ("experiment", "ingest")
 
 
 def _run_flags() -> list[Any]:
-    used = {"--out", "--profile", "--set", "--params-file", "--experiment", "-o", "--host", "--schedule", "--gpu", "--no-gpu",
+    used = {"--out", "--profile", "--verbose", "-v", "--set", "--params-file", "--experiment", "-o", "--host", "--schedule", "--gpu", "--no-gpu",
             "--namespace", "--gan-checkpoints", "--job-name", "--source", "--image", "--gpu-image", "--gpu-node-selector",
             "--gpu-toleration", "--version-name"}
     return section_flags(RUN_SECTIONS, used)
@@ -43,8 +43,12 @@ _PARAMS_FILE = _param("params_file", Optional[Path], typer.Option(None, "--param
 def _run(**values: Any) -> None:
     from lusynth_pipelines.local import run_local
 
-    result = run_local(values["out"], source=values["source"] or "", profile=values["profile"],
-                       overrides=_overrides(_RUN_FLAGS, values), experiment=values["experiment"])
+    kwargs = dict(source=values["source"] or "", profile=values["profile"], overrides=_overrides(_RUN_FLAGS, values),
+                  experiment=values["experiment"])
+    if values["verbose"]:
+        result = run_local(values["out"], **kwargs)
+    else:
+        result = _run_quietly(values["out"], kwargs)
     typer.echo("")
     table = _results_table(result.results)
     if table:
@@ -63,6 +67,26 @@ def _run(**values: Any) -> None:
         typer.echo(f"MLflow:  {result.tracking_uri}")
 
 
+def _run_quietly(out: Path, kwargs: dict[str, Any]) -> Any:
+    """run_local with one line per task here and every other line in OUT/logs/."""
+    from lusynth.errors import LusynthError
+    from lusynth_pipelines.local import run_local
+    from lusynth_pipelines.runlog import routed_output
+
+    logs = Path(out).resolve() / "logs"
+    typer.echo(f"running the pipeline with kfp.local; task logs in {logs}/ (--verbose prints them here)")
+    tasks: list[Any] = []
+    try:
+        with routed_output(logs) as router:
+            tasks = router.tasks
+            return run_local(out, **kwargs)
+    except RuntimeError as exc:  # kfp.local's "Pipeline ... finished with status FAILURE": the task lines above say why
+        failed = [f"{t.name} (log: {t.log})" for t in tasks if t.status == "FAILED"]
+        if failed:
+            raise LusynthError(f"the pipeline stopped: task {', '.join(failed)} failed") from None
+        raise LusynthError(f"the pipeline stopped: {exc} (log: {logs / 'pipeline.log'})") from None
+
+
 _RUN_FLAGS = _run_flags()
 app.command("run", help="Run the whole pipeline on this machine with kfp.local, then print the results table.")(set_signature(
     _run,
@@ -71,7 +95,9 @@ app.command("run", help="Run the whole pipeline on this machine with kfp.local, 
      _param("out", Path, typer.Option(Path("runs/demo"), "--out", "-o", help="Run directory (KFP outputs, MLflow store, report).")),
      _param("profile", str, typer.Option("demo", "--profile", help="demo (minutes on 2 CPUs) | paper (GPU) | tiny (tests).")),
      *[f.parameter for f in _RUN_FLAGS], _SET, _PARAMS_FILE,
-     _param("experiment", str, typer.Option("lusynth", "--experiment", help="MLflow experiment name."))],
+     _param("experiment", str, typer.Option("lusynth", "--experiment", help="MLflow experiment name.")),
+     _param("verbose", bool, typer.Option(False, "--verbose", "-v", help="Print every task's output (KFP, MLflow, ONNX logs) here "
+                                                                          "instead of one line per task (the logs go to OUT/logs/)."))],
     name="run", doc="Run the whole pipeline on this machine with kfp.local, then print the results table."))
 
 

@@ -79,8 +79,16 @@ def status(stack_dir: Path = _DIR, as_json: bool = typer.Option(False, "--json",
 
 
 @stack_app.command("env")
-def env(stack_dir: Path = _DIR) -> None:
+def env(
+    stack_dir: Path = _DIR,
+    dvc: bool = typer.Option(False, "--dvc", help="Also point the DVC repository's remote at this stack: write its endpointurl "
+                                                   "into .dvc/config.local (credentials stay in the exported environment)."),
+    repo: Path = typer.Option(Path("."), "--repo", help="The DVC repository for --dvc."),
+) -> None:
     """Print `export ...` lines (with the secret key) and the DVC remote commands."""
     stack = _stack()
     for line in stack.env_lines(stack_dir):
         typer.echo(line)
+    if dvc:
+        written = stack.write_dvc_local(repo, stack_dir)
+        typer.echo(f"# DVC remote {stack.DVC_REMOTE_NAME!r} -> this stack: {written}")

@@ -31,12 +31,17 @@ def configure_http_retries() -> None:
         os.environ.setdefault(k, v)
 
 
+#: folder of the SQLite store every stage shares when MLFLOW_TRACKING_URI is unset (dvc.yaml sets it)
+TRACKING_DIR_ENV = "LUSYNTH_TRACKING_DIR"
+
+
 def tracking_uri(local_dir: str | os.PathLike[str] | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in ``local_dir`` (default: cwd)."""
+    """``MLFLOW_TRACKING_URI`` if set, else a SQLite store in ``LUSYNTH_TRACKING_DIR`` if set (one
+    store for every stage of a DVC workspace), else in ``local_dir`` (default: cwd)."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    base = Path(local_dir or ".").resolve()
+    base = Path(os.environ.get(TRACKING_DIR_ENV) or local_dir or ".").resolve()
     base.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{base / 'mlruns.db'}"
 
