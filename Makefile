@@ -17,8 +17,10 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/lusynth run --out runs/demo
 
+# one pytest worker per CPU (whole test files per worker: module fixtures such as servers and
+# pipeline runs stay in one process); pytest's exit 5 (nothing collected) still fails
 test: $(STAMP)
-	$(BIN)/python -m pytest -q tests
+	$(BIN)/python -m pytest -q -n auto --dist loadfile tests
 
 # ruff (lint + import order) and mypy (types of the library); CI runs this after the tests
 lint: $(STAMP)

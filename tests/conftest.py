@@ -12,6 +12,19 @@ os.environ.setdefault("LUSYNTH_PSEUDONYM_KEY", "test-key-0123456789abcdef")
 os.environ.pop("MLFLOW_TRACKING_URI", None)
 
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """``-n auto`` (``make test``): one worker per CPU of this process's quota (cgroup, affinity), not
+    the host's core count; each worker's torch runs on one thread (LUSYNTH_THREADS above)."""
+    from lusynth.runtime import cpu_quota
+
+    saved = os.environ.pop("LUSYNTH_THREADS", None)  # set above for the tests, not the machine's size
+    try:
+        return cpu_quota()
+    finally:
+        if saved is not None:
+            os.environ["LUSYNTH_THREADS"] = saved
+
+
 @pytest.fixture(autouse=True)
 def _private_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path_factory.getbasetemp() / "xdg-config"))
