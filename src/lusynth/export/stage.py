@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lusynth.errors import InputError
-from lusynth.keys import GanKey
+from lusynth.keys import Cell, GanKey
 from lusynth.registry.client import RegisteredVersion, register_classifier, register_generator
 from lusynth.registry.gate import NON_INFERIORITY_MARGIN, ClassifierCandidate, RegistryNames, best_per_arm, nominate
 from lusynth.util import read_json, slugify
@@ -136,15 +136,27 @@ def load_candidates(classifier_dirs: Sequence[str | os.PathLike[str]], evaluatio
     return _candidates(classifier_dirs, _read_report(Path(evaluation_dir)) if evaluation_dir is not None else None)
 
 
+def _gan_rank(meta: dict[str, Any]) -> tuple[float, int, int]:
+    k = GanKey.from_dict(meta)
+    return (-k.fraction, k.fold, k.gan_seed)
+
+
+def _cell_of(c: dict[str, Any]) -> Cell:
+    """The grid cell of a report's classifier entry (its ``fold`` there is the outer fold of its
+    repeat; the cell's is the split index, which the entry's name and directory carry)."""
+    return Cell(str(c["arm"]), c["fraction"], int(c["seed"]), c.get("ratio", 0) or 0, c.get("gan_seed", 0) or 0,
+                int(c.get("split", c.get("fold", 0)) or 0))
+
+
 def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[str, Any] | None) -> list[ClassifierCandidate]:
     by_dir: dict[str, dict[str, Any]] = {}
-    by_key: dict[tuple[str, float, int], dict[str, Any]] = {}
+    by_key: dict[Cell, dict[str, Any]] = {}
     audits: list[dict[str, Any]] = []
     cfg: dict[str, Any] = {}
     if report is not None:
         for c in report.get("classifiers", []):
             by_dir[str(Path(c.get("dir", "")).resolve())] = c
-            by_key[(c["arm"], float(c["fraction"]), int(c["seed"]))] = c
+            by_key[_cell_of(c)] = c
         audits = list(report.get("audits", []))
         cfg = report.get("config", {})
     out = []
@@ -159,7 +171,7 @@ def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[
             val_auc=float(meta.get("val_auc", float("nan"))), data_digest=real, synthetic_digests=synthetic,
             threshold=float(meta.get("threshold", 0.5)), classes=list(meta.get("classes", [])),
             image_size=int(meta.get("image_size", 0)))
-        ev = by_dir.get(str(d.resolve())) or by_key.get((cand.arm, cand.fraction, cand.seed))
+        ev = by_dir.get(str(d.resolve())) or by_key.get(Cell.from_dict(meta))
         if ev is not None:
             metrics = ev.get("metrics", {})
             cand.holdout = (metrics.get("frame") or {}).get("val") or {}
@@ -220,7 +232,8 @@ def export_and_register(
     for g in gan_dirs:
         meta = _read_gan_meta(Path(g))
         label = str(meta["label"])
-        if label not in gans or float(meta["fraction"]) > float(gans[label][1]["fraction"]):
+        # per class: the largest fraction, then the lowest (fold, GAN seed), so the choice does not depend on argument order
+        if label not in gans or _gan_rank(meta) < _gan_rank(gans[label][1]):
             gans[label] = (Path(g), meta)
     audits = report.get("audits", []) if report is not None else []
     digests = {"real": best[nominee].data_digest}
@@ -248,8 +261,8 @@ def export_and_register(
                     versions.append(v)
                 for label, res in gen_results.items():
                     d, meta = gans[label]
-                    audit = next((a for a in audits if a.get("label") == label
-                                  and GanKey(label, a.get("fraction", 1.0)) == GanKey(label, meta["fraction"])), None)
+                    # the audit of this very GAN: the full key (class, fraction, GAN seed, fold)
+                    audit = next((a for a in audits if a.get("label") == label and GanKey.from_dict(a) == GanKey.from_dict(meta)), None)
                     versions.append(register_generator(client, run_id, res.path, audit=audit, names=names,
                                                        pipeline_run_id=pipeline_run_id))
                 tr.set_tags({"lusynth.registered": ", ".join(f"{v.name} v{v.version} ({v.decision})" for v in versions)})
