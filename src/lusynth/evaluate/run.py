@@ -296,6 +296,7 @@ def evaluate(
         raise InputError(f"evaluate: {e}") from None
     table = stats["table"]
     clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "ratio": p.ratio, "fold": p.fold, "repeat": p.repeat, "split": p.split,
+                 "n_test_frames": int(len(p.y)), "n_test_patients": int(len(p.patients)),
                  "gan_seed": p.gan_seed, "val_threshold": p.val_threshold, "patient_threshold": p.patient_threshold,
                  **p.meta, "metrics": metrics_json(p, params), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
 

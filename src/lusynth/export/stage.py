@@ -177,8 +177,9 @@ def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[
             cand.holdout = (metrics.get("frame") or {}).get("val") or {}
             cand.holdout_patient = (metrics.get("patient") or {}).get("val") or {}
             cand.ci = float((cfg.get("params") or {}).get("ci", 0.95))
-            cand.n_holdout_frames = cfg.get("n_holdout_frames")
-            cand.n_holdout_patients = cfg.get("n_holdout_patients")
+            # this classifier's own test patients (its fold's; no model of that fold saw them), else the report's total
+            cand.n_holdout_frames = ev.get("n_test_frames", cfg.get("n_holdout_frames"))
+            cand.n_holdout_patients = ev.get("n_test_patients", cfg.get("n_holdout_patients"))
         if cand.uses_synthetic and report is not None:
             used = [a for a in audits if a.get("synthetic_digest") in synthetic]
             cand.audits = used
