@@ -44,6 +44,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["profile"] = "tiny"
     params["experiment"]["fractions"] = [1.0]
+    params["experiment"]["folds"] = 2  # the tiny profile's K: every stage below fans out over 2 outer folds
     for name in ("gans", "cells"):
         del params[name]
     # the task lists DVC's matrix runs over follow the changed grid
@@ -67,7 +68,9 @@ def test_repro_builds_every_stage_and_reports(repo) -> None:
     assert "up to date" in status.lower()
     for path in ("data/frames/frames.npy", "models/gan/consolidation@1.0-g0-k0/gan.json",
                  "data/synthetic/no_consolidation@1.0-g0-k0/header.json",
-                 "models/classifier/real@1.0-s0-r0.0-g0-k0/classifier.json", "models/classifier/real+aug@1.0-s0-r0.0-g0-k0/classifier.json", "reports/evaluation/report.html", "reports/metrics.json",
+                 "models/classifier/real@1.0-s0-r0.0-g0-k0/classifier.json", "models/classifier/real+aug@1.0-s0-r0.0-g0-k0/classifier.json",
+                 "models/classifier/real@1.0-s0-r0.0-g0-k1/classifier.json", "models/gan/consolidation@1.0-g0-k1/gan.json",
+                 "reports/evaluation/report.html", "reports/metrics.json",
                  "models/onnx/export.json"):
         assert (repo / path).is_file(), path
     metrics = _sh(repo, sys.executable, "-m", "dvc", "metrics", "show", "--json", env=env)

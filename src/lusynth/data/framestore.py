@@ -152,6 +152,7 @@ class FrameStore:
             role = np.select([split == "train", split == "val", split == "holdout"], ["train", "val", "test"], "").astype(object)
             tf = np.nan_to_num(pd.to_numeric(m["train_fraction"], errors="coerce").to_numpy(dtype=float), nan=np.inf)
             tf[role != "train"] = np.inf
+            role[(role == "train") & ~np.isfinite(tf)] = ""  # in no nested fraction (the largest is below 1): unused
         else:
             from lusynth.data.splits import fold_roles, repeat_seed
 

@@ -146,7 +146,8 @@ def _protocol_line(results: Mapping[str, Any]) -> str:
             f"{p['repeats']} repeat(s), {p['gan_seeds']} GAN seed(s), {p['classifier_seeds']} classifier seed(s). "
             f"Primary endpoint: {p['primary_endpoint']} at fraction {_fmt(p.get('primary_fraction'), 3)}, pre-specified; "
             f"non-inferiority margin {p['margin']:g}; intervals below {p['min_patients_per_class']} patients per class are "
-            f"labelled 'too few patients'.")
+            f"labelled 'too few patients'." + (f" Design: {p['design']}; {p['n_patients_tested']} of {p['n_patients_total']} patients "
+                                               "tested out of fold." if p.get("design") else ""))
 
 
 def _question_details(q: Mapping[str, Any], power: float) -> list[str]:
