@@ -6,11 +6,13 @@ The KFP pipeline fans out over :func:`plan_gans` and :func:`plan_classifiers`, D
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from lusynth.classifier.params import ARMS, SYNTHETIC_ARMS
+from lusynth.data.splits import CrossValidation
 from lusynth.errors import InputError
 from lusynth.keys import Cell, GanKey, fraction, ratio
 from lusynth.params import check, check_choices
@@ -33,6 +35,12 @@ class ExperimentParams:
     # reads GAN seed i mod len(gan_seeds) (fewer classifiers; both variances still sampled)
     seed_design: str = "crossed"
     synthetic_ratios: tuple[float, ...] = (1.0,)  # real+synthetic: synthetic frames per real frame; several = a sweep
+    # outer patient-level stratified K-fold cross-validation: every patient is tested once per
+    # repeat, by models trained without it; 1 = the legacy single train/val/holdout split
+    # (ingest.split_fractions), which tests a fifth of the patients and samples no training-set variance
+    folds: int = 3
+    repeats: int = 1  # repeated K-fold: the partition is drawn anew per repeat (repeats x folds outer splits)
+    inner_val_share: float = 0.25  # share of a fold's training patients held out as its inner validation split (selection, thresholds)
 
     def __post_init__(self) -> None:
         x = "experiment"
@@ -50,23 +58,51 @@ class ExperimentParams:
         check(all(isinstance(r, (int, float)) and 0 < r < float("inf") for r in self.synthetic_ratios), x, "synthetic_ratios",
               self.synthetic_ratios, "synthetic frames per real frame, each > 0, e.g. 0.5,1,2")
         object.__setattr__(self, "synthetic_ratios", tuple(sorted({ratio(r) for r in self.synthetic_ratios})))
+        check(isinstance(self.folds, int) and self.folds >= 1, x, "folds", self.folds, "K >= 2 for K-fold (or 1 for a single split)")
+        check(isinstance(self.repeats, int) and self.repeats >= 1, x, "repeats", self.repeats, "an integer >= 1")
+        check(self.repeats == 1 or self.folds >= 2, x, "repeats", self.repeats, "repeats need K-fold: set experiment.folds >= 2")
+        check(0 < self.inner_val_share < 1, x, "inner_val_share", self.inner_val_share, "a share in (0, 1), e.g. 0.25")
+
+    @property
+    def cv(self) -> CrossValidation:
+        """The outer protocol the frame store is prepared for."""
+        return CrossValidation(self.folds, self.repeats, self.inner_val_share)
+
+    @property
+    def n_splits(self) -> int:
+        """Outer splits (folds x repeats; 1 for the single split): the range of a task key's ``fold``."""
+        return self.cv.n_splits
 
 
-def plan_gans(classes: Sequence[str], store_fractions: Sequence[float], experiment: ExperimentParams) -> list[GanKey]:
-    """One GAN per (class, training fraction, GAN seed); the store must hold each fraction."""
+def plan_gans(classes: Sequence[str], store_fractions: Sequence[float], experiment: ExperimentParams, *,
+              store_splits: int | None = None) -> list[GanKey]:
+    """One GAN per (class, training fraction, GAN seed, outer split); the store must hold each
+    fraction and (``store_splits``: its folds x repeats, when known) the grid's outer splits."""
     have = {fraction(f) for f in store_fractions}
     missing = [f for f in experiment.fractions if f not in have]
     if missing:
         raise InputError(f"training fraction(s) {missing} were not prepared at ingest (the frame store has {sorted(have)}); "
                          "re-ingest with --train-fractions")
-    return [GanKey(c, f, g) for f in experiment.fractions for g in experiment.gan_seeds for c in classes]
+    if store_splits is not None and store_splits != experiment.n_splits:
+        raise InputError(f"experiment.folds={experiment.folds} x repeats={experiment.repeats} gives {experiment.n_splits} outer "
+                         f"split(s), but the frame store was prepared for {store_splits}; re-ingest with the same experiment settings")
+    return [GanKey(c, f, g, k) for k in range(experiment.n_splits) for f in experiment.fractions for g in experiment.gan_seeds
+            for c in classes]
 
 
 def plan_classifiers(experiment: ExperimentParams) -> list[Cell]:
-    """The classifier grid: arm x training fraction x classifier seed; a synthetic arm's cells also
-    run over the GAN seeds (crossed, or paired with the classifier seed), and real+synthetic's over
-    the synthetic:real ratios, so each reads the set of one GAN and GAN-to-GAN variance is sampled."""
+    """The classifier grid: outer split x arm x training fraction x classifier seed; a synthetic
+    arm's cells also run over the GAN seeds (crossed, or paired with the classifier seed), and
+    real+synthetic's over the synthetic:real ratios, so each reads the set of one GAN (of its own
+    fold) and GAN-to-GAN variance is sampled."""
     x = experiment
+    cells = []
+    for k in range(x.n_splits):
+        cells += [dataclasses.replace(c, fold=k) for c in _plan_split(x)]
+    return cells
+
+
+def _plan_split(x: ExperimentParams) -> list[Cell]:
     cells = []
     for f in x.fractions:
         for a in x.arms:

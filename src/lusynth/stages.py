@@ -167,7 +167,8 @@ def _ingest_params(params: Mapping[str, Any], options: Mapping[str, Any]) -> dic
 
     ing = params["ingest"]
     ing = dataclasses.replace(ing, train_fractions=tuple(sorted(set(ing.train_fractions) | set(params["experiment"].fractions))))
-    return {"ingest": ing} if options.get("source") else {"ingest": ing, "phantom": params["phantom"]}
+    cv = params["experiment"].cv  # the outer folds are assigned at ingest and stored with the frames
+    return {"ingest": ing, "cv": cv} if options.get("source") else {"ingest": ing, "cv": cv, "phantom": params["phantom"]}
 
 
 def _ingest_key(options: Mapping[str, Any], profile: str, ctx: RunContext, out: Path) -> dict[str, Any]:
@@ -183,14 +184,17 @@ def _ingest(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[
 
     report = options.get("report") or out.with_name(out.name + "-report")
     ingest(options.get("source") or None, out, params=params["ingest"], report_dir=report, phantom=params.get("phantom"),
-           progress=ctx.progress)
+           progress=ctx.progress, cv=params["cv"])
 
 
-def _single_split(key: Any) -> None:
-    """Outer K-fold is not wired into the frame store yet: only fold 0 (the train/val/holdout split) exists."""
-    if key.fold:
-        raise InputError(f"{key}: fold {key.fold} - outer K-fold cross-validation is not available yet; use --fold 0 "
-                         "(the frame store's single train/val/holdout split)")
+def _check_fold(frames: str, key: Any) -> None:
+    """The task's outer split must be one the frame store holds (one line, before any work)."""
+    from lusynth.data.framestore import FrameStore
+
+    store = FrameStore.load(frames)
+    if not 0 <= key.fold < store.n_splits:
+        raise InputError(f"{key}: fold {key.fold} is not in {frames}, which holds {store.n_splits} outer split(s) "
+                         f"({store.folds} fold(s) x {store.repeats} repeat(s)); use --fold 0..{store.n_splits - 1}")
 
 
 def _train_gan(out: Path, *, inputs: Mapping[str, Any], key: Any, params: Mapping[str, Any], options: Mapping[str, Any],
@@ -198,8 +202,8 @@ def _train_gan(out: Path, *, inputs: Mapping[str, Any], key: Any, params: Mappin
     from lusynth.gan.mirror import mirror_uri
     from lusynth.gan.train import train_gan
 
-    _single_split(key)
     frames = inputs["frames"]
+    _check_fold(frames, key)
     gan = params["gan"]
     mirror = None
     if options.get("checkpoint_mirror"):
@@ -238,7 +242,7 @@ def _train_classifier(out: Path, *, inputs: Mapping[str, Any], key: Any, params:
                       ctx: RunContext) -> None:
     from lusynth.classifier.train import train_classifier
 
-    _single_split(key)
+    _check_fold(inputs["frames"], key)
     train_classifier(inputs["frames"], out, arm=key.arm, fraction=key.fraction, seed=key.seed, ratio=key.ratio, gan_seed=key.gan_seed,
                      fold=key.fold, synthetic_dirs=inputs["synthetic"],
                      params=params["classifier"], progress=ctx.progress, ctx=ctx)
@@ -334,9 +338,10 @@ STAGES: tuple[Stage, ...] = (
                                                      "adds the discriminator membership attack.", many=True, required=False,
                  flags=("--gan", "--gans", "-g"))),
           "lusynth.privacy.run:Audit", _audit,
-          options=(Option("trained_on", str, "train", "Patients of --frames that trained the generator: train (for a synthetic set, "
-                                                      "its GANs' training fraction per class; else the whole split) or train@F "
-                                                      "(nested fraction F); fold:K is reserved for the K-fold protocol."),),
+          options=(Option("trained_on", str, "train", "Patients of --frames that trained the generator: train (a synthetic set's "
+                                                      "own GANs' fold and training fraction per class), train@F (nested fraction F), "
+                                                      "fold:K or fold:K@F (outer split K's inner training patients; an image folder "
+                                                      "on a K-fold store must name K)."),),
           key_extra=_audit_key),
     Stage("train_classifier", "train-classifier", "Train one classifier of the grid (arm x fraction x seed) with the paper's random search.",
           "lusynth.classifier.train:train_classifier", ("classifier",),

@@ -68,13 +68,13 @@ def test_every_arm_gets_the_same_optimiser_steps_and_only_real_aug_augments(tmp_
     assert runs["real"].cell == Cell("real", 0.5, 0)  # no ratio or GAN seed on an arm without synthetic frames
 
 
-def test_a_fold_other_than_the_single_split_is_refused_before_any_training(tmp_path: Path) -> None:
-    # outer K-fold is not wired into the frame store yet: fold 1 must not silently train on fold 0's split
+def test_a_fold_the_store_does_not_hold_is_refused_before_any_training(tmp_path: Path) -> None:
+    # a single-split store holds fold 0 only: fold 1 must not silently train on fold 0's split
     from lusynth.errors import InputError
     from lusynth.stages import run_stage
 
     real = write_real_store(tmp_path / "real")
-    with pytest.raises(InputError, match="fold 1 - outer K-fold cross-validation is not available yet; use --fold 0"):
+    with pytest.raises(InputError, match=r"fold 1 is not in .*which holds 1 outer split\(s\).*use --fold 0..0"):
         run_stage("train_classifier", tmp_path / "clf", inputs={"frames": str(real)}, key=Cell("real", 1.0, 0, fold=1), profile="tiny",
                   ctx=RunContext(track=False, cache=False))
     assert not (tmp_path / "clf").exists()

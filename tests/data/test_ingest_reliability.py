@@ -135,5 +135,7 @@ def test_cli_ingest_of_the_hostile_folder_exits_cleanly(tmp_path, capsys) -> Non
     data = tmp_path / "data"
     _good_patients(data)
     build_hostile_folder(data)
-    rc = main(["ingest", str(data), "--out", str(tmp_path / "s"), "--positive-class", "a", "--no-track", "--no-cache", "--quiet"])
+    # three patients per class: the single split (K-fold needs K + 2 per class; tests/data/test_folds.py)
+    rc = main(["ingest", str(data), "--out", str(tmp_path / "s"), "--positive-class", "a", "--set", "experiment.folds=1", "--no-track",
+               "--no-cache", "--quiet"])
     assert rc == 0, capsys.readouterr().err

@@ -13,8 +13,8 @@ from lusynth.cli import main
 
 pytestmark = pytest.mark.slow
 
-# two GAN seeds: the pipeline fans out one GAN per (class, GAN seed) and pairs each synthetic-arm
-# classifier with its GAN seed's set
+# two GAN seeds: the pipeline fans out one GAN per (class, GAN seed, outer fold: the tiny profile has
+# K=2) and pairs each synthetic-arm classifier with its GAN seed's set of its own fold
 RUN = dict(profile="tiny", overrides={"experiment": {"fractions": [1.0], "seeds": [0], "gan_seeds": [0, 1],
                                                      "arms": ["real", "real+aug", "synthetic"]}})
 
@@ -54,13 +54,18 @@ def test_report_models_and_registry(first_run) -> None:
     report = json.loads((result.results / "report.json").read_text())
     arms = {c["arm"] for c in report["classifiers"]}
     assert arms == {"real", "real+aug", "synthetic"}
-    assert sorted(c["gan_seed"] for c in report["classifiers"] if c["arm"] == "synthetic") == [0, 1]
-    assert sorted((a["label"], a["gan_seed"]) for a in report["audits"]) == [
-        ("consolidation", 0), ("consolidation", 1), ("no_consolidation", 0), ("no_consolidation", 1)]
+    assert sorted((c["fold"], c["gan_seed"]) for c in report["classifiers"] if c["arm"] == "synthetic") == [(0, 0), (0, 1), (1, 0), (1, 1)]
+    assert sorted((a["label"], a["gan_seed"], a["fold"]) for a in report["audits"]) == [
+        (lbl, g, k) for lbl in ("consolidation", "no_consolidation") for g in (0, 1) for k in (0, 1)]
     from lusynth.evaluate.run import Evaluation
 
     scores = Evaluation.load(result.results).patient_scores()
-    assert len(scores) == 4 * scores["patient_id"].nunique()  # every test patient once per classifier
+    # K-fold: every patient of the phantom (12 at tiny) is tested, once per classifier of its own fold (4 each)
+    assert report["protocol"]["folds"] == 2 and report["protocol"]["repeats"] == 1
+    assert report["protocol"]["n_patients_tested"] == report["protocol"]["n_patients_total"] == 12
+    assert report["protocol"]["every_patient_tested"] and sum(report["n_patients"].values()) == 12
+    assert scores["patient_id"].nunique() == 12 and sorted(scores["fold"].unique()) == [0, 1]
+    assert len(scores) == 4 * 12 and (scores.groupby("patient_id")["fold"].nunique() == 1).all()
     md = result.report_md.read_text()
     assert all(f"| 1 | {arm} |" in md for arm in ("real", "real+aug", "synthetic"))  # the per-arm table: a row per fraction x arm
     assert str(result.out) not in md  # paths relative to the run directory
@@ -114,8 +119,8 @@ def test_changed_parameter_reruns_only_what_depends_on_it(first_run, capsys) -> 
     flags = _cached_by_task(_latest_run(root / "run"))
     assert all(flags["ingest"]) and all(flags["train-gan"])  # upstream of the change: restored
     assert not any(flags["generate"]) and not any(flags["evaluate"])  # the change and below: recomputed
-    # the real arms do not use synthetic frames, so their classifiers are restored; the others rerun
-    assert sorted(flags["train-classifier"]) == [False, False, True, True]
+    # the real arms do not use synthetic frames, so their classifiers (in both folds) are restored; the others rerun
+    assert sorted(flags["train-classifier"]) == [False] * 4 + [True] * 4
     printed = capsys.readouterr().out
     # the run ends with each question's verdict, where the report is, and how to browse MLflow
     assert "(a) real+synthetic vs real" in printed and "(b) synthetic vs real" in printed, printed

@@ -10,8 +10,10 @@ Arms (the paper's experiment):
 - ``synthetic``: synthetic frames only (the paper's "data substitution"), all of them or at most
   ``synthetic_max_per_class`` per class.
 
-Validation is always the real ``val`` split, whatever the arm: checkpoints and thresholds are chosen
-on real data. The real ``holdout`` split is never read here.
+Everything comes from one outer split (``fold``) of the store (:meth:`FrameStore.view`): training
+frames from its inner training patients, validation always from its inner validation patients,
+whatever the arm (checkpoints and thresholds are chosen on real data), and synthetic frames only
+from GANs of the same fold. The fold's test patients are never read here.
 """
 
 from __future__ import annotations
@@ -57,9 +59,14 @@ def synthetic_fraction(store: FrameStore) -> float | None:
     return None
 
 
-def check_synthetic_stores(real: FrameStore, synthetic: Sequence[FrameStore], *, fraction: float) -> None:
-    """Synthetic stores must match the real store's classes, image size and training fraction."""
+def check_synthetic_stores(real: FrameStore, synthetic: Sequence[FrameStore], *, fraction: float, fold: int = 0) -> None:
+    """Synthetic stores must match the real store's classes, image size, training fraction and
+    outer fold (a GAN of another fold learned this fold's test patients)."""
     for s in synthetic:
+        folds = sorted({int(info.get("fold", 0) or 0) for info in (s.header.get("privacy_filter") or {}).values()})
+        if folds and folds != [fold]:
+            raise InputError(f"{s.path}: synthetic frames come from GANs of fold(s) {folds}, but the classifier is trained in fold "
+                             f"{fold}; pass the synthetic sets of its own fold (another fold's GAN learned its test patients)")
         if s.kind != "synthetic":
             raise InputError(f"{s.path}: a frame store of kind {s.kind!r} was given as synthetic; pass the output of `lusynth generate`")
         if s.image_size != real.image_size:
@@ -89,8 +96,9 @@ def training_frames(
     ratio: float = 1.0,
     synthetic_max_per_class: int = 0,
     seed: int = 0,
+    fold: int = 0,
 ) -> LabelledFrames:
-    """The training set of one arm at one fraction (see the module docstring)."""
+    """The training set of one arm at one fraction inside outer split ``fold`` (see the module docstring)."""
     if arm not in ARMS:
         raise InputError(f"arm={arm!r}: choose one of {', '.join(ARMS)}")
     if not 0 < fraction <= 1:
@@ -102,7 +110,7 @@ def training_frames(
     digests: dict[str, str] = {}
     n_real: dict[str, int] = {}
     for cls in real.classes:
-        idx = real.indices(split="train", label=cls, fraction=fraction)
+        idx = real.view(fold, "train", label=cls, fraction=fraction)
         n_real[cls] = len(idx)
         if arm != "synthetic":
             if len(idx) == 0:
@@ -114,7 +122,7 @@ def training_frames(
     if arm in SYNTHETIC_ARMS:
         if not synthetic:
             raise InputError(f"arm {arm!r} needs synthetic frame stores (--synthetic DIR, from `lusynth generate`)")
-        check_synthetic_stores(real, synthetic, fraction=fraction)
+        check_synthetic_stores(real, synthetic, fraction=fraction, fold=fold)
         for cls in real.classes:
             pool = [(s, s.indices(split="synthetic", label=cls)) for s in synthetic if cls in set(s.manifest["label"])]
             available = sum(len(i) for _, i in pool)
@@ -143,14 +151,14 @@ def training_frames(
     return LabelledFrames(frames, labels, source, {k: v for k, v in counts.items() if v}, digests)
 
 
-def split_frames(real: FrameStore, split: str) -> LabelledFrames:
-    """All real frames of one split (``val`` for model selection) with 0/1 labels."""
-    idx = real.indices(split=split)
+def split_frames(real: FrameStore, role: str = "val", *, fold: int = 0) -> LabelledFrames:
+    """All real frames of one role of outer split ``fold`` (``val`` for model selection) with 0/1 labels."""
+    idx = real.view(fold, role)
     if len(idx) == 0:
-        raise InputError(f"{real.path}: no frames in split {split!r}; re-run ingest with a {split} share")
+        raise InputError(f"{real.path}: no {role} frames in fold {fold}; re-run ingest with more patients")
     labels = real.labels_as_int(idx)
     if len(np.unique(labels)) < 2:
-        raise InputError(f"{real.path}: split {split!r} holds a single class; AUC needs both (re-run ingest with more patients)")
+        raise InputError(f"{real.path}: the {role} patients of fold {fold} hold a single class; AUC needs both (re-run ingest with more patients)")
     frames = np.asarray(real.frames[idx])
     return LabelledFrames(frames, labels, np.full(len(idx), "real"), {"real": {}}, {str(real.path): real.digest})
 

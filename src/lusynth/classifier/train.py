@@ -46,6 +46,7 @@ from lusynth.metrics.classification import choose_threshold, roc_auc
 from lusynth.models.classifier import ClassifierConfig, FrameClassifier, build_classifier
 from lusynth.params import as_dict
 from lusynth.runtime import RunContext, autocast_for, resolve_precision
+from lusynth.stats.scores import patient_scores, patient_threshold
 from lusynth.tracking import log_frame_store_input, optional_stage_run, run_name
 
 MODEL_FILE = "model.pt"
@@ -279,8 +280,8 @@ def train_classifier(
     synthetic = [open_store(d) for d in synthetic_dirs]
     cell = Cell(arm, fraction, seed, ratio=ratio, gan_seed=gan_seed, fold=fold)  # canonical: the ratio and GAN seed its arm uses
     train = training_frames(real, arm=arm, fraction=fraction, synthetic=synthetic, ratio=cell.ratio,
-                            synthetic_max_per_class=params.synthetic_max_per_class, seed=seed)
-    val = split_frames(real, "val")
+                            synthetic_max_per_class=params.synthetic_max_per_class, seed=seed, fold=fold)
+    val = split_frames(real, "val", fold=fold)
     val_x, val_y = torch.from_numpy(val.frames), torch.from_numpy(val.labels)
     out_dir = Path(out_dir)
     positive = real.header.get("positive_class") or real.classes[-1]
@@ -309,6 +310,13 @@ def train_classifier(
         model.load_state_dict(best.best_state)
         _, _, val_prob = _validate(model, val_x, val_y, params, device)
         threshold = choose_threshold(val.labels, val_prob, rule=params.threshold_rule)
+        # the patient-level threshold, chosen on the inner validation patients' scores at the level
+        # evaluation applies it (never the frame threshold reused on patient scores)
+        val_rows = real.manifest.iloc[real.view(fold, "val")]
+        val_patients = patient_scores(val.labels, val_prob, val_rows["patient_id"].astype(str).to_numpy(),
+                                      val_rows["video_id"].astype(str).to_numpy())
+        patient_thr = float(patient_threshold(val_patients, rule=params.threshold_rule))
+        repeat, outer_fold = real.split_of(fold)
         hyper = {"lr": best.lr, "width": best.width, "dropout": best.dropout}
         meta = {
             "format_version": FORMAT_VERSION,
@@ -316,10 +324,13 @@ def train_classifier(
             "image_size": real.image_size, "classes": real.classes, "positive_class": positive,
             "trial": best.index, "hyperparams": hyper, "best_step": best.best_step,
             "val_auc": best.best_auc, "val_loss": best.best_loss,
-            "threshold": threshold, "threshold_rule": params.threshold_rule,
+            "threshold": threshold, "threshold_rule": params.threshold_rule, "patient_threshold": patient_thr,
+            "repeat": repeat, "outer_fold": outer_fold, "folds": real.folds,
             "trials": [t.summary() for t in trials],
             "data": {"real_digest": real.digest, "store_digests": train.digests, "train_counts": train.counts,
-                     "n_train": len(train), "n_val": len(val)},
+                     "n_train": len(train), "n_val": len(val),
+                     "patients": {"train": sorted(real.patients(real.view(fold, "train", fraction=fraction))) if arm != "synthetic" else [],
+                                  "val": sorted(real.patients(real.view(fold, "val")))}},
             "params": as_dict(params), "device": device, "precision": precision,
             "mlflow_run_id": tr.run_id,
         }

@@ -47,6 +47,10 @@ MANIFEST_COLUMNS: tuple[str, ...] = (
     "content_hash",
 )
 SPLITS = ("train", "val", "holdout")
+#: a patient's role inside one outer split (:meth:`FrameStore.view`)
+ROLES = ("train", "val", "test")
+#: manifest column of a K-fold store: the patient's outer test fold per repeat, ";"-joined
+FOLD_COLUMN = "fold"
 _NPY_HEADER_LEN = 128  # fixed so the header can be rewritten in place once N is known
 
 
@@ -82,6 +86,7 @@ class FrameStore:
     header: dict[str, Any]
     manifest: pd.DataFrame
     frames: np.ndarray = field(repr=False)
+    _roles: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def classes(self) -> list[str]:
@@ -105,6 +110,94 @@ class FrameStore:
         from lusynth.keys import fraction
 
         return sorted({fraction(f) for f in self.header.get("train_fractions", [1.0])})
+
+    @property
+    def folds(self) -> int:
+        """K of the outer K-fold cross-validation (1 = the single train/val/holdout split)."""
+        return int((self.header.get("cv") or {}).get("folds", 1))
+
+    @property
+    def repeats(self) -> int:
+        """How many times the K-fold partition was drawn (1 for the single split)."""
+        return int((self.header.get("cv") or {}).get("repeats", 1))
+
+    @property
+    def n_splits(self) -> int:
+        """Outer splits a task key's ``fold`` indexes: folds x repeats (1 for the single split)."""
+        return self.folds * self.repeats if self.folds >= 2 else 1
+
+    def split_of(self, fold: int) -> tuple[int, int]:
+        """(repeat, outer fold) of the task key index ``fold`` (see :func:`lusynth.data.splits.split_index`)."""
+        from lusynth.data.splits import split_of_index
+
+        self._check_fold(fold)
+        return split_of_index(int(fold), self.folds)
+
+    def _check_fold(self, fold: int) -> None:
+        if not 0 <= int(fold) < self.n_splits:
+            what = (f"{self.folds} folds x {self.repeats} repeat(s) (indices 0..{self.n_splits - 1})" if self.folds >= 2
+                    else "one train/val/holdout split (fold 0 only)")
+            raise FrameStoreError(f"{self.path}: fold {fold} is not in this frame store, which holds {what}; "
+                                  "use a fold it holds or re-ingest with --set experiment.folds=K")
+
+    def _fold_roles(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per row: role in outer split ``fold`` (train / val / test / ``""``) and its nested training
+        fraction (inf outside the training patients)."""
+        if fold in self._roles:
+            return self._roles[fold]
+        self._check_fold(fold)
+        m = self.manifest
+        if self.folds < 2:  # the single split: its train / val / holdout columns
+            split = m["split"].astype(str).to_numpy()
+            role = np.select([split == "train", split == "val", split == "holdout"], ["train", "val", "test"], "").astype(object)
+            tf = np.nan_to_num(pd.to_numeric(m["train_fraction"], errors="coerce").to_numpy(dtype=float), nan=np.inf)
+            tf[role != "train"] = np.inf
+            role[(role == "train") & ~np.isfinite(tf)] = ""  # in no nested fraction (the largest is below 1): unused
+        else:
+            from lusynth.data.splits import fold_roles, repeat_seed
+
+            cv = self.header["cv"]
+            repeat, k = self.split_of(fold)
+            pid = m["patient_id"].astype(str).to_numpy()
+            fold_col = m[FOLD_COLUMN].astype(str).to_numpy()
+            labels_of: dict[str, set[str]] = {}
+            fold_of: dict[str, int] = {}
+            for p, lab, f in zip(pid, m["label"].astype(str).to_numpy(), fold_col, strict=True):
+                labels_of.setdefault(p, set()).add(lab)
+                fold_of[p] = int(f.split(";")[repeat])
+            try:
+                roles = fold_roles(labels_of, fold_of, fold=k, val_share=float(cv["val_share"]), fractions=self.train_fractions,
+                                   seed=repeat_seed(int(cv.get("seed", 0)), repeat))
+            except ValueError as exc:
+                raise FrameStoreError(f"{self.path}: {exc}") from None
+            role = np.array([roles[p][0] for p in pid], dtype=object)
+            tf = np.array([roles[p][1] if roles[p][1] is not None else np.inf for p in pid], dtype=float)
+            role[(role == "train") & ~np.isfinite(tf)] = ""  # in no nested fraction: unused inside this fold
+        self._roles[fold] = (role.astype(str), tf)
+        return self._roles[fold]
+
+    def view(self, fold: int, role: str, *, label: str | None = None, fraction: float | None = None) -> np.ndarray:
+        """Row indices of outer split ``fold``'s patients in ``role``: ``test`` (read only by
+        evaluation), ``val`` (the inner validation patients: checkpoint choice, near-copy
+        threshold, thresholds) or ``train`` (the inner training patients; ``fraction`` = the nested
+        training fraction, default the largest); optionally of one class ``label``."""
+        if role not in ROLES:
+            raise FrameStoreError(f"role {role!r}: choose one of {', '.join(ROLES)}")
+        roles, tf = self._fold_roles(int(fold))
+        mask = roles == role
+        if label is not None:
+            if label not in self.classes:
+                raise FrameStoreError(f"{self.path}: no class {label!r}; classes are {self.classes}")
+            mask &= (self.manifest["label"] == label).to_numpy()
+        if fraction is not None and role == "train":
+            from lusynth.keys import fraction as canonical
+
+            mask &= tf <= canonical(fraction)  # canonical fractions on both sides: the nested sets compare exactly
+        return np.flatnonzero(mask)
+
+    def patients(self, rows: np.ndarray) -> set[str]:
+        """The pseudonymous patient ids of rows ``rows``."""
+        return set(self.manifest["patient_id"].astype(str).to_numpy()[rows])
 
     def __len__(self) -> int:
         return int(self.frames.shape[0])
@@ -188,7 +281,7 @@ def open_store(path: str | os.PathLike[str]) -> FrameStore:
             f"{path}: frame store schema {header.get('schema_version')!r}, this lusynth reads {SCHEMA_VERSION}; re-run ingest"
         )
     frames = np.load(path / FRAMES_FILE, mmap_mode="r")
-    manifest = pd.read_csv(path / MANIFEST_FILE, dtype={"patient_id": str, "video_id": str, "label": str, "split": str}, keep_default_na=False)
+    manifest = pd.read_csv(path / MANIFEST_FILE, dtype={"patient_id": str, "video_id": str, "label": str, "split": str, FOLD_COLUMN: str}, keep_default_na=False)
     if len(manifest) != frames.shape[0]:
         raise FrameStoreError(f"{path}: manifest has {len(manifest)} rows but frames.npy has {frames.shape[0]}; the store is corrupt, re-run the stage")
     return FrameStore(path=path, header=header, manifest=manifest, frames=frames)

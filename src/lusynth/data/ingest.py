@@ -24,12 +24,12 @@ from typing import Any, ClassVar
 import numpy as np
 
 from lusynth import __version__
-from lusynth.data.framestore import FrameStoreWriter, frame_hash
+from lusynth.data.framestore import FOLD_COLUMN, FrameStoreWriter, frame_hash
 from lusynth.data.ingest_report import IngestReport, summarise, write_report
 from lusynth.data.keys import load_key
 from lusynth.data.pseudonym import pseudonymise
 from lusynth.data.sources import SourceItem, items_from_csv, items_from_folders, resolve_source
-from lusynth.data.splits import SPLIT_NAMES, nested_fractions, split_patients
+from lusynth.data.splits import SPLIT_NAMES, CrossValidation, assign_folds, fold_roles, nested_fractions, repeat_seed, split_patients
 from lusynth.errors import InputError, RejectedInput
 from lusynth.params import check, check_choices
 from lusynth.tempspace import temp_dir
@@ -146,12 +146,17 @@ def ingest(
     report_dir: str | os.PathLike[str] | None = None,
     phantom: Any = None,
     progress: bool = False,
+    cv: CrossValidation | None = None,
 ) -> IngestResult:
     """Run the ingest stage; see the module docstring.
 
     ``source=None`` ingests the built-in phantom, made with ``phantom`` (a PhantomParams; default
-    the demo phantom).
+    the demo phantom). ``cv``: the outer protocol (``experiment.folds`` / ``repeats`` /
+    ``inner_val_share``); each patient's outer test fold per repeat is stored with the frames, and
+    the store's :meth:`~lusynth.data.framestore.FrameStore.view` gives each fold's roles. ``None`` or
+    ``folds=1``: the single train/val/holdout split of ``params.split_fractions``.
     """
+    cv = cv or CrossValidation()
     from lusynth.runtime import cpu_quota
 
     out = Path(out)
@@ -191,7 +196,8 @@ def ingest(
                 raise InputError(f"{described}: pass --positive-class, one of {classes} (the class a positive prediction means)")
             if positive not in classes:
                 raise InputError(f"--positive-class {positive!r} is not among the classes found in {described}: {classes}")
-            header, stats = _write_store(items, params, out, key, rejected, duplicates, frame_rejects, classes, positive, progress, src.revision)
+            header, stats = _write_store(items, params, out, key, rejected, duplicates, frame_rejects, classes, positive, progress, src.revision,
+                                         cv)
         except InputError as exc:
             report.update(status="failed", error=str(exc), files_seen=len(items) + (len(rejected) if listing_rejects is None else listing_rejects),
                           rejected=rejected,
@@ -240,7 +246,9 @@ def _write_store(
     positive: str,
     progress: bool,
     dvc_rev: str | None = None,
+    cv: CrossValidation | None = None,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
+    cv = cv or CrossValidation()
     from lusynth.runtime import cpu_quota
 
     workers = params.workers or cpu_quota()
@@ -296,13 +304,23 @@ def _write_store(
         empty = [c for c in classes if c not in present]
         if empty:
             raise InputError(f"class(es) {empty} have no usable frame after ingest; add data or remove the class")
-        split_of = split_patients(patient_labels, fractions=params.split_fractions, seed=params.seed)
-        train_patients = {p: labs for p, labs in patient_labels.items() if split_of[p] == "train"}
-        frac_of = nested_fractions(train_patients, fractions=params.train_fractions, seed=params.seed)
-        for row in writer.rows:
-            row["split"] = split_of[row["patient_id"]]
-            row["train_fraction"] = frac_of.get(row["patient_id"], "") if row["split"] == "train" else ""
-        _check_coverage(writer.rows, classes, params)
+        if cv.folds >= 2:
+            split_of, cv_header = _assign_cv(patient_labels, classes, params, cv)
+            for row in writer.rows:
+                row["split"] = split_of[row["patient_id"]][0]
+                row["train_fraction"] = ""
+                row[FOLD_COLUMN] = split_of[row["patient_id"]][1]
+            names = [f"fold{k}" for k in range(cv.folds)]
+            test_fold = {p: v[0] for p, v in split_of.items()}
+        else:
+            single = split_patients(patient_labels, fractions=params.split_fractions, seed=params.seed)
+            train_patients = {p: labs for p, labs in patient_labels.items() if single[p] == "train"}
+            frac_of = nested_fractions(train_patients, fractions=params.train_fractions, seed=params.seed)
+            for row in writer.rows:
+                row["split"] = single[row["patient_id"]]
+                row["train_fraction"] = frac_of.get(row["patient_id"], "") if row["split"] == "train" else ""
+            _check_coverage(writer.rows, classes, params)
+            cv_header, names, test_fold = {}, list(SPLIT_NAMES), single
         header = writer.finish(
             kind="real",
             classes=classes,
@@ -310,18 +328,48 @@ def _write_store(
             extra_header={
                 "split_fractions": list(params.split_fractions),
                 "train_fractions": sorted(params.train_fractions),
+                **({"cv": cv_header} if cv_header else {}),
                 "ingest_params": _params_dict(params),
                 "lusynth_version": __version__,
                 "pseudonymised": True,
                 **({"dvc_revision": dvc_rev} if dvc_rev else {}),
             },
         )
-    patients = {s: {c: 0 for c in classes} for s in SPLIT_NAMES}
+    patients = {s: {c: 0 for c in classes} for s in names}
     for pid, labs in patient_labels.items():
         for lab in labs:
-            patients[split_of[pid]][lab] += 1
+            patients[test_fold[pid]][lab] += 1
     mixed = sorted(p for p, labs in patient_labels.items() if len(labs) > 1)
     return header, {"files_accepted": files_accepted, "patients": patients, "mixed": mixed}
+
+
+def _assign_cv(patient_labels: dict[str, set[str]], classes: list[str], params: IngestParams,
+               cv: CrossValidation) -> tuple[dict[str, tuple[str, str]], dict[str, Any]]:
+    """Each patient's outer test fold per repeat (stratified by label set): {patient: (its repeat-0
+    test fold as the ``split`` name "foldK", the ";"-joined folds of every repeat)}, and the store
+    header's ``cv`` entry. Every fold of every repeat is checked here, so a store that cannot run
+    the protocol is never written."""
+    per_class = {c: sum(c in labs for labs in patient_labels.values()) for c in classes}
+    few = {c: n for c, n in per_class.items() if n < cv.folds + 2}
+    if few:
+        raise InputError(f"{cv.folds}-fold cross-validation needs, per class, one patient in each test fold and 2 more for the "
+                         f"inner train and validation split; class(es) {few} have fewer than {cv.folds + 2} patients: "
+                         "add patients or lower --set experiment.folds")
+    folds = [assign_folds(patient_labels, folds=cv.folds, seed=params.seed, repeat=r) for r in range(cv.repeats)]
+    for r, fold_of in enumerate(folds):
+        for k in range(cv.folds):
+            try:
+                roles = fold_roles(patient_labels, fold_of, fold=k, val_share=cv.val_share, fractions=params.train_fractions,
+                                   seed=repeat_seed(params.seed, r))
+            except ValueError as exc:
+                raise InputError(f"repeat {r}, {exc}") from None
+            for c in classes:
+                for role in ("test", "val"):
+                    if not any(role == roles[p][0] and c in labs for p, labs in patient_labels.items()):
+                        raise InputError(f"repeat {r}, fold {k}: class {c!r} has no {role} patient; add patients or lower "
+                                         "--set experiment.folds")
+    out = {p: (f"fold{folds[0][p]}", ";".join(str(f[p]) for f in folds)) for p in patient_labels}
+    return out, {"folds": cv.folds, "repeats": cv.repeats, "val_share": cv.val_share, "seed": params.seed}
 
 
 def _check_coverage(rows: list[dict[str, Any]], classes: list[str], params: IngestParams) -> None:

@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from lusynth.atomic import atomic_write_json, atomic_write_text
-from lusynth.data.splits import SPLIT_NAMES
 
 REPORT_JSON = "ingest_report.json"
 REPORT_TXT = "ingest_report.txt"
@@ -92,7 +91,7 @@ def summarise(report: dict[str, Any]) -> str:
             f"({report['frames_per_second']} frames/s); positive class: {report['positive_class']}"
         )
         lines.append(f"{'split':<9}" + "".join(f"{c[:22]:>24}" for c in classes) + "   (frames / patients)")
-        for s in SPLIT_NAMES:
+        for s in report["patients"]:  # train / val / holdout, or the K-fold store's test folds fold0, fold1, ...
             cells = "".join(
                 f"{str(report['counts'].get(s, {}).get(c, 0)) + ' / ' + str(report['patients'][s][c]):>24}" for c in classes
             )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -167,3 +168,34 @@ def fold_roles(
     for p, s in inner.items():
         roles[p] = ("val", None) if s == "val" else ("train", frac.get(p))
     return roles
+
+
+@dataclass(frozen=True)
+class CrossValidation:
+    """The outer protocol a frame store is prepared for (derived from ``experiment.folds`` /
+    ``repeats`` / ``inner_val_share`` by the ingest stage; not a parameter section of its own).
+    ``folds = 1`` is the legacy single train/val/holdout split (``ingest.split_fractions``)."""
+
+    folds: int = 1
+    repeats: int = 1
+    val_share: float = 0.25
+
+    @property
+    def n_splits(self) -> int:
+        """Outer splits in all: ``folds x repeats`` (1 for the single split)."""
+        return self.folds * self.repeats if self.folds >= 2 else 1
+
+
+def split_index(fold: int, repeat: int, folds: int) -> int:
+    """The index a task key's ``fold`` holds: outer fold ``fold`` of repeat ``repeat`` is ``repeat * folds + fold``."""
+    return repeat * folds + fold
+
+
+def split_of_index(index: int, folds: int) -> tuple[int, int]:
+    """(repeat, outer fold) of a task key's ``fold`` index (inverse of :func:`split_index`)."""
+    return (index // folds, index % folds) if folds >= 2 else (0, index)
+
+
+def repeat_seed(seed: int, repeat: int) -> int:
+    """The seed of the inner splits of one repeat (repeat 0 keeps ``seed``)."""
+    return int(seed) + 100_003 * int(repeat)

@@ -1,19 +1,20 @@
 """Holdout predictions of trained classifiers, per-classifier metrics, and the score table.
 
-Only the real ``holdout`` split is scored (a fold's test patients under cross-validation: the
-``test_split`` argument). Two levels:
+Only the test patients of each classifier's outer split are scored (``FrameStore.view(fold,
+"test")``: a fold's test patients under K-fold cross-validation, the holdout split of a single
+split), so every patient gets one out-of-fold prediction per classifier of the grid. Two levels:
 
 * **frame**: every frame, at ``0.5`` (the paper's argmax) and at ``val`` (the classifier's frame
   threshold, chosen on validation frames); patient-bootstrap CIs. Descriptive: frames of one
   patient are not independent, so no test uses them.
 * **patient**: the level of every test (:mod:`lusynth.stats.scores` for the rule: label = any clip
   positive, score = the most suspicious clip's mean frame probability), at a *patient-level*
-  threshold chosen on the validation patients' scores with the classifier's own rule -- never the
-  frame threshold reused on patient scores.
+  threshold the classifier chose on its fold's inner validation patients' scores with its own rule
+  (``patient_threshold`` in classifier.json) -- never the frame threshold reused on patient scores.
 
 :func:`score_rows` turns a classifier into rows of the long score table (lusynth.stats.scores);
-its fold, repeat and GAN seed come from the classifier's record (``fold``, ``repeat``,
-``gan_seed`` in classifier.json; 0 when absent: one split, one GAN).
+its outer fold, repeat and GAN seed come from the classifier's cell (``fold`` indexes repeat x
+fold, :meth:`FrameStore.split_of`) and record (``gan_seed``; 0: one GAN).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class HoldoutPrediction:
     repeat: int = 0
     gan_seed: int = 0
     ratio: float = 0.0  # synthetic frames per real frame (real+synthetic)
+    split: int = 0  # the cell's outer split index (repeat x folds + fold)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
@@ -61,19 +63,14 @@ def classifier_name(arm: str, fraction: float, seed: int, *, ratio: float = 0.0,
     return f"{arm} f={fraction:g} s={seed}{extra}"
 
 
-def split_indices(store: FrameStore, split: str = "holdout") -> np.ndarray:
-    """Rows of a real split; both classes are needed for AUC."""
-    idx = store.indices(split=split)
+def test_indices(store: FrameStore, fold: int = 0) -> np.ndarray:
+    """Rows of outer split ``fold``'s test patients; both classes are needed for AUC."""
+    idx = store.view(fold, "test")
     if len(idx) == 0:
-        raise InputError(f"{store.path}: no {split} frames; re-run ingest with a {split} share")
+        raise InputError(f"{store.path}: no test frames in fold {fold}; re-run ingest with more patients")
     if len(np.unique(store.labels_as_int(idx))) < 2:
-        raise InputError(f"{store.path}: the {split} split holds a single class; AUC needs both (re-run ingest with more patients)")
+        raise InputError(f"{store.path}: the test patients of fold {fold} hold a single class; AUC needs both (re-run ingest with more patients)")
     return idx
-
-
-def holdout_indices(store: FrameStore) -> np.ndarray:
-    """Rows of the real holdout split; both classes are needed for AUC."""
-    return split_indices(store, "holdout")
 
 
 def _check_compatible(store: FrameStore, clf: LoadedClassifier) -> None:
@@ -96,26 +93,26 @@ def _frames(store: FrameStore, clf: LoadedClassifier, idx: np.ndarray, batch_siz
     return y, prob, m
 
 
-def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int = 256, test_split: str = "holdout",
-                    val_split: str = "val") -> HoldoutPrediction:
-    """Positive-class probability of every test frame, patient scores, and the validation patients' threshold."""
+def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int = 256) -> HoldoutPrediction:
+    """Positive-class probability of every test frame of the classifier's outer split, patient
+    scores, and its patient threshold (chosen on that split's inner validation patients)."""
     _check_compatible(store, clf)
-    y, prob, m = _frames(store, clf, split_indices(store, test_split), batch_size)
+    cell = clf.cell
+    y, prob, m = _frames(store, clf, test_indices(store, cell.fold), batch_size)
     pid, vid = m["patient_id"].astype(str).to_numpy(), m["video_id"].astype(str).to_numpy()
     rule = str(clf.meta.get("threshold_rule") or "youden")
-    val_idx = store.indices(split=val_split)
-    if len(val_idx):
-        vy, vp, vm = _frames(store, clf, val_idx, batch_size)
-        val_pat = patient_scores(vy, vp, vm["patient_id"].astype(str).to_numpy(), vm["video_id"].astype(str).to_numpy())
-        thr = patient_threshold(val_pat, rule=rule)
-    else:
-        thr = 0.5  # no validation patients: nothing to choose on
-    cell = clf.cell
+    if clf.meta.get("patient_threshold") is not None:
+        thr = float(clf.meta["patient_threshold"])
+    else:  # a classifier recorded before it chose its own: choose on its fold's inner validation patients here
+        vy, vp, vm = _frames(store, clf, store.view(cell.fold, "val"), batch_size)
+        thr = patient_threshold(patient_scores(vy, vp, vm["patient_id"].astype(str).to_numpy(), vm["video_id"].astype(str).to_numpy()),
+                                rule=rule)
+    repeat, outer_fold = store.split_of(cell.fold)
     return HoldoutPrediction(
         name=classifier_name(cell.arm, cell.fraction, cell.seed, ratio=cell.ratio, gan_seed=cell.gan_seed, fold=cell.fold),
         arm=cell.arm, fraction=cell.fraction, seed=cell.seed, ratio=cell.ratio, val_threshold=clf.threshold, y=y, prob=prob, patient_id=pid, video_id=vid,
         patients=patient_scores(y, prob, pid, vid), patient_threshold=float(thr),
-        fold=cell.fold, repeat=int(clf.meta.get("repeat", 0)), gan_seed=cell.gan_seed,
+        fold=outer_fold, repeat=repeat, split=cell.fold, gan_seed=cell.gan_seed,
         meta={"dir": str(clf.path), "hyperparams": clf.meta.get("hyperparams"), "val_auc": clf.meta.get("val_auc"),
               "threshold_rule": rule, "mlflow_run_id": clf.meta.get("mlflow_run_id")},
     )

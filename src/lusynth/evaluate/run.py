@@ -160,10 +160,11 @@ def _subsample(rows: np.ndarray, k: int, seed: int) -> np.ndarray:
 
 
 def _patient_fidelity(real: FrameStore, label: str, syn: np.ndarray, params: EvaluateParams,
-                      spaces: dict[str, tuple[Any, float]]) -> dict[str, Any]:
-    """Synthetic frames of ``label`` vs the test patients' frames, beside validation vs test patients (the floor)."""
-    test_rows = _subsample(real.indices(split="holdout", label=label), params.audit_max_frames, params.seed)
-    val_rows = _subsample(real.indices(split="val", label=label), params.audit_max_frames, params.seed)
+                      spaces: dict[str, tuple[Any, float]], fold: int = 0) -> dict[str, Any]:
+    """Synthetic frames of ``label`` vs the GAN's fold's test patients' frames, beside its inner
+    validation vs test patients (the floor: real patients the GAN did not see either)."""
+    test_rows = _subsample(real.view(fold, "test", label=label), params.audit_max_frames, params.seed)
+    val_rows = _subsample(real.view(fold, "val", label=label), params.audit_max_frames, params.seed)
     pid = real.manifest["patient_id"].astype(str).to_numpy()
     n_test, n_val = len(set(pid[test_rows])), len(set(pid[val_rows]))
     if n_test < 2 or n_val < 2 or len(test_rows) < 4 or len(val_rows) < 4 or len(syn) < 4:
@@ -180,8 +181,9 @@ def _patient_fidelity(real: FrameStore, label: str, syn: np.ndarray, params: Eva
 
 
 def _fidelity_spaces(real: FrameStore, emb: LoadedClassifier | None, params: EvaluateParams) -> dict[str, tuple[Any, float]]:
-    """Feature maps, each with its MMD bandwidth fixed once from real training frames (comparable across GANs)."""
-    rows = _subsample(real.indices(split="train"), min(params.audit_max_frames, 1000), params.seed)
+    """Feature maps, each with its MMD bandwidth fixed once from real training frames (those of
+    outer split 0, whichever GAN is audited: comparable across GANs and folds)."""
+    rows = _subsample(real.view(0, "train"), min(params.audit_max_frames, 1000), params.seed)
     ref = np.asarray(real.frames[rows])
 
     def pixels(frames: np.ndarray) -> np.ndarray:
@@ -193,8 +195,10 @@ def _fidelity_spaces(real: FrameStore, emb: LoadedClassifier | None, params: Eva
     return spaces
 
 
-def _embedder(classifiers: Sequence[LoadedClassifier]) -> LoadedClassifier | None:
-    real = [c for c in classifiers if c.arm == "real"]
+def _embedder(classifiers: Sequence[LoadedClassifier], fold: int = 0) -> LoadedClassifier | None:
+    """The reference network of outer split ``fold``: its real-arm classifier at the largest
+    fraction (lowest seed), trained without the fold's test patients."""
+    real = [c for c in classifiers if c.arm == "real" and c.cell.fold == fold]
     return max(real, key=lambda c: (c.fraction, -c.seed)) if real else None
 
 
@@ -233,6 +237,19 @@ def _gate_from_audit(audit: Any) -> dict[str, Any] | None:
         return None
     return {"passed": audit.passed, "decision": audit.decision, "reasons": list(audit.report.get("reasons", [])),
             "notes": [f"decided by the privacy audit {audit.path}"], "checks": audit.report.get("checks", [])}
+
+
+def _coverage(real: FrameStore, classifiers: Sequence[LoadedClassifier]) -> dict[str, Any]:
+    """The outer protocol as run: its design, and how many patients got an out-of-fold prediction
+    (all of them when every fold of every repeat was evaluated)."""
+    splits = sorted({c.cell.fold for c in classifiers})
+    tested = real.patients(np.concatenate([real.view(f, "test") for f in splits]))
+    everyone = set(real.manifest["patient_id"].astype(str))
+    design = (f"patient-level stratified {real.folds}-fold cross-validation" + (f", {real.repeats} repeats" if real.repeats > 1 else "")
+              if real.folds >= 2 else "single train/validation/holdout split (legacy: one holdout, training-set variance not sampled)")
+    return {"design": design, "outer_splits_evaluated": len(splits), "outer_splits": real.n_splits,
+            "n_patients_tested": len(tested), "n_patients_total": len(everyone),
+            "every_patient_tested": tested == everyone}
 
 
 def frame_confusion(pred: HoldoutPrediction) -> dict[str, list[list[int]]]:
@@ -358,7 +375,8 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
             ) -> tuple[dict[str, Any], dict[str, bytes], pd.DataFrame]:
     """The evaluation's work: holdout predictions, statistics, audits, figures; (results, figures, long score table)."""
     classifier_dirs, gan_dirs, synthetic_dirs, audit_dirs = inputs
-    note("evaluate", f"predicting the holdout with {len(classifiers)} classifier(s)", enabled=progress)
+    note("evaluate", f"predicting each classifier's test patients ({len(classifiers)} classifier(s))", enabled=progress)
+    tested_rows = np.unique(np.concatenate([real.view(f, "test") for f in sorted({c.cell.fold for c in classifiers})]))
     preds = [predict_holdout(real, c, batch_size=params.batch_size) for c in classifiers]
     scores = pd.concat([score_rows(p) for p in preds], ignore_index=True)
     try:
@@ -367,7 +385,8 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
     except ValueError as e:  # e.g. a primary_fraction that is not in the grid
         raise InputError(f"evaluate: {e}") from None
     table = stats["table"]
-    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "ratio": p.ratio, "fold": p.fold, "repeat": p.repeat,
+    clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "ratio": p.ratio, "fold": p.fold, "repeat": p.repeat, "split": p.split,
+                 "n_test_frames": int(len(p.y)), "n_test_patients": int(len(p.patients)),
                  "gan_seed": p.gan_seed, "val_threshold": p.val_threshold, "patient_threshold": p.patient_threshold,
                  **p.meta, "metrics": metrics_json(p, params), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
 
@@ -380,8 +399,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         "learning_curve": plots.learning_curve(table),
         "roc": plots.roc_curves({c["name"]: c["roc"]["frame"] for c in clf_json}),
     }
-    emb = _embedder(classifiers)
-    spaces = _fidelity_spaces(real, emb, params) if targets and len(real.indices(split="train")) >= 2 else {}
+    spaces_of: dict[int, dict[str, tuple[Any, float]]] = {}
     from lusynth.privacy.run import Audit
 
     audits_by_digest = {a.synthetic_digest: a for a in map(Audit.load, audit_dirs) if a.synthetic_digest}
@@ -393,9 +411,13 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         tag = figure_tag(label, frac, t.key.gan_seed, t.key.fold)
         note("evaluate", f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)", enabled=progress)
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
-        hold_rows = real.indices(split="holdout", label=label)
+        fold = t.key.fold
+        emb = _embedder(classifiers, fold)
+        if fold not in spaces_of:
+            spaces_of[fold] = _fidelity_spaces(real, emb, params) if len(real.view(0, "train")) >= 2 else {}
+        hold_rows = real.view(fold, "test", label=label)  # the GAN's fold's test patients: read here only
         hold = np.asarray(real.frames[hold_rows])
-        train = np.asarray(real.frames[real.indices(split="train", label=label, fraction=frac)])
+        train = np.asarray(real.frames[real.view(fold, "train", label=label, fraction=frac)])
         class_prob = _class_probability(emb, label) if emb is not None else None
         disc = discriminator_scorer(t.gan.path) if t.gan is not None else None
         res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
@@ -408,7 +430,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
                        "gan_dir": str(t.gan.path) if t.gan else None,
                        "gan_run_id": t.gan.run_id if t.gan else None,
                        "embedding": str(emb.path) if emb is not None else None,
-                       "fidelity": res["fidelity"], "fidelity_patient": _patient_fidelity(real, label, syn, params, spaces),
+                       "fidelity": res["fidelity"], "fidelity_patient": _patient_fidelity(real, label, syn, params, spaces_of[fold], fold),
                        "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
                        "patient_audit": patient_audit.patient_summary() if patient_audit is not None else None,
                        "fidelity_history": t.gan.history if t.gan else []})
@@ -425,9 +447,10 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         "config": {"frames_dir": str(real.path), "frames_digest": real.digest, "params": as_dict(params), "near_copy": as_dict(near_copy),
                    "classifier_dirs": [str(d) for d in classifier_dirs], "gan_dirs": [str(d) for d in gan_dirs],
                    "synthetic_dirs": [str(d) for d in synthetic_dirs],
-                   "n_holdout_frames": int(len(real.indices(split="holdout"))),
-                   "n_holdout_patients": int(real.manifest.loc[real.indices(split="holdout"), "patient_id"].nunique())},
-        "protocol": stats["protocol"], "n_patients": stats["n_patients"], "questions": stats["questions"],
+                   # out-of-fold: every test row of the evaluated outer splits (each scored only by its fold's models)
+                   "n_holdout_frames": int(len(tested_rows)),
+                   "n_holdout_patients": int(len(real.patients(tested_rows)))},
+        "protocol": stats["protocol"] | _coverage(real, classifiers), "n_patients": stats["n_patients"], "questions": stats["questions"],
         "skipped_questions": stats["skipped"], "table": table, "classifiers": clf_json,
         "audits": audits, "privacy_gate": privacy,
     }

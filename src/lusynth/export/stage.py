@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lusynth.errors import InputError
-from lusynth.keys import GanKey
+from lusynth.keys import Cell, GanKey
 from lusynth.registry.client import RegisteredVersion, register_classifier, register_generator
 from lusynth.registry.gate import NON_INFERIORITY_MARGIN, ClassifierCandidate, RegistryNames, best_per_arm, nominate
 from lusynth.util import read_json, slugify
@@ -153,15 +153,27 @@ def load_candidates(classifier_dirs: Sequence[str | os.PathLike[str]], evaluatio
     return _candidates(classifier_dirs, _read_report(Path(evaluation_dir)) if evaluation_dir is not None else None)
 
 
+def _gan_rank(meta: dict[str, Any]) -> tuple[float, int, int]:
+    k = GanKey.from_dict(meta)
+    return (-k.fraction, k.fold, k.gan_seed)
+
+
+def _cell_of(c: dict[str, Any]) -> Cell:
+    """The grid cell of a report's classifier entry (its ``fold`` there is the outer fold of its
+    repeat; the cell's is the split index, which the entry's name and directory carry)."""
+    return Cell(str(c["arm"]), c["fraction"], int(c["seed"]), c.get("ratio", 0) or 0, c.get("gan_seed", 0) or 0,
+                int(c.get("split", c.get("fold", 0)) or 0))
+
+
 def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[str, Any] | None) -> list[ClassifierCandidate]:
     by_dir: dict[str, dict[str, Any]] = {}
-    by_key: dict[tuple[str, float, int], dict[str, Any]] = {}
+    by_key: dict[Cell, dict[str, Any]] = {}
     audits: list[dict[str, Any]] = []
     cfg: dict[str, Any] = {}
     if report is not None:
         for c in report.get("classifiers", []):
             by_dir[str(Path(c.get("dir", "")).resolve())] = c
-            by_key[(c["arm"], float(c["fraction"]), int(c["seed"]))] = c
+            by_key[_cell_of(c)] = c
         audits = list(report.get("audits", []))
         cfg = report.get("config", {})
     out = []
@@ -176,14 +188,15 @@ def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[
             val_auc=float(meta.get("val_auc", float("nan"))), data_digest=real, synthetic_digests=synthetic,
             threshold=float(meta.get("threshold", 0.5)), classes=list(meta.get("classes", [])),
             image_size=int(meta.get("image_size", 0)), training_run_id=meta.get("mlflow_run_id") or None)
-        ev = by_dir.get(str(d.resolve())) or by_key.get((cand.arm, cand.fraction, cand.seed))
+        ev = by_dir.get(str(d.resolve())) or by_key.get(Cell.from_dict(meta))
         if ev is not None:
             metrics = ev.get("metrics", {})
             cand.holdout = (metrics.get("frame") or {}).get("val") or {}
             cand.holdout_patient = (metrics.get("patient") or {}).get("val") or {}
             cand.ci = float((cfg.get("params") or {}).get("ci", 0.95))
-            cand.n_holdout_frames = cfg.get("n_holdout_frames")
-            cand.n_holdout_patients = cfg.get("n_holdout_patients")
+            # this classifier's own test patients (its fold's; no model of that fold saw them), else the report's total
+            cand.n_holdout_frames = ev.get("n_test_frames", cfg.get("n_holdout_frames"))
+            cand.n_holdout_patients = ev.get("n_test_patients", cfg.get("n_holdout_patients"))
         if cand.uses_synthetic and report is not None:
             used = [a for a in audits if a.get("synthetic_digest") in synthetic]
             cand.audits = used
@@ -237,7 +250,8 @@ def export_and_register(
     for g in gan_dirs:
         meta = _read_gan_meta(Path(g))
         label = str(meta["label"])
-        if label not in gans or float(meta["fraction"]) > float(gans[label][1]["fraction"]):
+        # per class: the largest fraction, then the lowest (fold, GAN seed), so the choice does not depend on argument order
+        if label not in gans or _gan_rank(meta) < _gan_rank(gans[label][1]):
             gans[label] = (Path(g), meta)
     audits = report.get("audits", []) if report is not None else []
     real_store = _holdout_store(report)
@@ -273,8 +287,8 @@ def export_and_register(
                 versions.append(v)
             for label, res in gen_results.items():
                 d, meta = gans[label]
-                audit = next((a for a in audits if a.get("label") == label
-                              and GanKey(label, a.get("fraction", 1.0)) == GanKey(label, meta["fraction"])), None)
+                # the audit of this very GAN: the full key (class, fraction, GAN seed, fold)
+                audit = next((a for a in audits if a.get("label") == label and GanKey.from_dict(a) == GanKey.from_dict(meta)), None)
                 versions.append(register_generator(client, run_id, res.path, audit=audit, names=names,
                                                    pipeline_run_id=pipeline_run_id,
                                                    training_run_id=meta.get("mlflow_run_id") or meta.get("run_id")))

@@ -32,14 +32,15 @@ def fidelity_report(
     fake_embed: np.ndarray,
     real_embed: np.ndarray,
     train: np.ndarray,
-    holdout_dcr: np.ndarray,
+    reference_dcr: np.ndarray,
     near_copy: NearCopyPolicy,
     real_groups: np.ndarray | None = None,
 ) -> dict[str, float]:
     """MMD^2 (RBF, median heuristic) and 1-NN accuracy (0.5 ideal; leave-one-clip-out on the real
     side when ``real_groups`` gives each real frame's clip) in pixels and in the embedding, plus
     the memorisation rate against ``train`` (uint8 frames) by ``near_copy``, whose reference is
-    ``holdout_dcr`` (holdout -> train DCR in the policy's feature space)."""
+    ``reference_dcr`` (unseen real frames -> train DCR in the policy's feature space: the fold's
+    inner validation frames, never its test patients)."""
     fx, rx = pixels(fake), pixels(real)
     nn_pix = one_nn_accuracy_parts(rx, fx, real_groups=real_groups)
     nn_emb = one_nn_accuracy_parts(real_embed, fake_embed, real_groups=real_groups)
@@ -53,7 +54,7 @@ def fidelity_report(
         "nn1_embed": nn_emb["accuracy"],
         "nn1_embed_real": nn_emb["real_accuracy"],
         "nn1_embed_fake": nn_emb["fake_accuracy"],
-        "memorisation_rate": near_copy.rate(dcr, holdout_dcr),
+        "memorisation_rate": near_copy.rate(dcr, reference_dcr),
         "median_dcr_pixels": float(np.median(dcr)),
     }
 

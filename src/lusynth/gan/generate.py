@@ -155,7 +155,8 @@ def generate(
     """Write ``params.n_per_class`` filtered synthetic frames per GAN (class) to the store ``out_dir``.
 
     ``frames_dir`` must be the frame store the GANs were trained on (checked by digest): its
-    training frames define near-copies and its holdout frames the threshold (``near_copy``).
+    training frames (the GAN's fold and fraction) define near-copies and the fold's inner validation
+    frames the threshold (``near_copy``); no test patient of the fold is read.
     """
     params = params or GenerateParams()
     near_copy = near_copy or NearCopyPolicy()
@@ -205,11 +206,12 @@ def _generate_all(store: FrameStore, infos: list[tuple[Path, Any]], out_dir: Pat
             g, cfg = load_generator(gd, params.which)
             g.to(device)
             ckpt = checkpoint_path(gd, params.which).relative_to(gd).as_posix()
-            train = np.asarray(store.frames[store.indices(split="train", label=label, fraction=fraction)])
-            holdout = np.asarray(store.frames[store.indices(split="holdout", label=label)])
-            if len(holdout) == 0:
-                raise InputError(f"{store.path}: no holdout frames of class {label!r}; the privacy filter needs them")
-            filt = near_copy.fit(train, holdout)
+            fold = info.key.fold
+            train = np.asarray(store.frames[store.view(fold, "train", label=label, fraction=fraction)])
+            unseen = np.asarray(store.frames[store.view(fold, "val", label=label)])
+            if len(unseen) == 0:
+                raise InputError(f"{store.path}: no inner validation frames of class {label!r} in fold {fold}; the privacy filter needs them")
+            filt = near_copy.fit(train, unseen)
             kept_frames: list[np.ndarray] = []
             kept_index: list[int] = []
             first_round = params.n_per_class  # latents 0..n-1: the unfiltered sample the audit reads

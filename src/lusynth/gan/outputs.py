@@ -42,8 +42,9 @@ def clear_outputs(out_dir: Path) -> None:
             p.unlink()
 
 
-def embedding_net(store: FrameStore, fraction: float, params: GanParams, out_dir: Path, reuse: bool) -> EmbeddingNet:
-    """Train (or, on resume, reload) the fidelity embedding on all classes' training frames."""
+def embedding_net(store: FrameStore, idx: np.ndarray, params: GanParams, out_dir: Path, reuse: bool) -> EmbeddingNet:
+    """Train (or, on resume, reload) the fidelity embedding on rows ``idx`` (all classes' training
+    frames of the GAN's fold and fraction)."""
     path = out_dir / EMBEDDING_FILE
     if reuse and path.is_file():
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -52,7 +53,6 @@ def embedding_net(store: FrameStore, fraction: float, params: GanParams, out_dir
         net = EmbeddingNet(cfg)
         net.load_state_dict(state["weights"])
         return net.eval()
-    idx = store.indices(split="train", fraction=fraction)
     labels = np.searchsorted(np.array(sorted(store.classes)), store.manifest["label"].to_numpy()[idx])
     cfg = EmbeddingConfig(n_classes=len(store.classes), epochs=params.embedding_epochs)
     net = fit_embedding(np.asarray(store.frames[idx]), labels, cfg=cfg, seed=params.seed)
@@ -61,7 +61,7 @@ def embedding_net(store: FrameStore, fraction: float, params: GanParams, out_dir
 
 
 def check_resumable(state: dict[str, Any], store: FrameStore, label: str, fraction: float,
-                    params_dict: dict[str, Any], path: Path, *, precision: str | None = None) -> None:
+                    params_dict: dict[str, Any], path: Path, *, precision: str | None = None, fold: int = 0) -> None:
     """A checkpoint may only be continued with the same data, class, fraction and parameters, and in
     the same resolved ``precision`` (``auto`` may resolve differently on another machine)."""
     problems = []
@@ -69,6 +69,8 @@ def check_resumable(state: dict[str, Any], store: FrameStore, label: str, fracti
         problems.append(f"frames digest {state.get('frames_digest')} != {store.digest}")
     if state.get("label") != label or abs(float(state.get("fraction", -1)) - fraction) > 1e-9:
         problems.append(f"class/fraction {state.get('label')}/{state.get('fraction')} != {label}/{fraction}")
+    if int(state.get("fold", 0) or 0) != fold:
+        problems.append(f"fold {state.get('fold', 0)} != {fold}")
     old = dict(state.get("params", {}))
     diff = sorted(k for k in set(old) | set(params_dict) if k not in _RESUME_FREE and old.get(k) != params_dict.get(k))
     if diff:

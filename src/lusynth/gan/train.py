@@ -83,23 +83,25 @@ __all__ = ["GanRun", "GanTrainer", "NonFiniteLossError", "build_networks", "samp
 
 
 
-def _select_frames(store: FrameStore, label: str, fraction: float) -> dict[str, np.ndarray]:
+def _select_frames(store: FrameStore, label: str, fraction: float, fold: int = 0) -> dict[str, np.ndarray]:
+    """This class's frames inside outer split ``fold``: its inner training patients at ``fraction``
+    (what G learns) and its inner validation patients (fidelity, checkpoint choice and the
+    memorisation threshold). The fold's test patients are never read here."""
     if label not in store.classes:
         raise InputError(f"--label {label!r}: {store.path} has classes {store.classes}")
     idx = {
-        "train": store.indices(split="train", label=label, fraction=fraction),
-        "val": store.indices(split="val", label=label),
-        "holdout": store.indices(split="holdout", label=label),
+        "train": store.view(fold, "train", label=label, fraction=fraction),
+        "val": store.view(fold, "val", label=label),
     }
     if len(idx["train"]) < 2:
         raise InputError(
-            f"{store.path}: only {len(idx['train'])} training frames of class {label!r} at fraction {fraction}; "
+            f"{store.path}: only {len(idx['train'])} training frames of class {label!r} at fraction {fraction} in fold {fold}; "
             "check --fraction against the store's training fractions"
         )
-    if len(idx["val"]) < 2 or len(idx["holdout"]) < 1:
+    if len(idx["val"]) < 2:
         raise InputError(
-            f"{store.path}: class {label!r} has {len(idx['val'])} validation and {len(idx['holdout'])} holdout frames; "
-            "fidelity needs >= 2 validation and the memorisation check >= 1 holdout frame; re-ingest with more patients"
+            f"{store.path}: class {label!r} has {len(idx['val'])} inner validation frames in fold {fold}; fidelity and the "
+            "memorisation check need >= 2; re-ingest with more patients"
         )
     return idx
 
@@ -120,7 +122,7 @@ class GanTrainer:
     # ... the fidelity evaluator's fixed inputs ...
     real_val: np.ndarray  # (n_fake, S, S) a class-balanced subset of the validation frames
     val_clips: np.ndarray | None  # their clips (the 1-NN test leaves a whole clip out)
-    holdout_dcr: np.ndarray  # holdout -> train nearest-neighbour distances (the memorisation threshold)
+    reference_dcr: np.ndarray  # inner validation -> train nearest-neighbour distances (the memorisation threshold)
     emb: EmbeddingNet
     real_embed: np.ndarray
     z_eval: torch.Tensor  # (n_fake, nz, 1, 1) fixed latents
@@ -148,7 +150,7 @@ class GanTrainer:
         self.store = open_store(frames_dir)
         if self.store.image_size not in LAYERS_FOR_SIZE:
             raise InputError(f"{self.store.path}: image size {self.store.image_size}; the DCGAN family supports {sorted(LAYERS_FOR_SIZE)} (re-ingest with --image-size)")
-        self.idx = _select_frames(self.store, label, fraction)
+        self.idx = _select_frames(self.store, label, fraction, fold)
         self.key = GanKey(label, fraction, gan_seed, fold)
         self.cfg = DCGANConfig(
             image_size=self.store.image_size, nz=p.nz, ngf=p.ngf, ndf=p.ndf,
@@ -177,7 +179,7 @@ class GanTrainer:
         state = load_checkpoint(self.last_path) if resume and self.last_path.is_file() else None
         if state is not None:
             check_resumable(state, self.store, self.label, self.fraction, self.params_dict, self.last_path,
-                            precision=self.precision)
+                            precision=self.precision, fold=self.key.fold)
         else:
             clear_outputs(self.out_dir)
         self.out_dir.mkdir(parents=True, exist_ok=True)
@@ -202,8 +204,10 @@ class GanTrainer:
         # each validation frame's clip: the real side of the 1-NN test leaves a whole clip out
         val_clips = store.manifest["video_id"].to_numpy()[idx["val"]][val_subset]
         self.val_clips = val_clips if len(set(val_clips)) > 1 else None
-        self.holdout_dcr = distance_to_closest_record(pixels(np.asarray(store.frames[idx["holdout"]])), pixels(self.train_u8))
-        self.emb = embedding_net(store, self.fraction, p, self.out_dir, reuse=reuse_embedding)
+        # unseen real frames -> train: the near-copy threshold, from the fold's inner validation patients
+        # (its test patients are read only by evaluation)
+        self.reference_dcr = distance_to_closest_record(pixels(val_all), pixels(self.train_u8))
+        self.emb = embedding_net(store, store.view(self.key.fold, "train", fraction=self.fraction), p, self.out_dir, reuse=reuse_embedding)
         self.real_embed = embed(self.emb, self.real_val)
         # fixed evaluation latents from their own generator: evaluations never touch the training RNG
         self.z_eval = torch.randn(n_fake, self.cfg.nz, 1, 1, generator=torch.Generator().manual_seed(p.seed + 7919)).to(self.device)
@@ -304,7 +308,7 @@ class GanTrainer:
         entry: dict[str, Any] = {"step": self.step, "epoch": self.epoch}
         entry.update(fidelity_report(
             fake, self.real_val, fake_embed=embed(self.emb, fake), real_embed=self.real_embed, train=self.train_u8,
-            holdout_dcr=self.holdout_dcr, near_copy=self.near_copy, real_groups=self.val_clips,
+            reference_dcr=self.reference_dcr, near_copy=self.near_copy, real_groups=self.val_clips,
         ))
         grid_path = self.out_dir / SAMPLES_DIR / f"step_{self.step:08d}.png"
         save_png(grid_path, make_grid(fake[:64]))
@@ -342,7 +346,7 @@ class GanTrainer:
         save_checkpoint(self.last_path, {
             **self._weights_state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "rng": get_rng_state(), "history": self.history, "params": self.params_dict, "precision": self.precision,
-            "frames_digest": self.store.digest, "label": self.label, "fraction": float(self.fraction),
+            "frames_digest": self.store.digest, "label": self.label, "fraction": float(self.fraction), "fold": self.key.fold,
             "run_id": self._tracker().run_id,
         })
 
@@ -369,7 +373,7 @@ class GanTrainer:
             path=self.out_dir, key=self.key, run_id=tr.run_id, frames_digest=self.store.digest,
             frames_dir=str(self.store.path), device=self.device, threads=self.threads,
             params=self.params_dict, config=as_dict(self.cfg),
-            n_train=len(self.train_u8), n_val=int(len(self.idx["val"])), n_holdout=int(len(self.idx["holdout"])),
+            n_train=len(self.train_u8), n_val=int(len(self.idx["val"])), n_holdout=0,
             steps=self.step, epochs=p.epochs,
             chosen={"checkpoint": entry["checkpoint"], "step": entry["step"], "epoch": entry["epoch"],
                     "metrics": {k: v for k, v in entry.items() if isinstance(v, float)}},

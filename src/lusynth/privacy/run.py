@@ -32,33 +32,43 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 @dataclass(frozen=True)
 class TrainedOn:
-    """Which patients of the store trained the generator: a split, optionally a nested fraction of it."""
+    """Which patients of the store trained the generator: the inner training patients of one outer
+    split (``fold``), optionally only a nested fraction of them."""
 
     split: str = "train"
-    fraction: float | None = None  # None: the synthetic set's own GAN fraction per class, else the whole split
+    fraction: float | None = None  # None: the synthetic set's own GAN fraction per class, else all of the fold's training patients
+    fold: int | None = None  # None: the synthetic set's own GANs' fold (an image folder: fold 0 of a single-split store)
 
     def __str__(self) -> str:
-        return self.split + (f"@{self.fraction:g}" if self.fraction is not None else "")
+        return (self.split if self.fold is None else f"fold:{self.fold}") + (f"@{self.fraction:g}" if self.fraction is not None else "")
 
 
 def parse_trained_on(text: str) -> TrainedOn:
-    """``train`` | ``train@F`` (the nested training fraction F) | ``fold:K`` (reserved for the
-    K-fold protocol: a fold's training patients). One clear line for anything else."""
+    """``train`` | ``train@F`` (the nested training fraction F; the fold is the synthetic set's
+    own) | ``fold:K`` | ``fold:K@F`` (outer split K's inner training patients, at F). One clear
+    line for anything else."""
     t = (text or "").strip()
-    if t.startswith("fold:"):
-        raise InputError(f"--trained-on {t}: folds are not in this frame store yet (the K-fold protocol adds them); use train or train@F")
-    split, _, frac = t.partition("@")
-    if split != "train":
-        raise InputError(f"--trained-on {t!r}: name the split that trained the generator: train, or train@F for a nested fraction F")
+    who, _, frac = t.partition("@")
+    fold: int | None = None
+    if who.startswith("fold:"):
+        try:
+            fold = int(who[len("fold:"):])
+        except ValueError:
+            fold = -1
+        if fold < 0:
+            raise InputError(f"--trained-on {t!r}: K in fold:K must be an outer split index >= 0, e.g. fold:0 or fold:1@0.5")
+    elif who != "train":
+        raise InputError(f"--trained-on {t!r}: name who trained the generator: train, train@F (a nested fraction F), "
+                         "fold:K or fold:K@F (outer split K's training patients)")
     if not frac:
-        return TrainedOn("train")
+        return TrainedOn("train", None, fold)
     try:
         f = float(frac)
     except ValueError:
-        raise InputError(f"--trained-on {t!r}: F in train@F must be a fraction in (0, 1], e.g. train@0.5") from None
+        raise InputError(f"--trained-on {t!r}: F after @ must be a fraction in (0, 1], e.g. train@0.5") from None
     if not 0 < f <= 1:
-        raise InputError(f"--trained-on {t!r}: F in train@F must be a fraction in (0, 1], e.g. train@0.5")
-    return TrainedOn("train", f)
+        raise InputError(f"--trained-on {t!r}: F after @ must be a fraction in (0, 1], e.g. train@0.5")
+    return TrainedOn("train", f, fold)
 
 
 def read_image_folder(path: str | os.PathLike[str], size: int, classes: list[str]) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
@@ -191,26 +201,39 @@ def plain(obj: Any) -> Any:
     return obj
 
 
-def _roles(store: Any, trained_on: TrainedOn, class_fraction: dict[str, float]) -> np.ndarray:
-    """member / calibration / nonmember / unused per row of the store."""
-    from lusynth.keys import fraction as canonical
-
-    m = store.manifest
-    split = m["split"].to_numpy()
-    roles = np.full(len(m), "unused", dtype=object)
-    roles[split == "val"] = "calibration"
-    roles[split == "holdout"] = "nonmember"
-    tf = np.nan_to_num(np.asarray(m["train_fraction"].replace("", np.nan), dtype=float), nan=np.inf)
-    labels = m["label"].to_numpy()
-    for i in np.flatnonzero(split == trained_on.split):
-        f = trained_on.fraction if trained_on.fraction is not None else class_fraction.get(labels[i], 1.0)
-        if tf[i] <= canonical(f):
-            roles[i] = "member"
+def _roles(store: Any, trained_on: TrainedOn, class_fraction: dict[str, float], fold: int) -> np.ndarray:
+    """member / calibration / nonmember / unused per row of the store, inside outer split ``fold``:
+    its inner training patients (at the fraction) are members, its inner validation patients
+    calibrate, its test patients are the non-members."""
+    roles = np.full(len(store.manifest), "unused", dtype=object)
+    roles[store.view(fold, "val")] = "calibration"
+    roles[store.view(fold, "test")] = "nonmember"
+    for label in store.classes:
+        f = trained_on.fraction if trained_on.fraction is not None else class_fraction.get(label, 1.0)
+        roles[store.view(fold, "train", label=label, fraction=f)] = "member"
     return roles.astype(str)
 
 
+def _audit_fold(store: Any, who: TrainedOn, set_folds: set[int] | None, synthetic: Path) -> int:
+    """The outer split whose patients the audit uses: the synthetic set's GANs' (which must agree
+    with ``fold:K`` when given), else ``fold:K``; an image folder on a K-fold store must name it."""
+    if set_folds is not None:
+        if len(set_folds) != 1:
+            raise InputError(f"{synthetic}: made by GANs of several outer folds {sorted(set_folds)}; audit one fold's set at a time")
+        (fold,) = set_folds
+        if who.fold is not None and who.fold != fold:
+            raise InputError(f"--trained-on {who}: {synthetic} was made by GANs of fold {fold}; use fold:{fold} (or train)")
+        return fold
+    if who.fold is not None:
+        return who.fold
+    if store.n_splits > 1:
+        raise InputError(f"--trained-on {who}: {store.path} holds {store.n_splits} outer folds; name the one whose training "
+                         "patients trained the generator, e.g. --trained-on fold:0")
+    return 0
+
+
 def _discriminator_scores(gan_dirs: Sequence[str | os.PathLike[str]], store: Any, rows: np.ndarray,
-                          labels: np.ndarray) -> tuple[np.ndarray | None, dict[str, str]]:
+                          labels: np.ndarray, fold: int = 0) -> tuple[np.ndarray | None, dict[str, str]]:
     """D's score of each audited real row, by the GAN of the row's class (NaN where no GAN of that
     class was given); None when no GAN was given. Also {label: GAN directory} of what was used."""
     if not gan_dirs:
@@ -225,6 +248,9 @@ def _discriminator_scores(gan_dirs: Sequence[str | os.PathLike[str]], store: Any
         if run.frames_digest and run.frames_digest != store.digest:
             raise InputError(f"{d}: this GAN was trained on frames {run.frames_digest}, but --frames is {store.digest}; "
                              "pass the GANs of this frame store")
+        if run.key.fold != fold:
+            raise InputError(f"{d}: this GAN learned fold {run.key.fold}'s training patients, but the audit is of fold {fold}; "
+                             "pass the GANs that made --synthetic")
         mine = labels == run.key.label
         if mine.any():
             scores[mine] = discriminator_scorer(run.path)(np.asarray(store.frames[rows[mine]]))
@@ -261,6 +287,7 @@ def audit(
     filt: dict[str, Any] = {}
     syn_digest: str | None = None
     class_fraction: dict[str, float] = {}
+    set_folds: set[int] | None = None
     if source.kind == "synthetic_set":
         syn_set = SyntheticSet.load(source.path)
         if syn_set.store.image_size != store.image_size:
@@ -269,6 +296,7 @@ def audit(
         syn_digest = syn_set.store.digest
         syn_labels: np.ndarray | None = np.asarray(syn_labels_s).astype(str)
         class_fraction = {k.label: k.fraction for k in syn_set.keys}
+        set_folds = {k.fold for k in syn_set.keys}
         filt = {label: {k: v for k, v in info.items() if k in ("generated", "kept", "dropped_near_copies", "threshold", "first_round")}
                 for label, info in syn_set.per_class.items()}
         if syn_set.source_frames_digest and syn_set.source_frames_digest != store.digest:
@@ -282,12 +310,16 @@ def audit(
     keep = np.sort(np.concatenate([rng.permutation(np.flatnonzero(groups == g))[: p.max_synthetic_frames] for g in np.unique(groups)]))
     frames, dropped = frames[keep], dropped[keep]
     syn_labels = syn_labels[keep] if syn_labels is not None else None
-    roles = _roles(store, who, class_fraction)
+    fold = _audit_fold(store, who, set_folds, source.path)
+    try:
+        roles = _roles(store, who, class_fraction, fold)
+    except LusynthError as exc:
+        raise InputError(f"--trained-on {who}: {exc}") from None
     rows = np.flatnonzero(roles != "unused")
     real = np.asarray(store.frames[rows])
     labels = store.manifest["label"].to_numpy()[rows].astype(str)
     label_int = np.array([store.classes.index(lbl) for lbl in labels])
-    disc, disc_used = _discriminator_scores(gan_dirs, store, rows, labels)
+    disc, disc_used = _discriminator_scores(gan_dirs, store, rows, labels, fold)
     try:
         real_f, syn_f = feature_spaces(p.features, real, frames, member=roles[rows] == "member", labels=label_int,
                                        epochs=p.embedding_epochs, seed=p.seed)
@@ -303,6 +335,7 @@ def audit(
                       "frames_audited": int(len(frames))},
         "frames": {"path": str(store.path), "digest": store.digest},
         "trained_on": str(who),
+        "fold": fold,
         "discriminator_attack": disc_used or "not run: no GAN directory given (a generator other than lusynth's has none)",
         "params": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(p).items()},
         "filter": {

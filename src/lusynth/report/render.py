@@ -267,7 +267,9 @@ def _protocol_line(results: Mapping[str, Any]) -> str:
             f"fold(s) x {p.get('repeats', '?')} repeat(s), {p.get('gan_seeds', '?')} GAN seed(s), {p.get('classifier_seeds', '?')} "
             f"classifier seed(s). Primary endpoint: {p.get('primary_endpoint', '?')} at fraction {_g(p.get('primary_fraction'))}, "
             f"pre-specified; non-inferiority margin {_g(p.get('margin'))}; intervals below {p.get('min_patients_per_class', '?')} "
-            "patients per class are labelled 'too few patients'.")
+            "patients per class are labelled 'too few patients'." + (f" Design: {p['design']}; {p.get('n_patients_tested', '?')} of "
+                                                                     f"{p.get('n_patients_total', '?')} patients tested out of fold."
+                                                                     if p.get("design") else ""))
 
 
 def _question_rows(q: Mapping[str, Any], results: Mapping[str, Any], paths: _Paths) -> list[tuple[str, str]]:
