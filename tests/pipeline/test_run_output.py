@@ -1,9 +1,15 @@
 """What `lusynth run` prints: one line per KFP task, then the results table and paths, within two
 screens (80 lines); the KFP executor logs go to RUN_DIR/logs/; a failed task prints its error line
-and its log instead of being swallowed. Run as a user runs it: a subprocess whose stdout is a pipe."""
+and its log instead of being swallowed. Run as a user runs it: a subprocess whose stdout is a pipe.
+
+The run is the main job on real clips (../shared/data/pocus: 29 clips of 23 patients, ingest options
+on the command line, the K-fold protocol of the tiny profile) when they are present, else on the
+built-in phantom."""
 
 from __future__ import annotations
 
+import csv
+import json
 import os
 import re
 import subprocess
@@ -16,8 +22,12 @@ pytestmark = pytest.mark.slow
 
 #: the issue's bound on `make demo`'s whole output
 MAX_LINES = 80
-#: tiny data on one training fraction (at 0.5 the tiny phantom has too few patients per class for the audit)
+#: tiny settings on one training fraction (at 0.5 the tiny phantom has too few patients per class for the audit)
 RUN = ("--profile", "tiny", "--fractions", "1.0")
+POCUS = Path(os.environ.get("LUSYNTH_POCUS_DIR", Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pocus"))
+#: the real clips with the ingest options a user gives them (a labels CSV, its path column, the positive class)
+SOURCE = ((str(POCUS / "clips.csv"), "--path-column", "file", "--positive-class", "abnormal")
+          if (POCUS / "clips.csv").is_file() else ())
 #: a task's line: kfp's task name (numbered in a loop), its loop item when it has one, status, seconds
 _TASK_LINE = re.compile(r"^(\S+)(?: [^ ]+)*\s+(ok|FAILED|stopped)\s+\d+\.\d s\b")
 
@@ -41,7 +51,7 @@ def _lusynth(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, subprocess.CompletedProcess[str]]:
     tmp = tmp_path_factory.mktemp("run-output")
-    res = _lusynth("run", *RUN, "--out", str(tmp / "run"), tmp=tmp)
+    res = _lusynth("run", *SOURCE, *RUN, "--out", str(tmp / "run"), tmp=tmp)
     print(res.stdout + res.stderr)  # shown when a test fails
     return tmp / "run", res
 
@@ -61,7 +71,7 @@ def test_the_whole_output_fits_two_screens(tiny_run) -> None:
     assert " INFO " not in text and "Executing task" not in text and "Traceback" not in text and "[KFP Executor" not in text, text
     # the demo's grid (two fractions) adds task lines only: its whole output is this run's plus those
     demo = len(lines) + _grid_tasks("demo", {}) - _grid_tasks("tiny", {"fractions": [1.0]})
-    print(f"lusynth run {' '.join(RUN)}: {len(lines)} lines ({len(tasks)} task lines); the demo's grid: {demo} lines")
+    print(f"lusynth run {' '.join((*SOURCE, *RUN))}: {len(lines)} lines ({len(tasks)} task lines); the demo's grid: {demo} lines")
     assert len(lines) <= MAX_LINES and demo <= MAX_LINES, text
 
 
@@ -72,8 +82,31 @@ def test_the_logs_hold_the_kfp_executor_output(tiny_run) -> None:
     # kfp.local's own lines and the task subprocess's output (the component's executor) are in the task's log
     assert "Executing task 'train-gan'" in gan_log and "finished with status SUCCESS" in gan_log
     assert "[KFP Executor" in gan_log and "Got executor_input" in gan_log
-    assert len(list(logs.glob("train-gan*.log"))) == 2 and len(list(logs.glob("train-classifier*.log"))) == 4
+    from lusynth.experiment import plan_classifiers, plan_gans
+    from lusynth.params import stage_params
+
+    grid = stage_params("experiment", "tiny", {"fractions": [1.0]})
+    n_gans, n_cells = len(plan_gans(["a", "b"], grid.fractions, grid)), len(plan_classifiers(grid))
+    assert len(list(logs.glob("train-gan*.log"))) == n_gans and len(list(logs.glob("train-classifier*.log"))) == n_cells
     assert "Running pipeline" in (logs / "pipeline.log").read_text()
+
+
+@pytest.mark.pocus
+@pytest.mark.skipif(not SOURCE, reason="../shared/data/pocus not present")
+def test_the_main_job_answers_on_real_clips(tiny_run) -> None:
+    """Issue 12, item 1: real data through the main job, every patient tested once (K-fold), verdicts."""
+    out, res = tiny_run
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (report_json,) = (out / "kfp").glob("*/evaluate/results/report.json")  # the evaluate task's output (MLflow holds a copy)
+    report = json.loads(report_json.read_text())
+    clips = list(csv.DictReader((POCUS / "clips.csv").open()))
+    patients = {c["patient_id"] for c in clips}
+    assert report["protocol"]["folds"] == 2 and report["protocol"]["every_patient_tested"], report["protocol"]
+    assert report["protocol"]["n_patients_tested"] == report["protocol"]["n_patients_total"] == len(patients)
+    by_class = {lab: len({c["patient_id"] for c in clips if c["label"] == lab}) for lab in ("abnormal", "normal")}
+    assert report["n_patients"] == {"positive": by_class["abnormal"], "negative": by_class["normal"]}, report["n_patients"]
+    verdicts = {q["question"]: q["verdict"] for q in report["questions"]}
+    assert set(verdicts) == {"a", "b"} and set(verdicts.values()) <= {"superior", "non-inferior", "inferior", "inconclusive"}, verdicts
 
 
 def test_a_failed_task_prints_its_error_and_log(tmp_path: Path) -> None:

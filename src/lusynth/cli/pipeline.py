@@ -59,8 +59,10 @@ def _run(**values: Any) -> None:
     from lusynth.export.stage import ExportedModels
 
     typer.echo(f"models:  {result.models} (ONNX)")
-    for line in ExportedModels.load(result.models).registered_lines():
+    for line in ExportedModels.load(result.models).registered_lines(short=not values["verbose"]):
         typer.echo(f"         {line}")
+    if not values["verbose"]:
+        typer.echo(f"         (each decision in full: MLFLOW_TRACKING_URI={result.tracking_uri} lusynth registry show)")
     if result.tracking_uri.startswith("sqlite:///"):
         typer.echo(f"MLflow:  mlflow ui --backend-store-uri {result.tracking_uri}   (then open http://127.0.0.1:5000)")
     else:

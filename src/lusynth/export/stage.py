@@ -73,9 +73,16 @@ class ExportedModels:
         out.write_text(dumps_json(doc))
         return out
 
-    def registered_lines(self) -> list[str]:
-        """One line per registered version: name, version, aliases, gate decision and why."""
-        return [f"{v.name} v{v.version} [{', '.join(v.aliases)}]: {v.decision} — {v.reason}" for v in self.registered]
+    def registered_lines(self, *, short: bool = False) -> list[str]:
+        """One line per registered version: name, version, aliases, gate decision and why (``short``: the
+        reason's first clause only, so a line fits a terminal; `lusynth registry show` has the rest)."""
+        def why(reason: str) -> str:
+            if not short:
+                return reason
+            first = reason.split("; ")[0]
+            return first if len(first) <= 90 else first[:89] + "…"
+
+        return [f"{v.name} v{v.version} [{', '.join(v.aliases)}]: {v.decision} — {why(v.reason)}" for v in self.registered]
 
     def summary(self) -> str:
         """What was exported (with the parity check) and registered, for a terminal."""
