@@ -163,3 +163,17 @@ def test_learning_curve_takes_report_json_cells() -> None:
     table["rows"][0]["cells"]["real"]["auc"]["too_few_patients"] = True
     table["rows"][1]["cells"]["real"]["auc"].pop("hi")
     assert plots.learning_curve(table)[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_an_undetectable_difference_beyond_the_range_is_said_in_words() -> None:
+    """Two folds give a t reference with 1 df: the minimum detectable AUC difference can exceed 1, the
+    largest possible; the verdict line says so instead of quoting 'a true difference of 5.759 or more'."""
+    from lusynth.report.render import question_sentences
+
+    res = _results()
+    res["questions"][0]["min_detectable_difference"] = 5.759
+    (line,) = [s for s in question_sentences(res) if s.startswith("(b)")]
+    assert "not even the largest possible difference (1) would be detected" in line and "true difference of 5.759" not in line
+    res["questions"][0]["min_detectable_difference"] = 0.28
+    (line,) = [s for s in question_sentences(res) if s.startswith("(b)")]
+    assert "only a true difference of 0.280 or more would be detected" in line

@@ -41,31 +41,27 @@ class MlflowServer:
                                      env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
         log.close()
         deadline = time.monotonic() + 90
-        while not self.healthy():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"mlflow server did not become healthy; log: {(self.root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
-        while not self.api_ready():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.kill()
-                raise RuntimeError(f"mlflow server never answered an API call; log: {(self.root / 'server.log').read_text()[-2000:]}")
-            time.sleep(0.3)
+        for ready, what in ((self.healthy, "answered /health"), (self.api_ready, "answered an API call")):
+            while not ready():
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.kill()
+                    raise RuntimeError(f"mlflow server never {what}; log: {(self.root / 'server.log').read_text()[-2000:]}")
+                time.sleep(0.3)
+
+    def _answers(self, path: str, timeout: float) -> bool:
+        try:
+            with urllib.request.urlopen(self.url + path, timeout=timeout) as r:
+                return bool(r.status == 200)
+        except OSError:
+            return False
 
     def api_ready(self) -> bool:
         """Whether a store-backed API call (search one experiment) answers 200."""
-        try:
-            with urllib.request.urlopen(self.url + "/api/2.0/mlflow/experiments/search?max_results=1", timeout=30) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        return self._answers("/api/2.0/mlflow/experiments/search?max_results=1", 30)
 
     def healthy(self) -> bool:
-        try:
-            with urllib.request.urlopen(self.url + "/health", timeout=2) as r:
-                return bool(r.status == 200)
-        except OSError:
-            return False
+        """Whether /health answers 200."""
+        return self._answers("/health", 2)
 
     def kill(self) -> None:
         """SIGKILL the server and its workers (its own process group): a server that dies, not one that shuts down."""

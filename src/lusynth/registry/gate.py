@@ -115,7 +115,8 @@ def promotion_decision(
     elif privacy_passed:
         privacy = "privacy gate passed for its synthetic data"
     else:
-        why = "failed" if privacy_passed is False else "has no audit"
+        # False = the audit did not pass: it failed, or its evidence was insufficient either way
+        why = "did not pass (failed or undecided)" if privacy_passed is False else "has no audit"
         return GateDecision(INELIGIBLE, f"trained on synthetic data whose privacy gate {why}: never champion",
                             champion_version)
     if new is None or not all(math.isfinite(v) for v in (new.value, new.lo)):

@@ -251,6 +251,11 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
              f"{q['verdict'].upper()}; difference {_signed(q['estimate'])} ({ci}; one-sided p = {_pvalue(q['p_value'])}, {test})")
         if q["verdict"] == "inconclusive" and q.get("min_detectable_difference") is None:
             s += "; no detectable difference can be stated at this sample size"
+        elif q["verdict"] == "inconclusive" and q["min_detectable_difference"] >= 1.0:
+            # a difference of two proportions is at most 1: none within the range is detectable
+            s += (f"; at this sample size not even the largest possible difference (1) would be detected with "
+                  f"{int(round(results.get('protocol', {}).get('power', 0.8) * 100))}% power "
+                  f"(minimum detectable {_fmt(q['min_detectable_difference'])})")
         elif q["verdict"] == "inconclusive":
             s += (f"; at this sample size only a true difference of {_fmt(q['min_detectable_difference'])} or more would be "
                   f"detected with {int(round(results.get('protocol', {}).get('power', 0.8) * 100))}% power")
