@@ -23,12 +23,16 @@ def test_registry_names_keep_the_names_models_were_registered_under() -> None:
 
 
 def test_nominee_is_the_best_validation_auc_and_real_wins_a_tie(tmp_path) -> None:  # type: ignore[no-untyped-def]
-    def cand(arm: str, auc: float) -> ClassifierCandidate:
-        return ClassifierCandidate(tmp_path, arm, 1.0, 0, auc, "d")
+    def cand(arm: str, auc: float, passed: bool | None = True) -> ClassifierCandidate:
+        return ClassifierCandidate(tmp_path, arm, 1.0, 0, auc, "d", privacy_passed=passed)
 
     assert nominate({"real": cand("real", 0.7), "synthetic": cand("synthetic", 0.8)}) == "synthetic"
     assert nominate({"real+synthetic": cand("real+synthetic", 0.8), "real": cand("real", 0.8)}) == "real"
     assert nominate({"real": cand("real", float("nan")), "synthetic": cand("synthetic", 0.5)}) == "synthetic"
+    # an arm whose synthetic data did not pass its audit (or has none) is not nominated over an allowed one
+    for passed in (False, None):
+        assert nominate({"real+aug": cand("real+aug", 0.7), "synthetic": cand("synthetic", 0.99, passed)}) == "real+aug"
+    assert nominate({"synthetic": cand("synthetic", 0.9, False), "real+synthetic": cand("real+synthetic", 0.8, False)}) == "synthetic"
 
 
 def test_classifier_card_states_the_decision_and_the_missing_audit(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -36,7 +36,10 @@ def test_registry_holds_versions_aliases_tags_and_model_cards(mlflow_server: str
     assert CHAMPION not in nominee.aliases  # the pipeline never makes a champion: a reviewer does
     assert f"arm-{r.nominee_arm.replace('+', '-')}" in nominee.aliases
     other = next(v for v in clf if v is not nominee)
-    assert other.decision == "not-nominated" and not {CHAMPION, CANDIDATE, CHALLENGER} & set(other.aliases)
+    # an arm whose synthetic data did not pass its audit is ineligible whether nominated or not; others are not-nominated
+    passed = other.tags["lusynth.privacy_audit"] in ("passed", "not-needed")
+    assert other.decision == ("not-nominated" if passed else "ineligible"), (other.decision, other.tags["lusynth.privacy_audit"])
+    assert not {CHAMPION, CANDIDATE, CHALLENGER} & set(other.aliases)
     # tags: holdout AUC with CI from the evaluation, arm, fraction, privacy, data digest, pipeline run, hash
     ev = next(c for c in report["classifiers"] if Path(c["dir"]).name == Path(nominee.tags["lusynth.source_dir"]).name)
     assert float(nominee.tags["lusynth.holdout_auc"]) == pytest.approx(ev["metrics"]["frame"]["val"]["auc"]["value"], abs=1e-6)

@@ -166,9 +166,12 @@ def test_no_champion_until_a_reviewer_approves_with_a_trail(tiny_run: TinyRun, c
     aliases = {a["alias"]: a["version"] for a in model.get("aliases", [])}
     assert "champion" not in aliases
     versions = rest(tiny_run.url, "model-versions/search", filter=f"name='{CLASSIFIER}'")["model_versions"]
-    nominee = next(v for v in versions if tags_of(v)["lusynth.gate.decision"] in ("candidate", "challenger", "ineligible"))
+    # real is always allowed by the privacy rule, so the nominee is a candidate or challenger; the other arm is
+    # not-nominated, or ineligible when its synthetic data did not pass its audit
+    nominee = next(v for v in versions if tags_of(v)["lusynth.gate.decision"] in ("candidate", "challenger"))
     other = next(v for v in versions if v is not nominee)
-    assert tags_of(other)["lusynth.gate.decision"] == "not-nominated"
+    passed = tags_of(other)["lusynth.privacy_audit"] in ("passed", "not-needed")
+    assert tags_of(other)["lusynth.gate.decision"] == ("not-nominated" if passed else "ineligible")
     real = next(v for v in versions if tags_of(v)["lusynth.arm"] == "real")
     mixed = next(v for v in versions if tags_of(v)["lusynth.arm"] == "real+synthetic")
 

@@ -317,6 +317,9 @@ def register_classifier(
         gate = promotion_decision(candidate.holdout_auc, _version_auc(champ) if champ is not None else None,
                                   uses_synthetic=candidate.uses_synthetic, privacy_passed=candidate.privacy_passed,
                                   margin=margin, champion_version=str(champ.version) if champ is not None else None)
+    elif not candidate.privacy_eligible:  # the same rule as for a nominee: no alias, whatever its AUC
+        gate = promotion_decision(candidate.holdout_auc, None, uses_synthetic=True, privacy_passed=candidate.privacy_passed,
+                                  margin=margin)
     else:
         gate = GateDecision(NOT_NOMINATED, f"not this run's nominee: another arm has a higher validation AUC "
                                            f"(this one {candidate.val_auc:.3f})")

@@ -166,6 +166,11 @@ class ClassifierCandidate:
         return self.arm in SYNTHETIC_ARMS or bool(self.synthetic_digests)
 
     @property
+    def privacy_eligible(self) -> bool:
+        """Whether the privacy rule lets it be champion at all: no synthetic data, or data whose audit passed."""
+        return not self.uses_synthetic or self.privacy_passed is True
+
+    @property
     def holdout_auc(self) -> AUCEstimate | None:
         a = self.holdout.get("auc")
         return AUCEstimate(float(a["value"]), float(a["lo"]), float(a["hi"])) if a else None
@@ -183,8 +188,10 @@ def best_per_arm(candidates: Sequence[ClassifierCandidate]) -> dict[str, Classif
 
 
 def nominate(best: Mapping[str, ClassifierCandidate]) -> str:
-    """The arm a run nominates for the gate: the highest validation AUC (ties: ``real``)."""
-    return max(best.values(), key=lambda c: (_finite(c.val_auc), c.arm == "real")).arm
+    """The arm a run nominates for the gate: the highest validation AUC among the arms the privacy
+    rule allows (ties: ``real``); an arm whose synthetic data did not pass its audit is nominated
+    only when no arm is allowed (it is then ``ineligible``)."""
+    return max(best.values(), key=lambda c: (c.privacy_eligible, _finite(c.val_auc), c.arm == "real")).arm
 
 
 def _finite(x: float) -> float:
