@@ -74,3 +74,19 @@ def test_empty_dir_and_rerun_accepted(phantom: Path, tmp_path: Path) -> None:
     assert _ingest(phantom, str(out)) == 0
     assert _ingest(phantom, str(out)) == 0  # its own earlier output is replaced
     assert (out / ".lusynth-stage.json").is_file()
+
+
+def test_a_folder_holding_only_version_control_ignore_files_counts_as_empty(tmp_path: Path) -> None:
+    """A fresh clone of a DVC repository holds reports/plots/.gitignore (DVC names its tracked files
+    there): `dvc repro` of evaluate --plots-dir reports/plots must not be refused for it."""
+    from lusynth.errors import InputError
+    from lusynth.outputs import check_replaceable, check_side_output
+
+    plots = tmp_path / "plots"
+    plots.mkdir()
+    (plots / ".gitignore").write_text("/roc.csv\n")
+    check_side_output(plots, "dir", stage="evaluate", flag="--plots-dir")
+    check_replaceable(plots, stage="evaluate")
+    (plots / "thesis.tex").write_text("mine")  # anything else still makes it someone's folder
+    with pytest.raises(InputError, match="--plots-dir"):
+        check_side_output(plots, "dir", stage="evaluate", flag="--plots-dir")

@@ -46,6 +46,11 @@ def _holds(directory: Path) -> str:
     return f"holds {n} file{'' if n == '1' else 's'} that no lusynth stage wrote"
 
 
+#: files version control keeps in an output folder (DVC writes a .gitignore naming the tracked files
+#: beside them): a folder holding only these counts as empty
+_BOOKKEEPING = frozenset({".gitignore", ".dvcignore", ".gitkeep"})
+
+
 def check_replaceable(
     target: str | os.PathLike[str],
     *,
@@ -76,8 +81,8 @@ def check_replaceable(
         return
     if not path.is_dir():
         raise InputError(f"{flag} {raw}: is an existing file, not a directory; choose another {flag}")
-    if next(path.iterdir(), None) is None:
-        return
+    if all(e.name in _BOOKKEEPING for e in path.iterdir()):
+        return  # empty, or only the ignore files git/DVC keep beside tracked outputs
     other = written_by(path)
     if other == stage or any((path / u).exists() for u in unfinished):
         return
