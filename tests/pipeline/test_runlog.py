@@ -32,12 +32,18 @@ def _two_tasks(router: TaskRouter, fail: bool) -> None:
     router.write("orchestrator line\n")
 
 
-def test_lines_go_to_their_task_log_and_the_view_prints_one_line_per_task(tmp_path: Path) -> None:
+def _routed_run(tmp_path: Path, *, fail: bool) -> tuple[TaskRouter, io.StringIO]:
+    """The two tasks through a router into tmp_path/logs with a plain view; (router, what the view printed)."""
     (tmp_path / "logs").mkdir()
     term = io.StringIO()
     router = TaskRouter(tmp_path / "logs", PlainView(term, tmp_path))
-    _two_tasks(router, fail=False)
+    _two_tasks(router, fail=fail)
     router.close()
+    return router, term
+
+
+def test_lines_go_to_their_task_log_and_the_view_prints_one_line_per_task(tmp_path: Path) -> None:
+    router, term = _routed_run(tmp_path, fail=False)
     logs = {p.name: p.read_text() for p in (tmp_path / "logs").iterdir()}
     assert set(logs) == {"train-gan.log", "train-gan-2.log", "pipeline.log"}
     for name, text in logs.items():
@@ -50,11 +56,7 @@ def test_lines_go_to_their_task_log_and_the_view_prints_one_line_per_task(tmp_pa
 
 
 def test_a_failed_task_shows_its_log_and_error_line(tmp_path: Path) -> None:
-    (tmp_path / "logs").mkdir()
-    term = io.StringIO()
-    router = TaskRouter(tmp_path / "logs", PlainView(term, tmp_path))
-    _two_tasks(router, fail=True)
-    router.close()
+    router, term = _routed_run(tmp_path, fail=True)
     out = term.getvalue()
     failed = [t for t in router.tasks if t.status == "FAILED"]
     assert len(failed) == 1 and f"log: {failed[0].log}" in out
