@@ -104,6 +104,24 @@ def test_train_gan_returns_the_run_it_saved(store: Path, tmp_path: Path) -> None
     assert GanRun.load(tmp_path / "gan") == replace(r, train_seconds=None)
 
 
+def test_max_steps_caps_the_epochs_and_keeps_the_number_of_evaluations(store: Path, tmp_path: Path) -> None:
+    """``max_steps`` trains whole epochs up to the cap; the evaluations are spread over the shorter run
+    as ``epochs / eval_every`` were over the long one (plus the untrained baseline)."""
+    free = train_gan(store, tmp_path / "free", label=LABEL, fraction=1.0,
+                     params=tiny_params(epochs=1, eval_every=1, max_steps=0), progress=False)
+    per_epoch = free.steps
+    assert per_epoch >= 2, "the shared store must give this test more than one batch per epoch"
+    # 20 epochs evaluated every 10 (2 evaluations), capped at 3 epochs' worth of steps
+    r = train_gan(store, tmp_path / "capped", label=LABEL, fraction=1.0,
+                  params=tiny_params(epochs=20, eval_every=10, max_steps=3 * per_epoch - 1), progress=False)
+    assert r.steps == 3 * per_epoch and r.epochs == 3
+    assert [h["epoch"] for h in r.history] == [0, 2, 3]  # eval_every 10 x 3/20 -> every 2 epochs, and the last
+    # no cap where the epochs already need fewer steps
+    r = train_gan(store, tmp_path / "uncapped", label=LABEL, fraction=1.0,
+                  params=tiny_params(epochs=2, eval_every=1, max_steps=100 * per_epoch), progress=False)
+    assert r.steps == 2 * per_epoch and r.epochs == 2
+
+
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_same_seed_same_weights(store: Path, tmp_path: Path, precision: str) -> None:
     p = tiny_params(epochs=1, eval_every=1, precision=precision)

@@ -28,7 +28,10 @@ class GanParams:
     dropout: float = 0.25  # D dropout (paper: 0.25)
     instance_noise: float = 0.0  # variance of noise on D's input; 0 = off (paper option: 0.2)
     # optimisation
-    epochs: int = 100  # passes over the class's training frames (paper run: 200); demo: ~700 steps at 112 frames
+    epochs: int = 100  # passes over the class's training frames (paper run: 200); demo: ~500 steps at ~80 frames
+    # beyond ~240 training frames a capped run trains ceil(max_steps / batches per epoch) epochs, so one GAN's
+    # cost stops growing with the data (the protocol trains folds x classes x fractions x seeds of them)
+    max_steps: int = 1500  # cap on optimiser steps, whole epochs (0 = none: every epoch, as the paper)
     batch_size: int = 16  # paper: 16
     lr_g: float = 2e-4  # paper: 1e-4 (their run 1e-5)
     lr_d: float = 2e-4  # paper: 5e-5 (their run 5e-6)
@@ -58,6 +61,7 @@ class GanParams:
     def __post_init__(self) -> None:
         for name in ("ngf", "ndf", "nz", "epochs", "batch_size", "eval_every", "n_eval", "embedding_epochs"):
             check(getattr(self, name) >= 1, "gan", name, getattr(self, name), "must be >= 1")
+        check(self.max_steps >= 0, "gan", "max_steps", self.max_steps, "must be >= 0 (0 = no cap: train every epoch)")
         check(self.batch_size >= 2, "gan", "batch_size", self.batch_size, "BatchNorm needs at least 2 (paper: 16)")
         for name in ("lr_g", "lr_d"):
             check(getattr(self, name) > 0, "gan", name, getattr(self, name), "a learning rate must be > 0")

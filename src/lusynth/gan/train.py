@@ -237,6 +237,22 @@ class GanTrainer:
         n = len(self.train_u8)
         return sum(1 for i in range(0, n, self.params.batch_size) if n - i >= 2)
 
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs this run trains: ``epochs``, or fewer when ``max_steps`` caps the optimiser steps
+        (whole epochs, so resume and shuffling stay per epoch)."""
+        p = self.params
+        if p.max_steps == 0:
+            return p.epochs
+        return max(1, min(p.epochs, math.ceil(p.max_steps / max(self.steps_per_epoch, 1))))
+
+    @property
+    def eval_every(self) -> int:
+        """Epochs between evaluations: ``eval_every``, scaled with the epochs a step cap removed, so
+        the run is evaluated about as often (``epochs / eval_every`` times) whatever the data size."""
+        p, planned = self.params, self.planned_epochs
+        return p.eval_every if planned == p.epochs else max(1, round(p.eval_every * planned / p.epochs))
+
     @contextmanager
     def tracking(self) -> Iterator[Tracker]:
         """The MLflow run of this stage (and, for CPU fast paths, glibc keeping freed memory)."""
@@ -251,7 +267,8 @@ class GanTrainer:
         params = {**self.params_dict, "label": self.label, "fraction": self.fraction, "gan_seed": self.key.gan_seed, "fold": self.key.fold,
                   "device": self.device,
                   "precision_resolved": self.precision,
-                  "n_train": len(self.train_u8), "image_size": self.cfg.image_size}
+                  "n_train": len(self.train_u8), "image_size": self.cfg.image_size,
+                  "planned_epochs": self.planned_epochs, "eval_every_epochs": self.eval_every}
         retain = retain_freed_memory() if (self.params.fast_cpu and self.device == "cpu") else nullcontext()
         with retain, optional_stage_run(self.ctx.track, stage="train_gan", local_dir=self.out_dir, run_name=run_name("train_gan", self.key),
                                params=params, tags=tags) as tr:
@@ -297,8 +314,8 @@ class GanTrainer:
         self.epoch = epoch + 1
 
     def due_for_evaluation(self) -> bool:
-        """Every ``eval_every`` epochs and after the last."""
-        return self.epoch % self.params.eval_every == 0 or self.epoch == self.params.epochs
+        """Every :attr:`eval_every` epochs and after the last."""
+        return self.epoch % self.eval_every == 0 or self.epoch == self.planned_epochs
 
     def evaluate(self) -> None:
         """Fidelity of the current generator (``g_eval``) on the fixed latents at (``step``, ``epoch``):
@@ -374,7 +391,7 @@ class GanTrainer:
             frames_dir=str(self.store.path), device=self.device, threads=self.threads,
             params=self.params_dict, config=as_dict(self.cfg),
             n_train=len(self.train_u8), n_val=int(len(self.idx["val"])), n_holdout=0,
-            steps=self.step, epochs=p.epochs,
+            steps=self.step, epochs=self.planned_epochs,
             chosen={"checkpoint": entry["checkpoint"], "step": entry["step"], "epoch": entry["epoch"],
                     "metrics": {k: v for k, v in entry.items() if isinstance(v, float)}},
             selection={"rule": p.selection, "max_memorisation_rate": p.max_memorisation_rate,
@@ -427,7 +444,7 @@ def train_gan(
     """
     trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, gan_seed=gan_seed, fold=fold, params=params, near_copy=near_copy, mirror=mirror, ctx=ctx)
     trainer.resume_or_start(resume=resume)
-    epochs = trainer.params.epochs
+    epochs = trainer.planned_epochs
     with trainer.tracking():
         if not trainer.history:
             trainer.evaluate()  # the untrained generator: the baseline every later evaluation must beat
