@@ -1,4 +1,4 @@
-"""Does bf16 training cost quality? fp32 vs bf16 GANs and classifiers at the demo settings, several seeds.
+"""Does bf16 training (or a step cap) cost quality? Two values of one GAN/classifier parameter at the demo settings, several seeds.
 
 For each frame store given (e.g. the demo phantom and the ingested POCUS clips), each seed and each
 precision, it trains
@@ -19,6 +19,15 @@ standard errors of zero. Writes ``benchmarks/results/precision_quality.json``. N
     .venv/bin/python benchmarks/bench_precision_quality.py --store phantom=/tmp/phantom --store pocus=/tmp/pocus --seeds 0 1 2
 
 Without ``--store`` it ingests both itself (POCUS only where ``../shared/data/pocus`` exists).
+
+``--vary FIELD=A,B`` compares another :class:`~lusynth.gan.params.GanParams` field instead of
+``precision=fp32,bf16`` (the default), GAN only, e.g. the step cap on a 60-patient phantom
+(where the demo's 100 epochs are 6000 steps and the cap stops at ~1500)::
+
+    lusynth ingest --out /tmp/large --set phantom.patients=60 --set phantom.clips_per_patient=2 \
+        --set phantom.frames_per_clip=25 --set ingest.video_frames=25 --set experiment.folds=5
+    .venv/bin/python benchmarks/bench_precision_quality.py --store large=/tmp/large --vary max_steps=0,1500 \
+        --skip-classifier --seeds 0 1 --out benchmarks/results/step_cap_quality.json
 """
 
 from __future__ import annotations
@@ -43,21 +52,30 @@ from lusynth.runtime import RunContext
 
 HERE = Path(__file__).resolve().parent
 GAN_METRICS = ("nn1_embed", "mmd_embed", "nn1_pixels", "mmd_pixels")
-PRECISIONS = ("fp32", "bf16")
 
 
-def _compare(values: dict[str, list[float]]) -> dict[str, Any]:
-    """Per-precision mean/sd over seeds, the paired difference bf16 - fp32 and its t-test."""
-    a, b = np.asarray(values["fp32"], float), np.asarray(values["bf16"], float)
+def _compare(values: dict[str, list[float]], first: str, second: str) -> dict[str, Any]:
+    """Per-variant mean/sd over seeds, the paired difference ``second - first`` and its t-test."""
+    a, b = np.asarray(values[first], float), np.asarray(values[second], float)
     diff = b - a
     n = len(diff)
     se = float(diff.std(ddof=1) / math.sqrt(n)) if n > 1 else float("nan")
     p = float(stats.ttest_rel(b, a).pvalue) if n > 1 and diff.std() > 0 else float("nan")
-    return {"fp32": values["fp32"], "bf16": values["bf16"],
-            "fp32_mean": float(a.mean()), "fp32_sd": float(a.std(ddof=1)) if n > 1 else float("nan"),
-            "bf16_mean": float(b.mean()), "bf16_sd": float(b.std(ddof=1)) if n > 1 else float("nan"),
+    return {first: values[first], second: values[second],
+            f"{first}_mean": float(a.mean()), f"{first}_sd": float(a.std(ddof=1)) if n > 1 else float("nan"),
+            f"{second}_mean": float(b.mean()), f"{second}_sd": float(b.std(ddof=1)) if n > 1 else float("nan"),
             "diff_mean": float(diff.mean()), "diff_se": se, "paired_t_p": p,
             "within_seed_noise": bool(n > 1 and abs(diff.mean()) <= 2 * se + 1e-12)}
+
+
+def _variants(spec: str) -> tuple[str, list[tuple[str, Any]]]:
+    """``"max_steps=0,1500"`` -> ("max_steps", [("0", 0), ("1500", 1500)]), values typed as the field's default."""
+    field, _, values = spec.partition("=")
+    default = getattr(GanParams(), field, None)
+    names = [v.strip() for v in values.split(",") if v.strip()]
+    if default is None or len(names) != 2:
+        raise SystemExit(f"--vary {spec!r}: write FIELD=A,B with a GanParams field and two values, e.g. precision=fp32,bf16")
+    return field, [(v, type(default)(v)) for v in names]
 
 
 def _default_stores(tmp: Path) -> list[str]:
@@ -87,52 +105,56 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--epochs", type=int, default=None, help="GAN epochs (default: the demo profile's)")
     ap.add_argument("--skip-classifier", action="store_true")
+    ap.add_argument("--vary", default="precision=fp32,bf16", help="FIELD=A,B: the GanParams field compared (default precision=fp32,bf16)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "precision_quality.json")
     a = ap.parse_args()
+    field, variants = _variants(a.vary)
+    names = [n for n, _ in variants]
+    if field != "precision" and not a.skip_classifier:
+        raise SystemExit(f"--vary {a.vary}: only precision applies to the classifier too; add --skip-classifier")
     ctx = RunContext(track=False, progress=False, threads=a.threads, cache=False)
     gan_defaults = GanParams()
-    results: dict[str, Any] = {"seeds": a.seeds, "threads": a.threads, "gan_params": "demo GanParams, seed and precision varied",
+    results: dict[str, Any] = {"seeds": a.seeds, "threads": a.threads, "gan_params": f"demo GanParams, seed and {field} varied", "vary": {field: names},
                                   "epochs": a.epochs or gan_defaults.epochs, "stores": {}}
     with tempfile.TemporaryDirectory(prefix="bench-precision-") as tmp:
         for spec in a.store or _default_stores(Path(tmp)):
             name, path = spec.split("=", 1)
             store = open_store(path)
             label = store.header.get("positive_class") or store.classes[-1]
-            gan: dict[str, dict[str, list[float]]] = {m: {p: [] for p in PRECISIONS} for m in (*GAN_METRICS, *(f"last_{m}" for m in GAN_METRICS), "seconds", "train_seconds")}
-            auc: dict[str, list[float]] = {p: [] for p in PRECISIONS}
+            gan: dict[str, dict[str, list[float]]] = {m: {p: [] for p in names} for m in (*GAN_METRICS, *(f"last_{m}" for m in GAN_METRICS), "seconds", "train_seconds", "steps")}
+            auc: dict[str, list[float]] = {p: [] for p in names}
             for seed in a.seeds:
-                for prec in PRECISIONS:  # interleaved: machine load hits both alike
-                    params = GanParams(seed=seed, precision=prec, **({"epochs": a.epochs} if a.epochs else {}))
+                for variant, value in variants:  # interleaved: machine load hits both alike
+                    params = GanParams(seed=seed, **{field: value}, **({"epochs": a.epochs} if a.epochs else {}))
                     t0 = time.perf_counter()
-                    run = train_gan(path, Path(tmp) / f"{name}-gan-{seed}-{prec}", label=label, fraction=1.0, params=params,
+                    run = train_gan(path, Path(tmp) / f"{name}-gan-{seed}-{variant}", label=label, fraction=1.0, params=params,
                                     progress=False, ctx=ctx)
-                    gan["seconds"][prec].append(time.perf_counter() - t0)  # the whole stage: steps, evaluations, embedding, checkpoints
-                    gan["train_seconds"][prec].append(float(run.train_seconds or 0.0))  # the training steps only
+                    gan["seconds"][variant].append(time.perf_counter() - t0)  # the whole stage: steps, evaluations, embedding, checkpoints
+                    gan["train_seconds"][variant].append(float(run.train_seconds or 0.0))  # the training steps only
+                    gan["steps"][variant].append(float(run.steps))
                     for m in GAN_METRICS:
-                        gan[m][prec].append(float(run.chosen["metrics"][m]))
-                        gan[f"last_{m}"][prec].append(float(run.history[-1][m]))
-                    print(f"{name} seed {seed} {prec}: GAN chosen step {run.chosen['step']}, "
+                        gan[m][variant].append(float(run.chosen["metrics"][m]))
+                        gan[f"last_{m}"][variant].append(float(run.history[-1][m]))
+                    print(f"{name} seed {seed} {variant}: GAN chosen step {run.chosen['step']}, "
                           + ", ".join(f"{m} {run.chosen['metrics'][m]:.3f}" for m in GAN_METRICS)
-                          + f" ({gan['seconds'][prec][-1]:.0f} s)", flush=True)
+                          + f" ({gan['seconds'][variant][-1]:.0f} s)", flush=True)
                     _write(a.out, {**results, "partial": {"store": name, "gan": gan, "classifier_val_auc": auc}})
                     if not a.skip_classifier:
-                        c = train_classifier(path, Path(tmp) / f"{name}-clf-{seed}-{prec}", arm="real", fraction=1.0, seed=seed,
-                                             params=ClassifierParams(precision=prec), progress=False, ctx=ctx)
-                        auc[prec].append(c.val_auc)
-                        print(f"{name} seed {seed} {prec}: classifier val AUC {c.val_auc:.3f}", flush=True)
-            entry: dict[str, Any] = {"path": str(path), "label": label, "gan": {m: _compare(v) for m, v in gan.items()}}
+                        c = train_classifier(path, Path(tmp) / f"{name}-clf-{seed}-{variant}", arm="real", fraction=1.0, seed=seed,
+                                             params=ClassifierParams(precision=value), progress=False, ctx=ctx)
+                        auc[variant].append(c.val_auc)
+                        print(f"{name} seed {seed} {variant}: classifier val AUC {c.val_auc:.3f}", flush=True)
+            entry: dict[str, Any] = {"path": str(path), "label": label, "gan": {m: _compare(v, *names) for m, v in gan.items()}}
             if not a.skip_classifier:
-                entry["classifier_val_auc"] = _compare(auc)
+                entry["classifier_val_auc"] = _compare(auc, *names)
             results["stores"][name] = entry
             _write(a.out, results)
-            for m in (*GAN_METRICS, "seconds", "train_seconds"):
-                r = entry["gan"][m]
-                print(f"{name} {m}: fp32 {r['fp32_mean']:.3f}±{r['fp32_sd']:.3f}, bf16 {r['bf16_mean']:.3f}±{r['bf16_sd']:.3f}, "
+            x, y = names
+            rows = [(m, entry["gan"][m]) for m in (*GAN_METRICS, "seconds", "train_seconds", "steps")]
+            rows += [("val AUC", entry["classifier_val_auc"])] if not a.skip_classifier else []
+            for m, r in rows:
+                print(f"{name} {m}: {field}={x} {r[f'{x}_mean']:.3f}±{r[f'{x}_sd']:.3f}, {field}={y} {r[f'{y}_mean']:.3f}±{r[f'{y}_sd']:.3f}, "
                       f"paired diff {r['diff_mean']:+.3f}±{r['diff_se']:.3f} (p={r['paired_t_p']:.2f})", flush=True)
-            if not a.skip_classifier:
-                r = entry["classifier_val_auc"]
-                print(f"{name} val AUC: fp32 {r['fp32_mean']:.3f}±{r['fp32_sd']:.3f}, bf16 {r['bf16_mean']:.3f}±{r['bf16_sd']:.3f}, "
-                      f"paired diff {r['diff_mean']:+.3f}±{r['diff_se']:.3f}", flush=True)
     _write(a.out, results)
     print(f"wrote {a.out}")
 

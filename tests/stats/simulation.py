@@ -34,40 +34,42 @@ def mu_for_auc(auc: float) -> float:
 
 
 def simulate_table(rng: np.random.Generator, *, n_per_class: int, mus: dict[str, float], folds: int = 1,
-                   classifier_seeds: int = 3, gan_seeds: int = 1, fraction: float = 0.5) -> pd.DataFrame:
+                   repeats: int = 1, classifier_seeds: int = 3, gan_seeds: int = 1, fraction: float = 0.5) -> pd.DataFrame:
     """One simulated experiment as a score table (see lusynth.stats.scores.COLUMNS).
 
     ``folds == 1``: one split, every patient a test patient; ``folds > 1``: patients dealt into
-    class-stratified folds, each fold's runs drawn anew.
+    class-stratified folds, each fold's runs drawn anew. ``repeats > 1`` (repeated cross-validation):
+    the same patients (same random effects) dealt into new folds per repeat, with new runs.
     """
     n = 2 * n_per_class
     y = np.r_[np.zeros(n_per_class, np.int64), np.ones(n_per_class, np.int64)]
     u = rng.normal(0.0, math.sqrt(TAU2), n)
-    fold_of = np.empty(n, np.int64)
-    for cls in (0, 1):
-        idx = rng.permutation(np.flatnonzero(y == cls))
-        fold_of[idx] = np.arange(idx.size) % folds
     ids = np.array([f"p{i:03d}" for i in range(n)])
-    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("fold", "arm", "gan_seed", "classifier_seed", "patient_id", "label", "score", "threshold")}
-    for fold in range(folds):
-        te = np.flatnonzero(fold_of == fold)
-        for arm, mu in mus.items():
-            for g in range(gan_seeds if arm != "real" else 1):
-                for s in range(classifier_seeds):
-                    eta = rng.normal(0.0, math.sqrt(OMEGA2))
-                    for c, v in (("fold", fold), ("arm", arm), ("gan_seed", g), ("classifier_seed", s), ("threshold", (mu + eta) / 2)):
-                        cols[c].append(np.full(te.size, v))
-                    cols["patient_id"].append(ids[te])
-                    cols["label"].append(y[te])
-                    cols["score"].append((mu + eta) * y[te] + u[te] + rng.normal(0.0, math.sqrt(SIGMA2), te.size))
+    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("repeat", "fold", "arm", "gan_seed", "classifier_seed", "patient_id", "label", "score", "threshold")}
+    for rep in range(repeats):
+        fold_of = np.empty(n, np.int64)
+        for cls in (0, 1):
+            idx = rng.permutation(np.flatnonzero(y == cls))
+            fold_of[idx] = np.arange(idx.size) % folds
+        for fold in range(folds):
+            te = np.flatnonzero(fold_of == fold)
+            for arm, mu in mus.items():
+                for g in range(gan_seeds if arm != "real" else 1):
+                    for s in range(classifier_seeds):
+                        eta = rng.normal(0.0, math.sqrt(OMEGA2))
+                        for c, v in (("repeat", rep), ("fold", fold), ("arm", arm), ("gan_seed", g), ("classifier_seed", s),
+                                     ("threshold", (mu + eta) / 2)):
+                            cols[c].append(np.full(te.size, v))
+                        cols["patient_id"].append(ids[te])
+                        cols["label"].append(y[te])
+                        cols["score"].append((mu + eta) * y[te] + u[te] + rng.normal(0.0, math.sqrt(SIGMA2), te.size))
     df = pd.DataFrame({c: np.concatenate(v) for c, v in cols.items()})
-    df.insert(0, "repeat", 0)
     df.insert(3, "fraction", fraction)
     return df
 
 
 def rates(*, n_per_class: int, auc_real: float, auc_other: float, arm: str, n_datasets: int = 200, folds: int = 1,
-          margin: float = 0.05, n_resamples: int = 400, seed: int = 0) -> dict[str, float]:
+          repeats: int = 1, margin: float = 0.05, n_resamples: int = 400, seed: int = 0) -> dict[str, float]:
     """Over ``n_datasets`` simulated experiments: interval coverage of the true difference, verdict rates."""
     from lusynth.stats.questions import Analysis, AnalysisParams
 
@@ -78,7 +80,7 @@ def rates(*, n_per_class: int, auc_real: float, auc_other: float, arm: str, n_da
                             added=arm if arm == "real+synthetic" else "none", replacement=arm if arm == "synthetic" else "none")
     covered, verdicts = 0, {"superior": 0, "non-inferior": 0, "inferior": 0, "inconclusive": 0}
     for _ in range(n_datasets):
-        a = Analysis(simulate_table(rng, n_per_class=n_per_class, mus=mus, folds=folds), params)
+        a = Analysis(simulate_table(rng, n_per_class=n_per_class, mus=mus, folds=folds, repeats=repeats), params)
         qs, _ = a.questions()
         (q,) = qs
         covered += q["ci"][0] <= truth <= q["ci"][1]
@@ -90,12 +92,12 @@ if __name__ == "__main__":
     import time
 
     for n in (6, 12):
-        for folds in (1, 3):
+        for folds, repeats in ((1, 1), (3, 1), (3, 2)):
             t0 = time.perf_counter()
-            cov = rates(n_per_class=n, auc_real=0.75, auc_other=0.85, arm="real+synthetic", folds=folds)
-            null = rates(n_per_class=n, auc_real=0.8, auc_other=0.8, arm="real+synthetic", folds=folds, seed=1)
-            ni = rates(n_per_class=n, auc_real=0.8, auc_other=0.75, arm="synthetic", folds=folds, seed=2)
-            print(f"{n} patients/class, {folds} fold(s): coverage(diff=+0.10) {cov['coverage']:.3f}, "
+            cov = rates(n_per_class=n, auc_real=0.75, auc_other=0.85, arm="real+synthetic", folds=folds, repeats=repeats)
+            null = rates(n_per_class=n, auc_real=0.8, auc_other=0.8, arm="real+synthetic", folds=folds, repeats=repeats, seed=1)
+            ni = rates(n_per_class=n, auc_real=0.8, auc_other=0.75, arm="synthetic", folds=folds, repeats=repeats, seed=2)
+            print(f"{n} patients/class, {folds} fold(s) x {repeats} repeat(s): coverage(diff=+0.10) {cov['coverage']:.3f}, "
                   f"coverage(null) {null['coverage']:.3f}, superior under null {null['superior']:.3f}, "
                   f"non-inferior at diff=-margin {ni['non-inferior'] + ni['superior']:.3f}, "
                   f"power(a, +0.10) {cov['superior']:.3f} ({time.perf_counter() - t0:.1f}s)")

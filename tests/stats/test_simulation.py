@@ -43,6 +43,15 @@ def test_cross_validation_intervals_cover_the_true_gain() -> None:
     assert r["coverage"] >= 0.90, r
 
 
+def test_repeated_cross_validation_intervals_cover_the_true_gain_and_hold_the_null() -> None:
+    # 3 folds x 2 repeats: the same patients in two partitions, 6 splits that overlap in training
+    # patients; the corrected t must not read them as 6 independent ones
+    r = rates(n_per_class=12, auc_real=0.75, auc_other=0.85, arm="real+synthetic", n_datasets=N, folds=3, repeats=2, seed=5)
+    assert r["coverage"] >= 0.90, r
+    null = rates(n_per_class=12, auc_real=0.8, auc_other=0.8, arm="real+synthetic", n_datasets=N, folds=3, repeats=2, seed=6)
+    assert null["superior"] <= 0.025 + _slack(0.025) and null["coverage"] >= 0.90, null
+
+
 def test_a_true_gain_is_found_more_often_with_more_patients() -> None:
     # the tests above cannot pass by never deciding: power grows with the sample
     small = rates(n_per_class=6, auc_real=0.7, auc_other=0.9, arm="real+synthetic", n_datasets=100, seed=11)
