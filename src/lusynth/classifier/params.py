@@ -64,8 +64,9 @@ class ClassifierParams:
     eval_batch_size: int = 256
     # auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32; bf16 = bf16 autocast
     # of the network, float32 weights, RMSprop state and loss (lusynth.runtime.autocast_for)
-    # demo/tiny stay fp32 until the fp32-vs-bf16 quality check (benchmarks/bench_precision_quality.py) is complete
-    precision: str = "fp32"
+    # demo: auto since fp32 and bf16 matched within seed noise (3 seeds, phantom and POCUS:
+    # benchmarks/bench_precision_quality.py, results/precision_quality.json); tiny pins fp32
+    precision: str = "auto"
 
     def __post_init__(self) -> None:
         c = "classifier"

@@ -44,8 +44,9 @@ class GanParams:
     # numerics and memory layout (the device is the run context's: lusynth.runtime.RunContext)
     # auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32. bf16: bf16 autocast,
     # float32 weights, optimiser state, BatchNorm statistics and losses (lusynth.runtime.autocast_for)
-    # demo/tiny stay fp32 until the fp32-vs-bf16 quality check (benchmarks/bench_precision_quality.py) is complete
-    precision: str = "fp32"
+    # demo: auto since fp32 and bf16 matched within seed noise (3 seeds, phantom and POCUS:
+    # benchmarks/bench_precision_quality.py, results/precision_quality.json); tiny pins fp32
+    precision: str = "auto"
     channels_last: bool = True  # NHWC activations (oneDNN on CPU); speed-ups in benchmarks/results/README.md
     # CPU training fast paths (lusynth.models.fastcpu + fused Adam + glibc keeping freed memory): the same
     # network and maths, faster on CPU (benchmarks/bench_gan.py); False = stock PyTorch layers
