@@ -81,6 +81,8 @@ def run(name: str, *, smoke: bool = False) -> dict[str, Any]:
         "patients_tested": protocol.get("n_patients_tested"), "patients_total": protocol.get("n_patients_total"),
         "cpus": os.cpu_count(), "loadavg_start": round(load0, 2), "loadavg_end": round(os.getloadavg()[0], 2),
         "verdicts": [(q.get("question"), q.get("verdict")) for q in report.get("questions", [])],
+        "questions": [{k: q.get(k) for k in ("question", "verdict", "estimate", "ci", "min_detectable_difference")}
+                      for q in report.get("questions", [])],
     }
     if smoke and not (protocol.get("folds") == 2 and protocol.get("every_patient_tested")):
         raise SystemExit(f"{name}: the smoke run's report does not show a complete 2-fold protocol: {protocol}")
