@@ -85,7 +85,8 @@ def _worker(variant: str, precision: str, size: int, width: int, batch: int, ste
     y = torch.randint(0, 2, (batch,), generator=torch.Generator().manual_seed(2))
     torch.manual_seed(0)
     model = build_classifier(ClassifierConfig(image_size=size, width=width, fast_cpu=new))
-    model = model.to(device, memory_format=fmt).train()
+    model = model.to(device, memory_format=fmt)  # type: ignore[call-overload]  # torch stubs lack memory_format
+    model.train()
     p = ClassifierParams()
     if new:
         opt = make_optimizer(model, lr=1e-3, params=p)
