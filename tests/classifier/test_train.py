@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from lusynth.classifier import ClassifierParams, load_classifier, train_classifier
 from lusynth.classifier.train import search_points
@@ -20,6 +21,43 @@ def test_search_points_start_at_the_configured_point_and_draw_from_the_space() -
     assert pts[0] == (p.lr, p.width, p.dropout) and len(pts) == 12
     assert all(lr in p.search_lr and w in p.search_width and d in p.search_dropout for lr, w, d in pts[1:])
     assert pts == search_points(p, seed=0) != search_points(p, seed=1)
+
+
+def test_foreach_rmsprop_updates_bit_for_bit_like_the_loop() -> None:
+    from lusynth.classifier.train import make_optimizer
+    from lusynth.models.classifier import ClassifierConfig, build_classifier
+
+    torch.manual_seed(0)
+    models = [build_classifier(ClassifierConfig(image_size=64, width=3)) for _ in range(2)]
+    models[1].load_state_dict(models[0].state_dict())
+    p = ClassifierParams()
+    opts = [make_optimizer(models[0], lr=1e-3, params=p),
+            torch.optim.RMSprop(models[1].parameters(), lr=1e-3, alpha=p.rmsprop_alpha, eps=p.rmsprop_eps, foreach=False)]
+    assert opts[0].defaults["foreach"]
+    for step in range(3):
+        for m, opt in zip(models, opts, strict=True):
+            gen = torch.Generator().manual_seed(step)
+            for q in m.parameters():
+                q.grad = torch.randn(q.shape, generator=gen)
+            opt.step()
+    assert all(torch.equal(a, b) for a, b in zip(models[0].parameters(), models[1].parameters(), strict=True))
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_trains_bit_identical_weights(tmp_path: Path, precision: str) -> None:
+    """Determinism with the CPU kernels (FastBatchNorm2d, FastDropout, foreach RMSprop) in either
+    precision: one seed, one set of weights; another seed, other weights."""
+    real = write_real_store(tmp_path / "real")
+    params = ClassifierParams(steps=4, eval_every=2, dropout=0.35, precision=precision)  # 0.35: the 31-bit dropout route
+
+    def weights(seed: int, name: str) -> dict[str, torch.Tensor]:
+        train_classifier(real, tmp_path / name, arm="real+aug", fraction=1.0, seed=seed, params=params, progress=False,
+                         ctx=RunContext(track=False))
+        return torch.load(tmp_path / name / "model.pt", weights_only=True)["state_dict"]
+
+    a, b, c = weights(0, "a"), weights(0, "b"), weights(1, "c")
+    assert list(a) == list(b) and all(torch.equal(a[k], b[k]) for k in a)
+    assert any(not torch.equal(a[k], c[k]) for k in a if a[k].is_floating_point())
 
 
 def test_params_validation_names_the_field() -> None:

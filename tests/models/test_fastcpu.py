@@ -14,7 +14,7 @@ from lusynth.gan.params import GanParams
 from lusynth.gan.step import build_networks
 from lusynth.models import fastcpu
 from lusynth.models.dcgan import DCGANConfig, discriminator, flops_per_image, generator
-from lusynth.models.fastcpu import FastDropout, LowResConv2d, LowResConvTranspose2d, conv2d_gemm, conv_transpose2d_gemm
+from lusynth.models.fastcpu import FastBatchNorm2d, FastDropout, LowResConv2d, LowResConvTranspose2d, conv2d_gemm, conv_transpose2d_gemm
 from lusynth.runtime import retain_freed_memory
 
 FORMATS = [torch.contiguous_format, torch.channels_last]
@@ -159,6 +159,81 @@ def test_fast_dropout_is_an_exact_bernoulli_mask_from_the_torch_rng() -> None:
     assert drop(x) is x or torch.equal(drop(x), x)
     assert torch.equal(FastDropout(0.0)(x), x)
     assert not FastDropout(1.0)(x).any()
+
+
+@pytest.mark.parametrize("p", [0.35, 0.45])
+def test_fast_dropout_off_the_2_15_grid_keeps_1_minus_p(p: float) -> None:
+    """The classifier searches dropout 0.35 and 0.45, which the 15-bit route would round by up to
+    2**-16; the 31-bit route keeps the exact rate and stays reproducible from the torch seed."""
+    drop = FastDropout(p)
+    x = torch.ones(16, 24, 64, 64).contiguous(memory_format=torch.channels_last)
+    torch.manual_seed(5)
+    y = drop(x)
+    torch.manual_seed(5)
+    assert torch.equal(drop(x), y)
+    rate = (y != 0).float().mean().item()
+    sigma = (p * (1 - p) / y.numel()) ** 0.5  # 1.6M draws: 5 sigma ~ 0.002, far below a wrong rate's miss
+    assert abs(rate - (1 - p)) < 5 * sigma, f"keep rate {rate} vs {1 - p}"
+    assert torch.equal(y.unique(), torch.tensor([0.0, 1 / (1 - p)]))
+
+
+def _bn_pair(c: int) -> tuple[torch.nn.BatchNorm2d, FastBatchNorm2d]:
+    stock, fast = torch.nn.BatchNorm2d(c), FastBatchNorm2d(c)
+    with torch.no_grad():
+        stock.weight.copy_(torch.linspace(0.5, 1.5, c))
+        stock.bias.copy_(torch.linspace(-1.0, 1.0, c))
+    fast.load_state_dict(stock.state_dict())
+    return stock, fast
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16], ids=["fp32", "bf16"])
+@pytest.mark.parametrize("shape", [(16, 12, 62, 62), (3, 5, 7, 9), (2, 16, 1, 3)], ids=["clf-block1", "odd", "16ch"])
+def test_fast_batchnorm_trains_like_stock(shape: tuple[int, int, int, int], dtype: torch.dtype, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Output, input/weight/bias gradients and running statistics (two steps) against a float64
+    reference: the fast route is as close as stock BatchNorm or closer."""
+    c = shape[1]
+    stock, fast = _bn_pair(c)
+    ref = torch.nn.BatchNorm2d(c).double()
+    ref.load_state_dict(stock.state_dict())
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen).relu_().contiguous(memory_format=torch.channels_last)  # after ReLU, as in the classifier
+    g = torch.randn(shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    calls = []
+    real = fastcpu._RowsBatchNorm.apply
+    monkeypatch.setattr(fastcpu._RowsBatchNorm, "apply", lambda *a: calls.append(1) or real(*a))
+    results = []
+    for bn, xt, gt in ((stock, x.to(dtype), g.to(dtype)), (fast, x.to(dtype), g.to(dtype)), (ref, x.double(), g.double())):
+        for _ in range(2):
+            xi = xt.clone().requires_grad_(True)
+            y = bn(xi)
+            y.backward(gt)
+        assert y.dtype == xt.dtype and xi.grad is not None and xi.grad.dtype == xt.dtype
+        assert y.is_contiguous(memory_format=torch.channels_last)
+        results.append([y.detach(), xi.grad, bn.weight.grad, bn.bias.grad, bn.running_mean, bn.running_var])
+    assert len(calls) == 2, "the fast layer took its route"
+    assert int(fast.num_batches_tracked) == int(stock.num_batches_tracked) == 2
+    for name, a, b, r in zip(["out", "grad x", "grad w", "grad b", "running mean", "running var"], *results, strict=True):
+        scale = r.abs().max().item() or 1.0
+        err_stock, err_fast = ((t.double() - r).abs().max().item() / scale for t in (a, b))
+        # bf16: the output and the input gradient are rounded to 8 bits, as stock's
+        tol = 3e-2 if dtype == torch.bfloat16 and name in ("out", "grad x") else 1e-5
+        assert err_fast < max(tol, 2 * err_stock), f"{name}: {err_fast:.1e} (stock {err_stock:.1e})"
+
+
+def test_fast_batchnorm_is_the_stock_layer_off_its_route() -> None:
+    """Eval mode (inference, export), NCHW input, wide layers and BatchNorm without running stats
+    run the stock code: bit-identical outputs."""
+    x = torch.randn(4, 12, 9, 9)
+    for train, fmt, c in ((False, torch.channels_last, 12), (True, torch.contiguous_format, 12), (True, torch.channels_last, 32)):
+        stock, fast = _bn_pair(c)
+        stock.train(train), fast.train(train)
+        xi = torch.randn(4, c, 9, 9).contiguous(memory_format=fmt)
+        assert torch.equal(stock(xi), fast(xi)), (train, fmt, c)
+    stock, fast = torch.nn.BatchNorm2d(12, track_running_stats=False), FastBatchNorm2d(12, track_running_stats=False)
+    xi = x.contiguous(memory_format=torch.channels_last)
+    assert torch.equal(stock(xi), fast(xi))
+    with pytest.raises(ValueError, match="more than 1 value per channel"):
+        FastBatchNorm2d(12)(torch.randn(1, 12, 1, 1).contiguous(memory_format=torch.channels_last))
 
 
 def test_build_networks_uses_fused_adam_only_with_fast_cpu() -> None:

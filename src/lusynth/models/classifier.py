@@ -21,6 +21,13 @@ whose convs and pools keep the map at least 1x1. That is 6 blocks at 256 (exactl
 128 (128 -> 62 -> 29 -> 12 -> 4 -> 1) and 3 at 64 (64 -> 30 -> 13 -> 4; a fourth two-conv block
 would need a 6x6 input). The head always sits on the last block's channels.
 
+**CPU training kernels** (``fast_cpu``, on by default): BatchNorm and dropout are
+:class:`~lusynth.models.fastcpu.FastBatchNorm2d` and :class:`~lusynth.models.fastcpu.FastDropout`,
+subclasses of the stock layers with the same parameters and buffers (a state dict loads either
+way) and the same function; they differ from the stock layers only while training on the CPU
+(BatchNorm to float rounding, dropout in which random draws make the mask). ``fast_cpu=False`` is
+the stock network (the benchmark's baseline).
+
 Pure module: no IO. :meth:`FrameClassifier.embed` returns the globally pooled features (the input
 of the head), used as the feature space for FID/KID and 1-NN fidelity metrics.
 """
@@ -31,6 +38,8 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
+
+from lusynth.models.fastcpu import FastBatchNorm2d, FastDropout
 
 #: (channel factor, number of separable convs) of the paper's six blocks, in order
 PAPER_BLOCKS: tuple[tuple[int, int], ...] = ((4, 2), (8, 2), (16, 2), (32, 2), (64, 1), (64, 1))
@@ -63,6 +72,7 @@ class ClassifierConfig:
     width: int = 3  # the paper's channel multiplier m, searched over {3, 5, 8}
     dropout: float = 0.25  # after every block and before the head; searched over {0.25, 0.35, 0.45}
     n_classes: int = 2  # softmax head, as the reference (index 1 = positive class)
+    fast_cpu: bool = True  # CPU training kernels for BatchNorm and dropout (same parameters and function; False = stock layers)
 
     def __post_init__(self) -> None:
         if self.image_size < 16:
@@ -107,21 +117,22 @@ class FrameClassifier(nn.Module):
         super().__init__()
         self.config = config
         layers: list[nn.Module] = []
+        bn, dropout = (FastBatchNorm2d, FastDropout) if config.fast_cpu else (nn.BatchNorm2d, nn.Dropout)
         in_ch, s = 1, config.image_size  # input (B, 1, S, S)
         for (factor, n_convs), _ in zip(PAPER_BLOCKS, range(config.n_blocks), strict=False):
             out_ch = factor * config.width
             for _ in range(n_convs):
                 layers.append(SeparableConv2d(in_ch, out_ch))  # (B, out_ch, s-2, s-2): valid padding
                 layers.append(nn.ReLU(inplace=True))  # (B, out_ch, s-2, s-2)
-                layers.append(nn.BatchNorm2d(out_ch))  # (B, out_ch, s-2, s-2): after ReLU, as the reference
+                layers.append(bn(out_ch))  # (B, out_ch, s-2, s-2): after ReLU, as the reference
                 in_ch, s = out_ch, s - 2
             layers.append(nn.MaxPool2d(2))  # (B, out_ch, s//2, s//2)
-            layers.append(nn.Dropout(config.dropout))  # (B, out_ch, s//2, s//2)
+            layers.append(dropout(config.dropout))  # (B, out_ch, s//2, s//2)
             s //= 2
         # at 256: (B, 64m, 1, 1); at 128: (B, 64m, 1, 1); at 64: (B, 16m, 4, 4)
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)  # (B, C, 1, 1): global average pool
-        self.head_dropout = nn.Dropout(config.dropout)  # (B, C)
+        self.head_dropout = dropout(config.dropout)  # (B, C)
         self.head = nn.Linear(in_ch, config.n_classes)  # (B, n_classes) logits; softmax in the loss
         self.final_size = s
 

@@ -18,7 +18,14 @@ Profiled at the paper's 256x256 size, oneDNN is slow in exactly two places of a 
   :class:`FastDropout` draws 32 random bits per *two* elements and keeps an element when its
   15-bit uniform integer is >= ``round(p * 32768)``: an exact Bernoulli(1 - p) for ``p`` a
   multiple of 2**-15 (the paper's 0.25 is), from the same torch CPU generator (so checkpointed
-  RNG state still makes runs resumable bit for bit). Other devices use ``F.dropout``.
+  RNG state still makes runs resumable bit for bit). Any other ``p`` (the classifier searches 0.35
+  and 0.45) draws 31 bits per element instead: keep rate within 2**-32 of 1 - p. Other devices use
+  ``F.dropout``.
+* **BatchNorm on few channels in channels_last** (the classifier's first block: 12 channels at
+  62x62): ATen's channels_last BatchNorm is slow when the channel count is below one vector width,
+  and pathological on two threads (fwd + bwd 16-19 ms against ~3 ms at 16x12x62x62).
+  :class:`FastBatchNorm2d` computes the same training-mode BatchNorm from a handful of wide,
+  vectorised ATen ops on the tensor viewed as rows of W x C values (benchmarks/results/README.md).
 """
 
 from __future__ import annotations
@@ -29,13 +36,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["LOW_RES_AREA", "LOW_RES_MIN_WEIGHT", "FastDropout", "LowResConv2d", "LowResConvTranspose2d", "conv2d_gemm", "conv_transpose2d_gemm"]
+__all__ = ["FAST_BN_MAX_CHANNELS", "LOW_RES_AREA", "LOW_RES_MIN_WEIGHT", "FastBatchNorm2d", "FastDropout", "LowResConv2d", "LowResConvTranspose2d", "conv2d_gemm", "conv_transpose2d_gemm"]
 
 #: A (transposed) convolution takes the GEMM route when its low-resolution side has at most this
 #: many positions per image (4x4). Larger sides stay with oneDNN, which was as fast or faster.
 LOW_RES_AREA = 16
 #: ... and at least this many weights (measured by benchmarks/bench_gan_layers.py; benchmarks/results/README.md).
 LOW_RES_MIN_WEIGHT = 1 << 22
+#: :class:`FastBatchNorm2d` takes its route up to this many channels; wider layers stay with ATen
+#: (as fast or faster there; benchmarks/results/README.md, "Classifier").
+FAST_BN_MAX_CHANNELS = 16
 
 
 def conv_transpose2d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int) -> torch.Tensor:
@@ -116,8 +126,11 @@ class FastDropout(nn.Dropout):
         if self.p == 1.0:
             return x * 0.0
         n = x.numel()
-        bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_().view(torch.int16)[:n]
-        keep = bits.bitwise_and_(0x7FFF) >= round(self.p * 32768)  # P(keep) = 1 - p (p on a 2**-15 grid)
+        if (self.p * 32768).is_integer():
+            bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_().view(torch.int16)[:n]
+            keep = bits.bitwise_and_(0x7FFF) >= round(self.p * 32768)  # P(keep) = 1 - p exactly (p on the 2**-15 grid)
+        else:  # int32 random_() is uniform on [0, 2**31): P(keep) within 2**-32 of 1 - p
+            keep = torch.empty(n, dtype=torch.int32).random_() >= round(self.p * 2**31)
         if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
             b, c, h, w = x.shape
             keep = keep.view(b, h, w, c).permute(0, 3, 1, 2)  # the mask in x's memory order
@@ -141,3 +154,71 @@ class _KeepScale(torch.autograd.Function):
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None, None]:
         (keep,) = ctx.saved_tensors
         return torch.mul(grad, keep).mul_(ctx.scale), None, None
+
+
+class FastBatchNorm2d(nn.BatchNorm2d):
+    """``nn.BatchNorm2d`` whose training forward on a channels_last CPU tensor of at most
+    :data:`FAST_BN_MAX_CHANNELS` channels runs through :class:`_RowsBatchNorm` (same statistics,
+    same running-stat update, same gradients to float rounding); every other case is the stock layer."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not (self.training and self.track_running_stats and self.affine and self.running_mean is not None
+                and x.device.type == "cpu" and x.dim() == 4 and x.dtype in (torch.float32, torch.bfloat16)
+                and self.num_features <= FAST_BN_MAX_CHANNELS and x.shape[0] * x.shape[2] * x.shape[3] > 1
+                and x.is_contiguous(memory_format=torch.channels_last) and not torch.jit.is_scripting()):
+            return super().forward(x)
+        # as nn.BatchNorm2d: count the batch, momentum None = cumulative average
+        assert self.num_batches_tracked is not None  # track_running_stats
+        self.num_batches_tracked.add_(1)
+        factor = 1.0 / float(self.num_batches_tracked) if self.momentum is None else self.momentum
+        return cast(torch.Tensor, _RowsBatchNorm.apply(x, self.weight, self.bias, self.running_mean, self.running_var, factor, self.eps))
+
+
+class _RowsBatchNorm(torch.autograd.Function):
+    """Training-mode BatchNorm of a channels_last (B, C, H, W) tensor, computed on its memory viewed
+    as (B*H, W*C) rows: per-channel vectors are tiled W times along a row, so every op runs over
+    wide contiguous rows instead of C-wide pixels. Statistics in float32 (two passes: mean, then
+    the mean squared deviation); bfloat16 in, bfloat16 out, as ATen's mixed-precision BatchNorm."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, running_mean: torch.Tensor,
+                running_var: torch.Tensor, momentum: float, eps: float) -> torch.Tensor:
+        b, c, h, w = x.shape
+        n = b * h * w
+        rows = x.permute(0, 2, 3, 1).reshape(b * h, w * c)  # a view: channels_last memory order
+        rows32 = rows.float()  # no copy for float32
+        mean = rows32.sum(0).view(w, c).sum(0).div_(n)  # (C,)
+        centred = rows32 - mean.repeat(w)  # (B*H, W*C), kept for the backward pass
+        out = torch.empty_like(rows)
+        sq = out if out.dtype == torch.float32 else torch.empty_like(centred)  # reuse the output buffer
+        var = torch.mul(centred, centred, out=sq).sum(0).view(w, c).sum(0).div_(n)  # biased, as the normalisation
+        invstd = var.add(eps).rsqrt_()
+        torch.addcmul(bias.float().repeat(w), centred, (weight.float() * invstd).repeat(w), out=out)
+        with torch.no_grad():  # running statistics as ATen: unbiased variance, momentum-weighted
+            running_mean.mul_(1.0 - momentum).add_(mean, alpha=momentum)
+            running_var.mul_(1.0 - momentum).add_(var * (n / (n - 1)), alpha=momentum)
+        ctx.save_for_backward(centred, invstd, weight)
+        ctx.shape = (b, c, h, w)
+        return out.view(b, h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W), channels_last
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        centred, invstd, weight = ctx.saved_tensors
+        b, c, h, w = ctx.shape
+        n = b * h * w
+        g = grad.contiguous(memory_format=torch.channels_last).permute(0, 2, 3, 1).reshape(b * h, w * c)
+        g32 = g.float()
+        sum_g = g32.sum(0).view(w, c).sum(0)  # = grad of bias
+        buf = centred * g32
+        dot = buf.sum(0).view(w, c).sum(0)  # sum of (x - mean) * grad; grad of weight = dot * invstd
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            # (grad - mean(grad) - (x - mean) * dot * invstd^2 / n) * invstd * weight
+            a = weight.float() * invstd
+            k = dot * invstd * invstd / n
+            torch.addcmul((-a * sum_g / n).repeat(w), g32, a.repeat(w), out=buf)
+            out = buf if g.dtype == torch.float32 else torch.empty_like(g)
+            torch.addcmul(buf, centred, (-a * k).repeat(w), out=out)
+            grad_x = out.view(b, h, w, c).permute(0, 3, 1, 2)
+        return (grad_x, dot * invstd if ctx.needs_input_grad[1] else None, sum_g if ctx.needs_input_grad[2] else None,
+                None, None, None, None)
