@@ -65,7 +65,7 @@ class ClassifierParams:
     # auto = bf16 on CUDA and on CPUs with native bf16 (AVX512-BF16/AMX), else fp32; bf16 = bf16 autocast
     # of the network, float32 weights, RMSprop state and loss (lusynth.runtime.autocast_for)
     # demo fp32: the two match in validation AUC (results/precision_quality.json), but with the fast_cpu
-    # network fp32 is the faster at 64x64 on this CPU (results/classifier.json: bf16 0.95x of its fp32)
+    # network fp32 is the faster at 64x64 on this CPU (results/classifier.json: bf16 0.90x of fp32 on 1 thread)
     precision: str = "fp32"
 
     def __post_init__(self) -> None:
