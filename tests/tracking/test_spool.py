@@ -113,3 +113,41 @@ def test_sync_without_a_server_says_so_in_one_line_and_keeps_the_spool(dead_serv
     err = capfd.readouterr().err
     assert len(err.strip().splitlines()) == 1 and dead_server in err and "not reachable" in err
     assert (tmp_path / tracking.SPOOL_FILE).is_file()
+
+
+def test_a_dataset_two_runs_create_at_once_is_retried_not_fatal() -> None:
+    """Two parallel tasks logging one frame store can both miss it in MLflow's dataset table; the
+    second insert fails on the unique key (seen in the demo: two classifiers reading one synthetic
+    set). The replay retries, so the stage does not fail; any other error still surfaces."""
+    from mlflow.exceptions import MlflowException
+
+    from lusynth.tracking.spool import _log_inputs_racing
+
+    seen = "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest"
+    calls: list[int] = []
+
+    def loses_the_race_once() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise MlflowException(seen)
+
+    _log_inputs_racing(loses_the_race_once)
+    assert len(calls) == 2
+
+    def always_collides() -> None:
+        calls.append(1)
+        raise MlflowException(seen)
+
+    calls.clear()
+    with pytest.raises(MlflowException):
+        _log_inputs_racing(always_collides, attempts=3)
+    assert len(calls) == 3  # gives up after its attempts, with MLflow's own error
+
+    def other_error() -> None:
+        calls.append(1)
+        raise MlflowException("RESOURCE_DOES_NOT_EXIST: run abc not found")
+
+    calls.clear()
+    with pytest.raises(MlflowException, match="not found"):
+        _log_inputs_racing(other_error)
+    assert len(calls) == 1  # not retried

@@ -201,7 +201,8 @@ class Uploader:
             from mlflow.entities import DatasetInput
             from mlflow.protos.service_pb2 import DatasetInput as ProtoDatasetInput
 
-            client.log_inputs(run_id, datasets=[DatasetInput.from_proto(ParseDict(d, ProtoDatasetInput())) for d in rec["datasets"]])
+            datasets = [DatasetInput.from_proto(ParseDict(d, ProtoDatasetInput())) for d in rec["datasets"]]
+            _log_inputs_racing(lambda: client.log_inputs(run_id, datasets=datasets))
         elif op == "end":
             client.set_terminated(run_id, status=rec["status"], end_time=rec.get("end_time"))
             self.ended[run_id] = rec["status"]
@@ -297,3 +298,22 @@ def sync_file(path: str | os.PathLike[str], *, uri: str | None = None) -> SyncRe
 def sync(paths: Sequence[str | os.PathLike[str]] = (".",), *, uri: str | None = None) -> list[SyncResult]:
     """Upload every spool found in (or beside) ``paths`` (:func:`find_spools`) to MLflow."""
     return [sync_file(p, uri=uri) for p in find_spools(paths)]
+
+
+def _log_inputs_racing(log: Callable[[], None], *, attempts: int = 4) -> None:
+    """``log()`` (an MLflow ``log_inputs``), retried when another run created the same dataset at
+    the same moment: MLflow's store looks a dataset up by (experiment, name, digest) and inserts it
+    when missing, so two tasks logging one frame store together (two classifiers reading one
+    synthetic set, in parallel KFP tasks) can both miss it and one insert fails on the unique key.
+    The retry finds the dataset the other run committed."""
+    from mlflow.exceptions import MlflowException
+
+    for attempt in range(attempts):
+        try:
+            log()
+            return
+        except MlflowException as exc:
+            text = str(exc).lower()
+            if attempt == attempts - 1 or "unique" not in text or "dataset" not in text:
+                raise
+            time.sleep(0.1 * (attempt + 1))
