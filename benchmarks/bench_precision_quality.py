@@ -69,13 +69,19 @@ def _compare(values: dict[str, list[float]], first: str, second: str) -> dict[st
 
 
 def _variants(spec: str) -> tuple[str, list[tuple[str, Any]]]:
-    """``"max_steps=0,1500"`` -> ("max_steps", [("0", 0), ("1500", 1500)]), values typed as the field's default."""
+    """``"max_steps=0,1500"`` -> ("max_steps", [("0", 0), ("1500", 1500)]): each value parsed and
+    checked as ``--set gan.FIELD=VALUE`` would be (:func:`lusynth.params.from_dict`)."""
+    from lusynth.errors import InputError
+    from lusynth.params import from_dict
+
     field, _, values = spec.partition("=")
-    default = getattr(GanParams(), field, None)
     names = [v.strip() for v in values.split(",") if v.strip()]
-    if default is None or len(names) != 2:
+    if len(names) != 2:
         raise SystemExit(f"--vary {spec!r}: write FIELD=A,B with a GanParams field and two values, e.g. precision=fp32,bf16")
-    return field, [(v, type(default)(v)) for v in names]
+    try:
+        return field, [(v, getattr(from_dict(GanParams, {field: v}, where="gan"), field)) for v in names]
+    except InputError as exc:
+        raise SystemExit(f"--vary {spec!r}: {exc}") from None
 
 
 def _default_stores(tmp: Path) -> list[str]:
