@@ -14,7 +14,16 @@ from lusynth.gan.params import GanParams
 from lusynth.gan.step import build_networks
 from lusynth.models import fastcpu
 from lusynth.models.dcgan import DCGANConfig, discriminator, flops_per_image, generator
-from lusynth.models.fastcpu import FastBatchNorm2d, FastDropout, LowResConv2d, LowResConvTranspose2d, conv2d_gemm, conv_transpose2d_gemm
+from lusynth.models.fastcpu import (
+    FastBatchNorm2d,
+    FastDropout,
+    LowResConv2d,
+    LowResConvTranspose2d,
+    conv2d_dense,
+    conv2d_gemm,
+    conv_transpose2d_dense,
+    conv_transpose2d_gemm,
+)
 from lusynth.runtime import retain_freed_memory
 
 FORMATS = [torch.contiguous_format, torch.channels_last]
@@ -53,20 +62,58 @@ def test_gemm_kernels_match_stock(x_fmt, w_fmt, kind, c_in, c_out, size, stride,
         _close(a, b)
 
 
+@pytest.mark.parametrize("x_fmt", FORMATS, ids=["x-nchw", "x-nhwc"])
+@pytest.mark.parametrize("w_fmt", FORMATS, ids=["w-nchw", "w-nhwc"])
+@pytest.mark.parametrize(("kind", "c_in", "c_out"), [("conv_t", 100, 48), ("conv_t", 7, 5), ("conv", 64, 1), ("conv", 6, 3)])
+def test_dense_kernels_match_stock(x_fmt, w_fmt, kind, c_in, c_out) -> None:
+    """G's first and D's last layer as one matmul: outputs and both gradients, either memory layout."""
+    torch.manual_seed(0)
+    if kind == "conv_t":
+        x = torch.randn(3, c_in, 1, 1).contiguous(memory_format=x_fmt).requires_grad_(True)
+        w = torch.randn(c_in, c_out, 4, 4).contiguous(memory_format=w_fmt).requires_grad_(True)
+        ref, new = F.conv_transpose2d(x, w), conv_transpose2d_dense(x, w)
+    else:
+        x = torch.randn(3, c_in, 4, 4).contiguous(memory_format=x_fmt).requires_grad_(True)
+        w = torch.randn(c_out, c_in, 4, 4).contiguous(memory_format=w_fmt).requires_grad_(True)
+        ref, new = F.conv2d(x, w), conv2d_dense(x, w)
+    assert new.shape == ref.shape
+    _close(ref, new)
+    for a, b in zip(_grads(ref, [x, w]), _grads(new, [x, w]), strict=True):
+        _close(a, b)
+
+
+def test_dense_kernels_stay_float32_under_bf16_autocast() -> None:
+    """Under CPU bf16 autocast the one-matmul layers compute in float32 (weights are float32 masters),
+    so their result is the float32 result, and gradients reach a bf16 input in bf16."""
+    torch.manual_seed(0)
+    z = torch.randn(4, 100, 1, 1)
+    w_g = torch.randn(100, 32, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    x = torch.randn(4, 64, 4, 4).to(torch.bfloat16).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    w_d = torch.randn(1, 64, 4, 4).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y_g, y_d = conv_transpose2d_dense(z, w_g), conv2d_dense(x, w_d)
+    assert y_g.dtype == y_d.dtype == torch.float32
+    _close(F.conv_transpose2d(z, w_g), y_g)
+    _close(F.conv2d(x.float(), w_d), y_d)
+    (gx,) = torch.autograd.grad(y_d.sum(), [x])
+    assert gx.dtype == torch.bfloat16
+
+
 def _count_gemm_calls(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple[int, ...]]]:
-    calls: dict[str, list[tuple[int, ...]]] = {"conv": [], "conv_t": []}
-    real_c, real_t = fastcpu.conv2d_gemm, fastcpu.conv_transpose2d_gemm
+    """Record the input shapes each fast kernel is called with (GEMM route and one-matmul route)."""
+    calls: dict[str, list[tuple[int, ...]]] = {"conv": [], "conv_t": [], "conv_dense": [], "conv_t_dense": []}
+    real = {"conv": fastcpu.conv2d_gemm, "conv_t": fastcpu.conv_transpose2d_gemm,
+            "conv_dense": fastcpu.conv2d_dense, "conv_t_dense": fastcpu.conv_transpose2d_dense}
+    names = {"conv": "conv2d_gemm", "conv_t": "conv_transpose2d_gemm", "conv_dense": "conv2d_dense", "conv_t_dense": "conv_transpose2d_dense"}
 
-    def conv(x, w, s, p):  # type: ignore[no-untyped-def]
-        calls["conv"].append(tuple(x.shape))
-        return real_c(x, w, s, p)
+    def spy(kind: str):  # type: ignore[no-untyped-def]
+        def call(x, *args):  # type: ignore[no-untyped-def]
+            calls[kind].append(tuple(x.shape))
+            return real[kind](x, *args)
+        return call
 
-    def conv_t(x, w, s, p):  # type: ignore[no-untyped-def]
-        calls["conv_t"].append(tuple(x.shape))
-        return real_t(x, w, s, p)
-
-    monkeypatch.setattr(fastcpu, "conv2d_gemm", conv)
-    monkeypatch.setattr(fastcpu, "conv_transpose2d_gemm", conv_t)
+    for kind, name in names.items():
+        monkeypatch.setattr(fastcpu, name, spy(kind))
     return calls
 
 
@@ -76,7 +123,7 @@ def test_gemm_route_only_for_wide_layers(monkeypatch: pytest.MonkeyPatch) -> Non
     torch.manual_seed(0)
     g, d = generator(cfg), discriminator(cfg)
     d(g(torch.randn(4, cfg.nz, 1, 1))).sum().backward()
-    assert calls == {"conv": [], "conv_t": []}, "narrow layers stay with oneDNN (faster there)"
+    assert calls["conv"] == calls["conv_t"] == [], "narrow layers stay with oneDNN (faster there)"
     wide = LowResConvTranspose2d(1024, 512, 4, 2, 1, bias=False)  # the paper's G at 128x128: 8.4M weights
     wide(torch.randn(2, 1024, 4, 4)).sum().backward()
     assert calls["conv_t"] == [(2, 1024, 4, 4)]
@@ -90,18 +137,20 @@ def test_gemm_route_only_for_4x4_sides_while_training_on_cpu(monkeypatch: pytest
     g, d = generator(cfg), discriminator(cfg)
     z = torch.randn(4, cfg.nz, 1, 1)
     d(g(z)).sum().backward()
-    # G: the 1x1 -> 4x4 and 4x4 -> 8x8 layers; D: the 8x8 -> 4x4 and 4x4 -> 1x1 layers; nothing larger
-    assert [s[-2:] for s in calls["conv_t"]] == [(1, 1), (4, 4)]
-    assert [s[-2:] for s in calls["conv"]] == [(8, 8), (4, 4)]
-    calls["conv"].clear(), calls["conv_t"].clear()
+    # G: the 4x4 -> 8x8 layer; D: the 8x8 -> 4x4 layer; nothing larger. G's 1x1 -> 4x4 and D's
+    # 4x4 -> 1x1 layers are one plain matmul (the dense route), at any width
+    assert [s[-2:] for s in calls["conv_t"]] == [(4, 4)] and [s[-2:] for s in calls["conv_t_dense"]] == [(1, 1)]
+    assert [s[-2:] for s in calls["conv"]] == [(8, 8)] and [s[-2:] for s in calls["conv_dense"]] == [(4, 4)]
+    for v in calls.values():
+        v.clear()
     g.eval(), d.eval()
     with torch.no_grad():
         d(g(z))
-    assert calls == {"conv": [], "conv_t": []}, "eval mode (sampling, export) must use the stock kernels"
+    assert not any(calls.values()), "eval mode (sampling, export) must use the stock kernels"
     g.train()
     with torch.no_grad():
         g(z)
-    assert calls["conv_t"] == [], "no autograd, no GEMM route"
+    assert calls["conv_t"] == calls["conv_t_dense"] == [], "no autograd, no GEMM route"
 
 
 @pytest.mark.parametrize("cfg", [DCGANConfig(image_size=64, ngf=8, ndf=8, dropout=0.0), DCGANConfig(image_size=128, ngf=4, ndf=4, dropout=0.0)],
@@ -125,7 +174,7 @@ def test_fast_networks_train_like_stock_ones(cfg: DCGANConfig, monkeypatch: pyte
         params = [*g.parameters(), *d.parameters()]
         outs.append((fake.detach(), logit.detach(), _grads(logit, params)))
     (f0, l0, g0), (f1, l1, g1) = outs
-    assert calls["conv"] and calls["conv_t"], "the fast networks went through the GEMM route"
+    assert all(calls.values()), f"the fast networks went through the GEMM and the dense routes: {calls}"
     _close(f0, f1), _close(l0, l1, rtol=1e-4)
     for a, b in zip(g0, g1, strict=True):
         _close(a, b, rtol=1e-3)  # BatchNorm in training mode amplifies float32 rounding a little
@@ -175,6 +224,21 @@ def test_fast_dropout_off_the_2_15_grid_keeps_1_minus_p(p: float) -> None:
     sigma = (p * (1 - p) / y.numel()) ** 0.5  # 1.6M draws: 5 sigma ~ 0.002, far below a wrong rate's miss
     assert abs(rate - (1 - p)) < 5 * sigma, f"keep rate {rate} vs {1 - p}"
     assert torch.equal(y.unique(), torch.tensor([0.0, 1 / (1 - p)]))
+
+
+@pytest.mark.parametrize("p", [0.25, 0.5, 2**-8, 0.3], ids=["7-bit grid", "7-bit 0.5", "15-bit grid", "31-bit"])
+def test_fast_dropout_keep_rate_is_exact_at_every_byte_of_the_random_word(p: float) -> None:
+    """The 7-bit route reads 4 elements from each 31-bit ``random_()`` int32, the 4th from a byte
+    whose top bit is always 0: each of the 4 positions (and the 15- and 31-bit routes) must keep at rate
+    1 - p. 2**20 elements per position: 5 sigma < 0.0025."""
+    torch.manual_seed(11)
+    n = 1 << 22
+    keep = fastcpu._keep_mask(n, p, torch.float32)
+    assert keep.dtype == torch.float32 and set(keep.unique().tolist()) <= {0.0, 1.0}
+    per_position = keep.view(-1, 4).mean(dim=0)
+    sigma = (p * (1 - p) / (n // 4)) ** 0.5
+    assert (per_position - (1 - p)).abs().max() < 5 * sigma, f"keep rate by byte position {per_position.tolist()} vs {1 - p}"
+    assert fastcpu._keep_mask(5, p, torch.bfloat16).dtype == torch.bfloat16
 
 
 def _bn_pair(c: int) -> tuple[torch.nn.BatchNorm2d, FastBatchNorm2d]:

@@ -14,13 +14,22 @@ Profiled at the paper's 256x256 size, oneDNN is slow in exactly two places of a 
   counting and ONNX export are unchanged) and take the GEMM route only while **training on the
   CPU**; in eval mode, on other devices, on the meta device and under export they are the
   stock layers. The results agree with the stock kernels to float32 rounding (tested).
+* **Convolutions that are one matrix product**: G's first layer (1x1 latent -> 4x4, no padding)
+  and D's last (4x4 -> 1x1 logit, no padding) touch every weight once per image; as convolutions,
+  oneDNN ran them 2.5-7x slower (forward + backward) than the plain matmul
+  ``(B, Cin) @ (Cin, Cout*kh*kw)`` (:func:`conv_transpose2d_dense`, :func:`conv2d_dense`), at
+  the demo and the paper widths alike. They carry a negligible share of the FLOPs and read every
+  weight once, so under bf16 autocast they stay float32 (no per-call weight cast, and more exact).
 * **Dropout's Bernoulli mask**: ``bernoulli_`` is a large share of a paper-size step.
-  :class:`FastDropout` draws 32 random bits per *two* elements and keeps an element when its
-  15-bit uniform integer is >= ``round(p * 32768)``: an exact Bernoulli(1 - p) for ``p`` a
-  multiple of 2**-15 (the paper's 0.25 is), from the same torch CPU generator (so checkpointed
-  RNG state still makes runs resumable bit for bit). Any other ``p`` (the classifier searches 0.35
-  and 0.45) draws 31 bits per element instead: keep rate within 2**-32 of 1 - p. Other devices use
-  ``F.dropout``.
+  :class:`FastDropout` draws 31 random bits (one ``random_()`` int32) per *four* elements and
+  keeps an element when the low 7 bits of its byte, a uniform integer in [0, 128), are
+  >= ``p * 128``: an exact Bernoulli(1 - p) for ``p`` a multiple of 2**-7 (the paper's 0.25 is;
+  ``p`` on the 2**-15 grid reads 15 bits per element; any other ``p``, as the classifier's 0.35
+  and 0.45, a whole 31-bit word: keep rate within 2**-32 of 1 - p), from the same torch CPU
+  generator (so checkpointed RNG state still makes runs resumable bit for bit). The comparison
+  writes the 0/1 mask in the activations' dtype (``torch.ge(..., out=)``), the multiplier of both
+  the forward and the backward pass: a bool mask was cast inside every ``mul``, twice per layer
+  (9 % of a bf16 demo step). Other devices use ``F.dropout``.
 * **BatchNorm on few channels in channels_last** (the classifier's first block: 12 channels at
   62x62): ATen's channels_last BatchNorm is slow when the channel count is below one vector width,
   and pathological on two threads (fwd + bwd 16-19 ms against ~3 ms at 16x12x62x62).
@@ -30,13 +39,15 @@ Profiled at the paper's 256x256 size, oneDNN is slow in exactly two places of a 
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["FAST_BN_MAX_CHANNELS", "LOW_RES_AREA", "LOW_RES_MIN_WEIGHT", "FastBatchNorm2d", "FastDropout", "LowResConv2d", "LowResConvTranspose2d", "conv2d_gemm", "conv_transpose2d_gemm"]
+__all__ = ["FAST_BN_MAX_CHANNELS", "LOW_RES_AREA", "LOW_RES_MIN_WEIGHT", "FastBatchNorm2d", "FastDropout", "LowResConv2d", "LowResConvTranspose2d",
+           "conv2d_dense", "conv2d_gemm", "conv_transpose2d_dense", "conv_transpose2d_gemm"]
 
 #: A (transposed) convolution takes the GEMM route when its low-resolution side has at most this
 #: many positions per image (4x4). Larger sides stay with oneDNN, which was as fast or faster.
@@ -84,9 +95,48 @@ def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int
     return out.view(b, h_out, w_out, c_out).permute(0, 3, 1, 2)
 
 
+def _fp32_under_autocast(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
+    """Under CPU autocast, the input cast to the (float32 master) weight's dtype and autocast to switch off."""
+    if torch.is_autocast_enabled("cpu"):
+        return x.to(weight.dtype), weight, True
+    return x, weight, False
+
+
+def conv_transpose2d_dense(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.conv_transpose2d(x, weight)`` (no bias, groups 1, no padding) for a 1x1 input: one matmul
+    ``(B, Cin) @ (Cin, Cout*kh*kw)``. Channels_last output for a channels_last weight (its memory
+    order is (Cin, kh, kw, Cout), read without a copy). Float32 under CPU autocast (module docstring)."""
+    b, c_in = x.shape[:2]
+    _, c_out, kh, kw = weight.shape
+    x, weight, off = _fp32_under_autocast(x, weight)
+    with torch.autocast("cpu", enabled=False) if off else nullcontext():
+        rows = x.reshape(b, c_in)
+        if weight.is_contiguous():
+            return (rows @ weight.reshape(c_in, c_out * kh * kw)).view(b, c_out, kh, kw)
+        return (rows @ weight.permute(0, 2, 3, 1).reshape(c_in, kh * kw * c_out)).view(b, kh, kw, c_out).permute(0, 3, 1, 2)
+
+
+def conv2d_dense(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """``F.conv2d(x, weight)`` (no bias, groups 1, no padding) for an input the size of the kernel
+    (a 1x1 output): one matmul ``(B, Cin*kh*kw) @ (Cin*kh*kw, Cout)``, reading x in its own memory
+    order (channels_last: (kh, kw, Cin) per image). Float32 under CPU autocast (module docstring)."""
+    b = x.shape[0]
+    c_out, c_in, kh, kw = weight.shape
+    x, weight, off = _fp32_under_autocast(x, weight)
+    with torch.autocast("cpu", enabled=False) if off else nullcontext():
+        if x.is_contiguous():
+            out = x.reshape(b, c_in * kh * kw) @ weight.reshape(c_out, c_in * kh * kw).t()
+        else:  # channels_last x
+            out = x.permute(0, 2, 3, 1).reshape(b, kh * kw * c_in) @ weight.permute(0, 2, 3, 1).reshape(c_out, kh * kw * c_in).t()
+        return out.view(b, c_out, 1, 1)
+
+
+def _training_on_cpu(module: nn.Module, x: torch.Tensor) -> bool:
+    return module.training and x.device.type == "cpu" and torch.is_grad_enabled()
+
+
 def _gemm_route(module: nn.Module, x: torch.Tensor) -> bool:
-    return (module.training and x.device.type == "cpu" and torch.is_grad_enabled()
-            and module.weight.numel() >= LOW_RES_MIN_WEIGHT)  # type: ignore[operator]
+    return _training_on_cpu(module, x) and module.weight.numel() >= LOW_RES_MIN_WEIGHT  # type: ignore[operator]
 
 
 def _plain(conv: nn.Module) -> bool:
@@ -94,9 +144,13 @@ def _plain(conv: nn.Module) -> bool:
 
 
 class LowResConvTranspose2d(nn.ConvTranspose2d):
-    """``nn.ConvTranspose2d`` that trains through one GEMM on the CPU when its *input* is <= 4x4."""
+    """``nn.ConvTranspose2d`` that trains through one GEMM on the CPU when its *input* is <= 4x4
+    (a plain matmul for a 1x1 input without padding)."""
 
     def forward(self, x: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
+        if (output_size is None and x.dim() == 4 and x.shape[-2:] == (1, 1) and self.padding == (0, 0)
+                and self.output_padding == (0, 0) and _plain(self) and _training_on_cpu(self, x)):
+            return conv_transpose2d_dense(x, self.weight)
         if (output_size is None and _gemm_route(self, x) and _plain(self) and self.output_padding == (0, 0)
                 and x.shape[-2] * x.shape[-1] <= LOW_RES_AREA and self.stride[0] == self.stride[1] and self.padding[0] == self.padding[1]):
             return conv_transpose2d_gemm(x, self.weight, self.stride[0], cast(int, self.padding[0]))  # ints: no string padding here
@@ -104,9 +158,13 @@ class LowResConvTranspose2d(nn.ConvTranspose2d):
 
 
 class LowResConv2d(nn.Conv2d):
-    """``nn.Conv2d`` that trains through im2col + one GEMM on the CPU when its *output* is <= 4x4."""
+    """``nn.Conv2d`` that trains through im2col + one GEMM on the CPU when its *output* is <= 4x4
+    (a plain matmul when the input is the kernel's size and there is no padding)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (x.dim() == 4 and x.shape[-2:] == self.kernel_size and self.padding == (0, 0) and self.stride == (1, 1)
+                and _plain(self) and _training_on_cpu(self, x)):
+            return conv2d_dense(x, self.weight)
         if _gemm_route(self, x) and _plain(self) and isinstance(self.padding, tuple) and self.stride[0] == self.stride[1] \
                 and self.padding[0] == self.padding[1]:
             s, p = self.stride[0], self.padding[0]
@@ -117,6 +175,25 @@ class LowResConv2d(nn.Conv2d):
         return super().forward(x)
 
 
+def _keep_mask(n: int, p: float, dtype: torch.dtype) -> torch.Tensor:
+    """A flat (n,) tensor of ``dtype`` holding 1 (keep, probability 1 - p) or 0, from the torch CPU generator.
+
+    ``random_()`` on int32 gives 31 uniform bits (the sign bit is 0): p on the 2**-7 grid (the paper's
+    0.25) reads the low 7 bits of each of its 4 bytes, p on the 2**-15 grid the low 15 bits of each
+    half, any other p the whole word (keep rate within 2**-32 of 1 - p). The comparison writes the
+    0/1 mask in x's dtype, so the multiplies below need no bool -> dtype cast."""
+    if (p * 128).is_integer():
+        bits = torch.empty((n + 3) // 4, dtype=torch.int32).random_().view(torch.uint8)[:n].bitwise_and_(0x7F)
+        threshold = round(p * 128)
+    elif (p * 32768).is_integer():
+        bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_().view(torch.int16)[:n].bitwise_and_(0x7FFF)
+        threshold = round(p * 32768)
+    else:
+        bits = torch.empty(n, dtype=torch.int32).random_()
+        threshold = round(p * 2**31)
+    return torch.ge(bits, threshold, out=torch.empty(n, dtype=dtype))
+
+
 class FastDropout(nn.Dropout):
     """``nn.Dropout`` with a cheaper mask on the CPU (see the module docstring); identical elsewhere."""
 
@@ -125,12 +202,7 @@ class FastDropout(nn.Dropout):
             return F.dropout(x, self.p, self.training, self.inplace)
         if self.p == 1.0:
             return x * 0.0
-        n = x.numel()
-        if (self.p * 32768).is_integer():
-            bits = torch.empty((n + 1) // 2, dtype=torch.int32).random_().view(torch.int16)[:n]
-            keep = bits.bitwise_and_(0x7FFF) >= round(self.p * 32768)  # P(keep) = 1 - p exactly (p on the 2**-15 grid)
-        else:  # int32 random_() is uniform on [0, 2**31): P(keep) within 2**-32 of 1 - p
-            keep = torch.empty(n, dtype=torch.int32).random_() >= round(self.p * 2**31)
+        keep = _keep_mask(x.numel(), self.p, x.dtype)
         if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(memory_format=torch.channels_last):
             b, c, h, w = x.shape
             keep = keep.view(b, h, w, c).permute(0, 3, 1, 2)  # the mask in x's memory order
@@ -140,9 +212,10 @@ class FastDropout(nn.Dropout):
 
 
 class _KeepScale(torch.autograd.Function):
-    """``x * keep * scale`` with only the bool mask saved (1 bit-byte per element, not a float mask).
-    ``x * keep`` (bool promoted inside the kernel) measured 2-3x faster than ``where(keep, x, 0)``
-    at demo sizes in float32 and bfloat16 (benchmarks/results/README.md)."""
+    """``x * keep * scale`` for a 0/1 mask ``keep`` in x's dtype, saved for the backward. ``x * keep``
+    measured 2-3x faster than ``where(bool_keep, x, 0)`` at demo sizes, and a mask already in x's
+    dtype saves the bool -> dtype cast ``mul`` makes of a bool mask, twice per layer
+    (benchmarks/results/README.md). The product is exact (x or 0), then scaled once, as ``F.dropout``."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, keep: torch.Tensor, scale: float) -> torch.Tensor:
