@@ -23,7 +23,11 @@ is compared with measured float32 and bfloat16 matmul peaks (best of 10 ``torch.
 interleaved, on the same threads, measured before and after the training runs; the higher is used,
 as a loaded moment only lowers it) to give MFU against both. Not a test; writes JSON to ``benchmarks/results/gan.json``.
 
-    .venv/bin/python benchmarks/bench_gan.py --configs demo paper --steps 20 1 --repeats 3 1 --warmup 1
+    .venv/bin/python benchmarks/bench_gan.py --configs demo paper --steps 40 3 --repeats 3 1 --warmup 2
+
+Two warm-up steps, not one: the first steps allocate the optimiser state and create oneDNN's
+bf16 primitives, and with one warm-up step they still fell inside the timed window (paper size,
+bf16: 3.6 img/s measured with ``--warmup 1`` against 8.3 with ``--warmup 2``, same code).
 
 A control run pins the reference to lusynth's thread count, separating the data-path and
 G-step savings from the threading difference (on a loaded 2-core machine torch's default two
@@ -140,7 +144,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description="DCGAN training throughput, lusynth vs the reference loop")
     ap.add_argument("--configs", nargs="+", default=["demo", "paper"], choices=list(CONFIGS))
     ap.add_argument("--steps", nargs="+", type=int, default=[30, 3], help="timed steps per config (same order)")
-    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--warmup", type=int, default=2, help="untimed steps first (>= 2: see the module docstring)")
     ap.add_argument("--frames", type=int, default=128)
     ap.add_argument("--repeats", nargs="+", type=int, default=[3, 1], help="interleaved repeats per config (median reported)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "gan.json")

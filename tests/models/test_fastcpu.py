@@ -15,6 +15,7 @@ from lusynth.gan.step import build_networks
 from lusynth.models import fastcpu
 from lusynth.models.dcgan import DCGANConfig, discriminator, flops_per_image, generator
 from lusynth.models.fastcpu import (
+    ChannelsLastAdam,
     FastBatchNorm2d,
     FastDropout,
     LowResConv2d,
@@ -304,8 +305,50 @@ def test_build_networks_uses_fused_adam_only_with_fast_cpu() -> None:
     cfg = DCGANConfig(image_size=64, ngf=4, ndf=4)
     *_, opt_g, opt_d, mf = build_networks(cfg, GanParams(ngf=4, ndf=4), "cpu")
     assert opt_g.defaults["fused"] and opt_d.defaults["fused"] and mf == torch.channels_last
+    assert isinstance(opt_g, ChannelsLastAdam) and isinstance(opt_d, ChannelsLastAdam)
     *_, opt_g, _, _ = build_networks(DCGANConfig(image_size=64, ngf=4, ndf=4, fast_cpu=False), GanParams(ngf=4, ndf=4, fast_cpu=False), "cpu")
-    assert not opt_g.defaults["fused"]
+    assert not opt_g.defaults["fused"] and type(opt_g) is torch.optim.Adam
+
+
+@pytest.mark.parametrize("grad_fmt", FORMATS, ids=["grad-nchw", "grad-nhwc"])
+def test_channels_last_adam_is_bit_identical_to_fused_adam_without_the_copies(grad_fmt: torch.memory_format,
+                                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """Same weights and moments as ``torch.optim.Adam(fused=True)`` bit for bit over several steps
+    (channels_last weights, its gradients in either layout, a 1-D parameter beside them), the state
+    dicts load into each other, and the fused kernel gets no non-contiguous tensor to copy."""
+    torch.manual_seed(0)
+    w0 = torch.randn(8, 6, 4, 4).contiguous(memory_format=torch.channels_last)
+    b0 = torch.randn(8)
+    params = {k: [w0.clone().requires_grad_(True), b0.clone().requires_grad_(True)] for k in ("stock", "cl")}
+    opts = {"stock": torch.optim.Adam(params["stock"], lr=1e-2, betas=(0.5, 0.999), fused=True),
+            "cl": ChannelsLastAdam(params["cl"], lr=1e-2, betas=(0.5, 0.999), fused=True)}
+    seen: list[bool] = []
+    real = torch._fused_adam_
+
+    def spy(ps, *args, **kwargs):  # type: ignore[no-untyped-def]
+        seen.extend(t.is_contiguous() for t in ps)
+        return real(ps, *args, **kwargs)
+
+    for step in range(4):
+        g = torch.randn(8, 6, 4, 4, generator=torch.Generator().manual_seed(step))
+        for k in ("stock", "cl"):
+            # stock gets the gradient in its weight's layout, as autograd's layout contract gives it (stock fused
+            # Adam pairs a contiguous gradient with a channels_last weight element by element in memory order: wrong)
+            params[k][0].grad = g.clone().contiguous(memory_format=grad_fmt if k == "cl" else torch.channels_last)
+            params[k][1].grad = g.flatten()[:8].clone()
+            if k == "cl":
+                monkeypatch.setattr(torch, "_fused_adam_", spy)
+            opts[k].step()
+            monkeypatch.setattr(torch, "_fused_adam_", real)
+    assert seen and all(seen), "ChannelsLastAdam passed a non-contiguous tensor to the fused kernel"
+    for a, b in zip(params["stock"], params["cl"], strict=True):
+        assert torch.equal(a, b)
+    sa, sb = opts["stock"].state_dict(), opts["cl"].state_dict()
+    for i in sa["state"]:
+        for key in ("exp_avg", "exp_avg_sq", "step"):
+            assert torch.equal(sa["state"][i][key], sb["state"][i][key]), key
+    opts["stock"].load_state_dict(sb)
+    opts["cl"].load_state_dict(sa)
 
 
 def _rss() -> int:

@@ -27,6 +27,7 @@ from lusynth.gan.diffaugment import diff_augment
 from lusynth.gan.ema import EMA
 from lusynth.gan.params import GanParams
 from lusynth.models.dcgan import DCGANConfig, discriminator, generator
+from lusynth.models.fastcpu import ChannelsLastAdam
 
 __all__ = ["NonFiniteLossError", "build_networks", "sample_frames", "train_step"]
 
@@ -113,12 +114,15 @@ def build_networks(
     """G, D (DCGAN-initialised from the global torch RNG) and their Adam optimisers, in the memory
     layout and with the kernels training uses; also used by ``benchmarks/bench_gan.py``.
 
-    Fused Adam (one kernel over all parameters) on CUDA, and on the CPU with ``fast_cpu``; with
+    Fused Adam (one kernel over all parameters) on CUDA, and on the CPU with ``fast_cpu``
+    (:class:`~lusynth.models.fastcpu.ChannelsLastAdam` there); with
     ``fast_cpu`` the layers are :mod:`lusynth.models.fastcpu`'s (``cfg.fast_cpu``)."""
     memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
     g = generator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
     d = discriminator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
     fused = True if (params.fast_cpu or device.startswith("cuda")) else None
-    opt_g = torch.optim.Adam(g.parameters(), lr=params.lr_g, betas=(params.beta1, params.beta2), fused=fused)
-    opt_d = torch.optim.Adam(d.parameters(), lr=params.lr_d, betas=(params.beta1, params.beta2), fused=fused)
+    # on the CPU, fast_cpu's Adam hands the fused kernel channels_last weights without copies (lusynth.models.fastcpu)
+    adam = ChannelsLastAdam if (params.fast_cpu and not device.startswith("cuda")) else torch.optim.Adam
+    opt_g = adam(g.parameters(), lr=params.lr_g, betas=(params.beta1, params.beta2), fused=fused)
+    opt_d = adam(d.parameters(), lr=params.lr_d, betas=(params.beta1, params.beta2), fused=fused)
     return g, d, opt_g, opt_d, memory_format

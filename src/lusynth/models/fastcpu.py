@@ -1,6 +1,6 @@
 """Drop-in CPU training kernels for the DCGAN: same layers, same parameters, faster on CPU.
 
-Profiled at the paper's 256x256 size, oneDNN is slow in exactly two places of a DCGAN step
+Profiled at the paper's 256x256 size, oneDNN is slow in a few places of a DCGAN step
 (the measurements and the commands that produced them: ``benchmarks/results/README.md``):
 
 * **Wide convolutions whose low-resolution side is 4x4** (G's 4x4 -> 8x8 transposed conv, D's
@@ -30,6 +30,11 @@ Profiled at the paper's 256x256 size, oneDNN is slow in exactly two places of a 
   writes the 0/1 mask in the activations' dtype (``torch.ge(..., out=)``), the multiplier of both
   the forward and the backward pass: a bool mask was cast inside every ``mul``, twice per layer
   (9 % of a bf16 demo step). Other devices use ``F.dropout``.
+* **Fused Adam on channels_last weights**: ``torch.optim.Adam(fused=True)`` copies every
+  non-contiguous tensor (weight, gradient, both moments) to a contiguous buffer and back on each
+  step, half of a demo-size G update. :class:`ChannelsLastAdam` hands the same kernel each
+  channels_last tensor's contiguous NHWC view instead (same storage, same elementwise update, so
+  bit-identical results and interchangeable state dicts).
 * **BatchNorm on few channels in channels_last** (the classifier's first block: 12 channels at
   62x62): ATen's channels_last BatchNorm is slow when the channel count is below one vector width,
   and pathological on two threads (fwd + bwd 16-19 ms against ~3 ms at 16x12x62x62).
@@ -39,14 +44,16 @@ Profiled at the paper's 256x256 size, oneDNN is slow in exactly two places of a 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import nullcontext
 from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.optim.adam import adam as _adam
 
-__all__ = ["FAST_BN_MAX_CHANNELS", "LOW_RES_AREA", "LOW_RES_MIN_WEIGHT", "FastBatchNorm2d", "FastDropout", "LowResConv2d", "LowResConvTranspose2d",
+__all__ = ["FAST_BN_MAX_CHANNELS", "LOW_RES_AREA", "LOW_RES_MIN_WEIGHT", "ChannelsLastAdam", "FastBatchNorm2d", "FastDropout", "LowResConv2d", "LowResConvTranspose2d",
            "conv2d_dense", "conv2d_gemm", "conv_transpose2d_dense", "conv_transpose2d_gemm"]
 
 #: A (transposed) convolution takes the GEMM route when its low-resolution side has at most this
@@ -295,3 +302,48 @@ class _RowsBatchNorm(torch.autograd.Function):
             grad_x = out.view(b, h, w, c).permute(0, 3, 1, 2)
         return (grad_x, dot * invstd if ctx.needs_input_grad[1] else None, sum_g if ctx.needs_input_grad[2] else None,
                 None, None, None, None)
+
+
+def _nhwc_view(t: torch.Tensor) -> torch.Tensor:
+    """A 4-D channels_last tensor as its contiguous (N, H, W, C) view of the same storage; others as they are."""
+    if t.dim() == 4 and not t.is_contiguous() and t.is_contiguous(memory_format=torch.channels_last):
+        return t.permute(0, 2, 3, 1)
+    return t
+
+
+class ChannelsLastAdam(torch.optim.Adam):
+    """``torch.optim.Adam`` that gives its (fused) kernel contiguous views of channels_last tensors
+    (module docstring). Adam is elementwise, so any layout shared by a parameter, its gradient and
+    its two moments gives the same numbers. A gradient in another layout than its parameter is
+    first copied into the parameter's layout (autograd's layout contract normally gives them the
+    same one; stock fused Adam would pair such a gradient's elements with the wrong weights)."""
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]  # torch declares overloads for the closure
+        """One Adam step, as ``torch.optim.Adam.step``."""
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        for group in self.param_groups:
+            params: list[torch.Tensor] = []
+            grads: list[torch.Tensor] = []
+            exp_avgs: list[torch.Tensor] = []
+            exp_avg_sqs: list[torch.Tensor] = []
+            max_exp_avg_sqs: list[torch.Tensor] = []
+            state_steps: list[torch.Tensor] = []
+            has_complex = self._init_group(group, params, grads, exp_avgs, exp_avg_sqs, max_exp_avg_sqs, state_steps)
+            for i, p in enumerate(params):
+                if _nhwc_view(p) is not p and grads[i].stride() != p.stride():
+                    grads[i] = grads[i].contiguous(memory_format=torch.channels_last)
+            beta1, beta2 = group["betas"]
+            _adam(
+                [_nhwc_view(t) for t in params], [_nhwc_view(t) for t in grads], [_nhwc_view(t) for t in exp_avgs],
+                [_nhwc_view(t) for t in exp_avg_sqs], [_nhwc_view(t) for t in max_exp_avg_sqs], state_steps,
+                amsgrad=group["amsgrad"], has_complex=has_complex, beta1=beta1, beta2=beta2, lr=group["lr"],
+                weight_decay=group["weight_decay"], eps=group["eps"], maximize=group["maximize"], foreach=group["foreach"],
+                capturable=group["capturable"], differentiable=group["differentiable"], fused=group["fused"],
+                grad_scale=getattr(self, "grad_scale", None), found_inf=getattr(self, "found_inf", None),
+                decoupled_weight_decay=group["decoupled_weight_decay"],
+            )
+        return loss
