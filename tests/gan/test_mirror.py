@@ -172,8 +172,9 @@ def test_killed_pod_resumes_on_a_fresh_one_from_the_s3_mirror(phantom_store: Pat
     train_gan(phantom_store, ref, label=LABEL, fraction=1.0, params=tiny_params(**overrides), progress=False)
     steps = json.loads((ref / "gan.json").read_text())["steps"]
     per_epoch = steps // overrides["epochs"]
-    # 3 BCE calls per step; a random one after the first epoch's mirror push and before the end
-    kill_at = random.SystemRandom().randint(3 * per_epoch + 1, 3 * steps - 1)
+    # 3 BCE calls per step; a random one after the first mirror push (the evaluation after epoch 2; with
+    # the default checkpoint_seconds a tiny run writes its state only there and at the end) and before the end
+    kill_at = random.SystemRandom().randint(3 * 2 * per_epoch + 1, 3 * steps - 1)
     mirror = "s3://gans/runs/killed"
     pod1 = tmp_path / "pod1"
     proc = subprocess.run(

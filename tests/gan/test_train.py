@@ -20,7 +20,7 @@ from lusynth.errors import InputError
 from lusynth.gan import step as step_mod
 from lusynth.gan.checkpoint import load_checkpoint, load_discriminator, load_generator
 from lusynth.gan.step import NonFiniteLossError
-from lusynth.gan.train import GanRun, train_gan
+from lusynth.gan.train import GanRun, GanTrainer, train_gan
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from tests.gan import shared_store, tiny_params
@@ -240,3 +240,25 @@ def test_selection_records_the_near_copy_policy_it_applied(store: Path, tmp_path
     summary = json.loads((out / "gan.json").read_text())
     assert summary["selection"]["near_copy"] == {"percentile": 5.0, "features": "pixels"}
     assert "memorisation_percentile" not in summary["params"]
+
+
+@pytest.mark.parametrize(("seconds", "expected"), [(0.0, [1, 2, 3, 4, 5]), (1e9, [2, 4, 5])], ids=["every-epoch", "evaluations-and-end"])
+def test_resumable_state_is_written_at_evaluations_the_end_and_every_checkpoint_seconds(
+    store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float, expected: list[int]
+) -> None:
+    """``checkpoint_seconds``: 0 writes last.pt (and pushes the mirror) after every epoch; a long
+    interval only after evaluations (every 2nd epoch here) and after the last epoch. A kill
+    anywhere still resumes bit-identically (test_killed_and_resumed_run_ends_with_identical_weights
+    runs with the default interval, so its kill often lands between writes)."""
+    written: list[int] = []
+    real_save = GanTrainer.save_checkpoint
+
+    def record(self: GanTrainer) -> None:
+        written.append(self.epoch)
+        real_save(self)
+
+    monkeypatch.setattr(GanTrainer, "save_checkpoint", record)
+    out = tmp_path / "gan"
+    train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=5, eval_every=2, checkpoint_seconds=seconds), progress=False)
+    assert written == expected
+    assert int(load_checkpoint(out / "checkpoints" / "last.pt")["epoch"]) == 5

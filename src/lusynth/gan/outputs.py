@@ -29,7 +29,7 @@ EMBEDDING_FILE = "embedding.pt"
 SAMPLES_DIR = "samples"
 _OUTPUTS = (CHECKPOINT_DIR, SAMPLES_DIR, EMBEDDING_FILE, CHOSEN_FILE, GAN_FILE, HISTORY_FILE)
 # params that may change between a killed run and its resume without changing the result
-_RESUME_FREE = ("keep_checkpoints",)
+_RESUME_FREE = ("keep_checkpoints", "checkpoint_seconds")
 
 
 def clear_outputs(out_dir: Path) -> None:

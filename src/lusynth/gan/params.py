@@ -58,10 +58,15 @@ class GanParams:
     max_memorisation_rate: float = 0.05  # a checkpoint with more near-copies than this is not eligible
     embedding_epochs: int = 6  # training epochs of the fidelity embedding net
     keep_checkpoints: bool = True  # keep every evaluated checkpoint (False: only last + chosen)
+    # the resumable state (checkpoints/last.pt and the mirror) is written after every evaluation, after the
+    # last epoch and otherwise at the first epoch end this many seconds after the last write: a kill loses at
+    # most that much training (or one epoch); every epoch (0) cost 15 % of a demo GAN's time in writes
+    checkpoint_seconds: float = 30.0  # 0 = after every epoch
 
     def __post_init__(self) -> None:
         for name in ("ngf", "ndf", "nz", "epochs", "batch_size", "eval_every", "n_eval", "embedding_epochs"):
             check(getattr(self, name) >= 1, "gan", name, getattr(self, name), "must be >= 1")
+        check(self.checkpoint_seconds >= 0, "gan", "checkpoint_seconds", self.checkpoint_seconds, "must be >= 0 (0 = after every epoch)")
         check(self.max_steps >= 0, "gan", "max_steps", self.max_steps, "must be >= 0 (0 = no cap: train every epoch)")
         check(self.batch_size >= 2, "gan", "batch_size", self.batch_size, "BatchNorm needs at least 2 (paper: 16)")
         for name in ("lr_g", "lr_d"):

@@ -26,8 +26,9 @@ Output directory (the contract other stages rely on)::
 
 Determinism: with the same frames, params and seed on the same machine (same thread count) the
 weights are bit-identical, and a run killed at any point and resumed with ``resume=True`` ends
-with the same weights as an uninterrupted one: ``last.pt`` is written at every epoch end with
-all RNG states, and each epoch's shuffling comes from its own generator seeded by (seed, epoch).
+with the same weights as an uninterrupted one: ``last.pt`` is written at an epoch end (after
+every evaluation, after the last epoch, and at least every ``checkpoint_seconds``) with all RNG
+states, and each epoch's shuffling comes from its own generator seeded by (seed, epoch).
 """
 
 from __future__ import annotations
@@ -166,6 +167,7 @@ class GanTrainer:
         self.history: list[dict[str, Any]] = []  # one entry per evaluation (fidelity_history.json)
         self.resumed, self.resumed_from_run = False, ""
         self.images, self.train_seconds = 0, 0.0  # this session's, for images per second
+        self.saved_epoch, self.saved_at = 0, time.monotonic()  # the resumable state on disk: its epoch, when written
         self.tracker: Tracker | None = None
 
     # --- setup ---
@@ -227,6 +229,7 @@ class GanTrainer:
                 self.ema.load_state_dict(state["generator_ema"])
             set_rng_state(state["rng"])
             self.step, self.epoch = int(state["step"]), int(state["epoch"])
+            self.saved_epoch = self.epoch
             self.history = [dict(h) for h in state["history"]]
             self.resumed, self.resumed_from_run = True, state.get("run_id", "")
         self.g_eval = self.ema.shadow if self.ema is not None else self.g  # the generator that is evaluated and shipped
@@ -299,7 +302,7 @@ class GanTrainer:
                 "d_fake": torch.sigmoid(out_fake.detach().float()).mean().item(),
             }
             if not (math.isfinite(values["loss_d"]) and math.isfinite(values["loss_g"])):
-                kept = (f"the last good checkpoint {self.last_path} (after epoch {epoch}) is kept" if epoch > 0
+                kept = (f"the last good checkpoint {self.last_path} (after epoch {self.saved_epoch}) is kept" if self.saved_epoch > 0
                         else "no checkpoint was written yet")
                 raise NonFiniteLossError(
                     f"train-gan {self.label} fraction {self.fraction}: non-finite loss at step {self.step} (epoch {epoch + 1}): "
@@ -358,8 +361,15 @@ class GanTrainer:
             "generator_ema": self.ema.state_dict() if self.ema is not None else None,
         }
 
+    def checkpoint_due(self, evaluated: bool) -> bool:
+        """Write the resumable state now? After an evaluation, after the last epoch, and otherwise once
+        ``checkpoint_seconds`` have passed since the last write (0: every epoch)."""
+        return (evaluated or self.epoch == self.planned_epochs
+                or time.monotonic() - self.saved_at >= self.params.checkpoint_seconds)
+
     def save_checkpoint(self) -> None:
         """``last.pt``: the weights plus everything ``--resume`` needs (optimisers, RNG states, history)."""
+        self.saved_epoch, self.saved_at = self.epoch, time.monotonic()
         save_checkpoint(self.last_path, {
             **self._weights_state(), "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
             "rng": get_rng_state(), "history": self.history, "params": self.params_dict, "precision": self.precision,
@@ -438,8 +448,8 @@ def train_gan(
 
     ``resume=True`` continues from ``out_dir/checkpoints/last.pt`` (or starts fresh if there is
     none); otherwise any previous outputs in ``out_dir`` are replaced. ``mirror`` (an
-    ``s3://`` prefix or a directory, :mod:`lusynth.gan.mirror`) receives the resumable state after
-    every epoch, and a resumed run whose ``out_dir`` lacks ``last.pt`` (a new pod) restores it
+    ``s3://`` prefix or a directory, :mod:`lusynth.gan.mirror`) receives the resumable state each
+    time it is written (``params.checkpoint_seconds``), and a resumed run whose ``out_dir`` lacks ``last.pt`` (a new pod) restores it
     from there first.
     """
     trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, gan_seed=gan_seed, fold=fold, params=params, near_copy=near_copy, mirror=mirror, ctx=ctx)
@@ -452,9 +462,11 @@ def train_gan(
                           unit="steps", completed=trainer.step) as advance:
             for epoch in range(trainer.epoch, epochs):
                 trainer.run_epoch(epoch, advance)
-                if trainer.due_for_evaluation():
+                evaluated = trainer.due_for_evaluation()
+                if evaluated:
                     trainer.evaluate()
-                trainer.save_checkpoint()  # every epoch end: a kill loses at most one epoch
-                trainer.push_to_mirror()
+                if trainer.checkpoint_due(evaluated):  # a kill loses at most checkpoint_seconds or one epoch of training
+                    trainer.save_checkpoint()
+                    trainer.push_to_mirror()
         run = trainer.finish()
     return run
