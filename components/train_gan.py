@@ -21,7 +21,8 @@ def train_gan(
     """The paper's DCGAN on ``job['label']``'s training frames at ``job['fraction']``.
 
     ``checkpoint_root`` (s3://... or a mounted directory; '' = off): the run's resumable state is
-    mirrored there every epoch, so a retry of this task on a fresh pod resumes instead of restarting."""
+    mirrored there each time it is written (gan.checkpoint_seconds), so a retry of this task on a fresh pod
+    resumes instead of restarting."""
     from lusynth.stages import run_stage
     from lusynth.tracking import join_pipeline_run
 
