@@ -361,6 +361,8 @@ def main() -> None:
             else:
                 entry = {"path": str(path), "label": label, "n_train": n_train, "demo_planned_steps": planned_steps,
                          "runs": {f: {} for f in a.families}}
+                if budget is not None:
+                    entry["budget_cpu_seconds"], entry["budget_measured_by"] = budget, "given (--budget)"
                 results["stores"][name] = entry
             for seed in a.seeds:
                 params = GanParams(seed=seed)
