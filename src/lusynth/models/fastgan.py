@@ -77,8 +77,10 @@ class FastGANConfig:
 
     image_size: int = 64  # 64 | 128 | 256 (square, one channel)
     nz: int = 100  # latent size (official: 256; 100 as the DCGAN so the same latents fit both)
-    ngf: int = 8  # generator width unit: channels at resolution r are ngf * NFC[r] (official: 64 at 1024^2)
-    ndf: int = 8  # discriminator width unit, as ngf (official: 64)
+    # width units: channels at resolution r are ngf * NFC[r] (official: 64 at 1024^2); 4 gave better fidelity
+    # than 8 at the demo DCGAN's CPU budget (benchmarks/bench_generators.py, results/README.md)
+    ngf: int = 4  # generator width unit
+    ndf: int = 4  # discriminator width unit
     nc: int = 1  # image channels (grey ultrasound)
     recon_weight: float = 1.0  # weight of D's L1 reconstruction loss on real frames (official: 1 x LPIPS)
 
