@@ -1,0 +1,394 @@
+"""Which generator family for small data on 2 CPU cores? The demo DCGAN vs FastGAN-lite at the same CPU budget.
+
+For each frame store (the demo phantom, the POCUS clips), outer fold 0, the positive class at the
+largest training fraction, and each seed, it trains
+
+* ``dcgan``: the demo profile's DCGAN (``lusynth.gan.step.build_networks`` / ``train_step`` with the
+  demo :class:`~lusynth.gan.params.GanParams`: DiffAugment ``translation,cutout``, EMA 0.99,
+  precision ``auto``, fast CPU kernels), and
+* ``fastgan``: FastGAN-lite (:mod:`lusynth.models.fastgan`, default :class:`FastGANConfig`, the same
+  DiffAugment, EMA, Adam(2e-4, 0.5, 0.999), batch size and precision; ``fastgan-w4-b8``:
+  widths ngf = ndf = 4 and batch size 8, the official FastGAN batch),
+
+each for the same budget of **process CPU seconds** of training steps (``time.process_time()``
+around each step, one thread), so other load on the machine does not bias the comparison.
+``--budget auto`` measures the budget: the seed-0 DCGAN trains exactly the demo profile's
+schedule (``epochs`` x batches per epoch, capped by ``max_steps``) and its CPU seconds become
+the budget of every other run on that store. Data order is the trainer's (one permutation per
+epoch from (seed, epoch)).
+
+Both generators are scored as ``train-gan`` scores the DCGAN (:func:`lusynth.gan.evaluation.fidelity_report`):
+the EMA generator's frames from fixed latents against a class-balanced subset of the fold's inner
+validation patients, in the fidelity embedding trained on the fold's training frames (one
+embedding per store and seed, shared by both families) and in pixels; 1-NN accuracy
+leave-one-clip-out (``nn1_embed``, the trainer's selection metric) and leave-one-patient-out
+(``nn1_embed_patient``), and MMD^2. Evaluated at 0 and ``--evals`` evenly spaced points of the
+budget; the reported checkpoint is the trainer's choice (:func:`lusynth.gan.selection.choose`,
+rule ``nn1_embed``) on the validation patients. Because that choice looks at the validation
+scores, the chosen checkpoint is also scored against the fold's **test** patients of the class
+(never used for the choice; leave-one-patient-out): ``test_*``.
+
+Writes ``benchmarks/results/generators.json`` (after every run). Not a test::
+
+    OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_generators.py --seeds 0 1
+
+Without ``--store`` it ingests the demo phantom and ``../shared/data/pocus`` itself.
+``--families`` may add ``diffusion`` (``diffusion-w16-s25``: UNet base width 16, 25 DDIM steps) where
+``diffusers`` is installed (it is not a project dependency; see the results README).
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import importlib
+import json
+import math
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from lusynth.data.framestore import FrameStore, open_store
+from lusynth.gan.diffaugment import parse_policy
+from lusynth.gan.ema import EMA
+from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, pixels
+from lusynth.gan.outputs import embedding_net
+from lusynth.gan.params import GanParams
+from lusynth.gan.selection import choose
+from lusynth.gan.step import _to_unit, sample_frames
+from lusynth.metrics.fidelity import mmd2_rbf, one_nn_accuracy_parts, reference_gamma
+from lusynth.metrics.nearcopy import NearCopyPolicy
+from lusynth.metrics.privacy import distance_to_closest_record
+from lusynth.models.embedding import EmbeddingNet, embed
+from lusynth.runtime import autocast_for, resolve_precision
+
+HERE = Path(__file__).resolve().parent
+FOLD = 0
+REPORTED = ("nn1_embed", "nn1_embed_real", "nn1_embed_fake", "nn1_embed_patient", "nn1_embed_patient_real", "nn1_embed_patient_fake",
+            "mmd_embed", "mmd_embed_ref", "nn1_pixels", "mmd_pixels", "memorisation_rate",
+            "test_nn1_embed_patient", "test_nn1_embed_patient_real", "test_nn1_embed_patient_fake", "test_mmd_embed_ref")
+
+
+@dataclass
+class Evaluator:
+    """The fixed inputs of one (store, seed): frames, validation/test references and the embedding."""
+
+    train_u8: np.ndarray
+    real_val: np.ndarray
+    val_clips: np.ndarray | None
+    val_patients: np.ndarray | None
+    real_test: np.ndarray
+    test_patients: np.ndarray | None
+    reference_dcr: np.ndarray
+    emb: EmbeddingNet
+    real_embed: np.ndarray
+    test_embed: np.ndarray
+    n_eval: int
+    gamma_val: float  # RBF bandwidth of the MMD^2 on the validation side, from real embeddings alone
+    gamma_test: float
+
+    def score(self, fake: np.ndarray) -> dict[str, float]:
+        """The trainer's fidelity report, plus leave-one-patient-out 1-NN and the test-patient scores."""
+        fe = embed(self.emb, fake)
+        out = fidelity_report(fake, self.real_val, fake_embed=fe, real_embed=self.real_embed, train=self.train_u8,
+                              reference_dcr=self.reference_dcr, near_copy=NearCopyPolicy(), real_groups=self.val_clips)
+        # MMD^2 with one bandwidth fixed from the real embeddings: comparable across checkpoints and families
+        out["mmd_embed_ref"] = float(mmd2_rbf(self.real_embed, fe, gamma=self.gamma_val))
+        ft = fe[: len(self.test_embed)]
+        for prefix, real, fake, groups in (("", self.real_embed, fe, self.val_patients), ("test_", self.test_embed, ft, self.test_patients)):
+            parts = one_nn_accuracy_parts(real, fake, real_groups=groups) if groups is not None else {}
+            out[f"{prefix}nn1_embed_patient"] = parts.get("accuracy", float("nan"))
+            out[f"{prefix}nn1_embed_patient_real"] = parts.get("real_accuracy", float("nan"))
+            out[f"{prefix}nn1_embed_patient_fake"] = parts.get("fake_accuracy", float("nan"))
+        out["test_mmd_embed_ref"] = float(mmd2_rbf(self.test_embed, ft, gamma=self.gamma_test))
+        return out
+
+
+def _groups(values: np.ndarray) -> np.ndarray | None:
+    """Group labels for a leave-one-group-out 1-NN test, or None when there is only one group."""
+    return values if len(set(values.tolist())) > 1 else None
+
+
+def make_evaluator(store: FrameStore, label: str, params: GanParams, work: Path) -> Evaluator:
+    """As ``GanTrainer._load_data``: the class's training frames, a balanced validation subset and
+    its clips, the near-copy reference, and the embedding trained on the fold's training frames."""
+    man = store.manifest
+    tr, va, te = (store.view(FOLD, role, label=label) for role in ("train", "val", "test"))
+    train_u8 = np.asarray(store.frames[tr])
+    val_all = np.asarray(store.frames[va])
+    n_fake = min(params.n_eval, len(val_all))
+    sub = balanced_real_subset(len(val_all), n_fake, seed=params.seed)
+    test_all = np.asarray(store.frames[te])
+    tsub = balanced_real_subset(len(test_all), min(n_fake, len(test_all)), seed=params.seed)
+    work.mkdir(parents=True, exist_ok=True)
+    emb = embedding_net(store, store.view(FOLD, "train"), params, work, reuse=False)
+    real_val = val_all[sub]
+    real_embed, test_embed = embed(emb, real_val), embed(emb, test_all[tsub])
+    return Evaluator(
+        train_u8=train_u8, real_val=real_val,
+        val_clips=_groups(man["video_id"].to_numpy()[va][sub]), val_patients=_groups(man["patient_id"].to_numpy()[va][sub]),
+        real_test=test_all[tsub], test_patients=_groups(man["patient_id"].to_numpy()[te][tsub]),
+        reference_dcr=distance_to_closest_record(pixels(val_all), pixels(train_u8)),
+        emb=emb, real_embed=real_embed, test_embed=test_embed, n_eval=n_fake,
+        gamma_val=reference_gamma(real_embed), gamma_test=reference_gamma(test_embed),
+    )
+
+
+def _variant(family: str) -> dict[str, int]:
+    """``"fastgan-w4-b8"`` -> {"w": 4, "b": 8}: width ngf = ndf and batch size of a FastGAN variant."""
+    return {part[0]: int(part[1:]) for part in family.split("-")[1:]}
+
+
+def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any, Any, Any, torch.memory_format, Callable[..., Any]]:
+    """G, D, optimisers, memory format and the step function of one family, initialised from the torch seed."""
+    if family == "dcgan":
+        from lusynth.gan.step import build_networks, train_step
+        from lusynth.models.dcgan import DCGANConfig
+
+        cfg = DCGANConfig(image_size=image_size, nz=params.nz, ngf=params.ngf, ndf=params.ndf, dropout=params.dropout,
+                          instance_noise=params.instance_noise, fast_cpu=params.fast_cpu)
+        g, d, og, od, mf = build_networks(cfg, params, "cpu")
+        return g, d, og, od, mf, train_step
+    if family.startswith("fastgan"):
+        from lusynth.models import fastgan
+
+        width = _variant(family).get("w", fastgan.FastGANConfig.ngf)
+        fcfg = fastgan.FastGANConfig(image_size=image_size, nz=params.nz, ngf=width, ndf=width)
+        g, d, og, od = fastgan.build_networks(fcfg, lr_g=params.lr_g, lr_d=params.lr_d, betas=(params.beta1, params.beta2))
+        return g, d, og, od, torch.contiguous_format, fastgan.train_step
+    if family.startswith("diffusion"):
+        return _diffusion(params, image_size, _variant(family))
+    raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN])")
+
+
+def _diffusion(params: GanParams, image_size: int, variant: dict[str, int]) -> tuple[Any, Any, Any, Any, torch.memory_format, Callable[..., Any]]:
+    """A small DDPM-trained UNet (diffusers ``UNet2DModel``, built from a config, nothing downloaded),
+    in the GAN interface: ``g`` is the UNet, ``d``/``opt_d`` are None, the step is one epsilon-prediction
+    MSE step at a uniformly drawn timestep of a 1000-step linear schedule (no DiffAugment: no
+    discriminator to protect), and :func:`_diffusion_sampler` draws frames with DDIM."""
+    # imported as Any: diffusers is optional (not a project dependency) and its config metaclass hides attributes from mypy
+    diffusers: Any = importlib.import_module("diffusers")
+    w = variant.get("w", 16)  # base width: channels w, 2w, 4w at S, S/2, S/4 (and 4w at S/8)
+    unet = diffusers.UNet2DModel(
+        sample_size=image_size, in_channels=1, out_channels=1, layers_per_block=1,
+        block_out_channels=(w, 2 * w, 4 * w, 4 * w), norm_num_groups=min(8, w),
+        down_block_types=("DownBlock2D", "DownBlock2D", "DownBlock2D", "DownBlock2D"),
+        up_block_types=("UpBlock2D", "UpBlock2D", "UpBlock2D", "UpBlock2D"),
+    )
+    opt = torch.optim.Adam(unet.parameters(), lr=1e-3)  # higher than DDPM's 2e-4: a budget of minutes, not days
+    train_sched = diffusers.DDPMScheduler(num_train_timesteps=1000)
+    unet.sampling_steps = variant.get("s", 25)  # DDIM steps at evaluation
+
+    def step(g: Any, d: Any, opt_g: Any, opt_d: Any, real: torch.Tensor, *, nz: int, policy: tuple[str, ...], autocast: Any,
+             ema: EMA | None) -> tuple[torch.Tensor, torch.Tensor, None, None]:
+        noise = torch.randn_like(real)
+        t = torch.randint(0, train_sched.config.num_train_timesteps, (real.shape[0],))
+        noisy = train_sched.add_noise(real, noise, t)
+        opt_g.zero_grad(set_to_none=True)
+        with autocast():
+            pred = g(noisy, t).sample
+        loss = torch.nn.functional.mse_loss(pred.float(), noise)
+        loss.backward()
+        opt_g.step()
+        if ema is not None:
+            ema.update(g)
+        return loss.detach(), loss.detach(), None, None
+
+    return unet, None, opt, None, torch.contiguous_format, step
+
+
+@torch.no_grad()
+def _diffusion_sampler(unet: Any, n: int, seed: int, autocast: Any) -> np.ndarray:
+    """uint8 frames from DDIM (eta 0, ``unet.sampling_steps`` steps) started from seeded noise."""
+    sched: Any = importlib.import_module("diffusers").DDIMScheduler(num_train_timesteps=1000)
+    sched.set_timesteps(unet.sampling_steps)
+    size = unet.config.sample_size
+    x = torch.randn(n, 1, size, size, generator=torch.Generator().manual_seed(seed))
+    unet.eval()
+    for t in sched.timesteps:
+        with autocast():
+            eps = unet(x, t).sample.float()
+        x = sched.step(eps, t, x).prev_sample
+    return ((x[:, 0].clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8).numpy()
+
+
+def train_budgeted(family: str, ev: Evaluator, params: GanParams, image_size: int, *, budget: float | None, evals: int,
+                   planned_steps: int, eval_every_steps: int) -> dict[str, Any]:
+    """Train one generator for ``budget`` CPU seconds of steps (None: ``planned_steps`` steps, evaluated
+    every ``eval_every_steps``, the demo trainer's schedule); evaluate on the way; choose a checkpoint."""
+    if "b" in _variant(family):
+        params = dataclasses.replace(params, batch_size=_variant(family)["b"])
+    torch.manual_seed(params.seed)
+    g, d, opt_g, opt_d, mf, step_fn = _networks(family, params, image_size)
+    ema = EMA(g, params.ema_decay)
+    policy = parse_policy(params.diffaugment)
+    autocast = autocast_for("cpu", resolve_precision(params.precision, "cpu"))
+    z_eval = torch.randn(ev.n_eval, params.nz, 1, 1, generator=torch.Generator().manual_seed(params.seed + 7919))
+    frames_t = torch.from_numpy(ev.train_u8)
+    n, bs = len(ev.train_u8), params.batch_size
+    per_epoch = sum(1 for i in range(0, n, bs) if n - i >= 2)
+    history: list[dict[str, Any]] = []
+    cpu, wall0, step, epoch = 0.0, time.perf_counter(), 0, 0
+    snapshots: dict[int, dict[str, torch.Tensor]] = {}
+
+    def evaluate() -> None:
+        if family.startswith("diffusion"):
+            fake = _diffusion_sampler(ema.shadow, ev.n_eval, params.seed + 7919, autocast)
+        else:
+            fake = sample_frames(ema.shadow, z_eval, autocast=autocast)
+        history.append({"step": step, "epoch": step / per_epoch, "cpu_seconds": cpu, **ev.score(fake)})
+
+    evaluate()
+    interval = budget / evals if budget is not None else 0.0
+    next_eval = interval
+    done = False
+    while not done:
+        perm = torch.randperm(n, generator=torch.Generator().manual_seed(params.seed * 1_000_003 + epoch))
+        for i in range(0, n, bs):
+            batch = perm[i : i + bs]
+            if len(batch) < 2:
+                continue
+            real = _to_unit(frames_t[batch]).contiguous(memory_format=mf)
+            t = time.process_time()
+            loss_d, loss_g, _, _ = step_fn(g, d, opt_g, opt_d, real, nz=params.nz, policy=policy, autocast=autocast, ema=ema)
+            cpu += time.process_time() - t
+            step += 1
+            if not (math.isfinite(float(loss_d)) and math.isfinite(float(loss_g))):
+                history.append({"step": step, "error": "non-finite loss"})
+                done = True
+                break
+            if budget is None:
+                due, done = step % eval_every_steps == 0 or step >= planned_steps, step >= planned_steps
+            else:
+                due, done = cpu >= next_eval or cpu >= budget, cpu >= budget
+                while next_eval <= cpu:
+                    next_eval += interval
+            if due:
+                evaluate()
+                snapshots[step] = copy.deepcopy(ema.shadow.state_dict())
+            if done:
+                break
+        epoch += 1
+    scored = [h for h in history if "error" not in h]
+    chosen = choose(scored, rule=params.selection, max_memorisation_rate=params.max_memorisation_rate)
+    return {"steps": step, "epochs": step / per_epoch, "cpu_seconds": cpu, "wall_seconds": time.perf_counter() - wall0,
+            "chosen_step": chosen["entry"]["step"], "chosen_eligible": chosen["eligible"],
+            "chosen": {k: chosen["entry"][k] for k in REPORTED}, "history": history}
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    """Mean, sample sd and the range over seeds."""
+    a = np.asarray(values, float)
+    return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if len(a) > 1 else float("nan"),
+            "min": float(a.min()), "max": float(a.max())}
+
+
+def _default_stores(tmp: Path) -> list[str]:
+    """The demo phantom and, where present, the POCUS clips, ingested into ``tmp``."""
+    from lusynth.data.ingest import IngestParams, ingest
+
+    ingest(None, tmp / "phantom")
+    stores = [f"phantom={tmp / 'phantom'}"]
+    pocus = HERE.parent.parent / "shared" / "data" / "pocus" / "clips.csv"
+    if pocus.is_file():
+        ingest(str(pocus), tmp / "pocus", params=IngestParams(path_column="file", positive_class="abnormal"))
+        stores.append(f"pocus={tmp / 'pocus'}")
+    return stores
+
+
+def _write(path: Path, results: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def _summarise(entry: dict[str, Any], seeds: list[int]) -> None:
+    """Per family: each reported metric over seeds, and the paired difference in 1-NN from the DCGAN."""
+    runs = entry["runs"]
+    entry["summary"] = {f: {m: _summary([runs[f][str(s)]["chosen"][m] for s in seeds]) for m in REPORTED} for f in runs}
+    if "dcgan" in runs:
+        for f in runs:
+            if f != "dcgan":
+                for m in ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref"):
+                    diff = [runs[f][str(s)]["chosen"][m] - runs["dcgan"][str(s)]["chosen"][m] for s in seeds]
+                    entry["summary"][f][f"{m}_minus_dcgan"] = _summary(diff)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--store", action="append", default=[], help="NAME=PATH of a frame store (repeatable); default: phantom and POCUS, ingested here")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
+    ap.add_argument("--families", nargs="+", default=["dcgan", "fastgan"])
+    ap.add_argument("--budget", default="auto", help="CPU seconds of training steps per run, or 'auto': the seed-0 demo DCGAN's")
+    ap.add_argument("--add-to", action="store_true",
+                    help="add --families to the stores of --out, each at the budget recorded there (the same seeds), and re-summarise")
+    ap.add_argument("--evals", type=int, default=10, help="evaluations over the budget (plus one before training)")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "generators.json")
+    a = ap.parse_args()
+    torch.set_num_threads(1)
+    demo = GanParams()
+    results: dict[str, Any] = {"seeds": a.seeds, "families": a.families, "threads": 1, "fold": FOLD, "budget_arg": a.budget,
+                               "evals": a.evals, "selection": demo.selection, "stores": {}}
+    if a.add_to:
+        results = json.loads(a.out.read_text())
+        if a.seeds != results["seeds"]:
+            raise SystemExit(f"--add-to: --seeds {a.seeds} differ from {a.out}'s {results['seeds']}")
+        results["families"] += [f for f in a.families if f not in results["families"]]
+        results.setdefault("evals_per_family", {}).update({f: a.evals for f in a.families})
+    with tempfile.TemporaryDirectory(prefix="bench-generators-") as tmp:
+        for spec in a.store or _default_stores(Path(tmp)):
+            name, path = spec.split("=", 1)
+            store = open_store(path)
+            label = store.header.get("positive_class") or store.classes[-1]
+            n_train = len(store.view(FOLD, "train", label=label))
+            per_epoch = sum(1 for i in range(0, n_train, demo.batch_size) if n_train - i >= 2)
+            planned_epochs = demo.epochs if demo.max_steps == 0 else max(1, min(demo.epochs, math.ceil(demo.max_steps / per_epoch)))
+            planned_steps = planned_epochs * per_epoch
+            eval_every_steps = demo.eval_every * per_epoch
+            budget: float | None = None if a.budget == "auto" else float(a.budget)
+            if a.add_to:
+                if name not in results["stores"]:
+                    raise SystemExit(f"--add-to: {a.out} has no store {name!r} (it has {sorted(results['stores'])})")
+                entry = results["stores"][name]
+                budget = float(entry["budget_cpu_seconds"])
+                entry["runs"].update({f: {} for f in a.families})
+            else:
+                entry = {"path": str(path), "label": label, "n_train": n_train, "demo_planned_steps": planned_steps,
+                         "runs": {f: {} for f in a.families}}
+                if budget is not None:
+                    entry["budget_cpu_seconds"], entry["budget_measured_by"] = budget, "given (--budget)"
+                results["stores"][name] = entry
+            for seed in a.seeds:
+                params = GanParams(seed=seed)
+                ev = make_evaluator(store, label, params, Path(tmp) / f"{name}-emb-{seed}")
+                entry["n_val"], entry["n_test"] = len(ev.real_val), len(ev.real_test)
+                for family in a.families:
+                    measuring = budget is None
+                    if measuring and family != "dcgan":
+                        raise SystemExit("--budget auto: list dcgan first in --families (its demo run measures the budget)")
+                    r = train_budgeted(family, ev, params, store.image_size, budget=budget, evals=a.evals,
+                                       planned_steps=planned_steps, eval_every_steps=eval_every_steps)
+                    if measuring:
+                        budget = r["cpu_seconds"]
+                        entry["budget_cpu_seconds"] = budget
+                        entry["budget_measured_by"] = f"demo DCGAN seed {seed}: {planned_steps} steps ({planned_epochs} epochs x {per_epoch} batches)"
+                        r["measured_budget"] = True
+                    entry["runs"][family][str(seed)] = r
+                    c = r["chosen"]
+                    print(f"{name} seed {seed} {family}: {r['steps']} steps in {r['cpu_seconds']:.1f} CPU s ({r['wall_seconds']:.0f} s wall), "
+                          f"chosen step {r['chosen_step']}: nn1_embed {c['nn1_embed']:.3f}, nn1_embed_patient {c['nn1_embed_patient']:.3f}, "
+                          f"mmd_embed_ref {c['mmd_embed_ref']:.3f}, test nn1 {c['test_nn1_embed_patient']:.3f}", flush=True)
+                    _write(a.out, results)
+            _summarise(entry, a.seeds)
+            _write(a.out, results)
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()

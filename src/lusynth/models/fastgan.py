@@ -1,0 +1,326 @@
+"""FastGAN-lite: a few-shot GAN (Liu et al., ICLR 2021, "Towards Faster and Stabilized GAN Training
+for High-fidelity Few-shot Image Synthesis") sized for small grey ultrasound frames.
+
+Pure: networks, initialisation and one training step; no I/O, no downloaded weights, plain torch.
+
+What is the paper's (official code ``odegeasslbc/FastGAN-pytorch``, ``models.py`` / ``train.py``):
+
+* **G**: latent -> 4x4 by a transposed 4x4 conv + BatchNorm + GLU; then ``UpBlock`` s (nearest
+  x2 upsampling, 3x3 conv to twice the channels, BatchNorm, GLU) up to the image size, and
+  **skip-layer excitation** (SLE): a low-resolution map (r/8) gates the channels of the map at
+  resolution r (``SEBlock``: adaptive-avg-pool to 4x4, 4x4 conv, Swish, 1x1 conv, sigmoid, times
+  the high-resolution map); a 3x3 conv + tanh makes the image. Channel widths follow the paper's
+  ``nfc`` table (multipliers of ``ngf`` per resolution).
+* **D**: a 4x4 stride-2 conv + LeakyReLU, then ``DownBlockComp`` s (a 4x4 stride-2 conv branch and
+  an avg-pool + 1x1 conv shortcut, averaged), SLE between its resolutions, and a 1x1 + 4x4 conv
+  head giving patch logits. **Self-supervised reconstruction**: on real frames two small decoders
+  reconstruct (a) the whole frame, downsampled to 32x32, from the 8x8 feature map and (b) one
+  random quadrant of the frame (at 32x32) from the same quadrant of the 16x16 map; their
+  loss is added to D's real loss, so D must keep features that describe the image (the paper's
+  remedy for D overfitting on 100-1000 images).
+* **Loss**: hinge with the official code's randomised margin (real: ``relu(U(0.8, 1) - D(x))``,
+  fake: ``relu(U(0.8, 1) + D(G(z)))``; G: ``-D(G(z))``); Adam(0.5, 0.999); spectral norm on
+  every convolution of G and D, as the official code wraps ``nn.Conv2d``.
+
+What differs, and why:
+
+* The reconstruction loss is **L1** between decoder output and target (the paper uses LPIPS,
+  which needs downloaded VGG/AlexNet weights; lusynth downloads nothing).
+* No noise injection in G (the official ``UpBlockComp``): a random op inside G would make samples
+  from fixed latents random and the ONNX generator non-deterministic. Every block is the plain
+  ``UpBlock`` ("lite").
+* One output resolution: D sees only the full-size image (the official D also takes a 128x128
+  copy through a second small branch; at 64x64 there is nothing to gain).
+* Augmentation is the project's DiffAugment (:func:`lusynth.gan.diffaugment.diff_augment`, the
+  official code uses DiffAugment too); the reconstruction target is the augmented real frame,
+  as in the official code.
+
+Interface as :mod:`lusynth.gan.step` for the DCGAN: ``G(z)`` takes ``z`` of shape (B, nz, 1, 1)
+and returns (B, 1, S, S) in [-1, 1]; :func:`train_step` has the DCGAN step's signature and
+returns (loss_d, loss_g, D on real, D on fake), so the trainer and benchmarks can call either.
+All randomness (init, latents, augmentation, the quadrant) comes from the global torch RNG.
+"""
+
+from __future__ import annotations
+
+from contextlib import nullcontext
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import parametrize
+from torch.nn.utils.parametrizations import spectral_norm
+
+from lusynth.gan.diffaugment import diff_augment
+from lusynth.gan.ema import EMA
+
+__all__ = [
+    "FastGANConfig",
+    "FastGANDiscriminator",
+    "FastGANGenerator",
+    "discriminator",
+    "fastgan_init",
+    "generator",
+    "train_step",
+]
+
+#: Channel multiplier of ``ngf`` / ``ndf`` per resolution: the official code's ``nfc`` table.
+NFC = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5}
+IMAGE_SIZES = (64, 128, 256)
+
+
+@dataclass(frozen=True)
+class FastGANConfig:
+    """Shape of one FastGAN-lite generator/discriminator pair and the weight of D's self-supervision."""
+
+    image_size: int = 64  # 64 | 128 | 256 (square, one channel)
+    nz: int = 100  # latent size (official: 256; 100 as the DCGAN so the same latents fit both)
+    # width units: channels at resolution r are ngf * NFC[r] (official: 64 at 1024^2); 4 gave better fidelity
+    # than 8 at the demo DCGAN's CPU budget (benchmarks/bench_generators.py, results/README.md)
+    ngf: int = 4  # generator width unit
+    ndf: int = 4  # discriminator width unit
+    nc: int = 1  # image channels (grey ultrasound)
+    recon_weight: float = 1.0  # weight of D's L1 reconstruction loss on real frames (official: 1 x LPIPS)
+
+    def __post_init__(self) -> None:
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(f"image_size={self.image_size}: FastGAN-lite supports {list(IMAGE_SIZES)}")
+        for name in ("nz", "ngf", "ndf", "nc"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.recon_weight < 0:
+            raise ValueError(f"recon_weight={self.recon_weight} must be >= 0 (0 turns D's self-supervision off)")
+
+    def channels(self, width: int, resolution: int) -> int:
+        """Channels at ``resolution`` for width unit ``width`` (at least 4: GLU halves, SLE pools)."""
+        return max(4, int(width * NFC[resolution]))
+
+
+def _conv(*args: Any, **kwargs: Any) -> nn.Module:
+    """A spectrally normalised Conv2d (the official code's ``conv2d``)."""
+    return spectral_norm(nn.Conv2d(*args, **kwargs))
+
+
+class _GLU(nn.Module):
+    """Gated linear unit over channels: first half times sigmoid(second half)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        a, b = x.chunk(2, dim=1)
+        return a * torch.sigmoid(b)
+
+
+class _SEBlock(nn.Module):
+    """Skip-layer excitation: a small map gates the channels of a large one."""
+
+    def __init__(self, ch_small: int, ch_big: int) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            nn.AdaptiveAvgPool2d(4), _conv(ch_small, ch_big, 4, 1, 0, bias=False), nn.SiLU(),
+            _conv(ch_big, ch_big, 1, 1, 0, bias=False), nn.Sigmoid(),
+        )
+
+    def forward(self, small: torch.Tensor, big: torch.Tensor) -> torch.Tensor:
+        return big * self.main(small)
+
+
+def _up_block(ch_in: int, ch_out: int) -> nn.Sequential:
+    """x2 nearest upsampling, 3x3 conv, BatchNorm, GLU (the official ``UpBlock``)."""
+    return nn.Sequential(nn.Upsample(scale_factor=2, mode="nearest"), _conv(ch_in, ch_out * 2, 3, 1, 1, bias=False),
+                         nn.BatchNorm2d(ch_out * 2), _GLU())
+
+
+class FastGANGenerator(nn.Module):
+    """z (B, nz, 1, 1) -> image (B, nc, S, S) in [-1, 1]; SLE from resolution r/8 into r for r >= 32."""
+
+    def __init__(self, cfg: FastGANConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        ch = {r: cfg.channels(cfg.ngf, r) for r in NFC}
+        # the latent's transposed conv is spectrally normalised like every conv of the official G
+        self.init = nn.Sequential(spectral_norm(nn.ConvTranspose2d(cfg.nz, ch[4] * 2, 4, 1, 0, bias=False)),
+                                  nn.BatchNorm2d(ch[4] * 2), _GLU())
+        self.resolutions = [2 ** k for k in range(3, cfg.image_size.bit_length())]  # 8, 16, ..., S
+        self.ups = nn.ModuleList(_up_block(ch[r // 2], ch[r]) for r in self.resolutions)
+        self.sle = nn.ModuleDict({str(r): _SEBlock(ch[r // 8], ch[r]) for r in self.resolutions if r >= 32})
+        self.to_img = _conv(ch[cfg.image_size], cfg.nc, 3, 1, 1, bias=False)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        feats = {4: self.init(z.reshape(z.shape[0], self.cfg.nz, 1, 1))}
+        for r, up in zip(self.resolutions, self.ups, strict=True):
+            x = up(feats[r // 2])
+            if str(r) in self.sle:
+                x = self.sle[str(r)](feats[r // 8], x)
+            feats[r] = x
+        return torch.tanh(self.to_img(feats[self.cfg.image_size]))
+
+
+class _DownBlock(nn.Module):
+    """Stride-2 conv branch + avg-pool shortcut, averaged (the official ``DownBlockComp``)."""
+
+    def __init__(self, ch_in: int, ch_out: int) -> None:
+        super().__init__()
+        self.main = nn.Sequential(
+            _conv(ch_in, ch_out, 4, 2, 1, bias=False), nn.BatchNorm2d(ch_out), nn.LeakyReLU(0.2),
+            _conv(ch_out, ch_out, 3, 1, 1, bias=False), nn.BatchNorm2d(ch_out), nn.LeakyReLU(0.2),
+        )
+        self.direct = nn.Sequential(nn.AvgPool2d(2, 2), _conv(ch_in, ch_out, 1, 1, 0, bias=False), nn.BatchNorm2d(ch_out), nn.LeakyReLU(0.2))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.main(x) + self.direct(x)) / 2
+
+
+class _Decoder(nn.Module):
+    """Feature map (C, 8, 8) -> image (nc, 32, 32): the official ``SimpleDecoder``, two up-blocks shorter."""
+
+    def __init__(self, ch_in: int, ch: int, nc: int) -> None:
+        super().__init__()
+        self.main = nn.Sequential(nn.AdaptiveAvgPool2d(8), _up_block(ch_in, ch), _up_block(ch, ch),
+                                  _conv(ch, nc, 3, 1, 1, bias=False), nn.Tanh())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x)
+
+
+#: Decoder output size: the 8x8 map is decoded to 32x32 (the official 8x8 -> 128x128 at 1024^2 input).
+RECON_SIZE = 32
+
+
+class FastGANDiscriminator(nn.Module):
+    """image (B, nc, S, S) in [-1, 1] -> patch logits (B, k); :meth:`forward_with_recon` also
+    returns the reconstructions of the whole image and of one quadrant."""
+
+    def __init__(self, cfg: FastGANConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        s = cfg.image_size
+        ch = {r: cfg.channels(cfg.ndf, r) for r in NFC}
+        self.stem = nn.Sequential(_conv(cfg.nc, ch[s // 2], 4, 2, 1, bias=False), nn.LeakyReLU(0.2))
+        self.resolutions = [r for r in (2 ** k for k in range(s.bit_length() - 3, 1, -1))]  # S/4, ..., 8, 4
+        self.downs = nn.ModuleList(_DownBlock(ch[r * 2], ch[r]) for r in self.resolutions)
+        # SLE in D (official: 256 -> 16, 128 -> 8, 64 -> 4): a map at resolution 8r gates the one at r
+        self.sle = nn.ModuleDict({str(r): _SEBlock(ch[r * 8], ch[r]) for r in self.resolutions if r * 8 <= s // 2})
+        self.head = nn.Sequential(_conv(ch[4], ch[4] * 2, 1, 1, 0, bias=False), nn.BatchNorm2d(ch[4] * 2), nn.LeakyReLU(0.2),
+                                  _conv(ch[4] * 2, 1, 4, 1, 0, bias=False))
+        self.decoder_all = _Decoder(ch[8], max(4, cfg.ndf * 2), cfg.nc)
+        self.decoder_part = _Decoder(ch[16], max(4, cfg.ndf * 2), cfg.nc)
+
+    def _features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
+        feats = {self.cfg.image_size // 2: self.stem(x)}
+        for r, down in zip(self.resolutions, self.downs, strict=True):
+            y = down(feats[r * 2])
+            if str(r) in self.sle:
+                y = self.sle[str(r)](feats[r * 8], y)
+            feats[r] = y
+        return feats
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self._features(x)[4]).flatten(1)
+
+    def forward_with_recon(self, x: torch.Tensor, part: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Logits, the whole image reconstructed from the 8x8 map, and quadrant ``part`` (0..3,
+        row-major) reconstructed from that quadrant of the 16x16 map."""
+        feats = self._features(x)
+        f16 = feats[16]
+        return self.head(feats[4]).flatten(1), self.decoder_all(feats[8]), self.decoder_part(_quadrant(f16, part))
+
+
+def _quadrant(x: torch.Tensor, part: int) -> torch.Tensor:
+    """Quadrant ``part`` (0 top-left, 1 top-right, 2 bottom-left, 3 bottom-right) of (B, C, H, W)."""
+    h, w = x.shape[2] // 2, x.shape[3] // 2
+    r, c = divmod(part, 2)
+    return x[:, :, r * h : (r + 1) * h, c * w : (c + 1) * w]
+
+
+def fastgan_init(module: nn.Module) -> None:
+    """The official initialisation: conv weights N(0, 0.02); BatchNorm weight N(1, 0.02), bias 0."""
+    for m in module.modules():
+        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
+            # under the spectral-norm parametrisation, initialise the raw weight it normalises
+            conv: Any = m  # torch's stubs do not type the parametrisation container
+            w = conv.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else conv.weight
+            nn.init.normal_(w, 0.0, 0.02)
+        elif isinstance(m, nn.BatchNorm2d):
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
+def generator(cfg: FastGANConfig) -> FastGANGenerator:
+    """A freshly initialised FastGAN-lite generator (uses the global torch RNG)."""
+    g = FastGANGenerator(cfg)
+    fastgan_init(g)
+    return g
+
+
+def discriminator(cfg: FastGANConfig) -> FastGANDiscriminator:
+    """A freshly initialised FastGAN-lite discriminator with its reconstruction decoders (global torch RNG)."""
+    d = FastGANDiscriminator(cfg)
+    fastgan_init(d)
+    return d
+
+
+def _recon_loss(real: torch.Tensor, rec_all: torch.Tensor, rec_part: torch.Tensor, part: int) -> torch.Tensor:
+    """L1 between the decoders' outputs and the (augmented) real frame, downsampled / its quadrant."""
+    target_all = F.interpolate(real, size=rec_all.shape[-2:], mode="area")
+    target_part = F.interpolate(_quadrant(real, part), size=rec_part.shape[-2:], mode="area")
+    return F.l1_loss(rec_all.float(), target_all.float()) + F.l1_loss(rec_part.float(), target_part.float())
+
+
+def train_step(
+    g: torch.nn.Module,
+    d: torch.nn.Module,
+    opt_g: torch.optim.Optimizer,
+    opt_d: torch.optim.Optimizer,
+    real: torch.Tensor,
+    *,
+    nz: int,
+    policy: tuple[str, ...] = (),
+    autocast: Any = nullcontext,
+    ema: EMA | None = None,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One FastGAN step on real frames in [-1, 1] (B, 1, S, S): D (hinge + reconstruction on the
+    real batch, hinge on a fake batch), then G (hinge), then the EMA of G. DiffAugment ``policy``
+    is applied to every batch D sees. Returns (loss_d, loss_g, D logits on real, D logits on fake);
+    the losses are float32 under bf16 ``autocast``."""
+    if not isinstance(d, FastGANDiscriminator):
+        raise TypeError(f"fastgan.train_step needs a FastGANDiscriminator, got {type(d).__name__}")
+    b = real.shape[0]
+    part = int(torch.randint(0, 4, (1,)).item())  # the quadrant D reconstructs this step
+    # (1) update D
+    opt_d.zero_grad(set_to_none=True)
+    with autocast():
+        real_aug = diff_augment(real, policy)
+        out_real, rec_all, rec_part = d.forward_with_recon(real_aug, part)
+        out_real = out_real.float()
+        # the official hinge with a random margin in [0.8, 1]
+        loss_real = F.relu(torch.rand_like(out_real) * 0.2 + 0.8 - out_real).mean()
+        loss_recon = _recon_loss(real_aug, rec_all, rec_part, part)
+        z = torch.randn(b, nz, 1, 1, device=real.device)
+        fake = g(z)
+        out_fake = d(diff_augment(fake.detach(), policy)).float()
+        loss_fake = F.relu(torch.rand_like(out_fake) * 0.2 + 0.8 + out_fake).mean()
+    loss_d = loss_real + loss_fake + d.cfg.recon_weight * loss_recon
+    loss_d.backward()
+    opt_d.step()
+    # (2) update G: D's weights frozen (their gradients would be discarded)
+    d.requires_grad_(False)
+    opt_g.zero_grad(set_to_none=True)
+    with autocast():
+        loss_g = -d(diff_augment(fake, policy)).float().mean()
+    loss_g.backward()
+    opt_g.step()
+    d.requires_grad_(True)
+    if ema is not None:
+        ema.update(g)
+    return loss_d.detach(), loss_g.detach(), out_real.detach(), out_fake.detach()
+
+
+def build_networks(cfg: FastGANConfig, *, lr_g: float = 2e-4, lr_d: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
+                   device: str = "cpu") -> tuple[FastGANGenerator, FastGANDiscriminator, torch.optim.Optimizer, torch.optim.Optimizer]:
+    """G, D (initialised from the global torch RNG) and their Adam optimisers (official: lr 2e-4, betas 0.5, 0.999)."""
+    g = generator(cfg).to(device)
+    d = discriminator(cfg).to(device)
+    opt_g = torch.optim.Adam(g.parameters(), lr=lr_g, betas=betas)
+    opt_d = torch.optim.Adam(d.parameters(), lr=lr_d, betas=betas)
+    return g, d, opt_g, opt_d

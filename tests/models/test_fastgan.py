@@ -1,0 +1,181 @@
+"""FastGAN-lite (lusynth.models.fastgan): shapes and range, determinism, exact resume, ONNX parity,
+and a short run on the phantom that moves its frames towards held-out real frames."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from lusynth.data.framestore import open_store
+from lusynth.export.onnx_export import _export_bytes, ort_session
+from lusynth.gan.checkpoint import get_rng_state, set_rng_state
+from lusynth.gan.ema import EMA
+from lusynth.gan.step import _to_unit, sample_frames
+from lusynth.metrics.fidelity import mmd2_rbf, reference_gamma
+from lusynth.metrics.nearcopy import pixels
+from lusynth.models import fastgan
+from lusynth.models.fastgan import RECON_SIZE, FastGANConfig
+from lusynth.runtime import autocast_for
+from tests.gan import shared_store
+
+POLICY = ("translation", "cutout")
+SMALL = FastGANConfig(ngf=4, ndf=4, nz=16)
+
+
+def _setup(cfg: FastGANConfig, seed: int) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, EMA]:
+    torch.manual_seed(seed)
+    g, d, opt_g, opt_d = fastgan.build_networks(cfg)
+    return g, d, opt_g, opt_d, EMA(g, 0.9)
+
+
+def _steps(nets: tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, EMA], n: int, cfg: FastGANConfig,
+           precision: str = "fp32") -> None:
+    g, d, opt_g, opt_d, ema = nets
+    real = torch.linspace(-1, 1, 4 * cfg.image_size**2).reshape(4, 1, cfg.image_size, cfg.image_size)
+    for _ in range(n):
+        losses = fastgan.train_step(g, d, opt_g, opt_d, real, nz=cfg.nz, policy=POLICY, autocast=autocast_for("cpu", precision), ema=ema)
+        assert all(torch.isfinite(t).all() for t in losses)
+
+
+def _state(nets: tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, EMA]) -> dict[str, torch.Tensor]:
+    g, d, _, _, ema = nets
+    return {**{f"g.{k}": v for k, v in g.state_dict().items()}, **{f"d.{k}": v for k, v in d.state_dict().items()},
+            **{f"ema.{k}": v for k, v in ema.state_dict().items()}}
+
+
+def _identical(a: dict[str, torch.Tensor], b: dict[str, torch.Tensor]) -> bool:
+    return a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_shapes_range_and_reconstructions(size: int) -> None:
+    cfg = FastGANConfig(image_size=size, ngf=4, ndf=4, nz=16)
+    torch.manual_seed(0)
+    g, d = fastgan.generator(cfg), fastgan.discriminator(cfg)
+    x = g(torch.randn(3, cfg.nz, 1, 1))
+    assert x.shape == (3, 1, size, size) and x.min() >= -1 and x.max() <= 1 and x.std() > 0
+    logits, rec_all, rec_part = d.forward_with_recon(x, part=3)
+    assert logits.shape == (3, 1) and d(x).shape == (3, 1)
+    assert rec_all.shape == rec_part.shape == (3, 1, RECON_SIZE, RECON_SIZE)
+    # skip-layer excitation is wired in: at 64 the 4x4 map gates the 32x32 one, at 128 also 8 -> 64
+    assert set(g.sle) == ({"32", "64"} if size == 64 else {"32", "64", "128"})
+    # every convolution is spectrally normalised, as in the official code
+    convs = [m for m in (*g.modules(), *d.modules()) if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    assert convs and all(hasattr(m, "parametrizations") for m in convs)
+
+
+def test_config_rejects_bad_values() -> None:
+    with pytest.raises(ValueError, match="image_size=96"):
+        FastGANConfig(image_size=96)
+    with pytest.raises(ValueError, match="recon_weight"):
+        FastGANConfig(recon_weight=-1)
+
+
+def test_train_step_rejects_a_discriminator_without_decoders() -> None:
+    g, _, opt_g, opt_d, _ = _setup(SMALL, 0)
+    from lusynth.models.dcgan import DCGANConfig, discriminator
+
+    d = discriminator(DCGANConfig(nz=SMALL.nz, ngf=4, ndf=4))
+    with pytest.raises(TypeError, match="FastGANDiscriminator"):
+        fastgan.train_step(g, d, opt_g, opt_d, torch.zeros(2, 1, 64, 64), nz=SMALL.nz)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_same_seed_gives_bit_identical_weights(precision: str) -> None:
+    runs = []
+    for seed in (0, 0, 1):
+        nets = _setup(SMALL, seed)
+        _steps(nets, 3, SMALL, precision)
+        runs.append(_state(nets))
+    assert _identical(runs[0], runs[1])
+    assert not _identical(runs[0], runs[2])  # the seed matters, so the check above can fail
+
+
+def test_resume_from_a_checkpoint_continues_bit_identically() -> None:
+    straight = _setup(SMALL, 0)
+    _steps(straight, 4, SMALL)
+
+    first = _setup(SMALL, 0)
+    _steps(first, 2, SMALL)
+    g, d, opt_g, opt_d, ema = first
+    buf = io.BytesIO()
+    torch.save({"g": g.state_dict(), "d": d.state_dict(), "ema": ema.state_dict(), "opt_g": opt_g.state_dict(),
+                "opt_d": opt_d.state_dict(), "rng": get_rng_state()}, buf)
+    torch.manual_seed(123)  # whatever happens in between (a new process) must not matter
+    torch.rand(7)
+    buf.seek(0)
+    state = torch.load(buf, weights_only=False)
+    resumed = _setup(SMALL, 99)  # fresh networks with other weights, overwritten by the checkpoint
+    g, d, opt_g, opt_d, ema = resumed
+    g.load_state_dict(state["g"])
+    d.load_state_dict(state["d"])
+    ema.load_state_dict(state["ema"])
+    opt_g.load_state_dict(state["opt_g"])
+    opt_d.load_state_dict(state["opt_d"])
+    set_rng_state(state["rng"])
+    _steps(resumed, 2, SMALL)
+    assert _identical(_state(straight), _state(resumed))
+
+
+class _FloatGenerator(nn.Module):
+    """z (N, nz) -> G's float image (N, 1, S, S): the export under test, before any uint8 rounding."""
+
+    def __init__(self, g: nn.Module, nz: int) -> None:
+        super().__init__()
+        self.g, self.nz = g, nz
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        return self.g(z.reshape(-1, self.nz, 1, 1))
+
+
+def test_generator_exports_to_onnx_and_onnxruntime_agrees(tmp_path: Path) -> None:
+    nets = _setup(SMALL, 0)
+    _steps(nets, 2, SMALL)  # trained a little: BatchNorm statistics and spectral-norm vectors are not the initial ones
+    g = nets[4].shadow.eval()  # the EMA generator is what would ship
+    module = _FloatGenerator(g, SMALL.nz).eval()
+    z = torch.randn(5, SMALL.nz, generator=torch.Generator().manual_seed(3))
+    onnx_bytes, exporter, notes = _export_bytes(module, z, input_name="z", output_name="image", opset=18, scratch=tmp_path)
+    session = ort_session(onnx_bytes)
+    for batch in (z, z[:1]):  # the batch axis is dynamic
+        with torch.no_grad():
+            ref = module(batch).numpy()
+        got = session.run(None, {"z": batch.numpy()})[0]
+        assert got.shape == ref.shape
+        assert np.abs(got - ref).max() < 1e-4, (exporter, notes)
+    # the reference must itself be eval-mode deterministic (no noise, no power iteration at eval)
+    with torch.no_grad():
+        assert torch.equal(module(z), module(z))
+
+
+@pytest.mark.slow
+def test_short_training_on_the_phantom_moves_samples_towards_held_out_frames(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """200 steps of FastGAN-lite on one phantom class: kernel MMD^2 (pixels, one bandwidth fixed from
+    the real frames) between EMA samples and the class's validation patients falls well below the
+    untrained generator's (whose eval-mode frames are saturated noise)."""
+    store = open_store(shared_store(tmp_path_factory.getbasetemp()))
+    label = "consolidation"
+    train = np.asarray(store.frames[store.view(0, "train", label=label)])
+    val = np.asarray(store.frames[store.view(0, "val", label=label)])
+    cfg = FastGANConfig(ngf=4, ndf=4, nz=32)
+    g, d, opt_g, opt_d, ema = _setup(cfg, 0)
+    ema = EMA(g, 0.95)
+    z = torch.randn(len(val), cfg.nz, 1, 1, generator=torch.Generator().manual_seed(5))
+
+    gamma = reference_gamma(pixels(val))  # one ruler for before and after
+
+    def mmd() -> float:
+        return float(mmd2_rbf(pixels(val), pixels(sample_frames(ema.shadow, z)), gamma=gamma))
+
+    before = mmd()
+    frames = torch.from_numpy(train)
+    gen = torch.Generator().manual_seed(0)
+    for _ in range(200):
+        batch = torch.randperm(len(train), generator=gen)[:8]
+        fastgan.train_step(g, d, opt_g, opt_d, _to_unit(frames[batch]), nz=cfg.nz, policy=POLICY, ema=ema)
+    after = mmd()
+    assert after < 0.75 * before, (before, after)
