@@ -374,3 +374,16 @@ def test_retain_freed_memory_keeps_big_blocks_in_the_heap_and_gives_them_back_af
     assert returned < 8 * 2**20, f"inside the block a freed big block stays in the heap (returned {returned / 2**20:.0f} MB)"
     assert held - _rss() > 40 * 2**20, "leaving the block trims the retained memory"
     assert alloc_free() > 40 * 2**20, "the defaults are back"
+
+
+def test_fast_batchnorm_output_takes_an_in_place_relu_like_stock() -> None:
+    """The usual ``BatchNorm -> ReLU(inplace=True)``: the fast route's output is a fresh tensor,
+    not a view made inside the autograd function (autograd forbids modifying those in place)."""
+    stock, fast = _bn_pair(8)
+    x = torch.randn(4, 8, 6, 5).contiguous(memory_format=torch.channels_last).requires_grad_(True)
+    outs = []
+    for bn in (stock, fast):
+        y = torch.nn.ReLU(inplace=True)(bn(x))
+        outs.append((y.detach(), *_grads(y, [x, bn.weight])))
+    for a, b in zip(*outs, strict=True):
+        _close(a, b, rtol=1e-4)

@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lusynth.models.fastcpu import FastBatchNorm2d
+
 __all__ = ["EmbeddingConfig", "EmbeddingNet", "embed", "fit_embedding"]
 
 
@@ -51,7 +53,7 @@ class EmbeddingNet(nn.Module):
         stages = []
         ch_in = 1
         for w in cfg.widths:
-            stages.append(nn.Sequential(nn.Conv2d(ch_in, w, 3, 2, 1), nn.BatchNorm2d(w), nn.ReLU(True)))
+            stages.append(nn.Sequential(nn.Conv2d(ch_in, w, 3, 2, 1), FastBatchNorm2d(w), nn.ReLU(True)))
             ch_in = w
         self.stages = nn.ModuleList(stages)  # input_size -> input_size / 2**len(widths)
         self.side = cfg.input_size // 2 ** len(cfg.widths)
@@ -60,7 +62,7 @@ class EmbeddingNet(nn.Module):
         dec: list[nn.Module] = []
         widths = list(cfg.widths)[::-1]
         for w_in, w_out in zip(widths, widths[1:] + [8], strict=True):
-            dec += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1), nn.BatchNorm2d(w_out), nn.ReLU(True)]
+            dec += [nn.ConvTranspose2d(w_in, w_out, 4, 2, 1), FastBatchNorm2d(w_out), nn.ReLU(True)]
         dec += [nn.Conv2d(8, 1, 3, 1, 1), nn.Tanh()]
         self.decoder = nn.Sequential(*dec)
         self.classify = nn.Linear(cfg.bottleneck, cfg.n_classes)
@@ -117,7 +119,7 @@ def fit_embedding(
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
-        net = EmbeddingNet(cfg)
+        net = EmbeddingNet(cfg).to(memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack memory_format
         gen = torch.Generator().manual_seed(seed)
         x_all = _to_tensor(frames)
         y_all = torch.as_tensor(np.asarray(labels), dtype=torch.long)
@@ -130,7 +132,7 @@ def fit_embedding(
                 idx = perm[i : i + cfg.batch_size]
                 if len(idx) < 2:  # BatchNorm needs 2 samples
                     continue
-                x = x_all[idx]
+                x = x_all[idx].contiguous(memory_format=torch.channels_last)
                 recon, logits = net(x)
                 target = F.interpolate(x, size=recon.shape[-2:], mode="area") if x.shape[-1] != recon.shape[-1] else x
                 loss = F.mse_loss(recon, target) + cfg.class_weight * F.cross_entropy(logits, y_all[idx])
@@ -142,7 +144,10 @@ def fit_embedding(
                 progress(epoch, total / len(x_all))
     finally:
         torch.random.set_rng_state(state)
-    return net.eval()
+    # trained channels_last (oneDNN's 8 -> 1 conv at 64x64 is 4.7x faster so; FastBatchNorm2d keeps the
+    # 8-16-channel BatchNorms fast there), used contiguous: the layout a reloaded state dict gets, so a
+    # resumed GAN's features are bit-identical to the first run's
+    return net.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]  # torch stubs lack memory_format
 
 
 @torch.no_grad()

@@ -269,7 +269,10 @@ class _RowsBatchNorm(torch.autograd.Function):
         rows32 = rows.float()  # no copy for float32
         mean = rows32.sum(0).view(w, c).sum(0).div_(n)  # (C,)
         centred = rows32 - mean.repeat(w)  # (B*H, W*C), kept for the backward pass
-        out = torch.empty_like(rows)
+        # the result is a fresh channels_last tensor, written through its (B*H, W*C) view: returning a
+        # view would forbid the in-place ReLU that usually follows a BatchNorm
+        result = torch.empty((b, c, h, w), dtype=x.dtype, memory_format=torch.channels_last)
+        out = result.permute(0, 2, 3, 1).view(b * h, w * c)
         sq = out if out.dtype == torch.float32 else torch.empty_like(centred)  # reuse the output buffer
         var = torch.mul(centred, centred, out=sq).sum(0).view(w, c).sum(0).div_(n)  # biased, as the normalisation
         invstd = var.add(eps).rsqrt_()
@@ -279,7 +282,7 @@ class _RowsBatchNorm(torch.autograd.Function):
             running_var.mul_(1.0 - momentum).add_(var * (n / (n - 1)), alpha=momentum)
         ctx.save_for_backward(centred, invstd, weight)
         ctx.shape = (b, c, h, w)
-        return out.view(b, h, w, c).permute(0, 3, 1, 2)  # (B, C, H, W), channels_last
+        return result  # (B, C, H, W), channels_last
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
