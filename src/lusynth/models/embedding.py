@@ -147,7 +147,7 @@ def fit_embedding(
     # trained channels_last (oneDNN's 8 -> 1 conv at 64x64 is 4.7x faster so; FastBatchNorm2d keeps the
     # 8-16-channel BatchNorms fast there), used contiguous: the layout a reloaded state dict gets, so a
     # resumed GAN's features are bit-identical to the first run's
-    return net.to(memory_format=torch.contiguous_format).eval()  # type: ignore[call-overload]  # torch stubs lack memory_format
+    return net.to(memory_format=torch.contiguous_format).eval()
 
 
 @torch.no_grad()
