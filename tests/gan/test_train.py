@@ -262,3 +262,12 @@ def test_resumable_state_is_written_at_evaluations_the_end_and_every_checkpoint_
     train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=5, eval_every=2, checkpoint_seconds=seconds), progress=False)
     assert written == expected
     assert int(load_checkpoint(out / "checkpoints" / "last.pt")["epoch"]) == 5
+
+
+def test_a_gan_or_generate_task_does_not_import_sklearn() -> None:
+    """Every KFP task is a fresh process: sklearn.metrics (~1 s of import) is for the tasks that
+    compute an AUC (audit, classifier, evaluate), not for train-gan and generate, whose near-copy
+    rule shares a module with the membership-inference AUC."""
+    code = "import sys, lusynth.gan.train, lusynth.gan.generate; print(sorted(m for m in sys.modules if m.startswith('sklearn'))[:3])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"imported: {out}"
