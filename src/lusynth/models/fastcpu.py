@@ -1,7 +1,8 @@
 """Drop-in CPU training kernels for the DCGAN: same layers, same parameters, faster on CPU.
 
-Profiled at the paper's 256x256 size, oneDNN is slow in a few places of a DCGAN step
-(the measurements and the commands that produced them: ``benchmarks/results/README.md``):
+Profiled at the paper's 256x256 and at the demo's 64x64 size, oneDNN and ATen are slow in a few
+places of a DCGAN step (the measurements and the commands that produced them:
+``benchmarks/results/README.md``):
 
 * **Wide convolutions whose low-resolution side is 4x4** (G's 4x4 -> 8x8 transposed conv, D's
   8x8 -> 4x4 conv): with 1024-2048 channels and only 16 positions per image, oneDNN's weight
