@@ -55,6 +55,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from bench_precision_quality import _default_stores, _write  # the same stores, the same partial-results writer
 from lusynth.data.framestore import FrameStore, open_store
 from lusynth.gan.diffaugment import parse_policy
 from lusynth.gan.ema import EMA
@@ -288,24 +289,6 @@ def _summary(values: list[float]) -> dict[str, float]:
     a = np.asarray(values, float)
     return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if len(a) > 1 else float("nan"),
             "min": float(a.min()), "max": float(a.max())}
-
-
-def _default_stores(tmp: Path) -> list[str]:
-    """The demo phantom and, where present, the POCUS clips, ingested into ``tmp``."""
-    from lusynth.data.ingest import IngestParams, ingest
-
-    ingest(None, tmp / "phantom")
-    stores = [f"phantom={tmp / 'phantom'}"]
-    pocus = HERE.parent.parent / "shared" / "data" / "pocus" / "clips.csv"
-    if pocus.is_file():
-        ingest(str(pocus), tmp / "pocus", params=IngestParams(path_column="file", positive_class="abnormal"))
-        stores.append(f"pocus={tmp / 'pocus'}")
-    return stores
-
-
-def _write(path: Path, results: dict[str, Any]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
 
 
 def _summarise(entry: dict[str, Any], seeds: list[int]) -> None:

@@ -362,10 +362,10 @@ class GanTrainer:
         }
 
     def checkpoint_due(self, evaluated: bool) -> bool:
-        """Write the resumable state now? After an evaluation, after the last epoch, and otherwise once
-        ``checkpoint_seconds`` have passed since the last write (0: every epoch)."""
-        return (evaluated or self.epoch == self.planned_epochs
-                or time.monotonic() - self.saved_at >= self.params.checkpoint_seconds)
+        """Write the resumable state now? After an evaluation (every ``eval_every`` epochs and the last,
+        :meth:`due_for_evaluation`), and otherwise once ``checkpoint_seconds`` have passed since the
+        last write (0: every epoch)."""
+        return evaluated or time.monotonic() - self.saved_at >= self.params.checkpoint_seconds
 
     def save_checkpoint(self) -> None:
         """``last.pt``: the weights plus everything ``--resume`` needs (optimisers, RNG states, history)."""

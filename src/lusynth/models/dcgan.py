@@ -25,9 +25,11 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, replace
+from typing import Any
 
 import torch
 from torch import nn
+from torch.nn.utils import parametrize
 
 from lusynth.models.fastcpu import FastDropout, LowResConv2d, LowResConvTranspose2d
 
@@ -144,10 +146,12 @@ class Discriminator(nn.Module):
 
 
 def dcgan_init(module: nn.Module) -> None:
-    """DCGAN initialisation: conv weights N(0, 0.02); BatchNorm weight N(1, 0.02), bias 0."""
+    """DCGAN initialisation: conv weights N(0, 0.02); BatchNorm weight N(1, 0.02), bias 0. A conv
+    under a weight parametrisation (FastGAN's spectral norm) gets its raw weight initialised."""
     for m in module.modules():
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            nn.init.normal_(m.weight, 0.0, 0.02)
+            conv: Any = m  # torch's stubs do not type the parametrisation container
+            nn.init.normal_(conv.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else m.weight, 0.0, 0.02)
         elif isinstance(m, nn.BatchNorm2d):
             nn.init.normal_(m.weight, 1.0, 0.02)
             nn.init.zeros_(m.bias)

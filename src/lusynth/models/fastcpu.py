@@ -103,11 +103,11 @@ def conv2d_gemm(x: torch.Tensor, weight: torch.Tensor, stride: int, padding: int
     return out.view(b, h_out, w_out, c_out).permute(0, 3, 1, 2)
 
 
-def _fp32_under_autocast(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, bool]:
-    """Under CPU autocast, the input cast to the (float32 master) weight's dtype and autocast to switch off."""
+def _fp32_under_autocast(x: torch.Tensor, weight: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """Under CPU autocast: the input cast to the (float32 master) weight's dtype, and True (switch autocast off)."""
     if torch.is_autocast_enabled("cpu"):
-        return x.to(weight.dtype), weight, True
-    return x, weight, False
+        return x.to(weight.dtype), True
+    return x, False
 
 
 def conv_transpose2d_dense(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -116,7 +116,7 @@ def conv_transpose2d_dense(x: torch.Tensor, weight: torch.Tensor) -> torch.Tenso
     order is (Cin, kh, kw, Cout), read without a copy). Float32 under CPU autocast (module docstring)."""
     b, c_in = x.shape[:2]
     _, c_out, kh, kw = weight.shape
-    x, weight, off = _fp32_under_autocast(x, weight)
+    x, off = _fp32_under_autocast(x, weight)
     with torch.autocast("cpu", enabled=False) if off else nullcontext():
         rows = x.reshape(b, c_in)
         if weight.is_contiguous():
@@ -130,7 +130,7 @@ def conv2d_dense(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     order (channels_last: (kh, kw, Cin) per image). Float32 under CPU autocast (module docstring)."""
     b = x.shape[0]
     c_out, c_in, kh, kw = weight.shape
-    x, weight, off = _fp32_under_autocast(x, weight)
+    x, off = _fp32_under_autocast(x, weight)
     with torch.autocast("cpu", enabled=False) if off else nullcontext():
         if x.is_contiguous():
             out = x.reshape(b, c_in * kh * kw) @ weight.reshape(c_out, c_in * kh * kw).t()

@@ -50,11 +50,11 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from lusynth.gan.diffaugment import diff_augment
 from lusynth.gan.ema import EMA
+from lusynth.models.dcgan import dcgan_init
 
 __all__ = [
     "FastGANConfig",
@@ -234,16 +234,9 @@ def _quadrant(x: torch.Tensor, part: int) -> torch.Tensor:
 
 
 def fastgan_init(module: nn.Module) -> None:
-    """The official initialisation: conv weights N(0, 0.02); BatchNorm weight N(1, 0.02), bias 0."""
-    for m in module.modules():
-        if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d)):
-            # under the spectral-norm parametrisation, initialise the raw weight it normalises
-            conv: Any = m  # torch's stubs do not type the parametrisation container
-            w = conv.parametrizations.weight.original if parametrize.is_parametrized(m, "weight") else conv.weight
-            nn.init.normal_(w, 0.0, 0.02)
-        elif isinstance(m, nn.BatchNorm2d):
-            nn.init.normal_(m.weight, 1.0, 0.02)
-            nn.init.zeros_(m.bias)
+    """The official initialisation, which is the DCGAN's (conv weights N(0, 0.02), BatchNorm weight
+    N(1, 0.02), bias 0), applied under spectral norm to the raw weight it normalises."""
+    dcgan_init(module)
 
 
 def generator(cfg: FastGANConfig) -> FastGANGenerator:
