@@ -156,7 +156,7 @@ def _artifacts(params: Mapping[str, Any]) -> dict[str, Any]:
         slug = slugify(label, keep="A-Za-z0-9_-")
         out[f"generator-{slugify(label, keep='a-z0-9')}"] = {
             "path": f"models/onnx/generator-{slug}.onnx", "type": "model",
-            "desc": f"DCGAN generator of class {label} (largest training fraction), ONNX",
+            "desc": f"GAN generator of class {label} (largest training fraction), ONNX",
             "labels": ["onnx", "generator", slugify(label, keep="a-z0-9")]}
     return out
 

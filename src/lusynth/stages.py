@@ -315,7 +315,7 @@ STAGES: tuple[Stage, ...] = (
                                                "dvc://PATH@REV. Omit for the built-in phantom.", argument=True),
                    Option("report", Path, None, "Report directory (default: OUT-report, beside the store).")),
           set_only=("experiment",), prepare=_ingest_params, key_extra=_ingest_key, source_option="source"),
-    Stage("train_gan", "train-gan", "Train one DCGAN (the paper's loop) on one class's training frames at one fraction.",
+    Stage("train_gan", "train-gan", "Train one GAN (gan.generator: the paper's DCGAN or FastGAN-lite) on one class's training frames at one fraction.",
           "lusynth.gan.train:train_gan", ("gan", "near_copy"), (_FRAMES,), "lusynth.gan.train:GanRun", _train_gan, key="lusynth.keys:GanKey",
           options=(Option("resume", bool, False, "Continue from OUT's last checkpoint."),
                    Option("checkpoint_mirror", str, None, "s3://bucket/prefix or a directory: mirror the resumable state there every "

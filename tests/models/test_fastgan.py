@@ -179,3 +179,18 @@ def test_short_training_on_the_phantom_moves_samples_towards_held_out_frames(tmp
         fastgan.train_step(g, d, opt_g, opt_d, _to_unit(frames[batch]), nz=cfg.nz, policy=POLICY, ema=ema)
     after = mmd()
     assert after < 0.75 * before, (before, after)
+
+
+def test_flops_count_the_decoders_in_the_step_and_grow_with_the_width() -> None:
+    """D's forward counts the logits path only; the step adds its reconstruction decoders (D on real
+    with them, fwd + bwd) to the DCGAN-style passes, so it exceeds 3 x (G + D) forward FLOPs."""
+    f = fastgan.flops_per_image(SMALL)
+    assert f["g_forward"] > 0 and f["d_forward"] > 0 and f["train_step"] > 3 * (f["g_forward"] + f["d_forward"])
+    wide = fastgan.flops_per_image(FastGANConfig(ngf=8, ndf=8, nz=16))
+    assert all(wide[k] > 2 * f[k] for k in f)  # convs scale ~ width^2
+    from torch.utils.flop_counter import FlopCounterMode
+
+    d, x = fastgan.FastGANDiscriminator(SMALL), torch.zeros(2, 1, 64, 64)  # the real D on a real tensor: the meta count agrees
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        d(x)
+    assert fc.get_total_flops() / 2 == f["d_forward"]

@@ -43,3 +43,15 @@ def test_classifier_card_states_the_decision_and_the_missing_audit(tmp_path) -> 
                                  pipeline_run_id=None, lineage={"lusynth.profile": "demo"})
     assert "Decision: **challenger** — no audit." in card and "**No privacy audit found**" in card
     assert "| auc | 0.800 (0.700–0.900) | n/a |" in card and "- lusynth.profile: `demo`" in card
+
+
+def test_generator_card_names_the_exported_architecture_and_an_older_export_is_a_dcgan() -> None:
+    from lusynth.registry.cards import generator_model_card
+
+    meta = {"lusynth.label": "a", "lusynth.nz": "100", "lusynth.image_size": "64"}
+    gate = GateDecision(CHALLENGER, "no audit")
+    fast = generator_model_card({**meta, "lusynth.architecture": "Unconditional FastGAN-lite generator (...)"}, None, gate=gate,
+                                onnx_sha256="0" * 64, pipeline_run_id=None)
+    assert "Unconditional FastGAN-lite generator (...). Input `z`" in fast and "DCGAN" not in fast
+    old = generator_model_card(meta, None, gate=gate, onnx_sha256="0" * 64, pipeline_run_id=None)  # exported before FastGAN
+    assert "Unconditional DCGAN generator (Yu et al. 2023). Input `z`" in old

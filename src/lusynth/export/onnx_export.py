@@ -1,4 +1,4 @@
-"""``lusynth export``: the trained classifier and generators as self-contained ONNX models.
+"""``lusynth export``: the trained classifier and generators (either family) as self-contained ONNX models.
 
 The classifier graph takes what a scanner gives -- raw uint8 grey frames ``frames`` (N, S, S) at
 the trained size -- and does the training-time preprocessing itself (x / 255, then per-image
@@ -8,7 +8,8 @@ then returns softmax probabilities ``probabilities`` (N, n_classes). A generator
 latent vectors ``z`` (N, nz) to uint8 frames ``frames`` (N, S, S) (tanh output mapped to 0..255
 and rounded, as :func:`lusynth.gan.step.sample_frames` does). The batch axis is dynamic.
 
-Metadata (``metadata_props``, read back with :func:`read_metadata`): kind, classes, positive
+Metadata (``metadata_props``, read back with :func:`read_metadata`): kind, a generator's family
+and architecture (``lusynth.generator_family``, ``lusynth.architecture``), classes, positive
 class, image size, preprocessing, operating threshold, training data digest(s), arm, fraction,
 seed, validation AUC, lusynth version, exporter and opset.
 
@@ -303,12 +304,14 @@ def export_generator(gan_dir: str | os.PathLike[str], out_path: str | os.PathLik
     """Export a ``train-gan`` directory's chosen generator: z (N, nz) -> uint8 frames (N, S, S)."""
     from lusynth import __version__
     from lusynth.gan.checkpoint import load_generator
+    from lusynth.gan.families import ARCHITECTURES, family_of
     from lusynth.gan.run import GanRun
 
     _check_opset(opset)
     t0 = time.perf_counter()
     gan_dir = Path(gan_dir)
     g, cfg = load_generator(gan_dir, which)
+    family = family_of(cfg)
     wrapped = GeneratorForServing(g.eval(), cfg.nz).eval()
     z = torch.randn(PARITY_BATCH, cfg.nz, generator=torch.Generator().manual_seed(PARITY_SEED))
     onnx_bytes, exporter, notes = _export_bytes(wrapped, z, input_name="z", output_name="frames", opset=opset,
@@ -317,6 +320,8 @@ def export_generator(gan_dir: str | os.PathLike[str], out_path: str | os.PathLik
     chosen = (run.chosen if run is not None else None) or {}
     metadata = {
         "lusynth.kind": "generator",
+        "lusynth.generator_family": family,
+        "lusynth.architecture": ARCHITECTURES[family],
         "lusynth.version": __version__,
         "lusynth.label": run.label if run is not None else "",
         "lusynth.fraction": repr(run.fraction if run is not None else float("nan")),
@@ -333,7 +338,7 @@ def export_generator(gan_dir: str | os.PathLike[str], out_path: str | os.PathLik
         "lusynth.opset": str(opset),
         "lusynth.parity_tolerance": f"{GENERATOR_TOLERANCE} grey level, <= {GENERATOR_MAX_FLIPPED:.1%} of pixels",
     }
-    onnx_bytes = _with_metadata(onnx_bytes, metadata, doc=f"lusynth DCGAN generator for class {metadata['lusynth.label']!r}")
+    onnx_bytes = _with_metadata(onnx_bytes, metadata, doc=f"lusynth {family} generator for class {metadata['lusynth.label']!r}")
     out_path = Path(out_path)
     max_diff, sha = _write_checked(out_path, onnx_bytes, wrapped, z, "generator")
     return ExportResult(path=out_path, kind="generator", opset=opset, exporter=exporter, input_name="z", output_name="frames",

@@ -1,4 +1,5 @@
-"""The GAN stages: ``train-gan`` (one DCGAN per class and training fraction, :mod:`.train`) and
+"""The GAN stages: ``train-gan`` (one GAN per class and training fraction, of the family
+``gan.generator``: :mod:`.families`; :mod:`.train`) and
 ``generate`` (synthetic frames with a near-copy privacy filter, :mod:`.generate`).
 
 Improvements over the paper's loop are switchable and were measured (``GanParams.diffaugment``,

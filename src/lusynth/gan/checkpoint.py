@@ -24,7 +24,8 @@ import torch
 
 from lusynth.atomic import atomic_write_bytes
 from lusynth.errors import InputError
-from lusynth.models.dcgan import DCGANConfig, Discriminator, Generator
+from lusynth.gan.families import NetConfig, config_from_dict, empty_discriminator, empty_generator
+from lusynth.models.fastgan import FastGANConfig, fold_spectral_norm
 
 __all__ = [
     "CHECKPOINT_DIR",
@@ -113,28 +114,46 @@ def checkpoint_path(gan_dir: str | os.PathLike[str], which: str = "chosen") -> P
     raise InputError(f"which={which!r}: use 'chosen', 'last' or an evaluated step number")
 
 
-def load_generator(gan_dir: str | os.PathLike[str], which: str = "chosen") -> tuple[Generator, DCGANConfig]:
-    """The generator of a trained GAN in eval mode (the EMA copy when training kept one) + config."""
-    state = load_checkpoint(checkpoint_path(gan_dir, which))
-    cfg = DCGANConfig(**state["config"])
-    g = Generator(cfg)
+def _config(state: dict[str, Any], path: Path) -> NetConfig:
+    """The network config a checkpoint records (its ``family``; none = a DCGAN's, written before FastGAN)."""
+    try:
+        return config_from_dict(state["config"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}: the checkpoint's network config is unreadable ({exc}); re-run train-gan") from exc
+
+
+def _for_inference(net: torch.nn.Module, cfg: NetConfig) -> torch.nn.Module:
+    """Eval mode; FastGAN's spectral norms folded into the weights (the same outputs as in eval mode, a plain graph)."""
+    return fold_spectral_norm(net) if isinstance(cfg, FastGANConfig) else net.eval()
+
+
+def load_generator(gan_dir: str | os.PathLike[str], which: str = "chosen") -> tuple[torch.nn.Module, NetConfig]:
+    """The generator of a trained GAN of either family in eval mode (the EMA copy when training kept
+    one) + its config (``cfg.nz``, ``cfg.image_size``; the family: :func:`lusynth.gan.families.family_of`).
+    It maps latents (N, nz, 1, 1) to frames (N, 1, S, S) in [-1, 1]."""
+    path = checkpoint_path(gan_dir, which)
+    state = load_checkpoint(path)
+    cfg = _config(state, path)
+    g = empty_generator(cfg)
     g.load_state_dict(state.get("generator_ema") or state["generator"])
-    return g.eval(), cfg
+    return _for_inference(g, cfg), cfg
 
 
-def load_discriminator(gan_dir: str | os.PathLike[str], which: str = "chosen") -> tuple[Discriminator, DCGANConfig]:
-    """The discriminator in eval mode (no dropout, no instance noise) + config. It returns a
-    logit per image; ``torch.sigmoid`` gives the paper's probability of 'real'."""
-    state = load_checkpoint(checkpoint_path(gan_dir, which))
-    cfg = DCGANConfig(**state["config"])
-    d = Discriminator(cfg)
+def load_discriminator(gan_dir: str | os.PathLike[str], which: str = "chosen") -> tuple[torch.nn.Module, NetConfig]:
+    """The discriminator in eval mode (no dropout, no instance noise, no reconstructions) + config.
+    It returns logits, higher = 'real': the DCGAN's (N,), one per image (``torch.sigmoid`` gives the
+    paper's probability of 'real'); FastGAN's (N, 1) hinge logits."""
+    path = checkpoint_path(gan_dir, which)
+    state = load_checkpoint(path)
+    cfg = _config(state, path)
+    d = empty_discriminator(cfg)
     d.load_state_dict(state["discriminator"])
-    return d.eval(), cfg
+    return _for_inference(d, cfg), cfg
 
 
 def discriminator_scorer(gan_dir: str | os.PathLike[str]) -> Any:
-    """The chosen checkpoint's D as a function: uint8 frames (N, S, S) -> D's logit per frame
-    (higher = 'real'), batched; for the discriminator membership attack."""
+    """The chosen checkpoint's D (either family) as a function: uint8 frames (N, S, S) -> D's logit
+    per frame (higher = 'real'), batched; for the discriminator membership attack."""
     d, _ = load_discriminator(gan_dir)
 
     @torch.no_grad()

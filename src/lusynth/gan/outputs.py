@@ -30,6 +30,7 @@ SAMPLES_DIR = "samples"
 _OUTPUTS = (CHECKPOINT_DIR, SAMPLES_DIR, EMBEDDING_FILE, CHOSEN_FILE, GAN_FILE, HISTORY_FILE)
 # params that may change between a killed run and its resume without changing the result
 _RESUME_FREE = ("keep_checkpoints", "checkpoint_seconds")
+_DEFAULTS = as_dict(GanParams())
 
 
 def clear_outputs(out_dir: Path) -> None:
@@ -71,7 +72,9 @@ def check_resumable(state: dict[str, Any], store: FrameStore, label: str, fracti
         problems.append(f"class/fraction {state.get('label')}/{state.get('fraction')} != {label}/{fraction}")
     if int(state.get("fold", 0) or 0) != fold:
         problems.append(f"fold {state.get('fold', 0)} != {fold}")
-    old = dict(state.get("params", {}))
+    # a field added since the checkpoint was written held its default then: that is what the older code did
+    # (e.g. generator=dcgan before the FastGAN family existed)
+    old = {**_DEFAULTS, **dict(state.get("params", {}))}
     diff = sorted(k for k in set(old) | set(params_dict) if k not in _RESUME_FREE and old.get(k) != params_dict.get(k))
     if diff:
         problems.append("params differ: " + ", ".join(f"{k}={old.get(k)!r}->{params_dict.get(k)!r}" for k in diff))

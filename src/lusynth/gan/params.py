@@ -9,24 +9,33 @@ from typing import ClassVar
 from lusynth.params import check, check_choices
 from lusynth.runtime import PRECISIONS
 
-__all__ = ["GanParams", "GenerateParams", "SELECTION_RULES"]
+__all__ = ["GENERATORS", "GanParams", "GenerateParams", "SELECTION_RULES"]
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 SELECTION_RULES = ("nn1_embed", "nn1_pixels", "last")
+#: generator families the stage can train (lusynth.gan.families): the paper's DCGAN and FastGAN-lite (issue 17)
+GENERATORS = ("dcgan", "fastgan")
 
 
 @dataclass
 class GanParams:
-    """One unconditional DCGAN for one class at one training fraction."""
+    """One unconditional GAN (the paper's DCGAN, or FastGAN-lite) for one class at one training fraction."""
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"selection": SELECTION_RULES, "precision": PRECISIONS}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"generator": GENERATORS, "selection": SELECTION_RULES, "precision": PRECISIONS}
 
+    # the generator family (lusynth.gan.families): at the demo DCGAN's CPU budget on 2 cores FastGAN-lite did not
+    # beat it; at 2-4x that budget it matched or beat it (benchmarks/bench_generators.py, results/README.md)
+    generator: str = "dcgan"  # dcgan (the paper's) | fastgan (FastGAN-lite, lusynth.models.fastgan)
     # network (lusynth.models.dcgan.DCGANConfig); image_size must match the frame store
     ngf: int = 16  # generator width (paper: 64); demo 16: more frames per minute on 2 cores than 32
     ndf: int = 16  # discriminator width (paper: 64)
     nz: int = 100  # latent size (paper: 100)
     dropout: float = 0.25  # D dropout (paper: 0.25)
     instance_noise: float = 0.0  # variance of noise on D's input; 0 = off (paper option: 0.2)
+    # FastGAN-lite's network (lusynth.models.fastgan.FastGANConfig); ngf, ndf, dropout, instance_noise, fast_cpu and
+    # channels_last are the DCGAN's only. Width 4 gave better fidelity than 8 at equal CPU (bench_generators.py)
+    fastgan_width: int = 4  # FastGAN width unit, G and D (channels width x 16 at 4x4 down to x 2 at 64x64)
+    fastgan_recon_weight: float = 1.0  # weight of FastGAN D's L1 self-supervised reconstruction loss; 0 = off
     # optimisation
     epochs: int = 100  # passes over the class's training frames (paper run: 200); demo: ~500 steps at ~80 frames
     # beyond ~240 training frames a capped run trains ceil(max_steps / batches per epoch) epochs, so one GAN's
@@ -64,7 +73,7 @@ class GanParams:
     checkpoint_seconds: float = 30.0  # 0 = after every epoch
 
     def __post_init__(self) -> None:
-        for name in ("ngf", "ndf", "nz", "epochs", "batch_size", "eval_every", "n_eval", "embedding_epochs"):
+        for name in ("ngf", "ndf", "fastgan_width", "nz", "epochs", "batch_size", "eval_every", "n_eval", "embedding_epochs"):
             check(getattr(self, name) >= 1, "gan", name, getattr(self, name), "must be >= 1")
         check(self.checkpoint_seconds >= 0, "gan", "checkpoint_seconds", self.checkpoint_seconds, "must be >= 0 (0 = after every epoch)")
         check(self.max_steps >= 0, "gan", "max_steps", self.max_steps, "must be >= 0 (0 = no cap: train every epoch)")
@@ -73,6 +82,7 @@ class GanParams:
             check(getattr(self, name) > 0, "gan", name, getattr(self, name), "a learning rate must be > 0")
         for name in ("beta1", "beta2"):
             check(0 <= getattr(self, name) < 1, "gan", name, getattr(self, name), "Adam's betas lie in [0, 1)")
+        check(self.fastgan_recon_weight >= 0, "gan", "fastgan_recon_weight", self.fastgan_recon_weight, "must be >= 0 (0 turns D's self-supervision off)")
         check(0 <= self.ema_decay < 1, "gan", "ema_decay", self.ema_decay, "must be in [0, 1); 0 turns the EMA off")
         bad = [o for o in (o.strip() for o in self.diffaugment.split(",")) if o and o not in DIFFAUGMENT_OPS]
         check(not bad, "gan", "diffaugment", self.diffaugment, f"unknown op(s) {bad}; use a comma list of {', '.join(DIFFAUGMENT_OPS)}")

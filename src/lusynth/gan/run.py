@@ -52,7 +52,7 @@ class GanRun:
     device: str = ""
     threads: int = 0
     params: dict[str, Any] = field(default_factory=dict)  # lusynth.gan.params.GanParams as a dict
-    config: dict[str, Any] = field(default_factory=dict)  # lusynth.models.dcgan.DCGANConfig as a dict
+    config: dict[str, Any] = field(default_factory=dict)  # the network config + its "family" (lusynth.gan.families.config_dict)
     n_train: int = 0
     n_val: int = 0
     n_holdout: int = 0
@@ -78,6 +78,11 @@ class GanRun:
     def fraction(self) -> float:
         """The training fraction it saw (canonical, see :mod:`lusynth.keys`)."""
         return self.key.fraction
+
+    @property
+    def family(self) -> str:
+        """The generator family, ``dcgan`` or ``fastgan`` (a run from before FastGAN recorded none: a DCGAN)."""
+        return str(self.config.get("family", "dcgan"))
 
     @property
     def mlflow_run_id(self) -> str | None:

@@ -1,6 +1,8 @@
-"""``train-gan``: one unconditional DCGAN for one class at one training fraction (as in the paper).
+"""``train-gan``: one unconditional GAN for one class at one training fraction (as in the paper).
 
-The loop is the paper's (BCE, non-saturating G loss, Adam(0.5, 0.999), separate lr for G and D,
+The generator family is ``gan.generator`` (:mod:`lusynth.gan.families`): the paper's DCGAN, or
+FastGAN-lite (:mod:`lusynth.models.fastgan`, its own step); everything below is shared. For the
+DCGAN the loop is the paper's (BCE, non-saturating G loss, Adam(0.5, 0.999), separate lr for G and D,
 D updated on a real and a fake batch, then G), plus switchable, measured improvements
 (DiffAugment, an EMA copy of G) and the machinery a pipeline needs: resumable atomic checkpoints
 with RNG state, non-finite loss detection, fidelity against held-out validation frames with an
@@ -8,11 +10,13 @@ automatic checkpoint choice, and MLflow tracking through :mod:`lusynth.tracking`
 
 :func:`train_gan` reads top to bottom: a :class:`GanTrainer` holds the run's state and each of
 its methods is one step (resume or start, an epoch, an evaluation, a checkpoint, the finish);
-:func:`~lusynth.gan.step.train_step` (:mod:`lusynth.gan.step`) is the pure update of G and D on one batch.
+:func:`~lusynth.gan.step.train_step` (:mod:`lusynth.gan.step`; FastGAN's in :mod:`lusynth.models.fastgan`)
+is the pure update of G and D on one batch.
 
 Output directory (the contract other stages rely on)::
 
-    gan.json               summary, written last: label, fraction, params, device, frames digest,
+    gan.json               summary, written last: label, fraction, params, network config (with its
+                           ``family``: dcgan | fastgan), device, frames digest,
                            MLflow run id, chosen checkpoint + the selection rule and its inputs
     fidelity_history.json  one entry per evaluation: step, epoch, mmd_pixels, nn1_pixels,
                            mmd_embed, nn1_embed, memorisation_rate, ...
@@ -36,7 +40,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -60,6 +64,9 @@ from lusynth.gan.checkpoint import (
 from lusynth.gan.diffaugment import parse_policy
 from lusynth.gan.ema import EMA
 from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, make_grid, pixels
+from lusynth.gan.families import build_networks as family_networks
+from lusynth.gan.families import config_dict, image_sizes, network_config, step_function
+from lusynth.gan.families import flops_per_image as family_flops
 from lusynth.gan.mirror import CheckpointMirror
 from lusynth.gan.outputs import SAMPLES_DIR, check_resumable, clear_outputs, embedding_net, save_png
 from lusynth.gan.params import GanParams
@@ -69,7 +76,7 @@ from lusynth.gan.step import NonFiniteLossError, _to_unit, build_networks, sampl
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.metrics.privacy import distance_to_closest_record
-from lusynth.models.dcgan import LAYERS_FOR_SIZE, DCGANConfig, count_params, flops_per_image
+from lusynth.models.dcgan import count_params
 from lusynth.models.embedding import EmbeddingNet, embed
 from lusynth.params import as_dict
 from lusynth.progress import Advance
@@ -136,6 +143,7 @@ class GanTrainer:
     ema: EMA | None
     g_eval: torch.nn.Module  # the EMA copy if there is one, else G: what is evaluated and shipped
     policy: tuple[str, ...]  # DiffAugment ops
+    train_step: Callable[..., tuple[torch.Tensor, ...]]  # the family's step (lusynth.gan.families.step_function)
 
     def __init__(self, frames_dir: str | Path, out_dir: str | Path, *, label: str, fraction: float, gan_seed: int = 0, fold: int = 0,
                  params: GanParams | None = None, near_copy: NearCopyPolicy | None = None, mirror: str | None = None,
@@ -149,14 +157,13 @@ class GanTrainer:
         self.out_dir = Path(out_dir)
         self.label, self.fraction, self.mirror = label, fraction, mirror
         self.store = open_store(frames_dir)
-        if self.store.image_size not in LAYERS_FOR_SIZE:
-            raise InputError(f"{self.store.path}: image size {self.store.image_size}; the DCGAN family supports {sorted(LAYERS_FOR_SIZE)} (re-ingest with --image-size)")
+        if self.store.image_size not in image_sizes(p.generator):
+            raise InputError(f"{self.store.path}: image size {self.store.image_size}; the {p.generator} family supports "
+                             f"{list(image_sizes(p.generator))} (re-ingest with --image-size)")
         self.idx = _select_frames(self.store, label, fraction, fold)
         self.key = GanKey(label, fraction, gan_seed, fold)
-        self.cfg = DCGANConfig(
-            image_size=self.store.image_size, nz=p.nz, ngf=p.ngf, ndf=p.ndf,
-            dropout=p.dropout, instance_noise=p.instance_noise, fast_cpu=p.fast_cpu,
-        )
+        self.cfg = network_config(p, self.store.image_size)  # the family's network (DCGANConfig | FastGANConfig)
+        self.train_step = step_function(self.cfg)
         self.params_dict = as_dict(p)
         self.last_path = self.out_dir / CHECKPOINT_DIR / LAST_FILE
         self.mirror_info: dict[str, Any] = {"uri": mirror, "restored": False, "pushes": 0} if mirror else {}
@@ -217,7 +224,7 @@ class GanTrainer:
     def _build_networks(self, state: dict[str, Any] | None) -> None:
         """G, D, optimisers and EMA from the seed, then, on a resume, everything ``last.pt`` holds."""
         torch.manual_seed(self.params.seed)
-        self.g, self.d, self.opt_g, self.opt_d, self.memory_format = build_networks(self.cfg, self.params, self.device)
+        self.g, self.d, self.opt_g, self.opt_d, self.memory_format = family_networks(self.cfg, self.params, self.device)
         self.ema = EMA(self.g, self.params.ema_decay) if self.params.ema_decay > 0 else None
         self.policy = parse_policy(self.params.diffaugment)
         if state is not None:
@@ -291,7 +298,7 @@ class GanTrainer:
             if len(batch) < 2:  # BatchNorm cannot train on one frame
                 continue
             real = _to_unit(self.frames_t[batch]).contiguous(memory_format=self.memory_format)
-            loss_d, loss_g, out_real, out_fake = train_step(
+            loss_d, loss_g, out_real, out_fake = self.train_step(
                 self.g, self.d, self.opt_g, self.opt_d, real, nz=self.cfg.nz, policy=self.policy,
                 autocast=self.autocast, ema=self.ema,
             )
@@ -356,7 +363,7 @@ class GanTrainer:
 
     def _weights_state(self) -> dict[str, Any]:
         return {
-            "config": as_dict(self.cfg), "step": self.step, "epoch": self.epoch,
+            "config": config_dict(self.cfg), "step": self.step, "epoch": self.epoch,
             "generator": self.g.state_dict(), "discriminator": self.d.state_dict(),
             "generator_ema": self.ema.state_dict() if self.ema is not None else None,
         }
@@ -399,7 +406,7 @@ class GanTrainer:
         run = GanRun(
             path=self.out_dir, key=self.key, run_id=tr.run_id, frames_digest=self.store.digest,
             frames_dir=str(self.store.path), device=self.device, threads=self.threads,
-            params=self.params_dict, config=as_dict(self.cfg),
+            params=self.params_dict, config=config_dict(self.cfg),
             n_train=len(self.train_u8), n_val=int(len(self.idx["val"])), n_holdout=0,
             steps=self.step, epochs=self.planned_epochs,
             chosen={"checkpoint": entry["checkpoint"], "step": entry["step"], "epoch": entry["epoch"],
@@ -408,7 +415,7 @@ class GanTrainer:
                        "near_copy": as_dict(self.near_copy),
                        "eligible": chosen["eligible"], "reason": chosen["reason"], "candidates": chosen["candidates"],
                        "inputs": HISTORY_FILE},
-            params_g=count_params(self.g), params_d=count_params(self.d), flops_per_image=flops_per_image(self.cfg),
+            params_g=count_params(self.g), params_d=count_params(self.d), flops_per_image=family_flops(self.cfg),
             images_per_second=ips, resumed=self.resumed, mirror=self.mirror_info,
             history=self.history, train_seconds=self.train_seconds,
         )
@@ -441,7 +448,7 @@ def train_gan(
     mirror: str | None = None,
     ctx: RunContext | None = None,
 ) -> GanRun:
-    """Train one DCGAN on ``label``'s training frames at ``fraction``; write ``out_dir`` (see module doc).
+    """Train one GAN (family ``params.generator``) on ``label``'s training frames at ``fraction``; write ``out_dir`` (see module doc).
 
     ``gan_seed`` (the grid's GAN seed; the generator trains with ``params.seed + gan_seed``) and
     ``fold`` (the outer fold) complete its :class:`~lusynth.keys.GanKey`.

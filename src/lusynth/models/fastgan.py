@@ -50,6 +50,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.nn.utils import parametrize
 from torch.nn.utils.parametrizations import spectral_norm
 
 from lusynth.gan.diffaugment import diff_augment
@@ -62,6 +63,8 @@ __all__ = [
     "FastGANGenerator",
     "discriminator",
     "fastgan_init",
+    "flops_per_image",
+    "fold_spectral_norm",
     "generator",
     "train_step",
 ]
@@ -317,3 +320,43 @@ def build_networks(cfg: FastGANConfig, *, lr_g: float = 2e-4, lr_d: float = 2e-4
     opt_g = torch.optim.Adam(g.parameters(), lr=lr_g, betas=betas)
     opt_d = torch.optim.Adam(d.parameters(), lr=lr_d, betas=betas)
     return g, d, opt_g, opt_d
+
+
+def fold_spectral_norm(module: nn.Module) -> nn.Module:
+    """Replace every spectral-norm parametrisation by the normalised weight it gives in eval mode
+    (``W / sigma`` with the stored power-iteration vectors): the same outputs without the per-call
+    normalisation, and a plain graph for ONNX. For inference only (puts ``module`` in eval mode)."""
+    module.eval()
+    for m in module.modules():
+        if parametrize.is_parametrized(m, "weight"):
+            parametrize.remove_parametrizations(m, "weight", leave_parametrized=True)
+    return module
+
+
+def flops_per_image(cfg: FastGANConfig) -> dict[str, float]:
+    """FLOPs per image as :func:`lusynth.models.dcgan.flops_per_image` counts them (FlopCounterMode,
+    convs and matmuls, 2 per MAC, batch 2 on the meta device): ``g_forward``, ``d_forward`` (the
+    logits only) and ``train_step`` (:func:`train_step`: D with its reconstruction decoders on real,
+    G forward, D on the detached fake, D on the fake for G's loss with D frozen, G backward)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    b = 2
+    with torch.device("meta"):
+        g, d = FastGANGenerator(cfg), FastGANDiscriminator(cfg)
+        z = torch.zeros(b, cfg.nz, 1, 1)
+        x = torch.zeros(b, cfg.nc, cfg.image_size, cfg.image_size)
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        g(z)
+    g_fwd = fc.get_total_flops() / b
+    with FlopCounterMode(display=False) as fc, torch.no_grad():
+        d(x)
+    d_fwd = fc.get_total_flops() / b
+    with FlopCounterMode(display=False) as fc:
+        logits, rec_all, rec_part = d.forward_with_recon(x, 0)
+        (logits.sum() + rec_all.sum() + rec_part.sum()).backward()  # D on real, with reconstructions
+        fake = g(z)
+        d(fake.detach()).sum().backward()  # D on fake
+        d.requires_grad_(False)
+        d(fake).sum().backward()  # G loss through frozen D
+    step = fc.get_total_flops() / b
+    return {"g_forward": float(g_fwd), "d_forward": float(d_fwd), "train_step": float(step)}

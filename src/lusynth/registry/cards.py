@@ -107,7 +107,8 @@ def generator_model_card(meta: Mapping[str, str], audit: Mapping[str, Any] | Non
         f"Research use: synthetic {meta.get('lusynth.image_size')}² grey lung-ultrasound frames of class `{label}` for "
         "training-data experiments. Synthetic frames must not be presented as real patient data.",
         "", "## Model",
-        f"Unconditional DCGAN generator (Yu et al. 2023). Input `z`: float32 (N, {meta.get('lusynth.nz')}) standard normal; "
+        # an export before the FastGAN family carries no architecture: it was a DCGAN
+        f"{meta.get('lusynth.architecture') or 'Unconditional DCGAN generator (Yu et al. 2023)'}. Input `z`: float32 (N, {meta.get('lusynth.nz')}) standard normal; "
         f"output `frames`: uint8 (N, S, S). Checkpoint {meta.get('lusynth.checkpoint')} (step {meta.get('lusynth.chosen_step')}). "
         f"ONNX sha256 `{onnx_sha256}`.",
         "", "## Data", f"- real frame store digest: `{meta.get('lusynth.data_digest')}`",

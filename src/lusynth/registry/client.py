@@ -392,6 +392,8 @@ def register_generator(
     else:
         gate = GateDecision(CHALLENGER, "privacy audit missing (pass --evaluation)")
     tags = {TAG + "kind": "generator", TAG + "label": label, TAG + "fraction": meta.get("lusynth.fraction", ""),
+            # an ONNX file exported before the FastGAN family carries none: a DCGAN
+            TAG + "generator_family": meta.get("lusynth.generator_family") or "dcgan",
             TAG + "data_digest": meta.get("lusynth.data_digest", ""),
             TAG + "privacy_audit": ("missing" if not audit else "passed" if passed else
                                     str(audit.get("gate", {}).get("decision") or "fail").replace("_", "-").replace("fail", "failed")),

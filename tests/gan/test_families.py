@@ -1,0 +1,198 @@
+"""The generator family is a parameter of the GAN stage (``gan.generator``, issue 17): a FastGAN-lite
+run trains FastGAN's networks with its own step, records the family in gan.json and every
+checkpoint, and everything downstream that loads a GAN (generate, the privacy audit's
+discriminator attack, the ONNX export, the model card) works for it; old checkpoints without the
+family are DCGANs; a change of family is not resumable; an unknown family is one clear line."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch.nn.utils import parametrize
+
+from lusynth.cli import main
+from lusynth.errors import InputError
+from lusynth.gan.checkpoint import load_checkpoint, load_discriminator, load_generator, save_checkpoint
+from lusynth.gan.families import config_from_dict, empty_generator
+from lusynth.gan.generate import generate
+from lusynth.gan.params import GenerateParams
+from lusynth.gan.run import GanRun
+from lusynth.gan.step import sample_frames
+from lusynth.gan.train import train_gan
+from lusynth.models import fastgan
+from lusynth.models.dcgan import Generator, flops_per_image
+from tests.gan import tiny_params
+
+LABELS = ("consolidation", "no_consolidation")
+FAST = {"generator": "fastgan", "epochs": 2, "eval_every": 1}
+
+
+@pytest.fixture(autouse=True)
+def _shared_tracking(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One MLflow SQLite store for the module (a new one costs seconds of migrations)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.getbasetemp() / 'gan-tests-mlruns.db'}")
+
+
+@pytest.fixture(scope="module")
+def fast_gans(phantom_store: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
+    """One tiny FastGAN-lite per class (2 epochs, width 4, nz 16)."""
+    base = tmp_path_factory.mktemp("fastgans")
+    mp = pytest.MonkeyPatch()
+    mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.getbasetemp() / 'gan-tests-mlruns.db'}")
+    try:
+        for label in LABELS:
+            train_gan(phantom_store, base / label, label=label, fraction=1.0, params=tiny_params(**FAST), progress=False)
+    finally:
+        mp.undo()
+    return [base / label for label in LABELS]
+
+
+def test_a_fastgan_run_records_its_family_and_ships_fastgan_networks(fast_gans: list[Path]) -> None:
+    gan = fast_gans[0]
+    run = GanRun.load(gan)
+    assert run.family == "fastgan" and run.params["generator"] == "fastgan"
+    assert run.config == {"family": "fastgan", "image_size": 64, "nz": 16, "ngf": 4, "ndf": 4, "nc": 1, "recon_weight": 1.0}
+    assert json.loads((gan / "gan.json").read_text())["config"]["family"] == "fastgan"
+    # every checkpoint (the resumable state and each evaluated one) says which networks its weights are
+    for ck in (gan / "checkpoints").glob("*.pt"):
+        assert load_checkpoint(ck)["config"]["family"] == "fastgan", ck.name
+    # FastGAN's counts, not the DCGAN's (its D includes the reconstruction decoders)
+    cfg = fastgan.FastGANConfig(image_size=64, nz=16, ngf=4, ndf=4)
+    assert run.flops_per_image == fastgan.flops_per_image(cfg)
+    assert run.params_d == sum(p.numel() for p in fastgan.discriminator(cfg).parameters())
+    g, gcfg = load_generator(gan)
+    d, _ = load_discriminator(gan)
+    assert isinstance(g, fastgan.FastGANGenerator) and isinstance(d, fastgan.FastGANDiscriminator)
+    assert not g.training and not d.training and gcfg.nz == 16
+    with torch.no_grad():
+        assert d(g(torch.randn(3, 16, 1, 1))).shape == (3, 1)
+
+
+def test_loading_folds_spectral_norm_without_changing_a_frame(fast_gans: list[Path]) -> None:
+    """The loaded G has plain weights (an ONNX-friendly graph) and gives exactly the frames of the
+    spectrally normalised G in eval mode, which is what training evaluated and selected."""
+    g, cfg = load_generator(fast_gans[0])
+    assert not any(parametrize.is_parametrized(m) for m in g.modules())
+    state = load_checkpoint(fast_gans[0] / GanRun.load(fast_gans[0]).chosen["checkpoint"])
+    ref = empty_generator(config_from_dict(state["config"]))
+    ref.load_state_dict(state["generator_ema"])
+    assert any(parametrize.is_parametrized(m) for m in ref.modules())
+    z = torch.randn(12, cfg.nz, 1, 1, generator=torch.Generator().manual_seed(3))
+    assert np.array_equal(sample_frames(g, z), sample_frames(ref.eval(), z))
+    assert np.array_equal(sample_frames(g, z), sample_frames(g, z.view(12, cfg.nz)))  # (N, nz) latents too
+
+
+def test_generate_audit_export_and_card_work_for_fastgan(phantom_store: Path, fast_gans: list[Path], tmp_path: Path) -> None:
+    from lusynth.export import export_generator, ort_session, read_metadata
+    from lusynth.params import stage_params
+    from lusynth.privacy.run import Audit, audit
+    from lusynth.registry.cards import generator_model_card
+    from lusynth.registry.gate import GateDecision
+
+    syn = generate(fast_gans, phantom_store, tmp_path / "syn", params=GenerateParams(n_per_class=8, batch_size=8))
+    assert syn.n_frames == 16 and {c["kept"] for c in syn.per_class.values()} == {8}
+    # the privacy audit's discriminator attack scores the real frames with FastGAN's D
+    audit(phantom_store, tmp_path / "syn", tmp_path / "audit", params=stage_params("audit", "tiny", {}), gan_dirs=fast_gans)
+    a = Audit.load(tmp_path / "audit")
+    assert set(a.report["discriminator_attack"]) == set(LABELS)
+    assert 0 <= a.report["membership"]["discriminator"]["auc"] <= 1
+    # ONNX: the parity check passed, the metadata names the family, the graph gives sample_frames' frames
+    res = export_generator(fast_gans[0], tmp_path / "g.onnx")
+    meta = read_metadata(res.path)
+    assert meta["lusynth.generator_family"] == "fastgan" and "FastGAN-lite" in meta["lusynth.architecture"]
+    g, cfg = load_generator(fast_gans[0])
+    z = torch.randn(5, cfg.nz, generator=torch.Generator().manual_seed(1))
+    got = ort_session(res.path).run(None, {"z": z.numpy()})[0]
+    assert got.shape == (5, 64, 64) and np.abs(got.astype(int) - sample_frames(g, z.view(5, cfg.nz, 1, 1)).astype(int)).max() <= 1
+    card = generator_model_card(meta, None, gate=GateDecision("challenger", "no audit"), onnx_sha256=res.sha256, pipeline_run_id=None)
+    assert "FastGAN-lite" in card and "DCGAN" not in card
+
+
+def test_a_dcgan_run_records_its_family_and_an_old_checkpoint_without_it_is_a_dcgan(phantom_store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gan"
+    run = train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, params=tiny_params(epochs=1, eval_every=1), progress=False)
+    assert run.family == "dcgan" and run.config["family"] == "dcgan" and run.params["generator"] == "dcgan"
+    assert run.flops_per_image == flops_per_image(config_from_dict(run.config))  # type: ignore[arg-type]
+    # what train-gan wrote before the FastGAN family: no family in the config, no new fields in the params
+    new_fields = ("generator", "fastgan_width", "fastgan_recon_weight")
+    for ck in (out / "checkpoints").glob("*.pt"):
+        state = load_checkpoint(ck)
+        del state["config"]["family"]
+        if "params" in state:
+            state["params"] = {k: v for k, v in state["params"].items() if k not in new_fields}
+        save_checkpoint(ck, state)
+    doc = json.loads((out / "gan.json").read_text())
+    del doc["config"]["family"]
+    (out / "gan.json").write_text(json.dumps(doc))
+    assert GanRun.load(out).family == "dcgan"
+    g, cfg = load_generator(out)
+    d, _ = load_discriminator(out)
+    assert isinstance(g, Generator) and cfg.ngf == 8
+    with torch.no_grad():
+        assert d(g(torch.randn(2, cfg.nz, 1, 1))).shape == (2,)
+    # and it resumes with today's defaults (generator=dcgan is what it did), but not as another family
+    train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, params=tiny_params(epochs=1, eval_every=1), resume=True, progress=False)
+    with pytest.raises(InputError, match=r"params differ: generator='dcgan'->'fastgan'"):
+        train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, params=tiny_params(epochs=1, eval_every=1, generator="fastgan"),
+                  resume=True, progress=False)
+
+
+def test_an_unknown_generator_is_one_clear_line(phantom_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    rc = main(["train-gan", "-f", str(phantom_store), "--label", LABELS[0], "--fraction", "1.0", "-o", str(tmp_path / "g"),
+               "--set", "gan.generator=nope", "--profile", "tiny", "--no-track", "-q"])
+    err = capsys.readouterr().err
+    assert rc != 0 and "Traceback" not in err and not (tmp_path / "g").exists()
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "error: profile tiny, section gan: gan.generator='nope': choose one of dcgan, fastgan"]
+
+
+_KILLER = textwrap.dedent(
+    """
+    import os, signal, sys
+    import lusynth.gan.train as T
+    import lusynth.models.fastgan as F
+    from tests.gan import tiny_params
+    store, out, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    calls = [0]
+    recon = F._recon_loss
+    def killing_recon(*args):
+        calls[0] += 1
+        if calls[0] == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like an OOM kill or a pre-empted node
+        return recon(*args)
+    F._recon_loss = killing_recon
+    T.train_gan(store, out, label="consolidation", fraction=1.0, params=tiny_params(generator="fastgan", epochs=4, eval_every=2,
+                ema_decay=0.9, checkpoint_seconds=0, precision=sys.argv[4]), progress=False)
+    """
+)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("precision", ["fp32"])  # bf16 passed too, at 3x the time (~2 min) on 2 busy cores; fast_gans trains in auto
+def test_a_killed_and_resumed_fastgan_ends_with_identical_weights(phantom_store: Path, tmp_path: Path, precision: str) -> None:
+    # the resumable state is written after every epoch: a kill after the first one always resumes
+    params = tiny_params(generator="fastgan", epochs=4, eval_every=2, ema_decay=0.9, checkpoint_seconds=0, precision=precision)
+    ref = train_gan(phantom_store, tmp_path / "ref", label=LABELS[0], fraction=1.0, params=params, progress=False)
+    per_epoch = ref.steps // 4
+    kill_at = random.SystemRandom().randint(per_epoch + 1, ref.steps)  # one reconstruction loss per step: a random step after epoch 1
+    out = tmp_path / "killed"
+    proc = subprocess.run([sys.executable, "-c", _KILLER, str(phantom_store), str(out), str(kill_at), precision],
+                          cwd=Path(__file__).resolve().parents[2], env={**os.environ}, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -signal.SIGKILL, f"kill_at={kill_at}: {proc.stderr[-2000:]}"
+    run = train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, params=params, resume=True, progress=False)
+    assert run.resumed and run.steps == ref.steps
+    a, b = load_checkpoint(tmp_path / "ref" / "checkpoints" / "last.pt"), load_checkpoint(out / "checkpoints" / "last.pt")
+    for part in ("generator", "discriminator", "generator_ema"):
+        differ = [k for k in a[part] if not torch.equal(a[part][k], b[part][k])]
+        assert not differ, f"kill at step {kill_at}: {part} {differ[:5]} differ"
+    assert [h["step"] for h in run.history] == [h["step"] for h in ref.history]
