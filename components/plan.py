@@ -12,8 +12,8 @@ from lusynth_components.settings import IMAGE
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def plan_gans(frames: Input[Dataset], profile: str, overrides: dict) -> list:
-    """One GAN task {label, fraction, gan_seed, fold} per class of the frame store, training fraction,
-    GAN seed and outer split of the grid (the store must hold the grid's folds)."""
+    """One GAN task {label, fraction, gan_seed, fold, generator} per class of the frame store, training
+    fraction, GAN seed, generator family and outer split of the grid (the store must hold the grid's folds)."""
     from lusynth.data.framestore import FrameStore
     from lusynth.experiment import plan_gans as plan
     from lusynth.params import stage_params
@@ -25,7 +25,7 @@ def plan_gans(frames: Input[Dataset], profile: str, overrides: dict) -> list:
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
 def plan_classifiers(profile: str, overrides: dict) -> list:
-    """One classifier task {arm, fraction, seed, ratio, gan_seed, fold} per cell of the experiment grid."""
+    """One classifier task {arm, fraction, seed, ratio, gan_seed, fold, generator} per cell of the experiment grid."""
     from lusynth.experiment import plan_classifiers as plan
     from lusynth.params import stage_params
 

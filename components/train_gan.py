@@ -18,7 +18,7 @@ def train_gan(
     gan: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """A GAN (gan.generator: the paper's DCGAN or FastGAN-lite) on ``job['label']``'s training frames at ``job['fraction']``.
+    """A GAN (``job['generator']``: the paper's DCGAN or FastGAN-lite) on ``job['label']``'s training frames at ``job['fraction']``.
 
     ``checkpoint_root`` (s3://... or a mounted directory; '' = off): the run's resumable state is
     mirrored there each time it is written (gan.checkpoint_seconds), so a retry of this task on a fresh pod

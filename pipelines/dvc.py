@@ -35,8 +35,9 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 
 #: where each artefact type lives in the DVC workspace (``{...}`` = the task key's fields)
-_GAN = "${item.gan.label}@${item.gan.fraction}-g${item.gan.gan_seed}-k${item.gan.fold}"
-_CELL = "${item.cell.arm}@${item.cell.fraction}-s${item.cell.seed}-r${item.cell.ratio}-g${item.cell.gan_seed}-k${item.cell.fold}"
+_GAN = "${item.gan.label}@${item.gan.fraction}-g${item.gan.gan_seed}-k${item.gan.fold}-${item.gan.generator}"
+_CELL = ("${item.cell.arm}@${item.cell.fraction}-s${item.cell.seed}-r${item.cell.ratio}-g${item.cell.gan_seed}-k${item.cell.fold}"
+         "-${item.cell.generator}")
 PATHS: dict[str, str] = {
     "lusynth.data.framestore:FrameStore": "data/frames",
     "lusynth.gan.train:GanRun": f"models/gan/{_GAN}",
@@ -85,8 +86,8 @@ def _read_params(path: Path | None = None) -> dict[str, Any]:
 
 
 def _synthetic_paths(classes: list[str]) -> list[str]:
-    """The synthetic sets one synthetic-arm cell reads: one per class, of its fraction, GAN seed and fold."""
-    cell = "${item.cell.fraction}-g${item.cell.gan_seed}-k${item.cell.fold}"
+    """The synthetic sets one synthetic-arm cell reads: one per class, of its fraction, GAN seed, fold and family."""
+    cell = "${item.cell.fraction}-g${item.cell.gan_seed}-k${item.cell.fold}-${item.cell.generator}"
     return [f"data/synthetic/{c}@{cell}" for c in classes]
 
 

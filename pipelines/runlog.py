@@ -261,7 +261,8 @@ def _job_label(job: Any) -> str:
         return ""
     head = f"{job.get('label') or job.get('arm')}" + (f"@{_num(job['fraction'])}" if "fraction" in job else "")
     extra = [f"{tag}{_num(job[k])}" for k, tag in (("seed", "s"), ("ratio", "r"), ("gan_seed", "g"), ("fold", "k")) if job.get(k)]
-    return " ".join([head, *extra])
+    family = [str(job["generator"])] if job.get("generator") not in (None, "", "dcgan") else []  # the paper's DCGAN unnamed, as before
+    return " ".join([head, *extra, *family])
 
 
 @contextlib.contextmanager

@@ -103,7 +103,7 @@ def test_a_folds_test_patients_are_read_only_by_evaluation(tmp_path: Path, recor
     # a synthetic set of another fold's GANs is refused: that GAN learned this fold's test patients
     from lusynth.errors import InputError
 
-    with pytest.raises(InputError, match="fold 0 needs synthetic frames, but no synthetic set was made by those GANs"):
+    with pytest.raises(InputError, match="fold 0, generator dcgan needs synthetic frames, but no synthetic set was made by those GANs"):
         run_stage("train_classifier", tmp_path / "clf0", inputs={"frames": str(frames.path), "synthetic": [str(syn.path)]},
                   key=Cell("real+synthetic", 1.0, 0, ratio=1.0, fold=0), profile="tiny", overrides=over, ctx=CTX)
     from lusynth.classifier.train import train_classifier

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from lusynth.classifier.params import ARMS, SYNTHETIC_ARMS
 from lusynth.data.splits import CrossValidation
 from lusynth.errors import InputError
-from lusynth.keys import Cell, GanKey, fraction, ratio
+from lusynth.keys import Cell, GanKey, fraction, generator, ratio
 from lusynth.params import check, check_choices
 
 __all__ = ["ExperimentParams", "plan_classifiers", "plan_gans"]
@@ -22,8 +22,8 @@ __all__ = ["ExperimentParams", "plan_classifiers", "plan_gans"]
 
 @dataclass(frozen=True)
 class ExperimentParams:
-    """The grid of one run: nested training fractions x arms x classifier seeds, GAN seeds per
-    (class, fraction), and the synthetic:real ratios of the real+synthetic arm."""
+    """The grid of one run: nested training fractions x arms x classifier seeds, generator families
+    and GAN seeds per (class, fraction), and the synthetic:real ratios of the real+synthetic arm."""
 
     CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"seed_design": ("crossed", "paired")}
 
@@ -31,6 +31,9 @@ class ExperimentParams:
     arms: tuple[str, ...] = ARMS  # classifier arms: real, real+aug (classical augmentation), real+synthetic, synthetic
     seeds: tuple[int, ...] = (0,)  # classifier seeds (one classifier per arm, fraction and seed)
     gan_seeds: tuple[int, ...] = (0,)  # GAN seeds: one GAN per class, fraction and GAN seed (GAN-to-GAN variance)
+    # generator families compared on the same patients (lusynth.gan.families): one GAN per class,
+    # fraction, GAN seed and family, and the synthetic arms' cells (and verdicts) once per family
+    generators: tuple[str, ...] = ("dcgan",)
     # crossed: every synthetic-arm classifier seed with every GAN seed; paired: classifier seed i
     # reads GAN seed i mod len(gan_seeds) (fewer classifiers; both variances still sampled)
     seed_design: str = "crossed"
@@ -46,7 +49,7 @@ class ExperimentParams:
 
     def __post_init__(self) -> None:
         x = "experiment"
-        for name in ("fractions", "arms", "seeds", "gan_seeds", "synthetic_ratios"):
+        for name in ("fractions", "arms", "seeds", "gan_seeds", "generators", "synthetic_ratios"):
             check(len(getattr(self, name)) > 0, x, name, getattr(self, name), "give at least one")
         check(all(isinstance(f, (int, float)) and 0 < f <= 1 for f in self.fractions), x, "fractions", self.fractions,
               "training fractions in (0, 1], e.g. 0.5,1.0")
@@ -56,6 +59,8 @@ class ExperimentParams:
         check(len(set(self.seeds)) == len(self.seeds), x, "seeds", self.seeds, "each seed once")
         check(len(set(self.gan_seeds)) == len(self.gan_seeds) and all(isinstance(g, int) and g >= 0 for g in self.gan_seeds),
               x, "gan_seeds", self.gan_seeds, "distinct integers >= 0, e.g. 0,1")
+        check(len(set(self.generators)) == len(self.generators), x, "generators", self.generators, "each family once, e.g. dcgan,fastgan")
+        object.__setattr__(self, "generators", tuple(generator(g, where="experiment.generators") for g in self.generators))
         check_choices(self, x)
         check(all(isinstance(r, (int, float)) and 0 < r < float("inf") for r in self.synthetic_ratios), x, "synthetic_ratios",
               self.synthetic_ratios, "synthetic frames per real frame, each > 0, e.g. 0.5,1,2")
@@ -78,7 +83,7 @@ class ExperimentParams:
 
 def plan_gans(classes: Sequence[str], store_fractions: Sequence[float], experiment: ExperimentParams, *,
               store_splits: int | None = None) -> list[GanKey]:
-    """One GAN per (class, training fraction, GAN seed, outer split); the store must hold each
+    """One GAN per (class, training fraction, GAN seed, generator family, outer split); the store must hold each
     fraction and (``store_splits``: its folds x repeats, when known) the grid's outer splits."""
     have = {fraction(f) for f in store_fractions}
     missing = [f for f in experiment.fractions if f not in have]
@@ -88,15 +93,15 @@ def plan_gans(classes: Sequence[str], store_fractions: Sequence[float], experime
     if store_splits is not None and store_splits != experiment.n_splits:
         raise InputError(f"experiment.folds={experiment.folds} x repeats={experiment.repeats} gives {experiment.n_splits} outer "
                          f"split(s), but the frame store was prepared for {store_splits}; re-ingest with the same experiment settings")
-    return [GanKey(c, f, g, k) for k in range(experiment.n_splits) for f in experiment.fractions for g in experiment.gan_seeds
-            for c in classes]
+    return [GanKey(c, f, g, k, fam) for k in range(experiment.n_splits) for fam in experiment.generators for f in experiment.fractions
+            for g in experiment.gan_seeds for c in classes]
 
 
 def plan_classifiers(experiment: ExperimentParams) -> list[Cell]:
     """The classifier grid: outer split x arm x training fraction x classifier seed; a synthetic
-    arm's cells also run over the GAN seeds (crossed, or paired with the classifier seed), and
-    real+synthetic's over the synthetic:real ratios, so each reads the set of one GAN (of its own
-    fold) and GAN-to-GAN variance is sampled."""
+    arm's cells also run over the generator families and the GAN seeds (crossed, or paired with the
+    classifier seed), and real+synthetic's over the synthetic:real ratios, so each reads the set of
+    one GAN (of its own fold and family) and GAN-to-GAN variance is sampled."""
     x = experiment
     cells = []
     for k in range(x.n_splits):
@@ -114,7 +119,7 @@ def _plan_split(x: ExperimentParams) -> list[Cell]:
                     continue
                 gans = x.gan_seeds if x.seed_design == "crossed" else (x.gan_seeds[i % len(x.gan_seeds)],)
                 ratios = x.synthetic_ratios if a == "real+synthetic" else (0.0,)
-                cells += [Cell(a, f, s, ratio=r, gan_seed=g) for r in ratios for g in gans]
+                cells += [Cell(a, f, s, ratio=r, gan_seed=g, generator=fam) for fam in x.generators for r in ratios for g in gans]
     return cells
 
 

@@ -209,7 +209,8 @@ def _train_gan(out: Path, *, inputs: Mapping[str, Any], key: Any, params: Mappin
     if options.get("checkpoint_mirror"):
         mirror = mirror_uri(options["checkpoint_mirror"], stage_key("train_gan", _cache_params(STAGE["train_gan"], key, params),
                                                                     [frames], code=STAGE["train_gan"].code), key.label, key.fraction)
-    train_gan(frames, out, label=key.label, fraction=key.fraction, gan_seed=key.gan_seed, fold=key.fold, params=gan, near_copy=params["near_copy"],
+    train_gan(frames, out, label=key.label, fraction=key.fraction, gan_seed=key.gan_seed, fold=key.fold, generator=key.generator, params=gan,
+              near_copy=params["near_copy"],
               resume=bool(options.get("resume")) or bool(mirror), progress=ctx.progress, mirror=mirror, ctx=ctx)
 
 
@@ -223,17 +224,19 @@ def _generate(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mappin
 
 
 def _classifier_inputs(inputs: dict[str, Any], key: Any) -> dict[str, Any]:
-    """The synthetic sets made by the GANs of this cell's fraction, GAN seed and fold (none for an
-    arm without synthetic frames), so a real arm's cache key never depends on synthetic data."""
+    """The synthetic sets made by the GANs of this cell's fraction, GAN seed, fold and family (none
+    for an arm without synthetic frames), so a real arm's cache key never depends on synthetic data."""
     from lusynth.classifier.params import SYNTHETIC_ARMS
     from lusynth.gan.generate import SyntheticSet
 
     if key.arm not in SYNTHETIC_ARMS:
         return inputs | {"synthetic": []}
     mine = [d for d in inputs["synthetic"]
-            if any((k.fraction, k.gan_seed, k.fold) == (key.fraction, key.gan_seed, key.fold) for k in SyntheticSet.load(d).keys)]
+            if any((k.fraction, k.gan_seed, k.fold, k.generator) == (key.fraction, key.gan_seed, key.fold, key.generator)
+                   for k in SyntheticSet.load(d).keys)]
     if not mine:
-        raise InputError(f"arm {key.arm!r} at fraction {key.fraction:g}, GAN seed {key.gan_seed}, fold {key.fold} needs synthetic "
+        raise InputError(f"arm {key.arm!r} at fraction {key.fraction:g}, GAN seed {key.gan_seed}, fold {key.fold}, generator "
+                         f"{key.generator} needs synthetic "
                          "frames, but no synthetic set was made by those GANs; run `lusynth generate` on them and pass it with --synthetic")
     return inputs | {"synthetic": mine}
 
@@ -244,7 +247,7 @@ def _train_classifier(out: Path, *, inputs: Mapping[str, Any], key: Any, params:
 
     _check_fold(inputs["frames"], key)
     train_classifier(inputs["frames"], out, arm=key.arm, fraction=key.fraction, seed=key.seed, ratio=key.ratio, gan_seed=key.gan_seed,
-                     fold=key.fold, synthetic_dirs=inputs["synthetic"],
+                     fold=key.fold, generator=key.generator, synthetic_dirs=inputs["synthetic"],
                      params=params["classifier"], progress=ctx.progress, ctx=ctx)
 
 
@@ -315,7 +318,7 @@ STAGES: tuple[Stage, ...] = (
                                                "dvc://PATH@REV. Omit for the built-in phantom.", argument=True),
                    Option("report", Path, None, "Report directory (default: OUT-report, beside the store).")),
           set_only=("experiment",), prepare=_ingest_params, key_extra=_ingest_key, source_option="source"),
-    Stage("train_gan", "train-gan", "Train one GAN (gan.generator: the paper's DCGAN or FastGAN-lite) on one class's training frames at one fraction.",
+    Stage("train_gan", "train-gan", "Train one GAN (--generator: the paper's DCGAN or FastGAN-lite) on one class's training frames at one fraction.",
           "lusynth.gan.train:train_gan", ("gan", "near_copy"), (_FRAMES,), "lusynth.gan.train:GanRun", _train_gan, key="lusynth.keys:GanKey",
           options=(Option("resume", bool, False, "Continue from OUT's last checkpoint."),
                    Option("checkpoint_mirror", str, None, "s3://bucket/prefix or a directory: mirror the resumable state there every "

@@ -1,4 +1,4 @@
-"""The generator family is a parameter of the GAN stage (``gan.generator``, issue 17): a FastGAN-lite
+"""The generator family is part of the GAN stage's task key (``GanKey.generator``, ``train-gan --generator``, issue 17): a FastGAN-lite
 run trains FastGAN's networks with its own step, records the family in gan.json and every
 checkpoint, and everything downstream that loads a GAN (generate, the privacy audit's
 discriminator attack, the ONNX export, the model card) works for it; old checkpoints without the
@@ -34,7 +34,7 @@ from lusynth.models.dcgan import Generator, flops_per_image
 from tests.gan import tiny_params
 
 LABELS = ("consolidation", "no_consolidation")
-FAST = {"generator": "fastgan", "epochs": 2, "eval_every": 1}
+FAST = {"epochs": 2, "eval_every": 1}
 
 
 @pytest.fixture(autouse=True)
@@ -51,7 +51,7 @@ def fast_gans(phantom_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.getbasetemp() / 'gan-tests-mlruns.db'}")
     try:
         for label in LABELS:
-            train_gan(phantom_store, base / label, label=label, fraction=1.0, params=tiny_params(**FAST), progress=False)
+            train_gan(phantom_store, base / label, label=label, fraction=1.0, generator="fastgan", params=tiny_params(**FAST), progress=False)
     finally:
         mp.undo()
     return [base / label for label in LABELS]
@@ -60,7 +60,7 @@ def fast_gans(phantom_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
 def test_a_fastgan_run_records_its_family_and_ships_fastgan_networks(fast_gans: list[Path]) -> None:
     gan = fast_gans[0]
     run = GanRun.load(gan)
-    assert run.family == "fastgan" and run.params["generator"] == "fastgan"
+    assert run.family == "fastgan" and run.params["generator"] == "fastgan" and run.key.generator == "fastgan"
     assert run.config == {"family": "fastgan", "image_size": 64, "nz": 16, "ngf": 4, "ndf": 4, "nc": 1, "recon_weight": 1.0}
     assert json.loads((gan / "gan.json").read_text())["config"]["family"] == "fastgan"
     # every checkpoint (the resumable state and each evaluated one) says which networks its weights are
@@ -100,6 +100,7 @@ def test_generate_audit_export_and_card_work_for_fastgan(phantom_store: Path, fa
     from lusynth.registry.gate import GateDecision
 
     syn = generate(fast_gans, phantom_store, tmp_path / "syn", params=GenerateParams(n_per_class=8, batch_size=8))
+    assert {k.generator for k in syn.keys} == {"fastgan"}  # the set says which family made it (classifier cells match on it)
     assert syn.n_frames == 16 and {c["kept"] for c in syn.per_class.values()} == {8}
     # the privacy audit's discriminator attack scores the real frames with FastGAN's D
     audit(phantom_store, tmp_path / "syn", tmp_path / "audit", params=stage_params("audit", "tiny", {}), gan_dirs=fast_gans)
@@ -121,7 +122,7 @@ def test_generate_audit_export_and_card_work_for_fastgan(phantom_store: Path, fa
 def test_a_dcgan_run_records_its_family_and_an_old_checkpoint_without_it_is_a_dcgan(phantom_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "gan"
     run = train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, params=tiny_params(epochs=1, eval_every=1), progress=False)
-    assert run.family == "dcgan" and run.config["family"] == "dcgan" and run.params["generator"] == "dcgan"
+    assert run.family == "dcgan" and run.config["family"] == "dcgan" and run.params["generator"] == "dcgan" and run.key.generator == "dcgan"
     assert run.flops_per_image == flops_per_image(config_from_dict(run.config))  # type: ignore[arg-type]
     # what train-gan wrote before the FastGAN family: no family in the config, no new fields in the params
     new_fields = ("generator", "fastgan_width", "fastgan_recon_weight")
@@ -132,9 +133,9 @@ def test_a_dcgan_run_records_its_family_and_an_old_checkpoint_without_it_is_a_dc
             state["params"] = {k: v for k, v in state["params"].items() if k not in new_fields}
         save_checkpoint(ck, state)
     doc = json.loads((out / "gan.json").read_text())
-    del doc["config"]["family"]
+    del doc["config"]["family"], doc["generator"]
     (out / "gan.json").write_text(json.dumps(doc))
-    assert GanRun.load(out).family == "dcgan"
+    assert GanRun.load(out).family == "dcgan" and GanRun.load(out).key.generator == "dcgan"
     g, cfg = load_generator(out)
     d, _ = load_discriminator(out)
     assert isinstance(g, Generator) and cfg.ngf == 8
@@ -143,17 +144,17 @@ def test_a_dcgan_run_records_its_family_and_an_old_checkpoint_without_it_is_a_dc
     # and it resumes with today's defaults (generator=dcgan is what it did), but not as another family
     train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, params=tiny_params(epochs=1, eval_every=1), resume=True, progress=False)
     with pytest.raises(InputError, match=r"params differ: generator='dcgan'->'fastgan'"):
-        train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, params=tiny_params(epochs=1, eval_every=1, generator="fastgan"),
+        train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, generator="fastgan", params=tiny_params(epochs=1, eval_every=1),
                   resume=True, progress=False)
 
 
 def test_an_unknown_generator_is_one_clear_line(phantom_store: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["train-gan", "-f", str(phantom_store), "--label", LABELS[0], "--fraction", "1.0", "-o", str(tmp_path / "g"),
-               "--set", "gan.generator=nope", "--profile", "tiny", "--no-track", "-q"])
+               "--generator", "nope", "--profile", "tiny", "--no-track", "-q"])
     err = capsys.readouterr().err
     assert rc != 0 and "Traceback" not in err and not (tmp_path / "g").exists()
     assert [line for line in err.splitlines() if line.strip()] == [
-        "error: profile tiny, section gan: gan.generator='nope': choose one of dcgan, fastgan"]
+        "error: GAN 'consolidation' generator: 'nope' is not a generator family; choose one of dcgan, fastgan"]
 
 
 _KILLER = textwrap.dedent(
@@ -171,7 +172,7 @@ _KILLER = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGKILL)  # no cleanup, like an OOM kill or a pre-empted node
         return recon(*args)
     F._recon_loss = killing_recon
-    T.train_gan(store, out, label="consolidation", fraction=1.0, params=tiny_params(generator="fastgan", epochs=4, eval_every=2,
+    T.train_gan(store, out, label="consolidation", fraction=1.0, generator="fastgan", params=tiny_params(epochs=4, eval_every=2,
                 ema_decay=0.9, checkpoint_seconds=0, precision=sys.argv[4]), progress=False)
     """
 )
@@ -181,15 +182,15 @@ _KILLER = textwrap.dedent(
 @pytest.mark.parametrize("precision", ["fp32"])  # bf16 passed too, at 3x the time (~2 min) on 2 busy cores; fast_gans trains in auto
 def test_a_killed_and_resumed_fastgan_ends_with_identical_weights(phantom_store: Path, tmp_path: Path, precision: str) -> None:
     # the resumable state is written after every epoch: a kill after the first one always resumes
-    params = tiny_params(generator="fastgan", epochs=4, eval_every=2, ema_decay=0.9, checkpoint_seconds=0, precision=precision)
-    ref = train_gan(phantom_store, tmp_path / "ref", label=LABELS[0], fraction=1.0, params=params, progress=False)
+    params = tiny_params(epochs=4, eval_every=2, ema_decay=0.9, checkpoint_seconds=0, precision=precision)
+    ref = train_gan(phantom_store, tmp_path / "ref", label=LABELS[0], fraction=1.0, generator="fastgan", params=params, progress=False)
     per_epoch = ref.steps // 4
     kill_at = random.SystemRandom().randint(per_epoch + 1, ref.steps)  # one reconstruction loss per step: a random step after epoch 1
     out = tmp_path / "killed"
     proc = subprocess.run([sys.executable, "-c", _KILLER, str(phantom_store), str(out), str(kill_at), precision],
                           cwd=Path(__file__).resolve().parents[2], env={**os.environ}, capture_output=True, text=True, timeout=300)
     assert proc.returncode == -signal.SIGKILL, f"kill_at={kill_at}: {proc.stderr[-2000:]}"
-    run = train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, params=params, resume=True, progress=False)
+    run = train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, generator="fastgan", params=params, resume=True, progress=False)
     assert run.resumed and run.steps == ref.steps
     a, b = load_checkpoint(tmp_path / "ref" / "checkpoints" / "last.pt"), load_checkpoint(out / "checkpoints" / "last.pt")
     for part in ("generator", "discriminator", "generator_ema"):

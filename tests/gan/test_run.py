@@ -14,7 +14,7 @@ from lusynth.keys import GanKey
 
 # gan.json's keys as train-gan has always written them (readers outside lusynth rely on them)
 GAN_JSON_KEYS = {
-    "label", "fraction", "gan_seed", "fold", "params", "config", "device", "threads", "frames_dir", "frames_digest", "mlflow_run_id",
+    "label", "fraction", "gan_seed", "fold", "generator", "params", "config", "device", "threads", "frames_dir", "frames_digest", "mlflow_run_id",
     "run_id", "n_train", "n_val", "n_holdout", "steps", "epochs", "chosen", "selection", "params_g", "params_d",
     "flops_per_image", "images_per_second_this_session", "resumed",
 }

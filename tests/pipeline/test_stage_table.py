@@ -117,9 +117,9 @@ def test_dvc_yaml_is_generated_from_the_table() -> None:
     assert dvc["ingest"]["params"] == ["source", "ingest", "phantom", "experiment.fractions"]
     assert not [d for d in dvc[REAL_CLASSIFIER_STAGE]["deps"] if d.startswith("data/synthetic")]
     assert "--synthetic" not in dvc[REAL_CLASSIFIER_STAGE]["cmd"]
-    # a synthetic-arm cell reads the sets of its own fraction and GAN seed, one per class
+    # a synthetic-arm cell reads the sets of its own fraction, GAN seed, fold and family, one per class
     assert sorted(d for d in dvc["train_classifier"]["deps"] if d.startswith("data/synthetic")) == [
-        f"data/synthetic/{c}@${{item.cell.fraction}}-g${{item.cell.gan_seed}}-k${{item.cell.fold}}" for c in ("consolidation", "no_consolidation")]
+        f"data/synthetic/{c}@${{item.cell.fraction}}-g${{item.cell.gan_seed}}-k${{item.cell.fold}}-${{item.cell.generator}}" for c in ("consolidation", "no_consolidation")]
     # DVC's model registry: every exported ONNX file
     arts = doc["artifacts"]
     assert {a["path"] for a in arts.values()} == {

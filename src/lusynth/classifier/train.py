@@ -265,6 +265,7 @@ def train_classifier(
     ratio: float = 1.0,
     gan_seed: int = 0,
     fold: int = 0,
+    generator: str = "dcgan",
     synthetic_dirs: Sequence[str | os.PathLike[str]] = (),
     params: ClassifierParams | None = None,
     progress: bool = True,
@@ -274,7 +275,8 @@ def train_classifier(
 
     ``ratio``: synthetic frames per real frame (real+synthetic only); ``gan_seed``: the GAN seed
     whose synthetic set it reads (synthetic arms only; recorded, the sets are passed in
-    ``synthetic_dirs``); ``fold``: the outer fold (recorded in its :class:`~lusynth.keys.Cell`)."""
+    ``synthetic_dirs``); ``fold``: the outer fold; ``generator``: the family of the GANs that made
+    those sets (synthetic arms only); all recorded in its :class:`~lusynth.keys.Cell`."""
     params = params or ClassifierParams()
     ctx = ctx or RunContext()
     # one thread by default: this small network gains little from a second one, and on 2 shared
@@ -285,7 +287,8 @@ def train_classifier(
     if real.kind != "real":
         raise InputError(f"{frames_dir}: expected the real frame store from `lusynth ingest`, got kind {real.kind!r}")
     synthetic = [open_store(d) for d in synthetic_dirs]
-    cell = Cell(arm, fraction, seed, ratio=ratio, gan_seed=gan_seed, fold=fold)  # canonical: the ratio and GAN seed its arm uses
+    # canonical: the ratio, GAN seed and family its arm uses
+    cell = Cell(arm, fraction, seed, ratio=ratio, gan_seed=gan_seed, fold=fold, generator=generator)
     train = training_frames(real, arm=arm, fraction=fraction, synthetic=synthetic, ratio=cell.ratio,
                             synthetic_max_per_class=params.synthetic_max_per_class, seed=seed, fold=fold)
     val = split_frames(real, "val", fold=fold)

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from lusynth.classifier.params import SYNTHETIC_ARMS
 from lusynth.classifier.train import LoadedClassifier
 from lusynth.data.framestore import FrameStore
 from lusynth.errors import InputError
@@ -52,14 +53,17 @@ class HoldoutPrediction:
     fold: int = 0
     repeat: int = 0
     gan_seed: int = 0
+    generator: str = ""  # the family of the GANs a synthetic arm read; "" for an arm without GANs
     ratio: float = 0.0  # synthetic frames per real frame (real+synthetic)
     split: int = 0  # the cell's outer split index (repeat x folds + fold)
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def classifier_name(arm: str, fraction: float, seed: int, *, ratio: float = 0.0, gan_seed: int = 0, fold: int = 0) -> str:
-    """Stable display name of one classifier of the grid (ratio, GAN seed and fold when not 0)."""
-    extra = (f" r={ratio:g}" if ratio else "") + (f" g={gan_seed}" if gan_seed else "") + (f" k={fold}" if fold else "")
+def classifier_name(arm: str, fraction: float, seed: int, *, ratio: float = 0.0, gan_seed: int = 0, fold: int = 0,
+                    generator: str = "") -> str:
+    """Stable display name of one classifier of the grid (ratio, GAN seed and fold when not 0, the family when not the DCGAN)."""
+    extra = ((f" r={ratio:g}" if ratio else "") + (f" g={gan_seed}" if gan_seed else "") + (f" k={fold}" if fold else "")
+             + (f" {generator}" if generator not in ("", "dcgan") else ""))
     return f"{arm} f={fraction:g} s={seed}{extra}"
 
 
@@ -108,11 +112,13 @@ def predict_holdout(store: FrameStore, clf: LoadedClassifier, *, batch_size: int
         thr = patient_threshold(patient_scores(vy, vp, vm["patient_id"].astype(str).to_numpy(), vm["video_id"].astype(str).to_numpy()),
                                 rule=rule)
     repeat, outer_fold = store.split_of(cell.fold)
+    generator = cell.generator if cell.arm in SYNTHETIC_ARMS else ""
     return HoldoutPrediction(
-        name=classifier_name(cell.arm, cell.fraction, cell.seed, ratio=cell.ratio, gan_seed=cell.gan_seed, fold=cell.fold),
+        name=classifier_name(cell.arm, cell.fraction, cell.seed, ratio=cell.ratio, gan_seed=cell.gan_seed, fold=cell.fold,
+                             generator=generator),
         arm=cell.arm, fraction=cell.fraction, seed=cell.seed, ratio=cell.ratio, val_threshold=clf.threshold, y=y, prob=prob, patient_id=pid, video_id=vid,
         patients=patient_scores(y, prob, pid, vid), patient_threshold=float(thr),
-        fold=outer_fold, repeat=repeat, split=cell.fold, gan_seed=cell.gan_seed,
+        fold=outer_fold, repeat=repeat, split=cell.fold, gan_seed=cell.gan_seed, generator=generator,
         meta={"dir": str(clf.path), "hyperparams": clf.meta.get("hyperparams"), "val_auc": clf.meta.get("val_auc"),
               "threshold_rule": rule, "mlflow_run_id": clf.meta.get("mlflow_run_id")},
     )
@@ -125,7 +131,7 @@ def score_rows(pred: HoldoutPrediction) -> pd.DataFrame:
     # arm of its own for the statistics, named with its ratio (the questions compare ratio 1)
     arm = pred.arm if pred.ratio in (0.0, 1.0) else f"{pred.arm} r={pred.ratio:g}"
     return pd.DataFrame({"repeat": pred.repeat, "fold": pred.fold, "arm": arm, "ratio": pred.ratio, "fraction": pred.fraction,
-                         "gan_seed": pred.gan_seed, "classifier_seed": pred.seed, "patient_id": p["patient_id"].to_numpy(),
+                         "generator": pred.generator, "gan_seed": pred.gan_seed, "classifier_seed": pred.seed, "patient_id": p["patient_id"].to_numpy(),
                          "label": p["label"].to_numpy(), "score": p["score"].to_numpy(), "threshold": pred.patient_threshold})
 
 

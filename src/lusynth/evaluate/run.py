@@ -387,7 +387,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
     table = stats["table"]
     clf_json = [{"name": p.name, "arm": p.arm, "fraction": p.fraction, "seed": p.seed, "ratio": p.ratio, "fold": p.fold, "repeat": p.repeat, "split": p.split,
                  "n_test_frames": int(len(p.y)), "n_test_patients": int(len(p.patients)),
-                 "gan_seed": p.gan_seed, "val_threshold": p.val_threshold, "patient_threshold": p.patient_threshold,
+                 "gan_seed": p.gan_seed, "generator": p.generator, "val_threshold": p.val_threshold, "patient_threshold": p.patient_threshold,
                  **p.meta, "metrics": metrics_json(p, params), "roc": roc_json(p)} for p in sorted(preds, key=lambda q: (q.fraction, q.arm, q.seed))]
 
     # frame-level confusion counts per threshold: the confusion matrix the KFP UI shows (Evaluation.kfp_classification)
@@ -407,8 +407,10 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
     for t in targets:
         s = t.synthetic.store
         label, frac = t.key.label, t.key.fraction
-        name = f"gan {label} f={frac:g}" + (f" g={t.key.gan_seed}" if t.key.gan_seed else "") + (f" k={t.key.fold}" if t.key.fold else "")
-        tag = figure_tag(label, frac, t.key.gan_seed, t.key.fold)
+        family = t.key.generator
+        name = (f"gan {label} f={frac:g}" + (f" g={t.key.gan_seed}" if t.key.gan_seed else "") + (f" k={t.key.fold}" if t.key.fold else "")
+                + (f" {family}" if family != "dcgan" else ""))
+        tag = figure_tag(label, frac, t.key.gan_seed, t.key.fold, family)
         note("evaluate", f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)", enabled=progress)
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
         fold = t.key.fold
@@ -426,7 +428,8 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         gate = _gate_from_audit(patient_audit) or gate_audit(res["privacy"], params)
         if patient_audit is not None:  # its figures beside this GAN's (the audit saw the unfiltered output)
             figures |= {f"audit_{stem}_{tag}": png for stem, png in patient_audit.figures().items()}
-        audits.append({"name": name, "label": label, "fraction": frac, "gan_seed": t.key.gan_seed, "fold": t.key.fold, "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
+        audits.append({"name": name, "label": label, "fraction": frac, "gan_seed": t.key.gan_seed, "fold": t.key.fold, "generator": family,
+                       "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
                        "gan_dir": str(t.gan.path) if t.gan else None,
                        "gan_run_id": t.gan.run_id if t.gan else None,
                        "embedding": str(emb.path) if emb is not None else None,
@@ -435,7 +438,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
                        "patient_audit": patient_audit.patient_summary() if patient_audit is not None else None,
                        "fidelity_history": t.gan.history if t.gan else []})
         k = min(params.grid_frames, len(syn), len(hold))
-        figures[f"samples_{tag}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, GAN fraction {frac:g}")
+        figures[f"samples_{tag}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, {family} fraction {frac:g}")
         figures[f"dcr_{tag}"] = plots.dcr_histogram(res["dcr"]["synthetic"], res["dcr"]["holdout"],
                                                                  threshold=res["privacy"]["near_copy_threshold"], title=name)
         if t.gan and t.gan.history:

@@ -58,7 +58,7 @@ class ExportedModels:
     nominee_arm: str
     run_id: str | None  # the stage's MLflow run; None without registration
     classifiers: dict[str, ExportedFile]  # arm -> file
-    generators: dict[str, ExportedFile]  # class -> file
+    generators: dict[str, ExportedFile]  # generator id (class; family-class for a family other than the DCGAN) -> file
     registered: list[RegisteredVersion]
 
     def save(self, dir: str | os.PathLike[str]) -> Path:
@@ -165,11 +165,17 @@ def _gan_rank(meta: dict[str, Any]) -> tuple[float, int, int]:
     return (-k.fraction, k.fold, k.gan_seed)
 
 
+def generator_id(key: GanKey) -> str:
+    """What export names one class's generator of one family by: the class for the paper's DCGAN
+    (as before families), ``family-class`` otherwise (file ``generator-<id>.onnx``)."""
+    return key.label if key.generator == "dcgan" else f"{key.generator}-{key.label}"
+
+
 def _cell_of(c: dict[str, Any]) -> Cell:
     """The grid cell of a report's classifier entry (its ``fold`` there is the outer fold of its
     repeat; the cell's is the split index, which the entry's name and directory carry)."""
     return Cell(str(c["arm"]), c["fraction"], int(c["seed"]), c.get("ratio", 0) or 0, c.get("gan_seed", 0) or 0,
-                int(c.get("split", c.get("fold", 0)) or 0))
+                int(c.get("split", c.get("fold", 0)) or 0), c.get("generator") or "dcgan")
 
 
 def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[str, Any] | None) -> list[ClassifierCandidate]:
@@ -256,10 +262,10 @@ def export_and_register(
     gans: dict[str, tuple[Path, dict[str, Any]]] = {}
     for g in gan_dirs:
         meta = _read_gan_meta(Path(g))
-        label = str(meta["label"])
-        # per class: the largest fraction, then the lowest (fold, GAN seed), so the choice does not depend on argument order
-        if label not in gans or _gan_rank(meta) < _gan_rank(gans[label][1]):
-            gans[label] = (Path(g), meta)
+        gid = generator_id(GanKey.from_dict(meta))
+        # per class and family: the largest fraction, then the lowest (fold, GAN seed), so the choice does not depend on argument order
+        if gid not in gans or _gan_rank(meta) < _gan_rank(gans[gid][1]):
+            gans[gid] = (Path(g), meta)
     audits = report.get("audits", []) if report is not None else []
     real_store = _holdout_store(report)
     digests = {"real": best[nominee].data_digest}
@@ -292,10 +298,10 @@ def export_and_register(
                                         names=names, margin=margin, pipeline_run_id=pipeline_run_id, lineage=lineage,
                                         holdout_dataset=holdout)
                 versions.append(v)
-            for label, res in gen_results.items():
-                d, meta = gans[label]
-                # the audit of this very GAN: the full key (class, fraction, GAN seed, fold)
-                audit = next((a for a in audits if a.get("label") == label and GanKey.from_dict(a) == GanKey.from_dict(meta)), None)
+            for gid, res in gen_results.items():
+                d, meta = gans[gid]
+                # the audit of this very GAN: the full key (class, fraction, GAN seed, fold, family)
+                audit = next((a for a in audits if GanKey.from_dict(a) == GanKey.from_dict(meta)), None)
                 versions.append(register_generator(client, run_id, res.path, audit=audit, names=names,
                                                    pipeline_run_id=pipeline_run_id,
                                                    training_run_id=meta.get("mlflow_run_id") or meta.get("run_id")))

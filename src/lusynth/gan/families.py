@@ -61,9 +61,11 @@ def image_sizes(family: str) -> tuple[int, ...]:
     return tuple(sorted(LAYERS_FOR_SIZE)) if family == "dcgan" else fastgan.IMAGE_SIZES
 
 
-def network_config(params: GanParams, image_size: int) -> NetConfig:
-    """The network shape ``params`` asks for at ``image_size``."""
-    if params.generator == "fastgan":
+def network_config(params: GanParams, image_size: int, family: str = "dcgan") -> NetConfig:
+    """The network shape of ``family`` that ``params`` ask for at ``image_size``."""
+    if family not in GENERATORS:
+        raise ValueError(f"generator family {family!r} is not one of {list(GENERATORS)}")
+    if family == "fastgan":
         return fastgan.FastGANConfig(image_size=image_size, nz=params.nz, ngf=params.fastgan_width, ndf=params.fastgan_width,
                                      recon_weight=params.fastgan_recon_weight)
     return DCGANConfig(image_size=image_size, nz=params.nz, ngf=params.ngf, ndf=params.ndf, dropout=params.dropout,

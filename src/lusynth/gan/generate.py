@@ -83,7 +83,7 @@ class SyntheticSet:
                 raise InputError(f"{path}: the header does not say which training fraction's GAN made class {label!r}; "
                                  "regenerate the store with `lusynth generate`")
             pf = privacy_filter.get(label) or {}
-            keys.append(GanKey(label, frac, pf.get("gan_seed", 0), pf.get("fold", 0)))
+            keys.append(GanKey(label, frac, pf.get("gan_seed", 0), pf.get("fold", 0), pf.get("generator") or "dcgan"))
         return cls(path=path, store=store, keys=tuple(keys), privacy_filter=privacy_filter,
                    source_frames_digest=header.get("source_frames_digest"))
 
@@ -246,7 +246,7 @@ def _generate_all(store: FrameStore, infos: list[tuple[Path, Any]], out_dir: Pat
                 })
             per_class[label] = {
                 "gan_dir": str(gd), "generator_run_id": run_id, "checkpoint": ckpt, "fraction": fraction,
-                "gan_seed": info.key.gan_seed, "fold": info.key.fold,
+                "gan_seed": info.key.gan_seed, "fold": info.key.fold, "generator": info.key.generator,
                 "kept": len(kept_index), "generated": next_index, "dropped_near_copies": dropped,
                 "threshold": filt.threshold, "near_copy": as_dict(near_copy), "rounds": rounds,
                 "first_round": first_round,

@@ -30,7 +30,8 @@ SAMPLES_DIR = "samples"
 _OUTPUTS = (CHECKPOINT_DIR, SAMPLES_DIR, EMBEDDING_FILE, CHOSEN_FILE, GAN_FILE, HISTORY_FILE)
 # params that may change between a killed run and its resume without changing the result
 _RESUME_FREE = ("keep_checkpoints", "checkpoint_seconds")
-_DEFAULTS = as_dict(GanParams())
+# the family joined the recorded params with FastGAN: a checkpoint without it is a DCGAN's
+_DEFAULTS = {**as_dict(GanParams()), "generator": "dcgan"}
 
 
 def clear_outputs(out_dir: Path) -> None:

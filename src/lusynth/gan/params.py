@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import ClassVar
 
+from lusynth.keys import GENERATORS  # the families are part of the task key (GanKey.generator)
 from lusynth.params import check, check_choices
 from lusynth.runtime import PRECISIONS
 
@@ -13,19 +14,16 @@ __all__ = ["GENERATORS", "GanParams", "GenerateParams", "SELECTION_RULES"]
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 SELECTION_RULES = ("nn1_embed", "nn1_pixels", "last")
-#: generator families the stage can train (lusynth.gan.families): the paper's DCGAN and FastGAN-lite (issue 17)
-GENERATORS = ("dcgan", "fastgan")
 
 
 @dataclass
 class GanParams:
-    """One unconditional GAN (the paper's DCGAN, or FastGAN-lite) for one class at one training fraction."""
+    """One unconditional GAN (the paper's DCGAN, or FastGAN-lite: the key's ``generator``) for one class at one training fraction."""
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"generator": GENERATORS, "selection": SELECTION_RULES, "precision": PRECISIONS}
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"selection": SELECTION_RULES, "precision": PRECISIONS}
 
-    # the generator family (lusynth.gan.families): at the demo DCGAN's CPU budget on 2 cores FastGAN-lite did not
-    # beat it; at 2-4x that budget it matched or beat it (benchmarks/bench_generators.py, results/README.md)
-    generator: str = "dcgan"  # dcgan (the paper's) | fastgan (FastGAN-lite, lusynth.models.fastgan)
+    # The family is not a field here: it is part of the task's key (GanKey.generator; `train-gan --generator`),
+    # and the experiment's `generators` list fans the grid out over families, as over GAN seeds.
     # network (lusynth.models.dcgan.DCGANConfig); image_size must match the frame store
     ngf: int = 16  # generator width (paper: 64); demo 16: more frames per minute on 2 cores than 32
     ndf: int = 16  # discriminator width (paper: 64)

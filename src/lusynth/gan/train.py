@@ -1,6 +1,6 @@
 """``train-gan``: one unconditional GAN for one class at one training fraction (as in the paper).
 
-The generator family is ``gan.generator`` (:mod:`lusynth.gan.families`): the paper's DCGAN, or
+The generator family is the key's ``generator`` (:mod:`lusynth.gan.families`): the paper's DCGAN, or
 FastGAN-lite (:mod:`lusynth.models.fastgan`, its own step); everything below is shared. For the
 DCGAN the loop is the paper's (BCE, non-saturating G loss, Adam(0.5, 0.999), separate lr for G and D,
 D updated on a real and a fake batch, then G), plus switchable, measured improvements
@@ -146,7 +146,7 @@ class GanTrainer:
     train_step: Callable[..., tuple[torch.Tensor, ...]]  # the family's step (lusynth.gan.families.step_function)
 
     def __init__(self, frames_dir: str | Path, out_dir: str | Path, *, label: str, fraction: float, gan_seed: int = 0, fold: int = 0,
-                 params: GanParams | None = None, near_copy: NearCopyPolicy | None = None, mirror: str | None = None,
+                 generator: str = "dcgan", params: GanParams | None = None, near_copy: NearCopyPolicy | None = None, mirror: str | None = None,
                  ctx: RunContext | None = None) -> None:
         p = params or GanParams()
         # the grid's GAN seed k trains with seed gan.seed + k: several generators per (class, fraction)
@@ -156,15 +156,17 @@ class GanTrainer:
         self.device, self.threads = self.ctx.start(device="auto")
         self.out_dir = Path(out_dir)
         self.label, self.fraction, self.mirror = label, fraction, mirror
+        self.key = GanKey(label, fraction, gan_seed, fold, generator)
         self.store = open_store(frames_dir)
-        if self.store.image_size not in image_sizes(p.generator):
-            raise InputError(f"{self.store.path}: image size {self.store.image_size}; the {p.generator} family supports "
-                             f"{list(image_sizes(p.generator))} (re-ingest with --image-size)")
+        family = self.key.generator
+        if self.store.image_size not in image_sizes(family):
+            raise InputError(f"{self.store.path}: image size {self.store.image_size}; the {family} family supports "
+                             f"{list(image_sizes(family))} (re-ingest with --image-size)")
         self.idx = _select_frames(self.store, label, fraction, fold)
-        self.key = GanKey(label, fraction, gan_seed, fold)
-        self.cfg = network_config(p, self.store.image_size)  # the family's network (DCGANConfig | FastGANConfig)
+        self.cfg = network_config(p, self.store.image_size, family)  # the family's network (DCGANConfig | FastGANConfig)
         self.train_step = step_function(self.cfg)
-        self.params_dict = as_dict(p)
+        # the family is recorded with the params, so a resume as another family is refused
+        self.params_dict = {**as_dict(p), "generator": family}
         self.last_path = self.out_dir / CHECKPOINT_DIR / LAST_FILE
         self.mirror_info: dict[str, Any] = {"uri": mirror, "restored": False, "pushes": 0} if mirror else {}
         # the precision this run trains in ("auto" resolved on this device); a resume must match it
@@ -274,7 +276,7 @@ class GanTrainer:
         if self.resumed:
             tags["resumed_from_run"] = self.resumed_from_run
             tags["resumed_at_step"] = self.step
-        params = {**self.params_dict, "label": self.label, "fraction": self.fraction, "gan_seed": self.key.gan_seed, "fold": self.key.fold,
+        params = {**self.params_dict, **self.key.as_dict(),
                   "device": self.device,
                   "precision_resolved": self.precision,
                   "n_train": len(self.train_u8), "image_size": self.cfg.image_size,
@@ -441,6 +443,7 @@ def train_gan(
     fraction: float,
     gan_seed: int = 0,
     fold: int = 0,
+    generator: str = "dcgan",
     params: GanParams | None = None,
     near_copy: NearCopyPolicy | None = None,
     resume: bool = False,
@@ -448,10 +451,10 @@ def train_gan(
     mirror: str | None = None,
     ctx: RunContext | None = None,
 ) -> GanRun:
-    """Train one GAN (family ``params.generator``) on ``label``'s training frames at ``fraction``; write ``out_dir`` (see module doc).
+    """Train one GAN of family ``generator`` on ``label``'s training frames at ``fraction``; write ``out_dir`` (see module doc).
 
-    ``gan_seed`` (the grid's GAN seed; the generator trains with ``params.seed + gan_seed``) and
-    ``fold`` (the outer fold) complete its :class:`~lusynth.keys.GanKey`.
+    ``gan_seed`` (the grid's GAN seed; the generator trains with ``params.seed + gan_seed``),
+    ``fold`` (the outer fold) and ``generator`` (``dcgan`` | ``fastgan``) complete its :class:`~lusynth.keys.GanKey`.
 
     ``resume=True`` continues from ``out_dir/checkpoints/last.pt`` (or starts fresh if there is
     none); otherwise any previous outputs in ``out_dir`` are replaced. ``mirror`` (an
@@ -459,7 +462,8 @@ def train_gan(
     time it is written (``params.checkpoint_seconds``), and a resumed run whose ``out_dir`` lacks ``last.pt`` (a new pod) restores it
     from there first.
     """
-    trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, gan_seed=gan_seed, fold=fold, params=params, near_copy=near_copy, mirror=mirror, ctx=ctx)
+    trainer = GanTrainer(frames_dir, out_dir, label=label, fraction=fraction, gan_seed=gan_seed, fold=fold, generator=generator, params=params,
+                         near_copy=near_copy, mirror=mirror, ctx=ctx)
     trainer.resume_or_start(resume=resume)
     epochs = trainer.planned_epochs
     with trainer.tracking():

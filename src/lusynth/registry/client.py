@@ -373,7 +373,7 @@ def register_generator(
     onnx_path = Path(onnx_path)
     meta = read_metadata(onnx_path)
     label = meta.get("lusynth.label") or "unknown"
-    name = names.generator(label)
+    name = names.generator(label, meta.get("lusynth.generator_family") or "dcgan")
     earlier = own_version(client, name, file_sha256(onnx_path), pipeline_run_id)
     if earlier is not None:  # a retried export task: its first attempt registered this file
         return _resume(client, earlier, onnx_path)

@@ -74,9 +74,10 @@ class RegistryNames:
     classifier: str = DEFAULT_CLASSIFIER_MODEL
     generator_prefix: str = DEFAULT_GENERATOR_PREFIX
 
-    def generator(self, label: str) -> str:
-        """Model name of ``label``'s generator (non-name characters become '-')."""
-        return self.generator_prefix + slugify(label, keep="A-Za-z0-9_.-")
+    def generator(self, label: str, family: str = "dcgan") -> str:
+        """Model name of ``label``'s generator of ``family`` (non-name characters become '-'): the
+        paper's DCGAN keeps the name it always had, another family's name says the family."""
+        return self.generator_prefix + ("" if family == "dcgan" else f"{family}-") + slugify(label, keep="A-Za-z0-9_.-")
 
 
 @dataclass(frozen=True)

@@ -63,7 +63,8 @@ def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
             for m, v in cell.items():
                 out[f"{m}_{_slug(arm)}_f{row['fraction']:g}"] = v["mean"]
     for q in results.get("questions", []):
-        key = f"q{q['question']}_{q['metric']}_diff_{_slug(q['arm'])}_vs_{_slug(q['baseline'])}_f{q['fraction']:g}"
+        family = "" if q.get("generator") in (None, "", "dcgan") else f"_{_slug(q['generator'])}"  # the DCGAN's names as before families
+        key = f"q{q['question']}_{q['metric']}_diff_{_slug(q['arm'])}{family}_vs_{_slug(q['baseline'])}_f{q['fraction']:g}"
         out[key] = q["estimate"]
         out[f"{key}_lo"], out[f"{key}_hi"] = q["ci"]
         out[f"{key}_p"] = q["p_value"]
@@ -132,9 +133,11 @@ def metric_header(metric: str, level: str = "patient") -> str:
     return f"{name} ({level}, {arrow})" if arrow else f"{name} ({level})"
 
 
-def figure_tag(label: str, fraction: float, gan_seed: int = 0, fold: int = 0) -> str:
-    """The suffix of a generator's figure names (``samples_<tag>``): class, fraction, GAN seed and fold when not 0."""
-    return f"{label}_f{fraction:g}" + (f"_g{gan_seed}" if gan_seed else "") + (f"_k{fold}" if fold else "")
+def figure_tag(label: str, fraction: float, gan_seed: int = 0, fold: int = 0, generator: str = "dcgan") -> str:
+    """The suffix of a generator's figure names (``samples_<tag>``): class, fraction, GAN seed and fold when not 0,
+    the family when not the paper's DCGAN."""
+    return (f"{label}_f{fraction:g}" + (f"_g{gan_seed}" if gan_seed else "") + (f"_k{fold}" if fold else "")
+            + (f"_{generator}" if generator != "dcgan" else ""))
 
 
 #: figure name prefix (before the generator's tag) -> title in words, in the order they are shown
@@ -152,6 +155,10 @@ RESULT_FIGURES = {
 }
 
 
+#: how the report names a generator family
+FAMILY_NAMES = {"dcgan": "DCGAN", "fastgan": "FastGAN-lite"}
+
+
 def figure_title(name: str) -> str:
     """A figure's title in words from its name (``learning_curve``, ``samples_<tag>``, ...); an
     unknown name is spelled out."""
@@ -164,10 +171,12 @@ def figure_title(name: str) -> str:
 
 
 def gan_heading(audit: Mapping[str, Any]) -> str:
-    """A generator in words: class, training fraction, GAN seed and fold."""
+    """A generator in words: family (when not the paper's DCGAN), class, training fraction, GAN seed and fold."""
     frac = audit.get("fraction")
-    out = f"Generator of class {audit.get('label', '?')}, training fraction {frac:g}" if isinstance(frac, (int, float)) else \
-        f"Generator of class {audit.get('label', '?')}"
+    family = str(audit.get("generator") or "dcgan")
+    what = "Generator" if family == "dcgan" else f"{FAMILY_NAMES.get(family, family)} generator"
+    out = f"{what} of class {audit.get('label', '?')}, training fraction {frac:g}" if isinstance(frac, (int, float)) else \
+        f"{what} of class {audit.get('label', '?')}"
     if audit.get("gan_seed"):
         out += f", GAN seed {audit['gan_seed']}"
     if audit.get("fold"):
@@ -247,7 +256,7 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
         lvl = int(round(q["level"] * 100))
         ci = "too few patients for an interval" if q.get("ci_label") else f"{lvl}% CI {_signed(q['ci'][0])} to {_signed(q['ci'][1])}"
         test = ("superiority" if q["hypothesis"] == "superiority" else f"non-inferiority, margin {q['margin']:g}")
-        s = (f"({q['question']}) {q['arm']} vs {q['baseline']}, {q['endpoint']} at fraction {q['fraction']:g}: "
+        s = (f"({q['question']}) {question_arm(q, results)} vs {q['baseline']}, {q['endpoint']} at fraction {q['fraction']:g}: "
              f"{q['verdict'].upper()}; difference {_signed(q['estimate'])} ({ci}; one-sided p = {_pvalue(q['p_value'])}, {test})")
         if q["verdict"] == "inconclusive" and q.get("min_detectable_difference") is None:
             s += "; no detectable difference can be stated at this sample size"
@@ -264,13 +273,26 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
     return out
 
 
+def several_families(results: Mapping[str, Any]) -> bool:
+    """Whether the run compared generator families (or used one other than the paper's DCGAN): then every synthetic arm is named with its family."""
+    return list((results.get("protocol") or {}).get("generators") or ["dcgan"]) != ["dcgan"]
+
+
+def question_arm(q: Mapping[str, Any], results: Mapping[str, Any]) -> str:
+    """A question's arm as the report names it: ``real+synthetic [FastGAN-lite]`` when families are compared."""
+    g = q.get("generator")
+    return f"{q['arm']} [{FAMILY_NAMES.get(g, g)}]" if g and several_families(results) else str(q["arm"])
+
+
 def _protocol_line(results: Mapping[str, Any]) -> str:
     p, n = results.get("protocol") or {}, results.get("n_patients") or {}
     if not p:
         return ""
     return (f"Test patients: {n.get('positive', '?')} positive, {n.get('negative', '?')} negative. Protocol: {p.get('folds', '?')} "
             f"fold(s) x {p.get('repeats', '?')} repeat(s), {p.get('gan_seeds', '?')} GAN seed(s), {p.get('classifier_seeds', '?')} "
-            f"classifier seed(s). Primary endpoint: {p.get('primary_endpoint', '?')} at fraction {_g(p.get('primary_fraction'))}, "
+            f"classifier seed(s)" + (f", generator families {', '.join(FAMILY_NAMES.get(g, g) for g in p['generators'])} on the same "
+                                    f"patients (each family's primary test at the Bonferroni level {_pct(p.get('primary_level'))}%)"
+                                    if len(p.get("generators") or []) > 1 else "") + ". Primary endpoint: {p.get('primary_endpoint', '?')} at fraction {_g(p.get('primary_fraction'))}, "
             f"pre-specified; non-inferiority margin {_g(p.get('margin'))}; intervals below {p.get('min_patients_per_class', '?')} "
             "patients per class are labelled 'too few patients'." + (f" Design: {p['design']}; {p.get('n_patients_tested', '?')} of "
                                                                      f"{p.get('n_patients_total', '?')} patients tested out of fold."
@@ -287,7 +309,7 @@ def _question_rows(q: Mapping[str, Any], results: Mapping[str, Any], paths: _Pat
     superiority = q.get("hypothesis") == "superiority"
     rows = [("verdict", f"{str(q.get('verdict', '?')).upper()}: {paths.text(str(q.get('reason', '')))}"),
             (f"effect ({q.get('endpoint', '?')})",
-             f"{q.get('arm')} minus {q.get('baseline')} at training fraction {_g(q.get('fraction'))}: {_signed(q.get('estimate'))}, "
+             f"{question_arm(q, results)} minus {q.get('baseline')} at training fraction {_g(q.get('fraction'))}: {_signed(q.get('estimate'))}, "
              f"{lvl}% CI {_interval(ci[0], ci[1], q.get('ci_label') is not None)}; one-sided p = {_pvalue(q.get('p_value'))}"),
             ("test patients per class", f"{n.get('positive', '?')} positive, {n.get('negative', '?')} negative "
                                         f"(an interval needs at least {p.get('min_patients_per_class', '?')} per class)"),
@@ -335,11 +357,43 @@ def _secondary_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[st
     header = ["question", "training fraction", "endpoint", "difference (arm − baseline)", f"{lvl}% CI", "one-sided p", "p (Holm)", "verdict"]
     body = []
     for q in results.get("questions", []):
+        name = f"{q['question']} [{FAMILY_NAMES.get(q['generator'], q['generator'])}]" if q.get("generator") and several_families(results) \
+            else q["question"]
         for s in q.get("secondary", []):
             ci = s.get("ci") or [None, None]
-            body.append([q["question"], f"{s['fraction']:g}", s["endpoint"], _signed(s.get("estimate")),
+            body.append([name, f"{s['fraction']:g}", s["endpoint"], _signed(s.get("estimate")),
                          _interval(ci[0], ci[1], s.get("ci_label") is not None), _pvalue(s.get("p_value")), _pvalue(s.get("p_value_holm")),
                          s.get("verdict", "?")])
+    return header, body
+
+
+_FAMILIES_NOTE = ("Each family's GANs were trained on the same folds, classes and patients, and its synthetic arms scored on the "
+                  "same test patients against the same real classifiers. Verdicts at the primary fraction; privacy: the audit's "
+                  "decision of every generator of the family at that fraction (all classes and folds); fidelity: the mean over those "
+                  "generators of the frame-level 1-NN accuracy in the real classifier's embedding (0.5 ideal).")
+
+
+def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One row per generator family and training fraction: the questions' verdicts (primary
+    fraction), the privacy decisions of its generators and their mean 1-NN accuracy."""
+    p = results.get("protocol") or {}
+    families = list(p.get("generators") or [])
+    fractions: list[Any] = sorted({float(a["fraction"]) for a in results.get("audits", []) if a.get("fraction") is not None})
+    header = ["generator family", "training fraction", "(a) real+synthetic vs real", "(b) synthetic vs real", "privacy (per generator)",
+              "1-NN accuracy embedding (0.5 ideal)"]
+    body = []
+    for g in families:
+        qs = {q["question"]: q for q in results.get("questions", []) if q.get("generator") == g}
+        for f in fractions or [p.get("primary_fraction")]:
+            verdicts = []
+            for k in ("a", "b"):
+                q = qs.get(k)
+                verdicts.append(f"{q['verdict'].upper()} {_signed(q['estimate'])}" if q and q.get("fraction") == f else "")
+            mine = [a for a in results.get("audits", []) if str(a.get("generator") or "dcgan") == g and a.get("fraction") == f]
+            words = [_gate_word(a.get("gate") or {}) for a in mine]
+            privacy = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)) if words else "-"
+            nn1 = [float((a.get("fidelity") or {})["nn1_embed"]) for a in mine if (a.get("fidelity") or {}).get("nn1_embed") is not None]
+            body.append([FAMILY_NAMES.get(g, g), _g(f), *verdicts, privacy, _fmt(sum(nn1) / len(nn1)) if nn1 else "-"])
     return header, body
 
 
@@ -457,7 +511,8 @@ def _figures(names: Sequence[str], results: Mapping[str, Any]) -> tuple[list[str
     per_gan: list[tuple[str, list[str]]] = []
     used = set(main)
     for a in results.get("audits", []):
-        tag = figure_tag(str(a.get("label")), float(a.get("fraction") or 0), int(a.get("gan_seed") or 0), int(a.get("fold") or 0))
+        tag = figure_tag(str(a.get("label")), float(a.get("fraction") or 0), int(a.get("gan_seed") or 0), int(a.get("fold") or 0),
+                         str(a.get("generator") or "dcgan"))
         mine = [f"{prefix}_{tag}" for prefix in GAN_FIGURES if f"{prefix}_{tag}" in names and f"{prefix}_{tag}" not in used]
         if mine:
             per_gan.append((gan_heading(a), mine))
@@ -474,7 +529,10 @@ def _blocks(results: Mapping[str, Any], figure_names: Sequence[str]) -> list[_Bl
         out.append(_p(_protocol_line(results)))
     out.append(_ul(question_sentences(results)))
     for q in results.get("questions", []):
-        out += [_h(3, f"({q['question']}) {q['text']}"), _kv(_question_rows(q, results, paths), cls=f"question {q.get('verdict', '')}")]
+        family = f" — {FAMILY_NAMES.get(q['generator'], q['generator'])}" if q.get("generator") and several_families(results) else ""
+        out += [_h(3, f"({q['question']}) {q['text']}{family}"), _kv(_question_rows(q, results, paths), cls=f"question {q.get('verdict', '')}")]
+    if several_families(results):
+        out += [_h(3, "Generator families side by side"), _p(_FAMILIES_NOTE), _table(*family_rows(results), cls="families")]
     main, per_gan, other = _figures(figure_names, results)
     out += [_h(3, "Per arm"),
             _p(f"Test patients only (no classifier or GAN was trained on them). Cells: estimate over folds and seeds with its "

@@ -10,6 +10,14 @@ smallest: scarce real data) are fixed before the data are seen, so each question
 confirmatory test and no multiplicity; every other metric and fraction is a secondary endpoint of
 its question, with Holm-adjusted p-values (statsmodels) over that question's secondaries. A
 secondary uses the same hypothesis and margin as its question (the margin in the metric's units).
+
+Generator families (the score table's ``generator``: ``dcgan``, ``fastgan``) are compared on the
+same patients: each question is asked once per family, its synthetic arm read from that family's
+GANs and its baseline the same ``real`` classifiers. With m > 1 families a question has m
+confirmatory tests, and a reader will pick the family that looks best, so each family's primary is
+decided at the Bonferroni level ``1 - (1 - level) / m``: the chance that *any* family is wrongly
+called superior (or non-inferior) stays at most ``(1 - level) / 2``. Secondaries stay Holm-adjusted
+within their question and family.
 Estimation and tests are :mod:`lusynth.stats.inference`; resampling :mod:`lusynth.stats.bootstrap`.
 """
 
@@ -65,7 +73,7 @@ class AnalysisParams:
 class _Split:
     labels: np.ndarray
     n_train: int
-    runs: dict[tuple[str, float], list[RunMetrics]]  # (arm, fraction) -> runs (GAN seed x classifier seed)
+    runs: dict[tuple[str, str, float], list[RunMetrics]]  # (arm, generator, fraction) -> runs (GAN seed x classifier seed)
 
 
 class Analysis:
@@ -89,34 +97,54 @@ class Analysis:
             labels = lab[rows][first]
             rng = np.random.default_rng([self.params.seed, rep, fold])
             w = stratified_weights(labels, n_resamples=self.params.n_resamples, rng=rng)  # one set per split: paired arms
-            runs: dict[tuple[str, float], list[RunMetrics]] = {}
+            runs: dict[tuple[str, str, float], list[RunMetrics]] = {}
             for key, idx in runs_idx:
                 if idx.size != ids.size:  # check_scores rules out duplicates, so a short run misses patients
                     raise ValueError(f"score table: in fold {fold} of repeat {rep} run {key[2:]} scored {idx.size} of the "
                                      f"{ids.size} test patients; every classifier of a fold must score all of them")
                 sc = np.empty(ids.size)
                 sc[np.searchsorted(ids, pid[idx])] = score[idx]
-                runs.setdefault((str(key[2]), float(key[3])), []).append(run_metrics(labels, sc, float(thr[idx[0]]), w))
+                runs.setdefault((str(key[2]), str(key[4]), float(key[3])), []).append(run_metrics(labels, sc, float(thr[idx[0]]), w))
             self.splits[(rep, fold)] = _Split(labels, int(per_repeat.loc[rep]) - ids.size, runs)
         pats = t[t["repeat"] == t["repeat"].min()].drop_duplicates("patient_id")
         self.n_positive = int((pats["label"] == 1).sum())
         self.n_negative = int((pats["label"] == 0).sum())
         self.n_repeats = int(t["repeat"].nunique())
+        # the paper's DCGAN first, then the other families: the order of the report's columns and verdicts
+        self.generators: list[str] = sorted(set(t["generator"]) - {""}, key=lambda g: (g != "dcgan", g))
+        self._gan_arms = set(t.loc[t["generator"] != "", "arm"])
 
     @property
     def arms(self) -> list[str]:
-        return sorted({a for s in self.splits.values() for a, _ in s.runs})
+        return sorted({a for s in self.splits.values() for a, _, _ in s.runs})
 
     @property
     def fractions(self) -> list[float]:
-        return sorted({f for s in self.splits.values() for _, f in s.runs})
+        return sorted({f for s in self.splits.values() for _, _, f in s.runs})
+
+    def _family(self, arm: str, generator: str | None) -> str:
+        """The generator column of ``arm``'s runs: ``""`` for an arm without GANs, else ``generator``
+        (which may be left out when the table has one family)."""
+        if arm not in self._gan_arms:
+            return ""
+        if generator is None:
+            if len(self.generators) != 1:
+                raise ValueError(f"arm {arm!r} was trained on {len(self.generators)} generator families "
+                                 f"({', '.join(self.generators)}); say which")
+            return self.generators[0]
+        return generator
+
+    def arm_label(self, arm: str, generator: str) -> str:
+        """How the report names an arm: with its family in brackets unless it has no GAN or the run's only family is the paper's DCGAN."""
+        return arm if generator == "" or self.generators == ["dcgan"] else f"{arm} [{generator}]"
 
     def protocol(self) -> dict[str, Any]:
         """Folds, repeats, seeds and the pre-specification, as run."""
         t, p = self.table, self.params
         gan = t[t["arm"] != p.baseline]["gan_seed"].nunique() if (t["arm"] != p.baseline).any() else 0
         return {"folds": int(t.groupby("repeat")["fold"].nunique().max()), "repeats": self.n_repeats,
-                "gan_seeds": int(gan), "classifier_seeds": int(t["classifier_seed"].nunique()),
+                "gan_seeds": int(gan), "classifier_seeds": int(t["classifier_seed"].nunique()), "generators": list(self.generators),
+                "primary_level": self.primary_level(),
                 "primary_endpoint": f"patient-level {p.primary_metric}", "primary_fraction": self.primary_fraction(),
                 "margin": p.margin, "level": p.level, "power": p.power, "n_resamples": p.n_resamples,
                 "min_patients_per_class": p.min_patients_per_class, "baseline": p.baseline}
@@ -130,64 +158,76 @@ class Analysis:
             raise ValueError(f"primary_fraction={f:g} is not a fraction of this experiment ({', '.join(f'{x:g}' for x in self.fractions)})")
         return f
 
-    def _combine(self, values: list[Any], *, difference: bool) -> Estimate:
+    def primary_level(self) -> float:
+        """The confidence level each family's primary test is decided at: ``level``, Bonferroni-split over the families."""
+        return 1.0 - (1.0 - self.params.level) / max(1, len(self.generators))
+
+    def _combine(self, values: list[Any], *, difference: bool, level: float | None = None) -> Estimate:
         # every metric here is a proportion in [0, 1]; a difference of two lies in [-1, 1]
-        return combine(values, level=self.params.level, min_patients_per_class=self.params.min_patients_per_class,
+        return combine(values, level=level or self.params.level, min_patients_per_class=self.params.min_patients_per_class,
                        n_patients=(self.n_positive, self.n_negative), bounds=(-1.0, 1.0) if difference else (0.0, 1.0))
 
-    def estimate(self, arm: str, fraction: float, metric: str, *, versus: str | None = None) -> Estimate | None:
-        """``arm``'s metric (minus ``versus``'s, paired) at ``fraction``; None when an arm is missing."""
+    def estimate(self, arm: str, fraction: float, metric: str, *, versus: str | None = None, generator: str | None = None,
+                 level: float | None = None) -> Estimate | None:
+        """``arm``'s metric (minus ``versus``'s, paired) at ``fraction``, for the synthetic arms from
+        ``generator``'s GANs; None when an arm is missing. ``level``: the interval's (default ``params.level``)."""
         values = []
+        ka = (arm, self._family(arm, generator), fraction)
+        kb = (versus, self._family(versus, generator), fraction) if versus is not None else None
         for s in self.splits.values():
-            a = s.runs.get((arm, fraction))
-            b = s.runs.get((versus, fraction)) if versus is not None else None
+            a = s.runs.get(ka)
+            b = s.runs.get(kb) if kb is not None else None
             if a is None or (versus is not None and b is None):
                 continue
             values.append(split_value(a, b, metric, n_test=s.labels.size, n_train=s.n_train,
                                       n_positive=int(s.labels.sum()), n_negative=int((s.labels == 0).sum())))
-        return self._combine(values, difference=versus is not None) if values else None
+        return self._combine(values, difference=versus is not None, level=level) if values else None
 
     def table_cells(self, metrics: Sequence[str] = ("auc", "accuracy", "f1", "sensitivity", "specificity")) -> dict[str, Any]:
-        """Per fraction and arm: each metric's estimate with its interval (the per-arm table, learning curve)."""
+        """Per fraction and arm (a synthetic arm once per generator family, named by :meth:`arm_label`):
+        each metric's estimate with its interval (the per-arm table, learning curve)."""
+        columns = [(arm, g) for arm in self.arms for g in (self.generators if arm in self._gan_arms else [""])]
         rows = []
         for f in self.fractions:
             cells: dict[str, Any] = {}
-            for arm in self.arms:
-                per = {m: self.estimate(arm, f, m) for m in metrics}
+            for arm, g in columns:
+                per = {m: self.estimate(arm, f, m, generator=g) for m in metrics}
                 if all(v is None for v in per.values()):
                     continue
-                cells[arm] = {m: _cell(e) for m, e in per.items() if e is not None}
+                cells[self.arm_label(arm, g)] = {m: _cell(e) for m, e in per.items() if e is not None}
             rows.append({"fraction": f, "cells": cells})
-        return {"level": "patient", "threshold": "val", "metrics": list(metrics), "arms": self.arms, "ci": self.params.level,
-                "rows": rows}
+        return {"level": "patient", "threshold": "val", "metrics": list(metrics), "arms": [self.arm_label(a, g) for a, g in columns],
+                "generators": list(self.generators), "ci": self.params.level, "rows": rows}
 
     def questions(self) -> tuple[list[dict[str, Any]], list[str]]:
-        """The confirmatory answer to (a) and (b), each with its Holm-adjusted secondaries; and why any is skipped."""
+        """The confirmatory answer to (a) and (b) per generator family (the question's order, then the
+        families'), each with its Holm-adjusted secondaries; and why any is skipped."""
         p = self.params
         out, skipped = [], []
         f0 = self.primary_fraction()
         for q, arm in (("a", p.added), ("b", p.replacement)):
             hypothesis, text = QUESTIONS[q]
             margin = p.margin if hypothesis == "non-inferiority" else 0.0
-            e = self.estimate(arm, f0, p.primary_metric, versus=p.baseline)
-            if e is None:
-                skipped.append(f"({q}) {text} not asked: no '{arm}' and '{p.baseline}' classifiers at fraction {f0:g}")
-                continue
-            d = decide(e, hypothesis=hypothesis, margin=margin, power=p.power, effect_of_interest=p.margin)
-            entry = _entry(q, text, arm, p.baseline, f0, p.primary_metric, e, d.as_dict())
-            secondary = []
-            for f in self.fractions:
-                for m in (p.primary_metric, *p.secondary_metrics):
-                    if f == f0 and m == p.primary_metric:
-                        continue
-                    es = self.estimate(arm, f, m, versus=p.baseline)
-                    if es is not None:
-                        ds = decide(es, hypothesis=hypothesis, margin=margin, power=p.power, effect_of_interest=p.margin)
-                        secondary.append(_entry(q, text, arm, p.baseline, f, m, es, ds.as_dict()))
-            for s, adj in zip(secondary, holm([s["p_value"] for s in secondary], alpha=1 - p.level), strict=True):
-                s["p_value_holm"] = adj
-            entry["secondary"] = secondary
-            out.append(entry)
+            for g in (self.generators if arm in self._gan_arms else [None]):
+                e = self.estimate(arm, f0, p.primary_metric, versus=p.baseline, generator=g, level=self.primary_level())
+                if e is None:
+                    skipped.append(f"({q}) {text} not asked: no '{arm}' and '{p.baseline}' classifiers at fraction {f0:g}")
+                    continue
+                d = decide(e, hypothesis=hypothesis, margin=margin, power=p.power, effect_of_interest=p.margin)
+                entry = _entry(q, text, arm, p.baseline, f0, p.primary_metric, e, d.as_dict(), generator=g or "")
+                secondary = []
+                for f in self.fractions:
+                    for m in (p.primary_metric, *p.secondary_metrics):
+                        if f == f0 and m == p.primary_metric:
+                            continue
+                        es = self.estimate(arm, f, m, versus=p.baseline, generator=g)
+                        if es is not None:
+                            ds = decide(es, hypothesis=hypothesis, margin=margin, power=p.power, effect_of_interest=p.margin)
+                            secondary.append(_entry(q, text, arm, p.baseline, f, m, es, ds.as_dict(), generator=g or ""))
+                for s, adj in zip(secondary, holm([s["p_value"] for s in secondary], alpha=1 - p.level), strict=True):
+                    s["p_value_holm"] = adj
+                entry["secondary"] = secondary
+                out.append(entry)
         return out, skipped
 
     def report(self) -> dict[str, Any]:
@@ -202,8 +242,9 @@ def _cell(e: Estimate) -> dict[str, Any]:
             "n_runs": e.n_runs, "n_splits": e.n_splits, "n_undefined": e.n_undefined}
 
 
-def _entry(q: str, text: str, arm: str, baseline: str, fraction: float, metric: str, e: Estimate, d: dict[str, Any]) -> dict[str, Any]:
-    return {"question": q, "text": text, "arm": arm, "baseline": baseline, "fraction": fraction, "metric": metric,
+def _entry(q: str, text: str, arm: str, baseline: str, fraction: float, metric: str, e: Estimate, d: dict[str, Any], *,
+           generator: str = "") -> dict[str, Any]:
+    return {"question": q, "text": text, "arm": arm, "generator": generator, "baseline": baseline, "fraction": fraction, "metric": metric,
             "endpoint": f"patient-level {metric}", "verdict": d["verdict"], "estimate": e.estimate, "ci": list(e.ci),
             "ci_label": e.as_dict()["ci_label"], "min_detectable_difference": d["min_detectable_difference"],
             "p_value": d["p_value"], "hypothesis": d["hypothesis"], "margin": d["margin"], "power": d["power_at_margin"], "power_against": d["power_against"],

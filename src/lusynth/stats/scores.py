@@ -1,9 +1,11 @@
 """The long table of patient-level scores that every statistic of the experiment starts from.
 
-One row per (repeat, fold, arm, fraction, gan_seed, classifier_seed, patient_id): the patient's
-label (1 = positive class), its score and the classifier's patient-level threshold. ``fold = 0``,
-``repeat = 0`` is a single train/holdout split; ``gan_seed = 0`` where no GAN is involved (the
-``real`` arm) or only one GAN was trained. A *split* is one (repeat, fold): its rows hold that
+One row per (repeat, fold, arm, fraction, generator, gan_seed, classifier_seed, patient_id): the
+patient's label (1 = positive class), its score and the classifier's patient-level threshold.
+``fold = 0``, ``repeat = 0`` is a single train/holdout split; ``gan_seed = 0`` where no GAN is
+involved (the ``real`` arm) or only one GAN was trained; ``generator`` is the family of the GANs a
+synthetic arm's classifier read (``dcgan`` | ``fastgan``) and ``""`` where no GAN is involved (a
+table written before the column existed reads as that: its synthetic arms are DCGAN arms). A *split* is one (repeat, fold): its rows hold that
 fold's test patients, scored by classifiers that never saw them.
 
 Aggregation (one rule, used for labels and scores alike, so they agree): frames of one clip share
@@ -26,10 +28,10 @@ import pandas as pd
 from lusynth.metrics.classification import choose_threshold
 
 #: the columns of the score table, in order
-COLUMNS: tuple[str, ...] = ("repeat", "fold", "arm", "fraction", "gan_seed", "classifier_seed", "patient_id", "label",
+COLUMNS: tuple[str, ...] = ("repeat", "fold", "arm", "fraction", "generator", "gan_seed", "classifier_seed", "patient_id", "label",
                             "score", "threshold")
 #: a training run (one classifier): the columns that identify it
-RUN: tuple[str, ...] = ("repeat", "fold", "arm", "fraction", "gan_seed", "classifier_seed")
+RUN: tuple[str, ...] = ("repeat", "fold", "arm", "fraction", "generator", "gan_seed", "classifier_seed")
 SPLIT: tuple[str, ...] = ("repeat", "fold")
 
 
@@ -61,6 +63,10 @@ def patient_threshold(val: pd.DataFrame, *, rule: str) -> float:
 
 def check_scores(table: pd.DataFrame) -> pd.DataFrame:
     """The table with its columns typed; one line naming the problem when it is not a score table."""
+    if "generator" not in table.columns:  # written before generator families: every synthetic arm is a DCGAN arm
+        from lusynth.classifier.params import SYNTHETIC_ARMS
+
+        table = table.assign(generator=np.where(table["arm"].isin(SYNTHETIC_ARMS), "dcgan", "")) if "arm" in table.columns else table
     missing = [c for c in COLUMNS if c not in table.columns]
     if missing:
         raise ValueError(f"score table lacks column(s) {', '.join(missing)}; expected {', '.join(COLUMNS)}")
@@ -71,6 +77,7 @@ def check_scores(table: pd.DataFrame) -> pd.DataFrame:
     t["score"] = t["score"].astype(np.float64)
     t["threshold"] = t["threshold"].astype(np.float64)
     t["arm"] = t["arm"].astype(str)
+    t["generator"] = t["generator"].fillna("").astype(str)
     t["patient_id"] = t["patient_id"].astype(str)
     if not t["label"].isin((0, 1)).all():
         raise ValueError("score table: label must be 0/1 (1 = positive class)")
