@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 from lusynth.classifier.params import ARMS, SYNTHETIC_ARMS
 from lusynth.data.splits import CrossValidation
 from lusynth.errors import InputError
-from lusynth.keys import Cell, GanKey, fraction, generator, ratio
+from lusynth.keys import GENERATORS, Cell, GanKey, fraction, ratio
 from lusynth.params import check, check_choices
 
 __all__ = ["ExperimentParams", "plan_classifiers", "plan_gans"]
@@ -59,8 +59,8 @@ class ExperimentParams:
         check(len(set(self.seeds)) == len(self.seeds), x, "seeds", self.seeds, "each seed once")
         check(len(set(self.gan_seeds)) == len(self.gan_seeds) and all(isinstance(g, int) and g >= 0 for g in self.gan_seeds),
               x, "gan_seeds", self.gan_seeds, "distinct integers >= 0, e.g. 0,1")
+        check(all(g in GENERATORS for g in self.generators), x, "generators", self.generators, f"choose from {', '.join(GENERATORS)}")
         check(len(set(self.generators)) == len(self.generators), x, "generators", self.generators, "each family once, e.g. dcgan,fastgan")
-        object.__setattr__(self, "generators", tuple(generator(g, where="experiment.generators") for g in self.generators))
         check_choices(self, x)
         check(all(isinstance(r, (int, float)) and 0 < r < float("inf") for r in self.synthetic_ratios), x, "synthetic_ratios",
               self.synthetic_ratios, "synthetic frames per real frame, each > 0, e.g. 0.5,1,2")

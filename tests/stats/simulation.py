@@ -34,18 +34,25 @@ def mu_for_auc(auc: float) -> float:
 
 
 def simulate_table(rng: np.random.Generator, *, n_per_class: int, mus: dict[str, float], folds: int = 1,
-                   repeats: int = 1, classifier_seeds: int = 3, gan_seeds: int = 1, fraction: float = 0.5) -> pd.DataFrame:
+                   repeats: int = 1, classifier_seeds: int = 3, gan_seeds: int = 1, fraction: float = 0.5,
+                   family_mus: dict[str, dict[str, float]] | None = None) -> pd.DataFrame:
     """One simulated experiment as a score table (see lusynth.stats.scores.COLUMNS).
 
     ``folds == 1``: one split, every patient a test patient; ``folds > 1``: patients dealt into
     class-stratified folds, each fold's runs drawn anew. ``repeats > 1`` (repeated cross-validation):
     the same patients (same random effects) dealt into new folds per repeat, with new runs.
+    ``family_mus`` (generator family -> {arm: separation}): the arms other than ``real`` once per
+    family, on the same patients (column ``generator``); default: ``mus``' arms as the one DCGAN family.
     """
+    families = family_mus or {"dcgan": {a: m for a, m in mus.items() if a != "real"}}
+    arms = [("real", "", mus["real"])] if "real" in mus else []
+    arms += [(a, g, m) for g, fam in families.items() for a, m in fam.items()]
     n = 2 * n_per_class
     y = np.r_[np.zeros(n_per_class, np.int64), np.ones(n_per_class, np.int64)]
     u = rng.normal(0.0, math.sqrt(TAU2), n)
     ids = np.array([f"p{i:03d}" for i in range(n)])
-    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("repeat", "fold", "arm", "gan_seed", "classifier_seed", "patient_id", "label", "score", "threshold")}
+    cols: dict[str, list[np.ndarray]] = {c: [] for c in ("repeat", "fold", "arm", "generator", "gan_seed", "classifier_seed", "patient_id",
+                                                          "label", "score", "threshold")}
     for rep in range(repeats):
         fold_of = np.empty(n, np.int64)
         for cls in (0, 1):
@@ -53,11 +60,11 @@ def simulate_table(rng: np.random.Generator, *, n_per_class: int, mus: dict[str,
             fold_of[idx] = np.arange(idx.size) % folds
         for fold in range(folds):
             te = np.flatnonzero(fold_of == fold)
-            for arm, mu in mus.items():
+            for arm, family, mu in arms:
                 for g in range(gan_seeds if arm != "real" else 1):
                     for s in range(classifier_seeds):
                         eta = rng.normal(0.0, math.sqrt(OMEGA2))
-                        for c, v in (("repeat", rep), ("fold", fold), ("arm", arm), ("gan_seed", g), ("classifier_seed", s),
+                        for c, v in (("repeat", rep), ("fold", fold), ("arm", arm), ("generator", family), ("gan_seed", g), ("classifier_seed", s),
                                      ("threshold", (mu + eta) / 2)):
                             cols[c].append(np.full(te.size, v))
                         cols["patient_id"].append(ids[te])

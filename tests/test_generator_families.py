@@ -1,0 +1,146 @@
+"""Generator families as a fan-out dimension (issue 17): the grid, the keys, the per-family
+verdicts and their multiplicity, the report's side-by-side table, and the registry's names."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from lusynth.errors import InputError
+from lusynth.experiment import ExperimentParams, plan_classifiers, plan_gans
+from lusynth.keys import Cell, GanKey
+from lusynth.stats.questions import Analysis, AnalysisParams
+from tests.stats.simulation import mu_for_auc, simulate_table
+
+TWO = ("dcgan", "fastgan")
+
+
+def test_the_grid_trains_every_gan_once_per_family_and_the_real_arms_once() -> None:
+    one = ExperimentParams(fractions=(0.5, 1.0), gan_seeds=(0, 1), folds=2)
+    two = ExperimentParams(fractions=(0.5, 1.0), gan_seeds=(0, 1), folds=2, generators=TWO)
+    gans1, gans2 = plan_gans(["a", "b"], [0.5, 1.0], one), plan_gans(["a", "b"], [0.5, 1.0], two)
+    assert len(gans2) == 2 * len(gans1) == 2 * 2 * 2 * 2 * 2
+    assert {k.generator for k in gans1} == {"dcgan"} and sorted({k.generator for k in gans2}) == list(TWO)
+    # the DCGAN half of the two-family grid is the one-family grid: adding a family re-trains nothing
+    assert {k for k in gans2 if k.generator == "dcgan"} == set(gans1)
+    cells1, cells2 = plan_classifiers(one), plan_classifiers(two)
+    real = [c for c in cells2 if c.arm in ("real", "real+aug")]
+    assert real == [c for c in cells1 if c.arm in ("real", "real+aug")] and {c.generator for c in real} == {"dcgan"}
+    syn1 = [c for c in cells1 if c.arm in ("real+synthetic", "synthetic")]
+    syn2 = [c for c in cells2 if c.arm in ("real+synthetic", "synthetic")]
+    assert len(syn2) == 2 * len(syn1) and {c for c in syn2 if c.generator == "dcgan"} == set(syn1)
+    # every synthetic cell reads GANs that the grid trains: same fraction, seed, fold and family
+    trained = {(k.fraction, k.gan_seed, k.fold, k.generator) for k in gans2}
+    assert all((c.fraction, c.gan_seed, c.fold, c.generator) in trained for c in syn2)
+
+
+@pytest.mark.parametrize(("generators", "match"), [
+    (("dcgan", "dcgan"), "each family once"),
+    (("dcgan", "stylegan"), r"experiment.generators=\('dcgan', 'stylegan'\): choose from dcgan, fastgan"),
+    ((), "give at least one"),
+])
+def test_a_bad_generator_list_is_one_clear_error(generators: tuple[str, ...], match: str) -> None:
+    with pytest.raises(ValueError, match=match):  # the CLI prints it as one line naming the profile and section
+        ExperimentParams(generators=generators)
+
+
+def test_keys_carry_the_family_and_records_from_before_it_are_dcgan() -> None:
+    k = GanKey("a", 0.5, 1, 1, "fastgan")
+    assert str(k) == "a@0.5~g1~k1~fastgan" and GanKey.from_dict(k.as_dict()) == k
+    assert str(GanKey("a", 0.5, 1, 1)) == "a@0.5~g1~k1"  # the DCGAN's names are what they were
+    assert GanKey.from_dict({"label": "a", "fraction": 0.5}) == GanKey("a", 0.5, 0, 0, "dcgan")
+    assert Cell("real", 0.5, 0, generator="fastgan") == Cell("real", 0.5, 0)  # an arm without GANs has no family
+    c = Cell("synthetic", 0.5, 0, generator="fastgan")
+    assert str(c) == "synthetic@0.5#0~fastgan" and Cell.from_dict(c.as_dict()) == c
+    assert Cell.from_dict({"arm": "synthetic", "fraction": 0.5, "seed": 0}).generator == "dcgan"
+    with pytest.raises(InputError, match="not a generator family"):
+        Cell("synthetic", 0.5, 0, generator="nope")
+
+
+def _two_family_analysis(auc_fast: float, *, seed: int = 0, n_resamples: int = 200) -> Analysis:
+    rng = np.random.default_rng(seed)
+    mus = {"real": mu_for_auc(0.75)}
+    fam = {"dcgan": {"real+synthetic": mu_for_auc(0.75), "synthetic": mu_for_auc(0.7)},
+           "fastgan": {"real+synthetic": mu_for_auc(auc_fast), "synthetic": mu_for_auc(0.75)}}
+    table = simulate_table(rng, n_per_class=20, mus=mus, folds=1, family_mus=fam)
+    return Analysis(table, AnalysisParams(n_resamples=n_resamples, secondary_metrics=(), min_patients_per_class=1))
+
+
+def test_each_question_is_answered_per_family_on_the_same_real_classifiers() -> None:
+    a = _two_family_analysis(0.95)
+    qs, skipped = a.questions()
+    assert not skipped
+    assert [(q["question"], q["generator"]) for q in qs] == [("a", "dcgan"), ("a", "fastgan"), ("b", "dcgan"), ("b", "fastgan")]
+    by = {(q["question"], q["generator"]): q for q in qs}
+    # a large true gain for FastGAN's arm only: its verdict, not the DCGAN's
+    assert by[("a", "fastgan")]["verdict"] == "superior" and by[("a", "dcgan")]["verdict"] != "superior"
+    assert by[("a", "fastgan")]["estimate"] > by[("a", "dcgan")]["estimate"] + 0.1
+    # two families: each primary at the Bonferroni level, secondaries at the nominal one
+    assert a.primary_level() == pytest.approx(0.975) and all(q["level"] == pytest.approx(0.975) for q in qs)
+    assert a.protocol()["generators"] == list(TWO)
+    table = a.table_cells()
+    assert table["arms"] == ["real", "real+synthetic [dcgan]", "real+synthetic [fastgan]", "synthetic [dcgan]", "synthetic [fastgan]"]
+    # one family: the level and the names are the paper's
+    rng = np.random.default_rng(1)
+    one = Analysis(simulate_table(rng, n_per_class=12, mus={"real": 0.5, "synthetic": 0.5}, folds=2),
+                   AnalysisParams(n_resamples=50, secondary_metrics=(), min_patients_per_class=1))
+    assert one.primary_level() == 0.95 and one.table_cells()["arms"] == ["real", "synthetic"]
+    assert [q["generator"] for q in one.questions()[0]] == ["dcgan"]
+
+
+@pytest.mark.slow
+def test_comparing_two_null_families_keeps_the_chance_of_any_false_superiority_at_the_nominal_rate() -> None:
+    """Simulation with a known answer: neither family helps (every arm's true AUC 0.75). A reader who
+    takes the best-looking family would be misled when *either* is called superior; with the
+    Bonferroni level that happens in at most (1 - 0.95) / 2 = 2.5 % of experiments (+ Monte Carlo error)."""
+    n, any_superior = 400, 0
+    for i in range(n):
+        qs, _ = _two_family_analysis(0.75, seed=100 + i, n_resamples=100).questions()
+        any_superior += any(q["question"] == "a" and q["verdict"] == "superior" for q in qs)
+    rate = any_superior / n
+    se = (0.025 * 0.975 / n) ** 0.5
+    assert rate <= 0.025 + 2.5 * se, f"family-wise false superiority {rate:.3f} over {n} null experiments"
+
+
+def test_the_report_puts_the_families_side_by_side() -> None:
+    from lusynth.report.render import family_rows, headline_metrics, question_sentences
+
+    results = {
+        "protocol": {"generators": ["dcgan", "fastgan"], "primary_fraction": 0.5, "primary_level": 0.975},
+        "questions": [
+            {"question": "a", "generator": "dcgan", "arm": "real+synthetic", "baseline": "real", "fraction": 0.5, "metric": "auc",
+             "endpoint": "patient-level auc", "verdict": "inconclusive", "estimate": -0.02, "ci": [-0.2, 0.1], "p_value": 0.6,
+             "level": 0.975, "hypothesis": "superiority", "margin": 0.0, "min_detectable_difference": 0.3},
+            {"question": "a", "generator": "fastgan", "arm": "real+synthetic", "baseline": "real", "fraction": 0.5, "metric": "auc",
+             "endpoint": "patient-level auc", "verdict": "superior", "estimate": 0.08, "ci": [0.01, 0.15], "p_value": 0.01,
+             "level": 0.975, "hypothesis": "superiority", "margin": 0.0, "min_detectable_difference": 0.05},
+        ],
+        "audits": [
+            {"name": "gan a f=0.5", "label": "a", "fraction": 0.5, "generator": "dcgan", "gate": {"decision": "pass", "passed": True},
+             "fidelity": {"nn1_embed": 0.8}, "privacy": {}},
+            {"name": "gan b f=0.5", "label": "b", "fraction": 0.5, "generator": "dcgan", "gate": {"decision": "fail", "passed": False},
+             "fidelity": {"nn1_embed": 0.9}, "privacy": {}},
+            {"name": "gan a f=0.5 fastgan", "label": "a", "fraction": 0.5, "generator": "fastgan",
+             "gate": {"decision": "insufficient_evidence", "passed": False}, "fidelity": {"nn1_embed": 0.6}, "privacy": {}},
+        ],
+    }
+    header, body = family_rows(results)
+    assert header[0] == "generator family"
+    assert body == [["DCGAN", "0.5", "INCONCLUSIVE -0.020", "", "1 pass, 1 FAIL", "0.850"],
+                    ["FastGAN-lite", "0.5", "SUPERIOR +0.080", "", "1 insufficient evidence", "0.600"]]
+    sentences = question_sentences(results)
+    assert sentences[0].startswith("(a) real+synthetic [DCGAN] vs real") and sentences[1].startswith("(a) real+synthetic [FastGAN-lite] vs real")
+    flat = headline_metrics(results)
+    # one metric per family (a second family must not overwrite the first's)
+    assert flat["qa_auc_diff_real_plus_synthetic_vs_real_f0.5"] == -0.02 and flat["qa_auc_diff_real_plus_synthetic_fastgan_vs_real_f0.5"] == 0.08
+
+
+def test_registry_and_export_name_a_family_other_than_the_dcgan() -> None:
+    from lusynth.export.stage import generator_id
+    from lusynth.registry.gate import RegistryNames
+
+    names = RegistryNames()
+    assert names.generator("consolidation") == names.generator("consolidation", "dcgan") == "lusynth-lus-generator-consolidation"
+    assert names.generator("consolidation", "fastgan") == "lusynth-lus-generator-fastgan-consolidation"
+    assert generator_id(GanKey("consolidation", 1.0)) == "consolidation"
+    assert generator_id(GanKey("consolidation", 1.0, generator="fastgan")) == "fastgan-consolidation"
