@@ -124,6 +124,10 @@ def test_the_report_puts_the_families_side_by_side() -> None:
              "gate": {"decision": "insufficient_evidence", "passed": False}, "fidelity": {"nn1_embed": 0.6}, "privacy": {}},
         ],
     }
+    from lusynth.report.render import _protocol_line
+
+    line = _protocol_line({**results, "protocol": {**results["protocol"], "primary_endpoint": "patient-level auc", "folds": 2}})
+    assert "Bonferroni level 97.5%" in line and "Primary endpoint: patient-level auc at fraction 0.5" in line and "{" not in line
     header, body = family_rows(results)
     assert header[0] == "generator family"
     assert body == [["DCGAN", "0.5", "INCONCLUSIVE -0.020", "", "1 pass, 1 FAIL", "0.850"],

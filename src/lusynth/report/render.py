@@ -115,8 +115,9 @@ def _g(v: Any) -> str:
     return f"{v:g}" if isinstance(v, (int, float)) else "n/a"
 
 
-def _pct(level: Any) -> int:
-    return int(round(float(level if isinstance(level, (int, float)) else 0.95) * 100))
+def _pct(level: Any) -> str:
+    """A level as a percentage: 95, 97.5 (a Bonferroni-split level keeps its half per cent)."""
+    return f"{round(float(level if isinstance(level, (int, float)) else 0.95) * 100, 1):g}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,7 +254,7 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
     """One plain sentence per question: verdict, effect with CI, p-value, and (if inconclusive) the detectable difference."""
     out = []
     for q in results.get("questions", []):
-        lvl = int(round(q["level"] * 100))
+        lvl = _pct(q["level"])
         ci = "too few patients for an interval" if q.get("ci_label") else f"{lvl}% CI {_signed(q['ci'][0])} to {_signed(q['ci'][1])}"
         test = ("superiority" if q["hypothesis"] == "superiority" else f"non-inferiority, margin {q['margin']:g}")
         s = (f"({q['question']}) {question_arm(q, results)} vs {q['baseline']}, {q['endpoint']} at fraction {q['fraction']:g}: "
@@ -292,7 +293,7 @@ def _protocol_line(results: Mapping[str, Any]) -> str:
             f"fold(s) x {p.get('repeats', '?')} repeat(s), {p.get('gan_seeds', '?')} GAN seed(s), {p.get('classifier_seeds', '?')} "
             f"classifier seed(s)" + (f", generator families {', '.join(FAMILY_NAMES.get(g, g) for g in p['generators'])} on the same "
                                     f"patients (each family's primary test at the Bonferroni level {_pct(p.get('primary_level'))}%)"
-                                    if len(p.get("generators") or []) > 1 else "") + ". Primary endpoint: {p.get('primary_endpoint', '?')} at fraction {_g(p.get('primary_fraction'))}, "
+                                    if len(p.get("generators") or []) > 1 else "") + f". Primary endpoint: {p.get('primary_endpoint', '?')} at fraction {_g(p.get('primary_fraction'))}, "
             f"pre-specified; non-inferiority margin {_g(p.get('margin'))}; intervals below {p.get('min_patients_per_class', '?')} "
             "patients per class are labelled 'too few patients'." + (f" Design: {p['design']}; {p.get('n_patients_tested', '?')} of "
                                                                      f"{p.get('n_patients_total', '?')} patients tested out of fold."
