@@ -81,9 +81,9 @@ def test_repro_on_a_fresh_clone(clone) -> None:
     assert ran == {"ingest", "train_gan@gan0", "train_gan@gan1", "generate@gan0", "generate@gan1",
                    "train_classifier_real@cell0", "train_classifier@cell0"}, ran
     assert "up to date" in _dvc(repo, "status", *TARGETS, env=env).lower()
-    for path in ("data/frames/frames.npy", "models/gan/consolidation@1.0-g0-k0/gan.json",
-                 "data/synthetic/no_consolidation@1.0-g0-k0/header.json",
-                 "models/classifier/real@1.0-s0-r0.0-g0-k0/classifier.json", "models/classifier/synthetic@1.0-s0-r0.0-g0-k0/classifier.json"):
+    for path in ("data/frames/frames.npy", "models/gan/consolidation@1.0-g0-k0-dcgan/gan.json",
+                 "data/synthetic/no_consolidation@1.0-g0-k0-dcgan/header.json",
+                 "models/classifier/real@1.0-s0-r0.0-g0-k0-dcgan/classifier.json", "models/classifier/synthetic@1.0-s0-r0.0-g0-k0-dcgan/classifier.json"):
         assert (repo / path).is_file(), path
     # one MLflow store for the whole DVC run, none scattered into the outputs
     assert (repo / "runs/dvc/mlruns.db").is_file()
@@ -119,7 +119,7 @@ def test_push_to_s3_and_pull_into_another_clone(clone, tmp_path: Path) -> None:
         _sh(tmp_path, "git", "clone", "-q", str(repo), str(other), env=s3env)
         _dvc(other, "remote", "modify", "--local", DVC_REMOTE_NAME, "endpointurl", endpoint, env=s3env)
         _dvc(other, "pull", "--with-deps", *TARGETS, env=s3env)
-        for out in ("data/frames", "models/classifier/real@1.0-s0-r0.0-g0-k0"):
+        for out in ("data/frames", "models/classifier/real@1.0-s0-r0.0-g0-k0-dcgan"):
             assert _tree_digest(other / out) == _tree_digest(repo / out), out
     finally:
         stop_process(proc.pid, program="weed")
