@@ -3,6 +3,8 @@ verdicts and their multiplicity, the report's side-by-side table, and the regist
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 
@@ -134,7 +136,11 @@ def test_the_report_puts_the_families_side_by_side() -> None:
                     ["FastGAN-lite", "0.5", "SUPERIOR +0.080", "", "1 insufficient evidence", "0.600"]]
     sentences = question_sentences(results)
     assert sentences[0].startswith("(a) real+synthetic [DCGAN] vs real") and sentences[1].startswith("(a) real+synthetic [FastGAN-lite] vs real")
+    results["table"] = {"rows": [{"fraction": 0.5, "cells": {"real+synthetic [fastgan]": {"auc": {"mean": 0.7}}}}]}
     flat = headline_metrics(results)
+    # names an MLflow server takes (the two-family demo's evaluate once failed on "auc_real_plus_synthetic_[dcgan]_f0.5")
+    assert all(re.fullmatch(r"[A-Za-z0-9_.-]+", k) for k in flat), sorted(flat)
+    assert flat["auc_real_plus_synthetic_fastgan_f0.5"] == 0.7
     # one metric per family (a second family must not overwrite the first's)
     assert flat["qa_auc_diff_real_plus_synthetic_vs_real_f0.5"] == -0.02 and flat["qa_auc_diff_real_plus_synthetic_fastgan_vs_real_f0.5"] == 0.08
 

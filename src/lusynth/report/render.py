@@ -11,6 +11,7 @@ import base64
 import html
 import math
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,9 @@ def clean_json(obj: Any) -> Any:
 
 
 def _slug(text: str) -> str:
-    return text.replace("+", "_plus_").replace(" ", "_").replace("=", "")
+    """A metric-name part (MLflow and KFP take letters, digits, ``_ - .``): ``real+synthetic [fastgan]`` -> ``real_plus_synthetic_fastgan``."""
+    text = text.replace("+", "_plus_").replace("=", "").replace("[", "").replace("]", "")
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.strip())
 
 
 def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
