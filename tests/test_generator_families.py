@@ -115,7 +115,9 @@ def test_the_report_puts_the_families_side_by_side() -> None:
              "level": 0.975, "hypothesis": "superiority", "margin": 0.0, "min_detectable_difference": 0.3},
             {"question": "a", "generator": "fastgan", "arm": "real+synthetic", "baseline": "real", "fraction": 0.5, "metric": "auc",
              "endpoint": "patient-level auc", "verdict": "superior", "estimate": 0.08, "ci": [0.01, 0.15], "p_value": 0.01,
-             "level": 0.975, "hypothesis": "superiority", "margin": 0.0, "min_detectable_difference": 0.05},
+             "level": 0.975, "hypothesis": "superiority", "margin": 0.0, "min_detectable_difference": 0.05,
+             "secondary": [{"fraction": 1.0, "metric": "auc", "verdict": "inconclusive", "estimate": 0.01},
+                           {"fraction": 1.0, "metric": "f1", "verdict": "superior", "estimate": 0.2}]},
         ],
         "audits": [
             {"name": "gan a f=0.5", "label": "a", "fraction": 0.5, "generator": "dcgan", "gate": {"decision": "pass", "passed": True},
@@ -124,6 +126,8 @@ def test_the_report_puts_the_families_side_by_side() -> None:
              "fidelity": {"nn1_embed": 0.9}, "privacy": {}},
             {"name": "gan a f=0.5 fastgan", "label": "a", "fraction": 0.5, "generator": "fastgan",
              "gate": {"decision": "insufficient_evidence", "passed": False}, "fidelity": {"nn1_embed": 0.6}, "privacy": {}},
+            {"name": "gan a f=1 fastgan", "label": "a", "fraction": 1.0, "generator": "fastgan",
+             "gate": {"decision": "pass", "passed": True}, "fidelity": {"nn1_embed": 0.7}, "privacy": {}},
         ],
     }
     from lusynth.report.render import _protocol_line
@@ -133,7 +137,9 @@ def test_the_report_puts_the_families_side_by_side() -> None:
     header, body = family_rows(results)
     assert header[0] == "generator family"
     assert body == [["DCGAN", "0.5", "INCONCLUSIVE -0.020", "", "1 pass, 1 FAIL", "0.850"],
-                    ["FastGAN-lite", "0.5", "SUPERIOR +0.080", "", "1 insufficient evidence", "0.600"]]
+                    ["DCGAN", "1", "", "", "-", "-"],
+                    ["FastGAN-lite", "0.5", "SUPERIOR +0.080", "", "1 insufficient evidence", "0.600"],
+                    ["FastGAN-lite", "1", "inconclusive +0.010 (secondary)", "", "1 pass", "0.700"]]
     sentences = question_sentences(results)
     assert sentences[0].startswith("(a) real+synthetic [DCGAN] vs real") and sentences[1].startswith("(a) real+synthetic [FastGAN-lite] vs real")
     results["table"] = {"rows": [{"fraction": 0.5, "cells": {"real+synthetic [fastgan]": {"auc": {"mean": 0.7}}}}]}

@@ -372,7 +372,8 @@ def _secondary_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[st
 
 
 _FAMILIES_NOTE = ("Each family's GANs were trained on the same folds, classes and patients, and its synthetic arms scored on the "
-                  "same test patients against the same real classifiers. Verdicts at the primary fraction; privacy: the audit's "
+                  "same test patients against the same real classifiers. Verdicts in capitals at the primary fraction, "
+                  "secondary (exploratory) ones at the other fractions; privacy: the audit's "
                   "decision of every generator of the family at that fraction (all classes and folds); fidelity: the mean over those "
                   "generators of the frame-level 1-NN accuracy in the real classifier's embedding (0.5 ideal).")
 
@@ -391,8 +392,13 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
         for f in fractions or [p.get("primary_fraction")]:
             verdicts = []
             for k in ("a", "b"):
-                q = qs.get(k)
-                verdicts.append(f"{q['verdict'].upper()} {_signed(q['estimate'])}" if q and q.get("fraction") == f else "")
+                q = qs.get(k) or {}
+                if q.get("fraction") == f:
+                    verdicts.append(f"{q['verdict'].upper()} {_signed(q['estimate'])}")
+                    continue
+                # another fraction: the question's secondary on the same endpoint (Holm-adjusted, exploratory)
+                s = next((x for x in q.get("secondary", []) if x.get("fraction") == f and x.get("metric") == q.get("metric")), None)
+                verdicts.append(f"{s['verdict']} {_signed(s['estimate'])} (secondary)" if s else "")
             mine = [a for a in results.get("audits", []) if str(a.get("generator") or "dcgan") == g and a.get("fraction") == f]
             words = [_gate_word(a.get("gate") or {}) for a in mine]
             privacy = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)) if words else "-"
