@@ -38,7 +38,8 @@ def cpu_quota() -> int:
 
 
 def configure_threads(n: int | None = None) -> int:
-    """Set torch intra/inter-op threads (and BLAS env defaults) from the CPU quota; return the count."""
+    """Set torch intra/inter-op threads (and BLAS env defaults) from the CPU quota, and resolve MKL's
+    vector-math dispatch before any op runs on several threads (:func:`warm_mkl_vml`); return the count."""
     n = n or cpu_quota()
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, str(n))
@@ -51,9 +52,37 @@ def configure_threads(n: int | None = None) -> int:
             torch.set_num_interop_threads(1)
         except RuntimeError:  # already set once in this process
             pass
+        warm_mkl_vml()
     except ImportError:  # pragma: no cover - torch is a hard dependency
         pass
     return n
+
+
+#: Float unary ops that ATen computes on contiguous CPU tensors with MKL's vector math library (VML):
+#: ``IMPLEMENT_VML_MKL`` in aten/src/ATen/cpu/vml.h, plus expm1/log1p that other releases routed there.
+MKL_VML_OPS = ("acos", "asin", "atan", "cos", "erf", "erfc", "erfinv", "exp", "expm1", "log", "log10", "log1p",
+               "log2", "sin", "sqrt", "tan", "tanh", "trunc")
+
+
+@functools.cache
+def warm_mkl_vml() -> None:
+    """Call every MKL-VML-routed torch op once, on one float32 and one float64 element, in this thread.
+
+    oneMKL 2024.2 (torch's CPU wheels) picks each VML function's kernel lazily on its first call.
+    When that first call runs on several intra-op threads at once, one thread can run a
+    low-accuracy kernel for its whole chunk of that one call (~4e-5 off for ``tanh``), although
+    ATen asks for high accuracy: pytorch/pytorch#188792. Whether it happens depends on thread
+    timing, so the same seeded computation gave different bits in different processes (the
+    fidelity embedding's decoder ``tanh`` and Adam's ``sqrt``). One-element calls stay below
+    ATen's parallel grain, so they resolve the dispatch on one thread, before any concurrent use.
+    Idempotent and cheap (36 tiny ops, once per process).
+    """
+    import torch
+
+    for dtype in (torch.float32, torch.float64):
+        x = torch.full((1,), 0.5, dtype=dtype)  # inside every op's domain (acos, erfinv, log, ...)
+        for name in MKL_VML_OPS:
+            getattr(torch, name)(x)
 
 
 def select_device(requested: str = "auto") -> str:

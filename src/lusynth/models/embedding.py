@@ -26,6 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lusynth.models.fastcpu import FastBatchNorm2d
+from lusynth.runtime import warm_mkl_vml
 
 __all__ = ["EmbeddingConfig", "EmbeddingNet", "embed", "fit_embedding"]
 
@@ -108,14 +109,18 @@ def fit_embedding(
 ) -> EmbeddingNet:
     """Train the embedding on uint8 frames (N,S,S) with integer class labels; returns it in eval mode.
 
-    Deterministic for a seed on one machine: uses its own ``torch.Generator`` for init order and
-    shuffling, and restores the global RNG state afterwards so the caller's stream is untouched.
+    Deterministic for a seed on one machine and thread count, in every process: uses its own
+    ``torch.Generator`` for init order and shuffling, restores the global RNG state afterwards so
+    the caller's stream is untouched, and resolves MKL's vector-math dispatch first
+    (:func:`lusynth.runtime.warm_mkl_vml`: otherwise the first multi-threaded ``tanh``/``sqrt`` of
+    a process could run a low-accuracy kernel, and processes disagreed at 2 threads).
     """
     cfg = cfg or EmbeddingConfig(n_classes=int(max(2, int(np.max(labels)) + 1)))
     if len(frames) < 2:
         raise ValueError(f"fit_embedding: need at least 2 training frames, got {len(frames)}")
     if len(labels) != len(frames):
         raise ValueError(f"fit_embedding: {len(frames)} frames but {len(labels)} labels")
+    warm_mkl_vml()
     state = torch.random.get_rng_state()
     try:
         torch.manual_seed(seed)
