@@ -35,9 +35,10 @@ print(torch.get_num_threads(), weights.hexdigest(), hashlib.sha256(features.toby
 
 
 def test_fit_embedding_is_identical_across_processes_on_two_threads() -> None:
-    # Before the MKL warm-up, one in four to six processes differed (pytorch/pytorch#188792: the
-    # first two-thread tanh/sqrt of a process could run a low-accuracy kernel); after it, none.
-    # The processes run one after another: the race needs both threads of a process on a core.
+    # Without the MKL warm-up, 1 in 4 to 1 in 6 processes differed (pytorch/pytorch#188792: the
+    # first two-thread tanh/sqrt of a process could run a low-accuracy kernel) and this test failed
+    # in 2 of 3 runs; with it, 0 of 12 processes. It is a race, so a loaded machine hides it more
+    # often; the processes run one after another, as it needs both threads of a process on a core.
     env = {**os.environ, "LUSYNTH_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
     outputs = [subprocess.run([sys.executable, "-c", _FIT_AND_DIGEST], env=env, capture_output=True, text=True,
                               check=True, timeout=600).stdout.split() for _ in range(3)]
