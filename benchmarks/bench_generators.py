@@ -33,6 +33,9 @@ Writes ``benchmarks/results/generators.json`` (after every run). Not a test::
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_generators.py --seeds 0 1
 
 Without ``--store`` it ingests the demo phantom and ``../shared/data/pocus`` itself.
+``--variant 'NAME=FAMILY key=value ...'`` names a family with :class:`GanParams` overrides (e.g.
+``'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'``; listed in ``--families`` by NAME; the overrides are recorded
+under ``variants`` in the JSON): the FastGAN tuning study (``results/generators_tuning.json``).
 ``--families`` may add ``diffusion`` (``diffusion-w16-s25``: UNet base width 16, 25 DDIM steps) where
 ``diffusers`` is installed (it is not a project dependency; see the results README).
 """
@@ -158,10 +161,13 @@ def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any
         g, d, og, od, mf = build_networks(cfg, params, "cpu")
         return g, d, og, od, mf, train_step
     if family.startswith("fastgan"):
+        from lusynth.gan.families import network_config
         from lusynth.models import fastgan
 
-        width = _variant(family).get("w", fastgan.FastGANConfig.ngf)
-        fcfg = fastgan.FastGANConfig(image_size=image_size, nz=params.nz, ngf=width, ndf=width)
+        width = _variant(family).get("w", params.fastgan_width)
+        fcfg = network_config(params, image_size, "fastgan")
+        assert isinstance(fcfg, fastgan.FastGANConfig)
+        fcfg = dataclasses.replace(fcfg, ngf=width, ndf=width)
         g, d, og, od = fastgan.build_networks(fcfg, lr_g=params.lr_g, lr_d=params.lr_d, betas=(params.beta1, params.beta2))
         return g, d, og, od, torch.contiguous_format, fastgan.train_step
     if family.startswith("diffusion"):
@@ -223,7 +229,9 @@ def _diffusion_sampler(unet: Any, n: int, seed: int, autocast: Any) -> np.ndarra
 def train_budgeted(family: str, ev: Evaluator, params: GanParams, image_size: int, *, budget: float | None, evals: int,
                    planned_steps: int, eval_every_steps: int) -> dict[str, Any]:
     """Train one generator for ``budget`` CPU seconds of steps (None: ``planned_steps`` steps, evaluated
-    every ``eval_every_steps``, the demo trainer's schedule); evaluate on the way; choose a checkpoint."""
+    every ``eval_every_steps``, the demo trainer's schedule); evaluate on the way; choose a checkpoint.
+    ``family`` is a base family name (``dcgan``, ``fastgan[-wN][-bN]``, ``diffusion[-wN][-sN]``); a
+    ``--variant``'s GanParams overrides are already in ``params``."""
     if "b" in _variant(family):
         params = dataclasses.replace(params, batch_size=_variant(family)["b"])
     torch.manual_seed(params.seed)
@@ -284,6 +292,33 @@ def train_budgeted(family: str, ev: Evaluator, params: GanParams, image_size: in
             "chosen": {k: chosen["entry"][k] for k in REPORTED}, "history": history}
 
 
+def parse_variant(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """``"NAME=FAMILY key=value ..."`` -> (NAME, FAMILY, {key: value}): a named family variant with
+    :class:`GanParams` overrides (values coerced to the field's type; checked by GanParams itself)."""
+    head, *pairs = spec.split()
+    name, sep, family = head.partition("=")
+    if not sep or not name or not family:
+        raise SystemExit(f"--variant {spec!r}: start with NAME=FAMILY, e.g. 'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'")
+    defaults = GanParams()
+    fields = {f.name for f in dataclasses.fields(GanParams)}
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields or key == "seed":
+            raise SystemExit(f"--variant {spec!r}: {pair!r} is not key=value with key a GanParams field (not seed): "
+                             f"{', '.join(sorted(fields - {'seed'}))}")
+        kind = type(getattr(defaults, key))
+        try:
+            overrides[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+        except ValueError:
+            raise SystemExit(f"--variant {spec!r}: {key}={value!r} is not a {kind.__name__}") from None
+    try:
+        dataclasses.replace(defaults, **overrides)
+    except ValueError as e:
+        raise SystemExit(f"--variant {spec!r}: {e}") from None
+    return name, family, overrides
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     """Mean, sample sd and the range over seeds."""
     a = np.asarray(values, float)
@@ -311,19 +346,27 @@ def main() -> None:
     ap.add_argument("--budget", default="auto", help="CPU seconds of training steps per run, or 'auto': the seed-0 demo DCGAN's")
     ap.add_argument("--add-to", action="store_true",
                     help="add --families to the stores of --out, each at the budget recorded there (the same seeds), and re-summarise")
+    ap.add_argument("--variant", action="append", default=[], metavar="'NAME=FAMILY key=value ...'",
+                    help="a named family variant with GanParams overrides (repeatable), e.g. "
+                         "'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'; list NAME in --families")
     ap.add_argument("--evals", type=int, default=10, help="evaluations over the budget (plus one before training)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "generators.json")
     a = ap.parse_args()
     torch.set_num_threads(1)
     demo = GanParams()
+    variants = {name: (family, overrides) for name, family, overrides in map(parse_variant, a.variant)}
     results: dict[str, Any] = {"seeds": a.seeds, "families": a.families, "threads": 1, "fold": FOLD, "budget_arg": a.budget,
                                "evals": a.evals, "selection": demo.selection, "stores": {}}
+    if variants:
+        results["variants"] = {name: {"family": family, "set": overrides} for name, (family, overrides) in variants.items()}
     if a.add_to:
         results = json.loads(a.out.read_text())
         if a.seeds != results["seeds"]:
             raise SystemExit(f"--add-to: --seeds {a.seeds} differ from {a.out}'s {results['seeds']}")
         results["families"] += [f for f in a.families if f not in results["families"]]
         results.setdefault("evals_per_family", {}).update({f: a.evals for f in a.families})
+        if variants:
+            results.setdefault("variants", {}).update({n: {"family": f, "set": o} for n, (f, o) in variants.items()})
     with tempfile.TemporaryDirectory(prefix="bench-generators-") as tmp:
         for spec in a.store or _default_stores(Path(tmp)):
             name, path = spec.split("=", 1)
@@ -355,8 +398,9 @@ def main() -> None:
                     measuring = budget is None
                     if measuring and family != "dcgan":
                         raise SystemExit("--budget auto: list dcgan first in --families (its demo run measures the budget)")
-                    r = train_budgeted(family, ev, params, store.image_size, budget=budget, evals=a.evals,
-                                       planned_steps=planned_steps, eval_every_steps=eval_every_steps)
+                    base, overrides = variants.get(family, (family, {}))
+                    r = train_budgeted(base, ev, dataclasses.replace(params, **overrides), store.image_size, budget=budget,
+                                       evals=a.evals, planned_steps=planned_steps, eval_every_steps=eval_every_steps)
                     if measuring:
                         budget = r["cpu_seconds"]
                         entry["budget_cpu_seconds"] = budget
