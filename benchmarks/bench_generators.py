@@ -6,9 +6,11 @@ largest training fraction, and each seed, it trains
 * ``dcgan``: the demo profile's DCGAN (``lusynth.gan.step.build_networks`` / ``train_step`` with the
   demo :class:`~lusynth.gan.params.GanParams`: DiffAugment ``translation,cutout``, EMA 0.99,
   precision ``auto``, fast CPU kernels), and
-* ``fastgan``: FastGAN-lite (:mod:`lusynth.models.fastgan`, default :class:`FastGANConfig`, the same
-  DiffAugment, EMA, Adam(2e-4, 0.5, 0.999), batch size and precision; ``fastgan-w4-b8``:
-  widths ngf = ndf = 4 and batch size 8, the official FastGAN batch),
+* ``fastgan``: FastGAN-lite (:mod:`lusynth.models.fastgan`, built as the GAN stage builds it from
+  :class:`GanParams`: ``fastgan_width``, ``fastgan_recon_weight``, Adam(``fastgan_lr``, 0.5, 0.999);
+  the same DiffAugment, EMA, batch size and precision as the DCGAN; ``fastgan-w4-b8``: widths
+  ngf = ndf = 4 and batch size 8, the official FastGAN batch. ``generators.json`` was measured when
+  FastGAN used the DCGAN's lr 2e-4; ``generators_tuning.json`` chose ``fastgan_lr`` 1e-3),
 
 each for the same budget of **process CPU seconds** of training steps (``time.process_time()``
 around each step, one thread), so other load on the machine does not bias the comparison.
@@ -161,15 +163,15 @@ def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any
         g, d, og, od, mf = build_networks(cfg, params, "cpu")
         return g, d, og, od, mf, train_step
     if family.startswith("fastgan"):
-        from lusynth.gan.families import network_config
+        from lusynth.gan.families import build_networks, network_config
         from lusynth.models import fastgan
 
         width = _variant(family).get("w", params.fastgan_width)
         fcfg = network_config(params, image_size, "fastgan")
         assert isinstance(fcfg, fastgan.FastGANConfig)
-        fcfg = dataclasses.replace(fcfg, ngf=width, ndf=width)
-        g, d, og, od = fastgan.build_networks(fcfg, lr_g=params.lr_g, lr_d=params.lr_d, betas=(params.beta1, params.beta2))
-        return g, d, og, od, torch.contiguous_format, fastgan.train_step
+        # the GAN stage's own construction (Adam at gan.fastgan_lr), with a -wN name's width
+        g, d, og, od, mf = build_networks(dataclasses.replace(fcfg, ngf=width, ndf=width), params, "cpu")
+        return g, d, og, od, mf, fastgan.train_step
     if family.startswith("diffusion"):
         return _diffusion(params, image_size, _variant(family))
     raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN])")
