@@ -163,14 +163,15 @@ def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any
         g, d, og, od, mf = build_networks(cfg, params, "cpu")
         return g, d, og, od, mf, train_step
     if family.startswith("fastgan"):
-        from lusynth.gan.families import build_networks, network_config
+        from lusynth.gan.families import build_networks as family_networks
+        from lusynth.gan.families import network_config
         from lusynth.models import fastgan
 
         width = _variant(family).get("w", params.fastgan_width)
         fcfg = network_config(params, image_size, "fastgan")
         assert isinstance(fcfg, fastgan.FastGANConfig)
         # the GAN stage's own construction (Adam at gan.fastgan_lr), with a -wN name's width
-        g, d, og, od, mf = build_networks(dataclasses.replace(fcfg, ngf=width, ndf=width), params, "cpu")
+        g, d, og, od, mf = family_networks(dataclasses.replace(fcfg, ngf=width, ndf=width), params, "cpu")
         return g, d, og, od, mf, fastgan.train_step
     if family.startswith("diffusion"):
         return _diffusion(params, image_size, _variant(family))
