@@ -38,6 +38,7 @@ Without ``--store`` it ingests the demo phantom and ``../shared/data/pocus`` its
 ``--variant 'NAME=FAMILY key=value ...'`` names a family with :class:`GanParams` overrides (e.g.
 ``'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'``; listed in ``--families`` by NAME; the overrides are recorded
 under ``variants`` in the JSON): the FastGAN tuning study (``results/generators_tuning.json``).
+``--merge A.json B.json ... --out C.json`` joins runs made in separate processes (e.g. one per seed).
 ``--families`` may add ``diffusion`` (``diffusion-w16-s25``: UNet base width 16, 25 DDIM steps) where
 ``diffusers`` is installed (it is not a project dependency; see the results README).
 """
@@ -330,15 +331,43 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def _summarise(entry: dict[str, Any], seeds: list[int]) -> None:
-    """Per family: each reported metric over seeds, and the paired difference in 1-NN from the DCGAN."""
+    """Per family: each reported metric over the seeds of ``seeds`` it was run with, and the paired
+    difference from the DCGAN over the seeds both were run with."""
     runs = entry["runs"]
-    entry["summary"] = {f: {m: _summary([runs[f][str(s)]["chosen"][m] for s in seeds]) for m in REPORTED} for f in runs}
+    have = {f: [s for s in seeds if str(s) in runs[f]] for f in runs}
+    entry["summary"] = {f: {m: _summary([runs[f][str(s)]["chosen"][m] for s in have[f]]) for m in REPORTED} for f in runs if have[f]}
     if "dcgan" in runs:
-        for f in runs:
-            if f != "dcgan":
+        for f in entry["summary"]:
+            paired = [s for s in have[f] if s in have["dcgan"]]
+            if f != "dcgan" and paired:
                 for m in ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref"):
-                    diff = [runs[f][str(s)]["chosen"][m] - runs["dcgan"][str(s)]["chosen"][m] for s in seeds]
+                    diff = [runs[f][str(s)]["chosen"][m] - runs["dcgan"][str(s)]["chosen"][m] for s in paired]
                     entry["summary"][f][f"{m}_minus_dcgan"] = _summary(diff)
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """Several runs' results (e.g. one process per seed) as one: per store, the runs of every family
+    and seed (a later file's run of the same family and seed wins), re-summarised; the stores must
+    have been run at the same budget."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        doc = json.loads(path.read_text())
+        if not out:
+            out = {**doc, "stores": {}, "merged_from": []}
+        out["merged_from"].append(path.name)
+        out["seeds"] = sorted(set(out["seeds"]) | set(doc["seeds"]))
+        out["families"] += [f for f in doc["families"] if f not in out["families"]]
+        out.setdefault("variants", {}).update(doc.get("variants", {}))
+        for name, entry in doc["stores"].items():
+            have = out["stores"].setdefault(name, {**entry, "runs": {}})
+            if have.get("budget_cpu_seconds") != entry.get("budget_cpu_seconds"):
+                raise SystemExit(f"--merge: store {name!r} of {path} was run at budget {entry.get('budget_cpu_seconds')}, "
+                                 f"not {have.get('budget_cpu_seconds')} as before; merge runs of one budget")
+            for family, per_seed in entry["runs"].items():
+                have["runs"].setdefault(family, {}).update(per_seed)
+    for entry in out["stores"].values():
+        _summarise(entry, out["seeds"])
+    return out
 
 
 def main() -> None:
@@ -353,8 +382,14 @@ def main() -> None:
                     help="a named family variant with GanParams overrides (repeatable), e.g. "
                          "'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'; list NAME in --families")
     ap.add_argument("--evals", type=int, default=10, help="evaluations over the budget (plus one before training)")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                    help="train nothing: join these results files (e.g. one per seed, one budget per store) into --out, re-summarised")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "generators.json")
     a = ap.parse_args()
+    if a.merge:
+        _write(a.out, merge(a.merge))
+        print(f"wrote {a.out}")
+        return
     torch.set_num_threads(1)
     demo = GanParams()
     variants = {name: (family, overrides) for name, family, overrides in map(parse_variant, a.variant)}
