@@ -6,9 +6,11 @@ largest training fraction, and each seed, it trains
 * ``dcgan``: the demo profile's DCGAN (``lusynth.gan.step.build_networks`` / ``train_step`` with the
   demo :class:`~lusynth.gan.params.GanParams`: DiffAugment ``translation,cutout``, EMA 0.99,
   precision ``auto``, fast CPU kernels), and
-* ``fastgan``: FastGAN-lite (:mod:`lusynth.models.fastgan`, default :class:`FastGANConfig`, the same
-  DiffAugment, EMA, Adam(2e-4, 0.5, 0.999), batch size and precision; ``fastgan-w4-b8``:
-  widths ngf = ndf = 4 and batch size 8, the official FastGAN batch),
+* ``fastgan``: FastGAN-lite (:mod:`lusynth.models.fastgan`, built as the GAN stage builds it from
+  :class:`GanParams`: ``fastgan_width``, ``fastgan_recon_weight``, Adam(``fastgan_lr``, 0.5, 0.999);
+  the same DiffAugment, EMA, batch size and precision as the DCGAN; ``fastgan-w4-b8``: widths
+  ngf = ndf = 4 and batch size 8, the official FastGAN batch. ``generators.json`` was measured when
+  FastGAN used the DCGAN's lr 2e-4; ``generators_tuning.json`` chose ``fastgan_lr`` 1e-3),
 
 each for the same budget of **process CPU seconds** of training steps (``time.process_time()``
 around each step, one thread), so other load on the machine does not bias the comparison.
@@ -33,6 +35,10 @@ Writes ``benchmarks/results/generators.json`` (after every run). Not a test::
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_generators.py --seeds 0 1
 
 Without ``--store`` it ingests the demo phantom and ``../shared/data/pocus`` itself.
+``--variant 'NAME=FAMILY key=value ...'`` names a family with :class:`GanParams` overrides (e.g.
+``'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'``; listed in ``--families`` by NAME; the overrides are recorded
+under ``variants`` in the JSON): the FastGAN tuning study (``results/generators_tuning.json``).
+``--merge A.json B.json ... --out C.json`` joins runs made in separate processes (e.g. one per seed).
 ``--families`` may add ``diffusion`` (``diffusion-w16-s25``: UNet base width 16, 25 DDIM steps) where
 ``diffusers`` is installed (it is not a project dependency; see the results README).
 """
@@ -158,12 +164,16 @@ def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any
         g, d, og, od, mf = build_networks(cfg, params, "cpu")
         return g, d, og, od, mf, train_step
     if family.startswith("fastgan"):
+        from lusynth.gan.families import build_networks as family_networks
+        from lusynth.gan.families import network_config
         from lusynth.models import fastgan
 
-        width = _variant(family).get("w", fastgan.FastGANConfig.ngf)
-        fcfg = fastgan.FastGANConfig(image_size=image_size, nz=params.nz, ngf=width, ndf=width)
-        g, d, og, od = fastgan.build_networks(fcfg, lr_g=params.lr_g, lr_d=params.lr_d, betas=(params.beta1, params.beta2))
-        return g, d, og, od, torch.contiguous_format, fastgan.train_step
+        width = _variant(family).get("w", params.fastgan_width)
+        fcfg = network_config(params, image_size, "fastgan")
+        assert isinstance(fcfg, fastgan.FastGANConfig)
+        # the GAN stage's own construction (Adam at gan.fastgan_lr), with a -wN name's width
+        g, d, og, od, mf = family_networks(dataclasses.replace(fcfg, ngf=width, ndf=width), params, "cpu")
+        return g, d, og, od, mf, fastgan.train_step
     if family.startswith("diffusion"):
         return _diffusion(params, image_size, _variant(family))
     raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN])")
@@ -223,7 +233,9 @@ def _diffusion_sampler(unet: Any, n: int, seed: int, autocast: Any) -> np.ndarra
 def train_budgeted(family: str, ev: Evaluator, params: GanParams, image_size: int, *, budget: float | None, evals: int,
                    planned_steps: int, eval_every_steps: int) -> dict[str, Any]:
     """Train one generator for ``budget`` CPU seconds of steps (None: ``planned_steps`` steps, evaluated
-    every ``eval_every_steps``, the demo trainer's schedule); evaluate on the way; choose a checkpoint."""
+    every ``eval_every_steps``, the demo trainer's schedule); evaluate on the way; choose a checkpoint.
+    ``family`` is a base family name (``dcgan``, ``fastgan[-wN][-bN]``, ``diffusion[-wN][-sN]``); a
+    ``--variant``'s GanParams overrides are already in ``params``."""
     if "b" in _variant(family):
         params = dataclasses.replace(params, batch_size=_variant(family)["b"])
     torch.manual_seed(params.seed)
@@ -284,6 +296,33 @@ def train_budgeted(family: str, ev: Evaluator, params: GanParams, image_size: in
             "chosen": {k: chosen["entry"][k] for k in REPORTED}, "history": history}
 
 
+def parse_variant(spec: str) -> tuple[str, str, dict[str, Any]]:
+    """``"NAME=FAMILY key=value ..."`` -> (NAME, FAMILY, {key: value}): a named family variant with
+    :class:`GanParams` overrides (values coerced to the field's type; checked by GanParams itself)."""
+    head, *pairs = spec.split()
+    name, sep, family = head.partition("=")
+    if not sep or not name or not family:
+        raise SystemExit(f"--variant {spec!r}: start with NAME=FAMILY, e.g. 'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'")
+    defaults = GanParams()
+    fields = {f.name for f in dataclasses.fields(GanParams)}
+    overrides: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or key not in fields or key == "seed":
+            raise SystemExit(f"--variant {spec!r}: {pair!r} is not key=value with key a GanParams field (not seed): "
+                             f"{', '.join(sorted(fields - {'seed'}))}")
+        kind = type(getattr(defaults, key))
+        try:
+            overrides[key] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+        except ValueError:
+            raise SystemExit(f"--variant {spec!r}: {key}={value!r} is not a {kind.__name__}") from None
+    try:
+        dataclasses.replace(defaults, **overrides)
+    except ValueError as e:
+        raise SystemExit(f"--variant {spec!r}: {e}") from None
+    return name, family, overrides
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     """Mean, sample sd and the range over seeds."""
     a = np.asarray(values, float)
@@ -292,15 +331,43 @@ def _summary(values: list[float]) -> dict[str, float]:
 
 
 def _summarise(entry: dict[str, Any], seeds: list[int]) -> None:
-    """Per family: each reported metric over seeds, and the paired difference in 1-NN from the DCGAN."""
+    """Per family: each reported metric over the seeds of ``seeds`` it was run with, and the paired
+    difference from the DCGAN over the seeds both were run with."""
     runs = entry["runs"]
-    entry["summary"] = {f: {m: _summary([runs[f][str(s)]["chosen"][m] for s in seeds]) for m in REPORTED} for f in runs}
+    have = {f: [s for s in seeds if str(s) in runs[f]] for f in runs}
+    entry["summary"] = {f: {m: _summary([runs[f][str(s)]["chosen"][m] for s in have[f]]) for m in REPORTED} for f in runs if have[f]}
     if "dcgan" in runs:
-        for f in runs:
-            if f != "dcgan":
+        for f in entry["summary"]:
+            paired = [s for s in have[f] if s in have["dcgan"]]
+            if f != "dcgan" and paired:
                 for m in ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref"):
-                    diff = [runs[f][str(s)]["chosen"][m] - runs["dcgan"][str(s)]["chosen"][m] for s in seeds]
+                    diff = [runs[f][str(s)]["chosen"][m] - runs["dcgan"][str(s)]["chosen"][m] for s in paired]
                     entry["summary"][f][f"{m}_minus_dcgan"] = _summary(diff)
+
+
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """Several runs' results (e.g. one process per seed) as one: per store, the runs of every family
+    and seed (a later file's run of the same family and seed wins), re-summarised; the stores must
+    have been run at the same budget."""
+    out: dict[str, Any] = {}
+    for path in paths:
+        doc = json.loads(path.read_text())
+        if not out:
+            out = {**doc, "stores": {}, "merged_from": []}
+        out["merged_from"].append(path.name)
+        out["seeds"] = sorted(set(out["seeds"]) | set(doc["seeds"]))
+        out["families"] += [f for f in doc["families"] if f not in out["families"]]
+        out.setdefault("variants", {}).update(doc.get("variants", {}))
+        for name, entry in doc["stores"].items():
+            have = out["stores"].setdefault(name, {**entry, "runs": {}})
+            if have.get("budget_cpu_seconds") != entry.get("budget_cpu_seconds"):
+                raise SystemExit(f"--merge: store {name!r} of {path} was run at budget {entry.get('budget_cpu_seconds')}, "
+                                 f"not {have.get('budget_cpu_seconds')} as before; merge runs of one budget")
+            for family, per_seed in entry["runs"].items():
+                have["runs"].setdefault(family, {}).update(per_seed)
+    for entry in out["stores"].values():
+        _summarise(entry, out["seeds"])
+    return out
 
 
 def main() -> None:
@@ -311,19 +378,33 @@ def main() -> None:
     ap.add_argument("--budget", default="auto", help="CPU seconds of training steps per run, or 'auto': the seed-0 demo DCGAN's")
     ap.add_argument("--add-to", action="store_true",
                     help="add --families to the stores of --out, each at the budget recorded there (the same seeds), and re-summarise")
+    ap.add_argument("--variant", action="append", default=[], metavar="'NAME=FAMILY key=value ...'",
+                    help="a named family variant with GanParams overrides (repeatable), e.g. "
+                         "'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'; list NAME in --families")
     ap.add_argument("--evals", type=int, default=10, help="evaluations over the budget (plus one before training)")
+    ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
+                    help="train nothing: join these results files (e.g. one per seed, one budget per store) into --out, re-summarised")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "generators.json")
     a = ap.parse_args()
+    if a.merge:
+        _write(a.out, merge(a.merge))
+        print(f"wrote {a.out}")
+        return
     torch.set_num_threads(1)
     demo = GanParams()
+    variants = {name: (family, overrides) for name, family, overrides in map(parse_variant, a.variant)}
     results: dict[str, Any] = {"seeds": a.seeds, "families": a.families, "threads": 1, "fold": FOLD, "budget_arg": a.budget,
                                "evals": a.evals, "selection": demo.selection, "stores": {}}
+    if variants:
+        results["variants"] = {name: {"family": family, "set": overrides} for name, (family, overrides) in variants.items()}
     if a.add_to:
         results = json.loads(a.out.read_text())
         if a.seeds != results["seeds"]:
             raise SystemExit(f"--add-to: --seeds {a.seeds} differ from {a.out}'s {results['seeds']}")
         results["families"] += [f for f in a.families if f not in results["families"]]
         results.setdefault("evals_per_family", {}).update({f: a.evals for f in a.families})
+        if variants:
+            results.setdefault("variants", {}).update({n: {"family": f, "set": o} for n, (f, o) in variants.items()})
     with tempfile.TemporaryDirectory(prefix="bench-generators-") as tmp:
         for spec in a.store or _default_stores(Path(tmp)):
             name, path = spec.split("=", 1)
@@ -355,8 +436,9 @@ def main() -> None:
                     measuring = budget is None
                     if measuring and family != "dcgan":
                         raise SystemExit("--budget auto: list dcgan first in --families (its demo run measures the budget)")
-                    r = train_budgeted(family, ev, params, store.image_size, budget=budget, evals=a.evals,
-                                       planned_steps=planned_steps, eval_every_steps=eval_every_steps)
+                    base, overrides = variants.get(family, (family, {}))
+                    r = train_budgeted(base, ev, dataclasses.replace(params, **overrides), store.image_size, budget=budget,
+                                       evals=a.evals, planned_steps=planned_steps, eval_every_steps=eval_every_steps)
                     if measuring:
                         budget = r["cpu_seconds"]
                         entry["budget_cpu_seconds"] = budget

@@ -125,7 +125,7 @@ def test_a_dcgan_run_records_its_family_and_an_old_checkpoint_without_it_is_a_dc
     assert run.family == "dcgan" and run.config["family"] == "dcgan" and run.params["generator"] == "dcgan" and run.key.generator == "dcgan"
     assert run.flops_per_image == flops_per_image(config_from_dict(run.config))  # type: ignore[arg-type]
     # what train-gan wrote before the FastGAN family: no family in the config, no new fields in the params
-    new_fields = ("generator", "fastgan_width", "fastgan_recon_weight")
+    new_fields = ("generator", "fastgan_width", "fastgan_recon_weight", "fastgan_lr")
     for ck in (out / "checkpoints").glob("*.pt"):
         state = load_checkpoint(ck)
         del state["config"]["family"]

@@ -194,3 +194,26 @@ def test_flops_count_the_decoders_in_the_step_and_grow_with_the_width() -> None:
     with FlopCounterMode(display=False) as fc, torch.no_grad():
         d(x)
     assert fc.get_total_flops() / 2 == f["d_forward"]
+
+
+def test_zero_recon_weight_skips_the_decoders_and_changes_nothing_else(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With recon_weight 0 the step does not run D's decoders (they keep their initial weights), and
+    every other weight moves exactly as in a step that runs them and weights their loss by an exact
+    zero: the skip is a speed-up, not a different model. A skip that drew a different random stream,
+    still trained the decoders or dropped part of the hinge would fail."""
+    import dataclasses
+
+    off = dataclasses.replace(SMALL, recon_weight=0.0)
+    nets_off = _setup(off, 3)  # each run seeds the global RNG its steps draw from
+    decoders0 = {k: v.clone() for k, v in nets_off[1].state_dict().items() if k.startswith("decoder")}
+    _steps(nets_off, 3, off)
+    recon = fastgan._recon_loss
+    monkeypatch.setattr(fastgan, "_recon_loss", lambda *args: 0.0 * recon(*args))  # decoders run, loss x 0
+    nets_zeroed = _setup(SMALL, 3)
+    _steps(nets_zeroed, 3, SMALL)
+    a, b = _state(nets_off), _state(nets_zeroed)
+    assert all(torch.equal(nets_off[1].state_dict()[k], v) for k, v in decoders0.items())
+    assert not all(torch.equal(nets_zeroed[1].state_dict()[k], v) for k, v in decoders0.items())  # they ran (BatchNorm stats)
+    kept = [k for k in a if not k.startswith("d.decoder")]
+    assert kept and all(torch.equal(a[k], b[k]) for k in kept)
+    assert fastgan.flops_per_image(off)["train_step"] < fastgan.flops_per_image(SMALL)["train_step"]

@@ -7,8 +7,9 @@ loaded into, FLOP counts and a one-line description for exports and model cards.
 * ``dcgan``: the paper's network and loop, :mod:`lusynth.models.dcgan` + :mod:`lusynth.gan.step`
   (unchanged; every DCGAN knob of :class:`~lusynth.gan.params.GanParams` applies).
 * ``fastgan``: FastGAN-lite, :mod:`lusynth.models.fastgan` (its own step: hinge loss and D's
-  self-supervised reconstruction); ``fastgan_width`` / ``fastgan_recon_weight`` shape it, and the
-  optimisation knobs (batch, lr_g/lr_d, betas, DiffAugment, EMA, precision) are shared. Plain Adam
+  self-supervised reconstruction); ``fastgan_width`` / ``fastgan_recon_weight`` shape it, ``fastgan_lr``
+  is its Adam learning rate (G and D), and the other optimisation knobs (batch, betas, DiffAugment, EMA,
+  precision) are shared. Plain Adam
   and contiguous layout, as benchmarked (``benchmarks/bench_generators.py``).
 
 A checkpoint's and ``gan.json``'s ``config`` records the family under ``family``
@@ -97,7 +98,7 @@ def build_networks(cfg: NetConfig, params: GanParams, device: str
                    ) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, torch.memory_format]:
     """G, D (initialised from the global torch RNG), their Adam optimisers and the memory layout of training."""
     if isinstance(cfg, fastgan.FastGANConfig):
-        g, d, opt_g, opt_d = fastgan.build_networks(cfg, lr_g=params.lr_g, lr_d=params.lr_d, betas=(params.beta1, params.beta2),
+        g, d, opt_g, opt_d = fastgan.build_networks(cfg, lr_g=params.fastgan_lr, lr_d=params.fastgan_lr, betas=(params.beta1, params.beta2),
                                                     device=device)
         return g, d, opt_g, opt_d, torch.contiguous_format
     from lusynth.gan.step import build_networks as dcgan_networks
