@@ -211,7 +211,8 @@ class Analysis:
             for g in (self.generators if arm in self._gan_arms else [None]):
                 e = self.estimate(arm, f0, p.primary_metric, versus=p.baseline, generator=g, level=self.primary_level())
                 if e is None:
-                    skipped.append(f"({q}) {text} not asked: no '{arm}' and '{p.baseline}' classifiers at fraction {f0:g}")
+                    family = f" of the {g} family" if g and len(self.generators) > 1 else ""
+                    skipped.append(f"({q}) {text} not asked: no '{arm}'{family} and '{p.baseline}' classifiers at fraction {f0:g}")
                     continue
                 d = decide(e, hypothesis=hypothesis, margin=margin, power=p.power, effect_of_interest=p.margin)
                 entry = _entry(q, text, arm, p.baseline, f0, p.primary_metric, e, d.as_dict(), generator=g or "")
