@@ -30,6 +30,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from lusynth.keys import family_tag
+
 __all__ = ["PlainView", "RichView", "TaskRouter", "TaskState", "error_line", "routed_output"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -261,8 +263,7 @@ def _job_label(job: Any) -> str:
         return ""
     head = f"{job.get('label') or job.get('arm')}" + (f"@{_num(job['fraction'])}" if "fraction" in job else "")
     extra = [f"{tag}{_num(job[k])}" for k, tag in (("seed", "s"), ("ratio", "r"), ("gan_seed", "g"), ("fold", "k")) if job.get(k)]
-    family = [str(job["generator"])] if job.get("generator") not in (None, "", "dcgan") else []  # the paper's DCGAN unnamed, as before
-    return " ".join([head, *extra, *family])
+    return " ".join([head, *extra]) + family_tag(str(job.get("generator") or ""), " ")  # the paper's DCGAN unnamed, as before
 
 
 @contextlib.contextmanager

@@ -13,7 +13,7 @@ from typing import Any
 
 from lusynth.errors import InputError
 
-__all__ = ["GENERATORS", "Cell", "GanKey", "fraction", "generator", "ratio"]
+__all__ = ["GENERATORS", "Cell", "GanKey", "family_tag", "fraction", "generator", "ratio"]
 
 #: generator families the GAN stage can train (lusynth.gan.families): the paper's DCGAN and FastGAN-lite.
 #: Here, with the keys they are part of, so planning the grid does not import the GAN stage.
@@ -79,7 +79,7 @@ class GanKey:
 
     def __str__(self) -> str:
         return (f"{self.label}@{self.fraction:g}~g{self.gan_seed}" + (f"~k{self.fold}" if self.fold else "")
-                + _family_tag(self.generator))
+                + family_tag(self.generator))
 
     def as_dict(self) -> dict[str, Any]:
         return {"label": self.label, "fraction": self.fraction, "gan_seed": self.gan_seed, "fold": self.fold, "generator": self.generator}
@@ -90,9 +90,10 @@ class GanKey:
         return cls(str(d["label"]), d["fraction"], d.get("gan_seed", 0) or 0, d.get("fold", 0) or 0, d.get("generator") or "dcgan")
 
 
-def _family_tag(family: str) -> str:
-    """``~fastgan`` in a key's name; nothing for the paper's DCGAN (names from before the family existed stay)."""
-    return "" if family == "dcgan" else f"~{family}"
+def family_tag(family: str, sep: str = "~", *, after: str = "") -> str:
+    """A generator family in a name: ``sep + family (+ after)`` (``~fastgan``), and nothing for the
+    paper's DCGAN or an arm without GANs (``""``), so every name from before families stays as it was."""
+    return "" if family in ("", "dcgan") else f"{sep}{family}{after}"
 
 
 @dataclass(frozen=True, order=True)
@@ -130,7 +131,7 @@ class Cell:
 
     def __str__(self) -> str:
         extra = (f"x{self.ratio:g}" if self.ratio else "") + (f"~g{self.gan_seed}" if self.gan_seed else "")
-        return f"{self.arm}@{self.fraction:g}#{self.seed}{extra}" + (f"~k{self.fold}" if self.fold else "") + _family_tag(self.generator)
+        return f"{self.arm}@{self.fraction:g}#{self.seed}{extra}" + (f"~k{self.fold}" if self.fold else "") + family_tag(self.generator)
 
     def as_dict(self) -> dict[str, Any]:
         return {"arm": self.arm, "fraction": self.fraction, "seed": self.seed, "ratio": self.ratio, "gan_seed": self.gan_seed,

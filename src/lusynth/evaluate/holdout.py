@@ -30,6 +30,7 @@ from lusynth.classifier.train import LoadedClassifier
 from lusynth.data.framestore import FrameStore
 from lusynth.errors import InputError
 from lusynth.evaluate.params import EvaluateParams
+from lusynth.keys import family_tag
 from lusynth.metrics.classification import METRICS, bootstrap_metrics, percentile_interval, roc_points
 from lusynth.stats.bootstrap import run_metrics, stratified_weights
 from lusynth.stats.scores import patient_scores, patient_threshold
@@ -63,7 +64,7 @@ def classifier_name(arm: str, fraction: float, seed: int, *, ratio: float = 0.0,
                     generator: str = "") -> str:
     """Stable display name of one classifier of the grid (ratio, GAN seed and fold when not 0, the family when not the DCGAN)."""
     extra = ((f" r={ratio:g}" if ratio else "") + (f" g={gan_seed}" if gan_seed else "") + (f" k={fold}" if fold else "")
-             + (f" {generator}" if generator not in ("", "dcgan") else ""))
+             + family_tag(generator, " "))
     return f"{arm} f={fraction:g} s={seed}{extra}"
 
 

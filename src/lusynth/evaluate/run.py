@@ -32,7 +32,7 @@ from lusynth.evaluate.params import EvaluateParams
 from lusynth.gan.checkpoint import discriminator_scorer
 from lusynth.gan.generate import SyntheticSet
 from lusynth.gan.run import GanRun
-from lusynth.keys import GanKey
+from lusynth.keys import GanKey, family_tag
 from lusynth.metrics.fidelity import fidelity_with_floor, reference_gamma
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
@@ -409,7 +409,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         label, frac = t.key.label, t.key.fraction
         family = t.key.generator
         name = (f"gan {label} f={frac:g}" + (f" g={t.key.gan_seed}" if t.key.gan_seed else "") + (f" k={t.key.fold}" if t.key.fold else "")
-                + (f" {family}" if family != "dcgan" else ""))
+                + family_tag(family, " "))
         tag = figure_tag(label, frac, t.key.gan_seed, t.key.fold, family)
         note("evaluate", f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)", enabled=progress)
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])

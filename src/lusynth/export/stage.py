@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lusynth.errors import InputError
-from lusynth.keys import Cell, GanKey
+from lusynth.keys import Cell, GanKey, family_tag
 from lusynth.registry.client import RegisteredVersion, register_classifier, register_generator
 from lusynth.registry.gate import NON_INFERIORITY_MARGIN, ClassifierCandidate, RegistryNames, best_per_arm, nominate
 from lusynth.util import read_json, slugify
@@ -168,7 +168,7 @@ def _gan_rank(meta: dict[str, Any]) -> tuple[float, int, int]:
 def generator_id(key: GanKey) -> str:
     """What export names one class's generator of one family by: the class for the paper's DCGAN
     (as before families), ``family-class`` otherwise (file ``generator-<id>.onnx``)."""
-    return key.label if key.generator == "dcgan" else f"{key.generator}-{key.label}"
+    return family_tag(key.generator, "", after="-") + key.label
 
 
 def _cell_of(c: dict[str, Any]) -> Cell:

@@ -81,8 +81,8 @@ class GanRun:
 
     @property
     def family(self) -> str:
-        """The generator family, ``dcgan`` or ``fastgan`` (a run from before FastGAN recorded none: a DCGAN)."""
-        return str(self.config.get("family", "dcgan"))
+        """The generator family, ``dcgan`` or ``fastgan``: its key's (a run from before FastGAN recorded none: a DCGAN)."""
+        return self.key.generator
 
     @property
     def mlflow_run_id(self) -> str | None:

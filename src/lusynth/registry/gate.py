@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lusynth.keys import family_tag
 from lusynth.util import slugify
 
 __all__ = [
@@ -77,7 +78,7 @@ class RegistryNames:
     def generator(self, label: str, family: str = "dcgan") -> str:
         """Model name of ``label``'s generator of ``family`` (non-name characters become '-'): the
         paper's DCGAN keeps the name it always had, another family's name says the family."""
-        return self.generator_prefix + ("" if family == "dcgan" else f"{family}-") + slugify(label, keep="A-Za-z0-9_.-")
+        return self.generator_prefix + family_tag(family, "", after="-") + slugify(label, keep="A-Za-z0-9_.-")
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from lusynth.atomic import dumps_json
+from lusynth.keys import family_tag
 from lusynth.util import display_path
 
 HTML_FILE = "report.html"
@@ -141,7 +142,7 @@ def figure_tag(label: str, fraction: float, gan_seed: int = 0, fold: int = 0, ge
     """The suffix of a generator's figure names (``samples_<tag>``): class, fraction, GAN seed and fold when not 0,
     the family when not the paper's DCGAN."""
     return (f"{label}_f{fraction:g}" + (f"_g{gan_seed}" if gan_seed else "") + (f"_k{fold}" if fold else "")
-            + (f"_{generator}" if generator != "dcgan" else ""))
+            + family_tag(generator, "_"))
 
 
 #: figure name prefix (before the generator's tag) -> title in words, in the order they are shown
