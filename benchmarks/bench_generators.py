@@ -30,6 +30,15 @@ rule ``nn1_embed``) on the validation patients. Because that choice looks at the
 scores, the chosen checkpoint is also scored against the fold's **test** patients of the class
 (never used for the choice; leave-one-patient-out): ``test_*``.
 
+With two or three held-out patients, leave-one-patient-out 1-NN is degenerate (a real frame's
+only "other" patients are one or two, so an untrained G can score 0.5), so the same test is also
+run against a subset of the class's **training** patients (6-7 of them, as many frames as fakes):
+``train_nn1_embed_patient``. The pseudo-family ``real-train`` (no training) scores other frames of
+the training patients as if a generator had drawn them: each measure's reading for a generator
+that fits its training patients exactly, which calibrates them (the 0.5 of the textbook 1-NN test
+assumes exchangeable samples, and leave-one-patient-out on one side only breaks that). The summary
+gives each family's paired difference from the DCGAN over seeds with a 95 % t interval.
+
 Writes ``benchmarks/results/generators.json`` (after every run). Not a test::
 
     OMP_NUM_THREADS=1 nice -n 19 .venv/bin/python benchmarks/bench_generators.py --seeds 0 1
@@ -59,6 +68,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.stats
 import torch
 
 from bench_precision_quality import _default_stores, _write  # the same stores, the same partial-results writer
@@ -80,7 +90,10 @@ HERE = Path(__file__).resolve().parent
 FOLD = 0
 REPORTED = ("nn1_embed", "nn1_embed_real", "nn1_embed_fake", "nn1_embed_patient", "nn1_embed_patient_real", "nn1_embed_patient_fake",
             "mmd_embed", "mmd_embed_ref", "nn1_pixels", "mmd_pixels", "memorisation_rate",
-            "test_nn1_embed_patient", "test_nn1_embed_patient_real", "test_nn1_embed_patient_fake", "test_mmd_embed_ref")
+            "test_nn1_embed_patient", "test_nn1_embed_patient_real", "test_nn1_embed_patient_fake", "test_mmd_embed_ref",
+            "train_nn1_embed_patient", "train_nn1_embed_patient_real", "train_nn1_embed_patient_fake")
+# the paired differences from the DCGAN that the summary gives, with a t interval over seeds
+PAIRED = ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref", "train_nn1_embed_patient", "test_mmd_embed_ref")
 
 
 @dataclass
@@ -93,23 +106,29 @@ class Evaluator:
     val_patients: np.ndarray | None
     real_test: np.ndarray
     test_patients: np.ndarray | None
+    train_embed: np.ndarray  # a subset of the class's training frames, as many as the fakes, in the embedding
+    train_patients: np.ndarray | None
     reference_dcr: np.ndarray
     emb: EmbeddingNet
     real_embed: np.ndarray
     test_embed: np.ndarray
     n_eval: int
+    real_floor: np.ndarray  # other frames of the training patients, as many as the fakes: the `real-train` pseudo-family
     gamma_val: float  # RBF bandwidth of the MMD^2 on the validation side, from real embeddings alone
     gamma_test: float
 
     def score(self, fake: np.ndarray) -> dict[str, float]:
-        """The trainer's fidelity report, plus leave-one-patient-out 1-NN and the test-patient scores."""
+        """The trainer's fidelity report, plus leave-one-patient-out 1-NN (against the validation, the
+        test and the training patients) and the test-patient MMD^2."""
         fe = embed(self.emb, fake)
         out = fidelity_report(fake, self.real_val, fake_embed=fe, real_embed=self.real_embed, train=self.train_u8,
                               reference_dcr=self.reference_dcr, near_copy=NearCopyPolicy(), real_groups=self.val_clips)
         # MMD^2 with one bandwidth fixed from the real embeddings: comparable across checkpoints and families
         out["mmd_embed_ref"] = float(mmd2_rbf(self.real_embed, fe, gamma=self.gamma_val))
         ft = fe[: len(self.test_embed)]
-        for prefix, real, fake, groups in (("", self.real_embed, fe, self.val_patients), ("test_", self.test_embed, ft, self.test_patients)):
+        sides = (("", self.real_embed, fe, self.val_patients), ("test_", self.test_embed, ft, self.test_patients),
+                 ("train_", self.train_embed, fe[: len(self.train_embed)], self.train_patients))
+        for prefix, real, fake, groups in sides:
             parts = one_nn_accuracy_parts(real, fake, real_groups=groups) if groups is not None else {}
             out[f"{prefix}nn1_embed_patient"] = parts.get("accuracy", float("nan"))
             out[f"{prefix}nn1_embed_patient_real"] = parts.get("real_accuracy", float("nan"))
@@ -138,10 +157,19 @@ def make_evaluator(store: FrameStore, label: str, params: GanParams, work: Path)
     emb = embedding_net(store, store.view(FOLD, "train"), params, work, reuse=False)
     real_val = val_all[sub]
     real_embed, test_embed = embed(emb, real_val), embed(emb, test_all[tsub])
+    # Leave-one-patient-out against 2-3 held-out patients is degenerate (a real frame's only other
+    # patients are one or two; an untrained G scores 0.5 on POCUS), so the same test is also run
+    # against the patients G was trained on, where 6-7 patients give the leave-out room to work.
+    # A memorising G scores *below* 0.5 there (its fakes sit on their sources): read ``_fake`` and
+    # the memorisation rate beside it.
+    trsub = balanced_real_subset(len(train_u8), n_fake, seed=params.seed)
+    rest = np.setdiff1d(np.arange(len(train_u8)), trsub)
     return Evaluator(
         train_u8=train_u8, real_val=real_val,
         val_clips=_groups(man["video_id"].to_numpy()[va][sub]), val_patients=_groups(man["patient_id"].to_numpy()[va][sub]),
         real_test=test_all[tsub], test_patients=_groups(man["patient_id"].to_numpy()[te][tsub]),
+        train_embed=embed(emb, train_u8[trsub]), train_patients=_groups(man["patient_id"].to_numpy()[tr][trsub]),
+        real_floor=train_u8[rest[balanced_real_subset(len(rest), n_fake, seed=params.seed)]],
         reference_dcr=distance_to_closest_record(pixels(val_all), pixels(train_u8)),
         emb=emb, real_embed=real_embed, test_embed=test_embed, n_eval=n_fake,
         gamma_val=reference_gamma(real_embed), gamma_test=reference_gamma(test_embed),
@@ -176,7 +204,7 @@ def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any
         return g, d, og, od, mf, fastgan.train_step
     if family.startswith("diffusion"):
         return _diffusion(params, image_size, _variant(family))
-    raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN])")
+    raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN] | real-train)")
 
 
 def _diffusion(params: GanParams, image_size: int, variant: dict[str, int]) -> tuple[Any, Any, Any, Any, torch.memory_format, Callable[..., Any]]:
@@ -296,6 +324,16 @@ def train_budgeted(family: str, ev: Evaluator, params: GanParams, image_size: in
             "chosen": {k: chosen["entry"][k] for k in REPORTED}, "history": history}
 
 
+def score_real_floor(ev: Evaluator) -> dict[str, Any]:
+    """The ``real-train`` pseudo-family: no training; other frames of the training patients scored
+    as if a generator had drawn them, i.e. what a generator that fits its training patients exactly
+    (frames like theirs, not copies of the reference subset) scores on every measure. It calibrates
+    the measures: where this reads far from 0.5, 0.5 is not the ideal of that measure here."""
+    entry = {"step": 0, "epoch": 0.0, "cpu_seconds": 0.0, **ev.score(ev.real_floor)}
+    return {"steps": 0, "epochs": 0.0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "chosen_step": 0, "chosen_eligible": True,
+            "chosen": {k: entry[k] for k in REPORTED}, "history": [entry]}
+
+
 def parse_variant(spec: str) -> tuple[str, str, dict[str, Any]]:
     """``"NAME=FAMILY key=value ..."`` -> (NAME, FAMILY, {key: value}): a named family variant with
     :class:`GanParams` overrides (values coerced to the field's type; checked by GanParams itself)."""
@@ -323,11 +361,17 @@ def parse_variant(spec: str) -> tuple[str, str, dict[str, Any]]:
     return name, family, overrides
 
 
-def _summary(values: list[float]) -> dict[str, float]:
-    """Mean, sample sd and the range over seeds."""
+def _summary(values: list[float], *, interval: bool = False) -> dict[str, float]:
+    """Mean, sample sd and the range over seeds; with ``interval``, the 95 % t interval of the mean
+    (seeds as independent replicates: it covers training randomness, not the choice of patients)."""
     a = np.asarray(values, float)
-    return {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if len(a) > 1 else float("nan"),
-            "min": float(a.min()), "max": float(a.max())}
+    out = {"mean": float(a.mean()), "sd": float(a.std(ddof=1)) if len(a) > 1 else float("nan"),
+           "min": float(a.min()), "max": float(a.max())}
+    if interval and len(a) > 1:
+        sem = float(scipy.stats.sem(a))
+        lo, hi = scipy.stats.t.interval(0.95, len(a) - 1, loc=a.mean(), scale=sem) if sem > 0 else (a.mean(), a.mean())
+        out["ci95_low"], out["ci95_high"] = float(lo), float(hi)
+    return out
 
 
 def _summarise(entry: dict[str, Any], seeds: list[int]) -> None:
@@ -335,14 +379,16 @@ def _summarise(entry: dict[str, Any], seeds: list[int]) -> None:
     difference from the DCGAN over the seeds both were run with."""
     runs = entry["runs"]
     have = {f: [s for s in seeds if str(s) in runs[f]] for f in runs}
-    entry["summary"] = {f: {m: _summary([runs[f][str(s)]["chosen"][m] for s in have[f]]) for m in REPORTED} for f in runs if have[f]}
+    entry["summary"] = {f: {m: _summary([runs[f][str(s)]["chosen"][m] for s in have[f]]) for m in REPORTED
+                            if all(m in runs[f][str(s)]["chosen"] for s in have[f])} for f in runs if have[f]}
     if "dcgan" in runs:
         for f in entry["summary"]:
             paired = [s for s in have[f] if s in have["dcgan"]]
             if f != "dcgan" and paired:
-                for m in ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref"):
-                    diff = [runs[f][str(s)]["chosen"][m] - runs["dcgan"][str(s)]["chosen"][m] for s in paired]
-                    entry["summary"][f][f"{m}_minus_dcgan"] = _summary(diff)
+                for m in PAIRED:
+                    if all(m in runs[x][str(s)]["chosen"] for x in (f, "dcgan") for s in paired):  # older files lack train_*
+                        diff = [runs[f][str(s)]["chosen"][m] - runs["dcgan"][str(s)]["chosen"][m] for s in paired]
+                        entry["summary"][f][f"{m}_minus_dcgan"] = _summary(diff, interval=True)
 
 
 def merge(paths: list[Path]) -> dict[str, Any]:
@@ -437,7 +483,7 @@ def main() -> None:
                     if measuring and family != "dcgan":
                         raise SystemExit("--budget auto: list dcgan first in --families (its demo run measures the budget)")
                     base, overrides = variants.get(family, (family, {}))
-                    r = train_budgeted(base, ev, dataclasses.replace(params, **overrides), store.image_size, budget=budget,
+                    r = score_real_floor(ev) if family == "real-train" else train_budgeted(base, ev, dataclasses.replace(params, **overrides), store.image_size, budget=budget,
                                        evals=a.evals, planned_steps=planned_steps, eval_every_steps=eval_every_steps)
                     if measuring:
                         budget = r["cpu_seconds"]
@@ -448,7 +494,8 @@ def main() -> None:
                     c = r["chosen"]
                     print(f"{name} seed {seed} {family}: {r['steps']} steps in {r['cpu_seconds']:.1f} CPU s ({r['wall_seconds']:.0f} s wall), "
                           f"chosen step {r['chosen_step']}: nn1_embed {c['nn1_embed']:.3f}, nn1_embed_patient {c['nn1_embed_patient']:.3f}, "
-                          f"mmd_embed_ref {c['mmd_embed_ref']:.3f}, test nn1 {c['test_nn1_embed_patient']:.3f}", flush=True)
+                          f"mmd_embed_ref {c['mmd_embed_ref']:.3f}, test nn1 {c['test_nn1_embed_patient']:.3f}, "
+                          f"train nn1 {c['train_nn1_embed_patient']:.3f} (fake {c['train_nn1_embed_patient_fake']:.3f})", flush=True)
                     _write(a.out, results)
             _summarise(entry, a.seeds)
             _write(a.out, results)
