@@ -37,7 +37,9 @@ run against a subset of the class's **training** patients (6-7 of them, as many 
 the training patients as if a generator had drawn them: each measure's reading for a generator
 that fits its training patients exactly, which calibrates them (the 0.5 of the textbook 1-NN test
 assumes exchangeable samples, and leave-one-patient-out on one side only breaks that). The summary
-gives each family's paired difference from the DCGAN over seeds with a 95 % t interval.
+gives each family's paired difference from the DCGAN over seeds with a 95 % t interval. The
+pseudo-family ``real-unseen`` scores the test patients' frames against the validation patients on
+the validation-side 1-NN tests: what new real patients score there.
 
 Writes ``benchmarks/results/generators.json`` (after every run). Not a test::
 
@@ -204,7 +206,7 @@ def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any
         return g, d, og, od, mf, fastgan.train_step
     if family.startswith("diffusion"):
         return _diffusion(params, image_size, _variant(family))
-    raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN] | real-train)")
+    raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN] | real-train | real-unseen)")
 
 
 def _diffusion(params: GanParams, image_size: int, variant: dict[str, int]) -> tuple[Any, Any, Any, Any, torch.memory_format, Callable[..., Any]]:
@@ -332,6 +334,25 @@ def score_real_floor(ev: Evaluator) -> dict[str, Any]:
     entry = {"step": 0, "epoch": 0.0, "cpu_seconds": 0.0, **ev.score(ev.real_floor)}
     return {"steps": 0, "epochs": 0.0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "chosen_step": 0, "chosen_eligible": True,
             "chosen": {k: entry[k] for k in REPORTED}, "history": [entry]}
+
+
+def score_unseen_floor(ev: Evaluator) -> dict[str, Any]:
+    """The ``real-unseen`` pseudo-family: the fold's test patients' frames (unseen by G and by the
+    embedding) scored as if a generator had drawn them, against the validation patients: what new
+    real patients score on the validation-side 1-NN tests (``nn1_embed``, the trainer's selection
+    measure, and ``nn1_embed_patient``). Both samples are cut to the same size (1-NN is only
+    calibrated at equal sizes); the other measures need the fakes of the training-side tests and
+    are NaN here."""
+    n = min(len(ev.real_embed), len(ev.test_embed))
+    iv = balanced_real_subset(len(ev.real_embed), n, seed=0)
+    it = balanced_real_subset(len(ev.test_embed), n, seed=0)
+    entry: dict[str, Any] = {k: float("nan") for k in REPORTED}
+    for key, groups in (("nn1_embed", ev.val_clips), ("nn1_embed_patient", ev.val_patients)):
+        if groups is not None:
+            parts = one_nn_accuracy_parts(ev.real_embed[iv], ev.test_embed[it], real_groups=groups[iv])
+            entry[key], entry[f"{key}_real"], entry[f"{key}_fake"] = parts["accuracy"], parts["real_accuracy"], parts["fake_accuracy"]
+    return {"steps": 0, "epochs": 0.0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "chosen_step": 0, "chosen_eligible": True,
+            "n_frames": n, "chosen": {k: entry[k] for k in REPORTED}, "history": []}
 
 
 def parse_variant(spec: str) -> tuple[str, str, dict[str, Any]]:
@@ -483,7 +504,8 @@ def main() -> None:
                     if measuring and family != "dcgan":
                         raise SystemExit("--budget auto: list dcgan first in --families (its demo run measures the budget)")
                     base, overrides = variants.get(family, (family, {}))
-                    r = score_real_floor(ev) if family == "real-train" else train_budgeted(base, ev, dataclasses.replace(params, **overrides), store.image_size, budget=budget,
+                    pseudo = {"real-train": score_real_floor, "real-unseen": score_unseen_floor}.get(family)
+                    r = pseudo(ev) if pseudo else train_budgeted(base, ev, dataclasses.replace(params, **overrides), store.image_size, budget=budget,
                                        evals=a.evals, planned_steps=planned_steps, eval_every_steps=eval_every_steps)
                     if measuring:
                         budget = r["cpu_seconds"]
