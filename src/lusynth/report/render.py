@@ -378,7 +378,8 @@ _FAMILIES_NOTE = ("Each family's GANs were trained on the same folds, classes an
                   "decision of every generator of the family at that fraction (all classes and folds); fidelity: the mean over those "
                   "generators of the leave-one-patient-out 1-NN accuracy of their frames against the test patients in the real classifier's "
                   "embedding, beside the same test for the validation patients (what new real patients score): with a few patients "
-                  "per fold, real data itself reads well above 0.5, so compare a family with that floor, not with 0.5.")
+                  "per fold, new real patients read far from 0.5 and a collapsed generator can read 0.5 exactly, so compare a "
+                  "family with that floor, not with 0.5.")
 
 
 def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
