@@ -2,7 +2,8 @@
 
 A simulation with a known answer: frames of patients -> clips -> frames (Gaussian, nested), 2 test
 and 3 validation patients as in a demo fold. Leave-one-patient-out 1-NN (``fidelity_with_floor``)
-gives a *collapsed* generator (every frame near the population centre) exactly 0.5, the textbook
+gives a *collapsed* generator (every frame near the population centre) about 0.5 (exactly 0.5 in
+most runs), the textbook
 ideal, while a generator drawing new patients from the true population and the real floor (new
 real patients) both read away from 0.5. So 0.5 alone cannot tell a useless generator from a good
 one here; the floor says what real data reads.
@@ -43,7 +44,7 @@ def test_a_collapsed_generator_reads_the_ideal_half_and_real_patients_do_not() -
         reads["floor"].append(out["real_floor"]["nn1_accuracy"])
     mean = {k: float(np.mean(v)) for k, v in reads.items()}
     # the collapsed generator: its frames' nearest neighbours are each other, every real frame's is a
-    # synthetic one (its own patient is left out) -> 1.0 and 0.0 -> exactly 0.5 in (nearly) every run
+    # synthetic one (its own patient is left out) -> 1.0 and 0.0 -> exactly 0.5 in most runs
     assert abs(mean["collapsed"] - 0.5) < 0.04 and np.mean(np.isclose(reads["collapsed"], 0.5)) >= 0.7, mean
     # real patients and a faithful generator read away from 0.5 (here below it), and differ from the collapsed one
     assert abs(mean["floor"] - 0.5) > 0.04 and abs(mean["population"] - 0.5) > 0.02, mean
