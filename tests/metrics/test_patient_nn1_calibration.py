@@ -2,9 +2,8 @@
 
 A simulation with a known answer: frames of patients -> clips -> frames (Gaussian, nested), 2 test
 and 3 validation patients as in a demo fold. Leave-one-patient-out 1-NN (``fidelity_with_floor``)
-gives a *collapsed* generator (every frame near the population centre) about 0.5 (exactly 0.5 in
-most runs), the textbook
-ideal, while a generator drawing new patients from the true population and the real floor (new
+gives a *collapsed* generator (every frame near the population centre) about 0.5 (exactly 0.5
+in most runs), the textbook ideal, while a generator drawing new patients from the true population and the real floor (new
 real patients) both read away from 0.5. So 0.5 alone cannot tell a useless generator from a good
 one here; the floor says what real data reads.
 """
