@@ -332,8 +332,7 @@ def score_real_floor(ev: Evaluator) -> dict[str, Any]:
     (frames like theirs, not copies of the reference subset) scores on every measure. It calibrates
     the measures: where this reads far from 0.5, 0.5 is not the ideal of that measure here."""
     entry = {"step": 0, "epoch": 0.0, "cpu_seconds": 0.0, **ev.score(ev.real_floor)}
-    return {"steps": 0, "epochs": 0.0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "chosen_step": 0, "chosen_eligible": True,
-            "chosen": {k: entry[k] for k in REPORTED}, "history": [entry]}
+    return _untrained(entry, history=[entry])
 
 
 def score_unseen_floor(ev: Evaluator) -> dict[str, Any]:
@@ -351,8 +350,13 @@ def score_unseen_floor(ev: Evaluator) -> dict[str, Any]:
         if groups is not None:
             parts = one_nn_accuracy_parts(ev.real_embed[iv], ev.test_embed[it], real_groups=groups[iv])
             entry[key], entry[f"{key}_real"], entry[f"{key}_fake"] = parts["accuracy"], parts["real_accuracy"], parts["fake_accuracy"]
+    return {**_untrained(entry, history=[]), "n_frames": n}
+
+
+def _untrained(entry: dict[str, Any], *, history: list[dict[str, Any]]) -> dict[str, Any]:
+    """A pseudo-family's result in :func:`train_budgeted`'s shape: no steps, ``entry`` as the chosen scores."""
     return {"steps": 0, "epochs": 0.0, "cpu_seconds": 0.0, "wall_seconds": 0.0, "chosen_step": 0, "chosen_eligible": True,
-            "n_frames": n, "chosen": {k: entry[k] for k in REPORTED}, "history": []}
+            "chosen": {k: entry[k] for k in REPORTED}, "history": history}
 
 
 def parse_variant(spec: str) -> tuple[str, str, dict[str, Any]]:
