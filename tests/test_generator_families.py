@@ -167,3 +167,37 @@ def test_registry_and_export_name_a_family_other_than_the_dcgan() -> None:
     assert names.generator("consolidation", "fastgan") == "lusynth-lus-generator-fastgan-consolidation"
     assert generator_id(GanKey("consolidation", 1.0)) == "consolidation"
     assert generator_id(GanKey("consolidation", 1.0, generator="fastgan")) == "fastgan-consolidation"
+
+
+def test_the_family_comparison_is_reported_tracked_and_named_apart_from_each_family() -> None:
+    """(c) FastGAN-lite's real+synthetic minus the DCGAN's: a sentence, a section, secondary rows,
+    metrics and tags of its own; and (a)/(b) of the two families no longer share one MLflow name."""
+    from lusynth.evaluate.run import tracked_results
+    from lusynth.report.render import _secondary_rows, family_rows, headline_metrics, question_sentences
+
+    a = _two_family_analysis(0.6, n_resamples=100)
+    stats = a.report()
+    (c,) = stats["comparisons"]
+    assert (c["question"], c["generator"], c["baseline_generator"], c["arm"], c["baseline"]) == ("c", "fastgan", "dcgan", "real+synthetic",
+                                                                                                 "real+synthetic")
+    assert c["estimate"] < -0.05 and c["verdict"] in ("inferior", "inconclusive")
+    # its secondaries: the other fraction(s) are absent here (one fraction), the synthetic arm at the primary one
+    assert [(s["arm"], s["fraction"], s["metric"]) for s in c["secondary"]] == [("synthetic", 0.5, "auc")]
+    results = {"protocol": stats["protocol"], "n_patients": stats["n_patients"], "questions": stats["questions"], "comparisons": stats["comparisons"],
+               "skipped_questions": [], "skipped_comparisons": [], "table": stats["table"], "audits": []}
+    sentences = question_sentences(results)
+    assert len(sentences) == 5 and sentences[-1].startswith("(c) real+synthetic [FastGAN-lite] vs real+synthetic [DCGAN], patient-level auc")
+    assert "non-inferiority, margin 0.05" in sentences[-1]
+    flat = headline_metrics(results)
+    assert flat["qc_auc_diff_real_plus_synthetic_fastgan_vs_real_plus_synthetic_dcgan_f0.5"] == pytest.approx(c["estimate"])
+    _, rows = _secondary_rows(results)
+    assert ["c: synthetic [FastGAN-lite] − synthetic [DCGAN]", "0.5"] == rows[-1][:2]
+    header, body = family_rows(results)
+    assert header[4] == "(c) real+synthetic vs DCGAN's" and [r[4] for r in body] == ["reference", f"{c['verdict'].upper()} {c['estimate']:+.3f}"]
+    metrics, tags = tracked_results(results)
+    # one tag and one metric per question and family: the FastGAN verdict does not overwrite the DCGAN's
+    assert {"lusynth.verdict.qa", "lusynth.verdict.qa.fastgan", "lusynth.verdict.qb", "lusynth.verdict.qb.fastgan",
+            "lusynth.verdict.qc.fastgan"} <= set(tags)
+    assert tags["lusynth.verdict.qc.fastgan"] == sentences[-1]
+    assert metrics["qa_auc_diff_real_plus_synthetic_vs_real_f0.5"] != metrics["qa_auc_diff_real_plus_synthetic_fastgan_vs_real_f0.5"]
+    assert "qc.fastgan real+synthetic vs real+synthetic dcgan (f0.5)" in tags["lusynth.verdicts"]

@@ -95,6 +95,29 @@ def rates(*, n_per_class: int, auc_real: float, auc_other: float, arm: str, n_da
     return {"coverage": covered / n_datasets, **{k: v / n_datasets for k, v in verdicts.items()}}
 
 
+def family_rates(*, n_per_class: int, auc_reference: float, auc_challenger: float, n_datasets: int = 200, folds: int = 1,
+                 margin: float = 0.05, n_resamples: int = 400, seed: int = 0) -> dict[str, float]:
+    """Question (c) over ``n_datasets`` simulated experiments: a ``fastgan`` family's real+synthetic arm
+    against the ``dcgan`` family's, both on the same patients (shared random effects: paired), with
+    true expected AUCs ``auc_challenger`` and ``auc_reference``; interval coverage of the true
+    difference and verdict rates."""
+    from lusynth.stats.questions import Analysis, AnalysisParams
+
+    rng = np.random.default_rng(seed)
+    arm = "real+synthetic"
+    families = {"dcgan": {arm: mu_for_auc(auc_reference)}, "fastgan": {arm: mu_for_auc(auc_challenger)}}
+    truth = auc_challenger - auc_reference
+    params = AnalysisParams(n_resamples=n_resamples, margin=margin, secondary_metrics=(), min_patients_per_class=1, replacement="none")
+    covered, verdicts = 0, {"superior": 0, "non-inferior": 0, "inferior": 0, "inconclusive": 0}
+    for _ in range(n_datasets):
+        a = Analysis(simulate_table(rng, n_per_class=n_per_class, mus={"real": mu_for_auc(0.8)}, folds=folds, family_mus=families), params)
+        cs, _ = a.comparisons()
+        (c,) = cs
+        covered += c["ci"][0] <= truth <= c["ci"][1]
+        verdicts[c["verdict"]] += 1
+    return {"coverage": covered / n_datasets, **{k: v / n_datasets for k, v in verdicts.items()}}
+
+
 if __name__ == "__main__":
     import time
 
@@ -108,3 +131,11 @@ if __name__ == "__main__":
                   f"coverage(null) {null['coverage']:.3f}, superior under null {null['superior']:.3f}, "
                   f"non-inferior at diff=-margin {ni['non-inferior'] + ni['superior']:.3f}, "
                   f"power(a, +0.10) {cov['superior']:.3f} ({time.perf_counter() - t0:.1f}s)")
+    for n in (6, 12):
+        for folds in (1, 3):
+            t0 = time.perf_counter()
+            eq = family_rates(n_per_class=n, auc_reference=0.8, auc_challenger=0.8, folds=folds, seed=20 + n)
+            worse = family_rates(n_per_class=n, auc_reference=0.8, auc_challenger=0.75, folds=folds, seed=40 + n)
+            print(f"(c) {n} patients/class, {folds} fold(s): coverage(equal) {eq['coverage']:.3f}, superior when equal {eq['superior']:.3f}, "
+                  f"non-inferior when equal {eq['non-inferior'] + eq['superior']:.3f}, non-inferior at -margin "
+                  f"{worse['non-inferior'] + worse['superior']:.3f}, coverage(-margin) {worse['coverage']:.3f} ({time.perf_counter() - t0:.1f}s)")

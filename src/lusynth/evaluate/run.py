@@ -337,9 +337,11 @@ def evaluate(
 def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str, str]]:
     """What MLflow shows of an evaluation beyond the headline numbers (pure): per arm and fraction the
     mean and confidence bounds of every table metric as metrics (``auc_real_f0.5``, ``..._ci_low``,
-    ``..._ci_high``), each question's estimate, bounds and p-value, and the verdicts as tags
-    (``lusynth.verdict.q<n>``: the sentence the report prints; ``lusynth.verdicts``: all, short)."""
-    from lusynth.report.render import _slug
+    ``..._ci_high``), each question's estimate, bounds and p-value (named by :func:`question_key`:
+    one name per question, family and fraction), and the verdicts as tags (``lusynth.verdict.q<n>``,
+    ``lusynth.verdict.q<n>.<family>`` for a family other than the DCGAN: the sentence the report
+    prints; ``lusynth.verdicts``: all, short)."""
+    from lusynth.report.render import _slug, question_key
 
     metrics: dict[str, float] = {}
     for row in (results.get("table") or {}).get("rows", []):
@@ -351,17 +353,19 @@ def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
                     if isinstance(x, (int, float)) and np.isfinite(x):
                         metrics[key + suffix] = float(x)
     tags: dict[str, str] = {}
-    questions = results.get("questions", [])
-    sentences = question_sentences({**results, "skipped_questions": []})
+    questions = [*results.get("questions", []), *results.get("comparisons", [])]
+    sentences = question_sentences({**results, "skipped_questions": [], "skipped_comparisons": []})
     short = []
     for q, sentence in zip(questions, sentences, strict=True):
-        key = f"q{q['question']}_{q['metric']}_diff_{_slug(q['arm'])}_vs_{_slug(q['baseline'])}_f{q['fraction']:g}"
+        key = question_key(q)
         for suffix, x in (("", q.get("estimate")), ("_ci_low", (q.get("ci") or [None, None])[0]),
                           ("_ci_high", (q.get("ci") or [None, None])[1]), ("_p", q.get("p_value"))):
             if isinstance(x, (int, float)) and np.isfinite(x):
                 metrics[key + suffix] = float(x)
-        tags[f"lusynth.verdict.q{q['question']}"] = sentence
-        short.append(f"q{q['question']} {q['arm']} vs {q['baseline']} (f{q['fraction']:g}): {q['verdict']}")
+        family = "" if q.get("generator") in (None, "", "dcgan") else f".{_slug(q['generator'])}"  # one tag per question and family
+        tags[f"lusynth.verdict.q{q['question']}{family}"] = sentence
+        versus = q["baseline"] + (f" {q['baseline_generator']}" if q.get("baseline_generator") else "")
+        short.append(f"q{q['question']}{family} {q['arm']} vs {versus} (f{q['fraction']:g}): {q['verdict']}")
     if short:
         tags["lusynth.verdicts"] = "; ".join(short)
     gate = (results.get("privacy_gate") or {}).get("passed")
@@ -454,7 +458,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
                    "n_holdout_frames": int(len(tested_rows)),
                    "n_holdout_patients": int(len(real.patients(tested_rows)))},
         "protocol": stats["protocol"] | _coverage(real, classifiers), "n_patients": stats["n_patients"], "questions": stats["questions"],
-        "skipped_questions": stats["skipped"], "table": table, "classifiers": clf_json,
+        "skipped_questions": stats["skipped"], "comparisons": stats["comparisons"], "skipped_comparisons": stats["skipped_comparisons"], "table": table, "classifiers": clf_json,
         "audits": audits, "privacy_gate": privacy,
     }
     return results, figures, scores

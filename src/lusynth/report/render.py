@@ -58,6 +58,15 @@ def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text.strip())
 
 
+def question_key(q: Mapping[str, Any]) -> str:
+    """A question's metric name: ``qa_auc_diff_real_plus_synthetic_vs_real_f0.5``, with the family after
+    the arm when not the paper's DCGAN (the DCGAN's names as before families) and, for (c), the
+    baseline's family: ``qc_auc_diff_real_plus_synthetic_fastgan_vs_real_plus_synthetic_dcgan_f0.5``."""
+    family = "" if q.get("generator") in (None, "", "dcgan") else f"_{_slug(q['generator'])}"
+    versus = _slug(q["baseline"]) + (f"_{_slug(q['baseline_generator'])}" if q.get("baseline_generator") else "")
+    return f"q{q['question']}_{q['metric']}_diff_{_slug(q['arm'])}{family}_vs_{versus}_f{q['fraction']:g}"
+
+
 def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
     """Flat ``name -> number`` (KFP Metrics / MLflow): table cells, paired differences, audits."""
     out: dict[str, float] = {}
@@ -66,9 +75,8 @@ def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
         for arm, cell in row["cells"].items():
             for m, v in cell.items():
                 out[f"{m}_{_slug(arm)}_f{row['fraction']:g}"] = v["mean"]
-    for q in results.get("questions", []):
-        family = "" if q.get("generator") in (None, "", "dcgan") else f"_{_slug(q['generator'])}"  # the DCGAN's names as before families
-        key = f"q{q['question']}_{q['metric']}_diff_{_slug(q['arm'])}{family}_vs_{_slug(q['baseline'])}_f{q['fraction']:g}"
+    for q in [*results.get("questions", []), *results.get("comparisons", [])]:
+        key = question_key(q)
         out[key] = q["estimate"]
         out[f"{key}_lo"], out[f"{key}_hi"] = q["ci"]
         out[f"{key}_p"] = q["p_value"]
@@ -255,13 +263,14 @@ def metadata_rows(results: Mapping[str, Any]) -> list[tuple[str, str]]:
 
 
 def question_sentences(results: Mapping[str, Any]) -> list[str]:
-    """One plain sentence per question: verdict, effect with CI, p-value, and (if inconclusive) the detectable difference."""
+    """One plain sentence per question, (a) and (b) then the family comparisons (c): verdict, effect
+    with CI, p-value, and (if inconclusive) the detectable difference; then why any was not asked."""
     out = []
-    for q in results.get("questions", []):
+    for q in [*results.get("questions", []), *results.get("comparisons", [])]:
         lvl = _pct(q["level"])
         ci = "too few patients for an interval" if q.get("ci_label") else f"{lvl}% CI {_signed(q['ci'][0])} to {_signed(q['ci'][1])}"
         test = ("superiority" if q["hypothesis"] == "superiority" else f"non-inferiority, margin {q['margin']:g}")
-        s = (f"({q['question']}) {question_arm(q, results)} vs {q['baseline']}, {q['endpoint']} at fraction {q['fraction']:g}: "
+        s = (f"({q['question']}) {question_arm(q, results)} vs {question_baseline(q)}, {q['endpoint']} at fraction {q['fraction']:g}: "
              f"{q['verdict'].upper()}; difference {_signed(q['estimate'])} ({ci}; one-sided p = {_pvalue(q['p_value'])}, {test})")
         if q["verdict"] == "inconclusive" and q.get("min_detectable_difference") is None:
             s += "; no detectable difference can be stated at this sample size"
@@ -274,7 +283,7 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
             s += (f"; at this sample size only a true difference of {_fmt(q['min_detectable_difference'])} or more would be "
                   f"detected with {int(round(results.get('protocol', {}).get('power', 0.8) * 100))}% power")
         out.append(s + ".")
-    out += list(results.get("skipped_questions", []))
+    out += [*results.get("skipped_questions", []), *results.get("skipped_comparisons", [])]
     return out
 
 
@@ -287,6 +296,12 @@ def question_arm(q: Mapping[str, Any], results: Mapping[str, Any]) -> str:
     """A question's arm as the report names it: ``real+synthetic [FastGAN-lite]`` when families are compared."""
     g = q.get("generator")
     return f"{q['arm']} [{FAMILY_NAMES.get(g, g)}]" if g and several_families(results) else str(q["arm"])
+
+
+def question_baseline(q: Mapping[str, Any]) -> str:
+    """A question's baseline as the report names it: with its family for a comparison of families (c)."""
+    g = q.get("baseline_generator")
+    return f"{q['baseline']} [{FAMILY_NAMES.get(g, g)}]" if g else str(q["baseline"])
 
 
 def _protocol_line(results: Mapping[str, Any]) -> str:
@@ -314,7 +329,7 @@ def _question_rows(q: Mapping[str, Any], results: Mapping[str, Any], paths: _Pat
     superiority = q.get("hypothesis") == "superiority"
     rows = [("verdict", f"{str(q.get('verdict', '?')).upper()}: {paths.text(str(q.get('reason', '')))}"),
             (f"effect ({q.get('endpoint', '?')})",
-             f"{question_arm(q, results)} minus {q.get('baseline')} at training fraction {_g(q.get('fraction'))}: {_signed(q.get('estimate'))}, "
+             f"{question_arm(q, results)} minus {question_baseline(q)} at training fraction {_g(q.get('fraction'))}: {_signed(q.get('estimate'))}, "
              f"{lvl}% CI {_interval(ci[0], ci[1], q.get('ci_label') is not None)}; one-sided p = {_pvalue(q.get('p_value'))}"),
             ("test patients per class", f"{n.get('positive', '?')} positive, {n.get('negative', '?')} negative "
                                         f"(an interval needs at least {p.get('min_patients_per_class', '?')} per class)"),
@@ -361,10 +376,12 @@ def _secondary_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[st
     lvl = _pct((results.get("protocol") or {}).get("level", 0.95))
     header = ["question", "training fraction", "endpoint", "difference (arm − baseline)", f"{lvl}% CI", "one-sided p", "p (Holm)", "verdict"]
     body = []
-    for q in results.get("questions", []):
+    for q in [*results.get("questions", []), *results.get("comparisons", [])]:
         name = f"{q['question']} [{FAMILY_NAMES.get(q['generator'], q['generator'])}]" if q.get("generator") and several_families(results) \
             else q["question"]
         for s in q.get("secondary", []):
+            if s.get("baseline_generator"):  # (c): the arm varies among the secondaries
+                name = f"c: {question_arm(s, results)} − {question_baseline(s)}"
             ci = s.get("ci") or [None, None]
             body.append([name, f"{s['fraction']:g}", s["endpoint"], _signed(s.get("estimate")),
                          _interval(ci[0], ci[1], s.get("ci_label") is not None), _pvalue(s.get("p_value")), _pvalue(s.get("p_value_holm")),
@@ -382,28 +399,44 @@ _FAMILIES_NOTE = ("Each family's GANs were trained on the same folds, classes an
                   "family with that floor, not with 0.5.")
 
 
+_COMPARISON_NOTE = ("Head to head on the same test patients: the family's real+synthetic classifiers minus the DCGAN's, paired "
+                    "per fold (the same real frames and bootstrap resamples), by the same method as (a) and (b). Non-inferiority "
+                    "with the protocol's margin answers \"at least as good as the DCGAN\"; with several other families each is "
+                    "decided at the Bonferroni level. Other fractions, metrics and the synthetic-only arm are in the secondary table.")
+
+
 def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One row per generator family and training fraction: the questions' verdicts (primary
-    fraction), the privacy decisions of its generators and their mean patient-level 1-NN accuracy
-    beside the real floor's (``fidelity_patient``; "-" where no generator of the row has one)."""
+    fraction; with a (c) column when families were compared head to head: "reference" in the
+    reference family's rows), the privacy decisions of its generators and their mean patient-level
+    1-NN accuracy beside the real floor's (``fidelity_patient``; "-" where no generator of the row has one)."""
     p = results.get("protocol") or {}
     families = list(p.get("generators") or [])
     fractions: list[Any] = sorted({float(a["fraction"]) for a in results.get("audits", []) if a.get("fraction") is not None})
-    header = ["generator family", "training fraction", "(a) real+synthetic vs real", "(b) synthetic vs real", "privacy (per generator)",
+    comparisons = {q["generator"]: q for q in results.get("comparisons", [])}
+    ref = str(next((q.get("baseline_generator") for q in comparisons.values()), ""))
+    asked = ["a", "b"] + (["c"] if comparisons else [])
+    header = ["generator family", "training fraction", "(a) real+synthetic vs real", "(b) synthetic vs real",
+              *([f"(c) real+synthetic vs {FAMILY_NAMES.get(ref, ref)}'s"] if comparisons else []), "privacy (per generator)",
               "1-NN accuracy embedding, per patient: synthetic / real floor"]
     body = []
     for g in families:
         qs = {q["question"]: q for q in results.get("questions", []) if q.get("generator") == g}
+        if g in comparisons:
+            qs["c"] = comparisons[g]
         for f in fractions or [p.get("primary_fraction")]:
             verdicts = []
-            for k in ("a", "b"):
+            for k in asked:
                 q = qs.get(k) or {}
-                if q.get("fraction") == f:
+                if k == "c" and g == ref:
+                    verdicts.append("reference")
+                elif q.get("fraction") == f:
                     verdicts.append(f"{q['verdict'].upper()} {_signed(q['estimate'])}")
-                    continue
-                # another fraction: the question's secondary on the same endpoint (Holm-adjusted, exploratory)
-                s = next((x for x in q.get("secondary", []) if x.get("fraction") == f and x.get("metric") == q.get("metric")), None)
-                verdicts.append(f"{s['verdict']} {_signed(s['estimate'])} (secondary)" if s else "")
+                else:
+                    # another fraction: the question's secondary on the same arm and endpoint (Holm-adjusted, exploratory)
+                    s = next((x for x in q.get("secondary", [])
+                              if x.get("fraction") == f and x.get("metric") == q.get("metric") and x.get("arm", q.get("arm")) == q.get("arm")), None)
+                    verdicts.append(f"{s['verdict']} {_signed(s['estimate'])} (secondary)" if s else "")
             mine = [a for a in results.get("audits", []) if str(a.get("generator") or "dcgan") == g and a.get("fraction") == f]
             words = [_gate_word(a.get("gate") or {}) for a in mine]
             privacy = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)) if words else "-"
@@ -557,6 +590,9 @@ def _blocks(results: Mapping[str, Any], figure_names: Sequence[str]) -> list[_Bl
         out += [_h(3, f"({q['question']}) {q['text']}{family}"), _kv(_question_rows(q, results, paths), cls=f"question {q.get('verdict', '')}")]
     if several_families(results):
         out += [_h(3, "Generator families side by side"), _p(_FAMILIES_NOTE), _table(*family_rows(results), cls="families")]
+    for q in results.get("comparisons", []):
+        out += [_h(3, f"(c) {q['text']} — {FAMILY_NAMES.get(q['generator'], q['generator'])}"), _p(_COMPARISON_NOTE),
+                _kv(_question_rows(q, results, paths), cls=f"question {q.get('verdict', '')}")]
     main, per_gan, other = _figures(figure_names, results)
     out += [_h(3, "Per arm"),
             _p(f"Test patients only (no classifier or GAN was trained on them). Cells: estimate over folds and seeds with its "

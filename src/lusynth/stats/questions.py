@@ -18,6 +18,13 @@ confirmatory tests, and a reader will pick the family that looks best, so each f
 decided at the Bonferroni level ``1 - (1 - level) / m``: the chance that *any* family is wrongly
 called superior (or non-inferior) stays at most ``(1 - level) / 2``. Secondaries stay Holm-adjusted
 within their question and family.
+
+(c) When a family other than the paper's DCGAN was trained, is it at least as good? *Non-inferiority*
+    of ``added`` from that family's GANs to ``added`` from the DCGAN's (``reference_generator``),
+    same margin, on the same splits and bootstrap resamples (paired: the same test patients and real
+    folds). One confirmatory test per other family at the primary fraction and endpoint, Bonferroni
+    over the other families; the other fractions and metrics and the ``replacement`` arm are its
+    Holm-adjusted secondaries. "Superior" is reported when the whole interval is above 0.
 Estimation and tests are :mod:`lusynth.stats.inference`; resampling :mod:`lusynth.stats.bootstrap`.
 """
 
@@ -37,6 +44,7 @@ from lusynth.stats.scores import RUN, check_scores
 QUESTIONS = {
     "a": ("superiority", "does adding synthetic frames to the real ones help (superiority)?"),
     "b": ("non-inferiority", "can synthetic-only training replace real training (non-inferiority)?"),
+    "c": ("non-inferiority", "is this generator family at least as good as the paper's DCGAN (non-inferiority)?"),
 }
 
 
@@ -56,6 +64,7 @@ class AnalysisParams:
     baseline: str = "real"
     added: str = "real+synthetic"
     replacement: str = "synthetic"
+    reference_generator: str = "dcgan"  # (c): the family every other one is compared with
 
     def __post_init__(self) -> None:
         for m in (self.primary_metric, *self.secondary_metrics):
@@ -144,7 +153,8 @@ class Analysis:
         gan = t[t["arm"] != p.baseline]["gan_seed"].nunique() if (t["arm"] != p.baseline).any() else 0
         return {"folds": int(t.groupby("repeat")["fold"].nunique().max()), "repeats": self.n_repeats,
                 "gan_seeds": int(gan), "classifier_seeds": int(t["classifier_seed"].nunique()), "generators": list(self.generators),
-                "primary_level": self.primary_level(),
+                "primary_level": self.primary_level(), "reference_generator": p.reference_generator,
+                "comparison_level": self.comparison_level(),
                 "primary_endpoint": f"patient-level {p.primary_metric}", "primary_fraction": self.primary_fraction(),
                 "margin": p.margin, "level": p.level, "power": p.power, "n_resamples": p.n_resamples,
                 "min_patients_per_class": p.min_patients_per_class, "baseline": p.baseline}
@@ -162,18 +172,28 @@ class Analysis:
         """The confidence level each family's primary test is decided at: ``level``, Bonferroni-split over the families."""
         return 1.0 - (1.0 - self.params.level) / max(1, len(self.generators))
 
+    def challengers(self) -> list[str]:
+        """The families question (c) compares with ``reference_generator`` (none when it was not trained)."""
+        ref = self.params.reference_generator
+        return [g for g in self.generators if g != ref] if ref in self.generators else []
+
+    def comparison_level(self) -> float:
+        """The confidence level of each (c) primary test: ``level``, Bonferroni-split over the challengers."""
+        return 1.0 - (1.0 - self.params.level) / max(1, len(self.challengers()))
+
     def _combine(self, values: list[Any], *, difference: bool, level: float | None = None) -> Estimate:
         # every metric here is a proportion in [0, 1]; a difference of two lies in [-1, 1]
         return combine(values, level=level or self.params.level, min_patients_per_class=self.params.min_patients_per_class,
                        n_patients=(self.n_positive, self.n_negative), bounds=(-1.0, 1.0) if difference else (0.0, 1.0))
 
     def estimate(self, arm: str, fraction: float, metric: str, *, versus: str | None = None, generator: str | None = None,
-                 level: float | None = None) -> Estimate | None:
+                 level: float | None = None, versus_generator: str | None = None) -> Estimate | None:
         """``arm``'s metric (minus ``versus``'s, paired) at ``fraction``, for the synthetic arms from
-        ``generator``'s GANs; None when an arm is missing. ``level``: the interval's (default ``params.level``)."""
+        ``generator``'s GANs (``versus`` from ``versus_generator``'s, default the same); None when an
+        arm is missing. ``level``: the interval's (default ``params.level``)."""
         values = []
         ka = (arm, self._family(arm, generator), fraction)
-        kb = (versus, self._family(versus, generator), fraction) if versus is not None else None
+        kb = (versus, self._family(versus, versus_generator or generator), fraction) if versus is not None else None
         for s in self.splits.values():
             a = s.runs.get(ka)
             b = s.runs.get(kb) if kb is not None else None
@@ -231,11 +251,49 @@ class Analysis:
                 out.append(entry)
         return out, skipped
 
+    def comparisons(self) -> tuple[list[dict[str, Any]], list[str]]:
+        """Question (c) per challenger family: its ``added`` arm against the reference family's
+        (non-inferiority, primary fraction and endpoint, at :meth:`comparison_level`), with the other
+        fractions, metrics and the ``replacement`` arm as Holm-adjusted secondaries; and why any is skipped."""
+        p = self.params
+        ref = p.reference_generator
+        hypothesis, text = QUESTIONS["c"]
+        out, skipped = [], []
+        f0 = self.primary_fraction()
+        arms = [a for a in (p.added, p.replacement) if a in self._gan_arms]
+        for g in self.challengers():
+            if p.added not in self._gan_arms:
+                skipped.append(f"(c) {text} not asked: no '{p.added}' classifiers trained on GANs")
+                continue
+            e = self.estimate(p.added, f0, p.primary_metric, versus=p.added, generator=g, versus_generator=ref,
+                              level=self.comparison_level())
+            if e is None:
+                skipped.append(f"(c) {text} not asked for {g}: no '{p.added}' classifiers of both {g} and {ref} at fraction {f0:g}")
+                continue
+            d = decide(e, hypothesis=hypothesis, margin=p.margin, power=p.power, effect_of_interest=p.margin)
+            entry = _entry("c", text, p.added, p.added, f0, p.primary_metric, e, d.as_dict(), generator=g) | {"baseline_generator": ref}
+            secondary = []
+            for arm in arms:
+                for f in self.fractions:
+                    for m in (p.primary_metric, *p.secondary_metrics):
+                        if (arm, f, m) == (p.added, f0, p.primary_metric):
+                            continue
+                        es = self.estimate(arm, f, m, versus=arm, generator=g, versus_generator=ref)
+                        if es is not None:
+                            ds = decide(es, hypothesis=hypothesis, margin=p.margin, power=p.power, effect_of_interest=p.margin)
+                            secondary.append(_entry("c", text, arm, arm, f, m, es, ds.as_dict(), generator=g) | {"baseline_generator": ref})
+            for s, adj in zip(secondary, holm([s["p_value"] for s in secondary], alpha=1 - p.level), strict=True):
+                s["p_value_holm"] = adj
+            entry["secondary"] = secondary
+            out.append(entry)
+        return out, skipped
+
     def report(self) -> dict[str, Any]:
-        """Everything report.json needs: protocol, n_patients, questions, the per-arm table."""
+        """Everything report.json needs: protocol, n_patients, questions (a, b), the family comparisons (c), the per-arm table."""
         qs, skipped = self.questions()
+        cs, cskipped = self.comparisons()
         return {"protocol": self.protocol(), "n_patients": {"positive": self.n_positive, "negative": self.n_negative},
-                "questions": qs, "skipped": skipped, "table": self.table_cells()}
+                "questions": qs, "skipped": skipped, "comparisons": cs, "skipped_comparisons": cskipped, "table": self.table_cells()}
 
 
 def _cell(e: Estimate) -> dict[str, Any]:
