@@ -54,6 +54,11 @@ def test_the_comparison_is_paired_on_the_same_patients() -> None:
     own = [a.estimate(arm, 0.5, "auc", generator=g) for g in ("dcgan", "fastgan")]
     assert own[0] is not None and own[1] is not None
     assert c["se"] < 0.7 * math.hypot(own[0].se, own[1].se), (c["se"], own[0].se, own[1].se)
+    # each fold's own difference, which the estimate averages (the report's "per fold" row)
+    assert [x["fold"] for x in c["per_fold"]] == [0, 1, 2]
+    assert np.mean([x["estimate"] for x in c["per_fold"]]) == pytest.approx(c["estimate"])
+    qa = a.questions()[0][0]  # (a) of the DCGAN family
+    assert len(qa["per_fold"]) == 3 and np.mean([x["estimate"] for x in qa["per_fold"]]) == pytest.approx(qa["estimate"])
 
 
 def test_no_comparison_without_the_reference_family_or_a_second_family() -> None:
@@ -69,3 +74,19 @@ def test_no_comparison_without_the_reference_family_or_a_second_family() -> None
     # two challengers: each decided at the Bonferroni level 1 - 0.05 / 2
     assert three.challengers() == ["ddpm", "fastgan"] and three.comparison_level() == pytest.approx(0.975)
     assert [c["level"] for c in three.comparisons()[0]] == [pytest.approx(0.975)] * 2
+
+
+def test_the_report_shows_each_folds_difference() -> None:
+    from lusynth.report.render import render_markdown
+
+    rng = np.random.default_rng(2)
+    arm = "real+synthetic"
+    t = simulate_table(rng, n_per_class=9, mus={"real": mu_for_auc(0.8)}, folds=3,
+                       family_mus={"dcgan": {arm: mu_for_auc(0.8)}, "fastgan": {arm: mu_for_auc(0.7)}})
+    stats = Analysis(t, AnalysisParams(n_resamples=50, secondary_metrics=(), min_patients_per_class=1, replacement="none")).report()
+    results = {**stats, "skipped_questions": stats["skipped"], "audits": []}
+    md = render_markdown(results, {})
+    (c,) = stats["comparisons"]
+    folds = "; ".join(f"fold {x['fold']}: {x['estimate']:+.3f}" for x in c["per_fold"])
+    section = md[md.index("### (c)"):]
+    assert f"- per fold: {folds}\n" in section, section[:2000]

@@ -346,7 +346,7 @@ def _question_rows(q: Mapping[str, Any], results: Mapping[str, Any], paths: _Pat
                        f"{q.get('n_resamples', '?')} resamples, {q.get('n_undefined', '?')} undefined")]
     per_fold = q.get("per_fold")
     if isinstance(per_fold, list) and per_fold and all(isinstance(x, Mapping) for x in per_fold):
-        # written by the K-fold protocol where present: each outer fold's own difference
+        # each split's own difference (Analysis.per_fold; absent with one split): how consistent the effect is across folds
         rows.append(("per fold", "; ".join(f"fold {x.get('fold', i)}" + (f" (repeat {x['repeat']})" if x.get("repeat") else "")
                                            + f": {_signed(x.get('estimate'))}" for i, x in enumerate(per_fold))))
     rows += [("note", paths.text(str(x))) for x in q.get("notes", [])]

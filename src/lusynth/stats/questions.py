@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from lusynth.stats.bootstrap import METRICS, RunMetrics, run_metrics, stratified_weights
-from lusynth.stats.inference import Estimate, combine, decide, holm, split_value
+from lusynth.stats.inference import Estimate, SplitValue, combine, decide, holm, split_value
 from lusynth.stats.scores import RUN, check_scores
 
 QUESTIONS = {
@@ -191,17 +191,32 @@ class Analysis:
         """``arm``'s metric (minus ``versus``'s, paired) at ``fraction``, for the synthetic arms from
         ``generator``'s GANs (``versus`` from ``versus_generator``'s, default the same); None when an
         arm is missing. ``level``: the interval's (default ``params.level``)."""
-        values = []
+        values = list(self._split_values(arm, fraction, metric, versus=versus, generator=generator, versus_generator=versus_generator).values())
+        return self._combine(values, difference=versus is not None, level=level) if values else None
+
+    def _split_values(self, arm: str, fraction: float, metric: str, *, versus: str | None, generator: str | None,
+                      versus_generator: str | None) -> dict[tuple[int, int], SplitValue]:
+        """Per split (repeat, fold) that trained the arm(s): :func:`split_value`."""
+        out = {}
         ka = (arm, self._family(arm, generator), fraction)
         kb = (versus, self._family(versus, versus_generator or generator), fraction) if versus is not None else None
-        for s in self.splits.values():
+        for split, s in self.splits.items():
             a = s.runs.get(ka)
             b = s.runs.get(kb) if kb is not None else None
             if a is None or (versus is not None and b is None):
                 continue
-            values.append(split_value(a, b, metric, n_test=s.labels.size, n_train=s.n_train,
-                                      n_positive=int(s.labels.sum()), n_negative=int((s.labels == 0).sum())))
-        return self._combine(values, difference=versus is not None, level=level) if values else None
+            out[split] = split_value(a, b, metric, n_test=s.labels.size, n_train=s.n_train,
+                                     n_positive=int(s.labels.sum()), n_negative=int((s.labels == 0).sum()))
+        return out
+
+    def per_fold(self, arm: str, fraction: float, metric: str, *, versus: str | None = None, generator: str | None = None,
+                 versus_generator: str | None = None) -> list[dict[str, Any]]:
+        """Each split's own value behind :meth:`estimate` (the mean over its runs, a difference for a
+        contrast; NaN where undefined), in (repeat, fold) order; empty with a single split."""
+        values = self._split_values(arm, fraction, metric, versus=versus, generator=generator, versus_generator=versus_generator)
+        if len(values) < 2:
+            return []
+        return [{"repeat": r, "fold": k, "estimate": v.point} for (r, k), v in sorted(values.items())]
 
     def table_cells(self, metrics: Sequence[str] = ("auc", "accuracy", "f1", "sensitivity", "specificity")) -> dict[str, Any]:
         """Per fraction and arm (a synthetic arm once per generator family, named by :meth:`arm_label`):
@@ -236,6 +251,7 @@ class Analysis:
                     continue
                 d = decide(e, hypothesis=hypothesis, margin=margin, power=p.power, effect_of_interest=p.margin)
                 entry = _entry(q, text, arm, p.baseline, f0, p.primary_metric, e, d.as_dict(), generator=g or "")
+                entry["per_fold"] = self.per_fold(arm, f0, p.primary_metric, versus=p.baseline, generator=g)
                 secondary = []
                 for f in self.fractions:
                     for m in (p.primary_metric, *p.secondary_metrics):
@@ -272,6 +288,7 @@ class Analysis:
                 continue
             d = decide(e, hypothesis=hypothesis, margin=p.margin, power=p.power, effect_of_interest=p.margin)
             entry = _entry("c", text, p.added, p.added, f0, p.primary_metric, e, d.as_dict(), generator=g) | {"baseline_generator": ref}
+            entry["per_fold"] = self.per_fold(p.added, f0, p.primary_metric, versus=p.added, generator=g, versus_generator=ref)
             secondary = []
             for arm in arms:
                 for f in self.fractions:
