@@ -128,3 +128,13 @@ def test_analysis_report_has_protocol_patients_and_both_questions() -> None:
         assert q["verdict"] in ("superior", "non-inferior", "inferior", "inconclusive") and len(q["ci"]) == 2
         assert q["secondary"] and all("p_value_holm" in s for s in q["secondary"])
     assert r["questions"][1]["margin"] == 0.05 and r["table"]["rows"][0]["cells"]["real"]["auc"]["mean"] > 0.5
+
+
+def test_a_verdicts_reason_names_its_level_and_bound_as_printed_elsewhere() -> None:
+    # a Bonferroni level is 97.5%, not "98%"; superiority's bound is 0, not "-0"
+    from dataclasses import replace
+
+    e = replace(_est(0.02, 0.05), level=0.975)
+    assert decide(e, hypothesis="superiority", margin=0.05).reason.startswith("the 97.5% interval covers 0;")
+    assert decide(_est(-0.2, 0.02), hypothesis="superiority", margin=0.05).reason == "the whole 95% interval is below 0"
+    assert decide(_est(-0.02, 0.05), hypothesis="non-inferiority", margin=0.05).reason.startswith("the 95% interval covers -0.05;")

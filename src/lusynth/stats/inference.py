@@ -224,19 +224,21 @@ def decide(e: Estimate, *, hypothesis: str, margin: float, power: float = 0.8, e
         p = e.sf((e.estimate + shift) / e.se)
         pw = e.sf(q - (target + shift) / e.se)
     lo, hi = e.ci
+    lvl = f"{100 * e.level:.4g}%"  # 95%, 97.5% (a Bonferroni level), not rounded to 98%
+    bound = f"{-shift:g}" if shift else "0"  # not "-0" for superiority
     if e.too_few_patients:
         verdict, reason = "inconclusive", f"{TOO_FEW} for a meaningful interval"
     elif not usable:
         verdict, reason = "inconclusive", "no standard error (" + ("; ".join(e.notes) or "undefined") + ")"
     elif lo > 0:
-        verdict, reason = "superior", f"the whole {e.level:.0%} interval is above 0"
+        verdict, reason = "superior", f"the whole {lvl} interval is above 0"
     elif hypothesis == "non-inferiority" and lo > -margin:
-        verdict, reason = "non-inferior", f"the whole {e.level:.0%} interval is above -{margin:g}"
+        verdict, reason = "non-inferior", f"the whole {lvl} interval is above -{margin:g}"
     elif hi < -shift:
-        verdict, reason = "inferior", f"the whole {e.level:.0%} interval is below {-shift:g}"
+        verdict, reason = "inferior", f"the whole {lvl} interval is below {bound}"
     else:
         verdict = "inconclusive"
-        reason = (f"the {e.level:.0%} interval covers {-shift:g}; a true difference of {mdd:.3f} would be detected "
+        reason = (f"the {lvl} interval covers {bound}; a true difference of {mdd:.3f} would be detected "
                   f"with {power:.0%} power at this sample size")
     return Decision(hypothesis, margin if hypothesis == "non-inferiority" else 0.0, p, verdict, mdd, pw, target, reason)
 
