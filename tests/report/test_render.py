@@ -177,3 +177,23 @@ def test_an_undetectable_difference_beyond_the_range_is_said_in_words() -> None:
     res["questions"][0]["min_detectable_difference"] = 0.28
     (line,) = [s for s in question_sentences(res) if s.startswith("(b)")]
     assert "only a true difference of 0.280 or more would be detected" in line
+
+
+def test_a_hundred_classifiers_get_a_legend_per_arm_and_family_not_per_classifier() -> None:
+    """5 folds x 2 seeds x 2 families: the ROC figure stays as tall as a two-curve one (the legend
+    has one entry per arm and family), instead of a legend a hundred lines long."""
+    rng = np.random.default_rng(0)
+
+    def curve() -> dict[str, list[float]]:
+        x = np.sort(rng.uniform(0, 1, 8))
+        return {"fpr": [0.0, *x, 1.0], "tpr": [0.0, *np.sqrt(x), 1.0]}
+
+    names = [f"{arm} f={f} s=0 g={g} k={k}{fam}" for arm in ("real+synthetic", "synthetic") for f in (0.5, 1) for g in (0, 1)
+             for k in range(5) for fam in ("", " fastgan")]
+    names += [f"real f={f} s=0 k={k}" for f in (0.5, 1) for k in range(5)]
+    assert len(names) > 12 * 5
+    assert sorted({plots._roc_group(n) for n in names}) == ["real", "real+synthetic", "real+synthetic fastgan", "synthetic",
+                                                             "synthetic fastgan"]
+    many = _rgb(plots.roc_curves({n: curve() for n in names}))
+    two = _rgb(plots.roc_curves({"real f=1 s=0": curve(), "synthetic f=1 s=0": curve()}))
+    assert many.shape[0] <= 1.1 * two.shape[0], (many.shape, two.shape)

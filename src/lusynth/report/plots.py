@@ -106,23 +106,49 @@ def learning_curve(table: Mapping[str, Any], *, metric: str = "auc") -> bytes:
     return _png(fig)
 
 
+#: beyond this many classifiers the ROC figure draws one legend entry per arm (and family), not per classifier
+ROC_LEGEND_MAX = 12
+
+
+def _roc_group(name: str) -> str:
+    """A classifier's arm and generator family from its name (``real+synthetic f=0.5 s=0 k=1 fastgan`` ->
+    ``real+synthetic fastgan``): the words that are not ``key=value`` settings."""
+    return " ".join(t for t in name.split(" ") if "=" not in t)
+
+
 def roc_curves(curves: Mapping[str, Mapping[str, Sequence[float]]], *, title: str = "ROC, holdout frames") -> bytes:
     """One ROC curve per classifier (name -> {fpr, tpr}).
 
-    Curves are drawn from the widest line to the narrowest, each with its own style and a few
-    markers, so identical curves show as nested stripes rather than one line."""
+    Up to :data:`ROC_LEGEND_MAX` classifiers, curves are drawn from the widest line to the narrowest,
+    each with its own style and a few markers, so identical curves show as nested stripes rather than
+    one line. Beyond that (folds x seeds x families), every curve is a thin translucent line in its
+    arm's style and the legend has one entry per arm and family with its number of classifiers: a
+    hundred-entry legend is not readable."""
     names = [n for n, pts in curves.items() if len(pts["fpr"])]
-    arms = list(dict.fromkeys(_arm_of(n) for n in names))
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle=":", label="chance")
-    widths = np.linspace(5.0, 1.4, max(len(names), 1)) if len(names) > 1 else [1.8]
-    for i, name in enumerate(names):
-        pts = curves[name]
-        st = arm_style(name, arms.index(_arm_of(name)))
-        style = _STYLES[i % len(_STYLES)] if len(names) > len(arms) else st["linestyle"]
-        fpr, tpr = np.asarray(pts["fpr"], float), np.asarray(pts["tpr"], float)
-        ax.plot(fpr, tpr, label=name, color=st["color"], alpha=0.55 if len(names) > 1 else 0.9, linewidth=widths[i],
-                linestyle=style, marker=st["marker"], markevery=max(1, len(fpr) // 6), markersize=4 + widths[i])
+    if len(names) > ROC_LEGEND_MAX:
+        groups = list(dict.fromkeys(_roc_group(n) for n in names))
+        counts = {g: sum(_roc_group(n) == g for n in names) for g in groups}
+        for name in names:
+            g = _roc_group(name)
+            st = arm_style(g, groups.index(g))
+            ax.plot(np.asarray(curves[name]["fpr"], float), np.asarray(curves[name]["tpr"], float), color=st["color"], alpha=0.35,
+                    linewidth=1.2, linestyle=st["linestyle"])
+        for i, g in enumerate(groups):  # the legend: one line per group, drawn outside the axes
+            st = arm_style(g, i)
+            ax.plot([], [], color=st["color"], linestyle=st["linestyle"], linewidth=2, label=f"{g} ({counts[g]} classifiers)")
+        title = f"{title} ({len(names)} classifiers)"
+    else:
+        arms = list(dict.fromkeys(_arm_of(n) for n in names))
+        widths = np.linspace(5.0, 1.4, max(len(names), 1)) if len(names) > 1 else [1.8]
+        for i, name in enumerate(names):
+            pts = curves[name]
+            st = arm_style(name, arms.index(_arm_of(name)))
+            style = _STYLES[i % len(_STYLES)] if len(names) > len(arms) else st["linestyle"]
+            fpr, tpr = np.asarray(pts["fpr"], float), np.asarray(pts["tpr"], float)
+            ax.plot(fpr, tpr, label=name, color=st["color"], alpha=0.55 if len(names) > 1 else 0.9, linewidth=widths[i],
+                    linestyle=style, marker=st["marker"], markevery=max(1, len(fpr) // 6), markersize=4 + widths[i])
     ax.set_xlim(-0.02, 1.02)
     ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("false positive rate (1 - specificity)")
