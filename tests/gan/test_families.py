@@ -197,3 +197,20 @@ def test_a_killed_and_resumed_fastgan_ends_with_identical_weights(phantom_store:
         differ = [k for k in a[part] if not torch.equal(a[part][k], b[part][k])]
         assert not differ, f"kill at step {kill_at}: {part} {differ[:5]} differ"
     assert [h["step"] for h in run.history] == [h["step"] for h in ref.history]
+
+
+def test_fastgan_step_share_scales_only_fastgans_schedule(phantom_store: Path, tmp_path: Path) -> None:
+    """gan.fastgan_step_share: FastGAN-lite trains that share of the epochs and of the step cap (a
+    comparison at equal CPU); the DCGAN's schedule ignores it; a share <= 0 is one clear error."""
+    runs = {}
+    for family, share in (("fastgan", 1.0), ("fastgan", 0.5), ("dcgan", 0.5)):
+        out = tmp_path / f"{family}-{share}"
+        runs[(family, share)] = train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, generator=family, progress=False,
+                                          params=tiny_params(epochs=4, eval_every=2, fastgan_step_share=share))
+    full, half, dcgan = runs[("fastgan", 1.0)], runs[("fastgan", 0.5)], runs[("dcgan", 0.5)]
+    assert (full.epochs, half.epochs, dcgan.epochs) == (4, 2, 4)
+    assert half.steps == full.steps // 2 and dcgan.steps == full.steps
+    # evaluated about as often: at epoch 0, every (scaled) eval_every epochs and at the end
+    assert [h["epoch"] for h in half.history] == [0, 1, 2] and [h["epoch"] for h in full.history] == [0, 2, 4]
+    with pytest.raises(ValueError, match="fastgan_step_share=0.0: must be > 0"):
+        tiny_params(fastgan_step_share=0.0)

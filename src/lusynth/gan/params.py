@@ -38,6 +38,10 @@ class GanParams:
     # (phantom 1-NN 0.71 vs 0.90, 4 seeds; the DCGAN did not gain from 1e-3: benchmarks/results/generators_tuning.json);
     # the paper profile (long GPU runs) uses the official 2e-4
     fastgan_lr: float = 1e-3  # FastGAN's Adam learning rate, G and D (official: 2e-4; the DCGAN's are lr_g/lr_d)
+    # FastGAN-lite trains this share of the schedule below (its epochs and max_steps): 1 = the DCGAN's optimiser
+    # steps, which cost a width-4 FastGAN 2.0-2.3x the DCGAN's CPU on 2 cores; ~0.45 = about the DCGAN's CPU there
+    # (a comparison of the families at equal compute; benchmarks/results/README.md)
+    fastgan_step_share: float = 1.0
     # optimisation
     epochs: int = 100  # passes over the class's training frames (paper run: 200); demo: ~500 steps at ~80 frames
     # beyond ~240 training frames a capped run trains ceil(max_steps / batches per epoch) epochs, so one GAN's
@@ -84,6 +88,8 @@ class GanParams:
             check(getattr(self, name) > 0, "gan", name, getattr(self, name), "a learning rate must be > 0")
         for name in ("beta1", "beta2"):
             check(0 <= getattr(self, name) < 1, "gan", name, getattr(self, name), "Adam's betas lie in [0, 1)")
+        check(self.fastgan_step_share > 0, "gan", "fastgan_step_share", self.fastgan_step_share,
+              "must be > 0 (1 = the DCGAN's epochs and steps; ~0.45 = about its CPU time at width 4)")
         check(self.fastgan_recon_weight >= 0, "gan", "fastgan_recon_weight", self.fastgan_recon_weight, "must be >= 0 (0 turns D's self-supervision off)")
         check(0 <= self.ema_decay < 1, "gan", "ema_decay", self.ema_decay, "must be in [0, 1); 0 turns the EMA off")
         bad = [o for o in (o.strip() for o in self.diffaugment.split(",")) if o and o not in DIFFAUGMENT_OPS]

@@ -250,18 +250,28 @@ class GanTrainer:
         return sum(1 for i in range(0, n, self.params.batch_size) if n - i >= 2)
 
     @property
-    def planned_epochs(self) -> int:
-        """Epochs this run trains: ``epochs``, or fewer when ``max_steps`` caps the optimiser steps
-        (whole epochs, so resume and shuffling stay per epoch)."""
+    def schedule(self) -> tuple[int, int]:
+        """(epochs, max_steps) of this family: the ``gan`` section's, times ``fastgan_step_share`` for
+        FastGAN-lite (at least one epoch; a step cap of 0 stays none)."""
         p = self.params
-        if p.max_steps == 0:
-            return p.epochs
-        return max(1, min(p.epochs, math.ceil(p.max_steps / max(self.steps_per_epoch, 1))))
+        share = p.fastgan_step_share if self.key.generator == "fastgan" else 1.0
+        if share == 1.0:
+            return p.epochs, p.max_steps
+        return max(1, round(p.epochs * share)), (max(1, round(p.max_steps * share)) if p.max_steps else 0)
+
+    @property
+    def planned_epochs(self) -> int:
+        """Epochs this run trains: the family's ``epochs`` (:attr:`schedule`), or fewer when its
+        ``max_steps`` caps the optimiser steps (whole epochs, so resume and shuffling stay per epoch)."""
+        epochs, max_steps = self.schedule
+        if max_steps == 0:
+            return epochs
+        return max(1, min(epochs, math.ceil(max_steps / max(self.steps_per_epoch, 1))))
 
     @property
     def eval_every(self) -> int:
-        """Epochs between evaluations: ``eval_every``, scaled with the epochs a step cap removed, so
-        the run is evaluated about as often (``epochs / eval_every`` times) whatever the data size."""
+        """Epochs between evaluations: ``eval_every``, scaled with the epochs a step cap or step share
+        removed, so the run is evaluated about as often (``epochs / eval_every`` times) whatever the data size."""
         p, planned = self.params, self.planned_epochs
         return p.eval_every if planned == p.epochs else max(1, round(p.eval_every * planned / p.epochs))
 
