@@ -38,10 +38,10 @@ class GanParams:
     # (phantom 1-NN 0.71 vs 0.90, 4 seeds; the DCGAN did not gain from 1e-3: benchmarks/results/generators_tuning.json);
     # the paper profile (long GPU runs) uses the official 2e-4
     fastgan_lr: float = 1e-3  # FastGAN's Adam learning rate, G and D (official: 2e-4; the DCGAN's are lr_g/lr_d)
-    # FastGAN-lite trains this share of the schedule below (its epochs and max_steps): 1 = the DCGAN's optimiser
-    # steps, which cost a width-4 FastGAN 2.0-2.3x the DCGAN's CPU on 2 cores; ~0.45 = about the DCGAN's CPU there
-    # (a comparison of the families at equal compute; benchmarks/results/README.md)
-    fastgan_step_share: float = 1.0
+    # FastGAN-lite trains this share of the schedule below (its epochs and max_steps): the DCGAN's optimiser steps
+    # cost a width-4 FastGAN 2.0-2.3x the DCGAN's CPU on 2 cores, so ~0.45 compares the families at about equal
+    # compute (benchmarks/results/README.md)
+    fastgan_step_share: float = 1.0  # FastGAN's share of epochs/max_steps: 1 = the DCGAN's steps (~2x its CPU here); ~0.45 = about its CPU
     # optimisation
     epochs: int = 100  # passes over the class's training frames (paper run: 200); demo: ~500 steps at ~80 frames
     # beyond ~240 training frames a capped run trains ceil(max_steps / batches per epoch) epochs, so one GAN's
