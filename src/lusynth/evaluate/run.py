@@ -341,7 +341,7 @@ def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
     one name per question, family and fraction), and the verdicts as tags (``lusynth.verdict.q<n>``,
     ``lusynth.verdict.q<n>.<family>`` for a family other than the DCGAN: the sentence the report
     prints; ``lusynth.verdicts``: all, short)."""
-    from lusynth.report.render import _slug, question_key
+    from lusynth.report.render import _slug, all_questions, question_key
 
     metrics: dict[str, float] = {}
     for row in (results.get("table") or {}).get("rows", []):
@@ -353,7 +353,7 @@ def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
                     if isinstance(x, (int, float)) and np.isfinite(x):
                         metrics[key + suffix] = float(x)
     tags: dict[str, str] = {}
-    questions = [*results.get("questions", []), *results.get("comparisons", [])]
+    questions = all_questions(results)
     sentences = question_sentences({**results, "skipped_questions": [], "skipped_comparisons": []})
     short = []
     for q, sentence in zip(questions, sentences, strict=True):
@@ -362,7 +362,7 @@ def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
                           ("_ci_high", (q.get("ci") or [None, None])[1]), ("_p", q.get("p_value"))):
             if isinstance(x, (int, float)) and np.isfinite(x):
                 metrics[key + suffix] = float(x)
-        family = "" if q.get("generator") in (None, "", "dcgan") else f".{_slug(q['generator'])}"  # one tag per question and family
+        family = family_tag(_slug(q.get("generator") or ""), ".")  # one tag per question and family
         tags[f"lusynth.verdict.q{q['question']}{family}"] = sentence
         versus = q["baseline"] + (f" {q['baseline_generator']}" if q.get("baseline_generator") else "")
         short.append(f"q{q['question']}{family} {q['arm']} vs {versus} (f{q['fraction']:g}): {q['verdict']}")

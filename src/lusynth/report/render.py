@@ -62,9 +62,14 @@ def question_key(q: Mapping[str, Any]) -> str:
     """A question's metric name: ``qa_auc_diff_real_plus_synthetic_vs_real_f0.5``, with the family after
     the arm when not the paper's DCGAN (the DCGAN's names as before families) and, for (c), the
     baseline's family: ``qc_auc_diff_real_plus_synthetic_fastgan_vs_real_plus_synthetic_dcgan_f0.5``."""
-    family = "" if q.get("generator") in (None, "", "dcgan") else f"_{_slug(q['generator'])}"
+    family = family_tag(_slug(q.get("generator") or ""), "_")
     versus = _slug(q["baseline"]) + (f"_{_slug(q['baseline_generator'])}" if q.get("baseline_generator") else "")
     return f"q{q['question']}_{q['metric']}_diff_{_slug(q['arm'])}{family}_vs_{versus}_f{q['fraction']:g}"
+
+
+def all_questions(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    """The answered questions in the report's order: (a) and (b) per family, then the family comparisons (c)."""
+    return [*results.get("questions", []), *results.get("comparisons", [])]
 
 
 def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
@@ -75,7 +80,7 @@ def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
         for arm, cell in row["cells"].items():
             for m, v in cell.items():
                 out[f"{m}_{_slug(arm)}_f{row['fraction']:g}"] = v["mean"]
-    for q in [*results.get("questions", []), *results.get("comparisons", [])]:
+    for q in all_questions(results):
         key = question_key(q)
         out[key] = q["estimate"]
         out[f"{key}_lo"], out[f"{key}_hi"] = q["ci"]
@@ -266,7 +271,7 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
     """One plain sentence per question, (a) and (b) then the family comparisons (c): verdict, effect
     with CI, p-value, and (if inconclusive) the detectable difference; then why any was not asked."""
     out = []
-    for q in [*results.get("questions", []), *results.get("comparisons", [])]:
+    for q in all_questions(results):
         lvl = _pct(q["level"])
         ci = "too few patients for an interval" if q.get("ci_label") else f"{lvl}% CI {_signed(q['ci'][0])} to {_signed(q['ci'][1])}"
         test = ("superiority" if q["hypothesis"] == "superiority" else f"non-inferiority, margin {q['margin']:g}")
@@ -376,7 +381,7 @@ def _secondary_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[st
     lvl = _pct((results.get("protocol") or {}).get("level", 0.95))
     header = ["question", "training fraction", "endpoint", "difference (arm − baseline)", f"{lvl}% CI", "one-sided p", "p (Holm)", "verdict"]
     body = []
-    for q in [*results.get("questions", []), *results.get("comparisons", [])]:
+    for q in all_questions(results):
         name = f"{q['question']} [{FAMILY_NAMES.get(q['generator'], q['generator'])}]" if q.get("generator") and several_families(results) \
             else q["question"]
         for s in q.get("secondary", []):

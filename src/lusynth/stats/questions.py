@@ -191,8 +191,19 @@ class Analysis:
         """``arm``'s metric (minus ``versus``'s, paired) at ``fraction``, for the synthetic arms from
         ``generator``'s GANs (``versus`` from ``versus_generator``'s, default the same); None when an
         arm is missing. ``level``: the interval's (default ``params.level``)."""
-        values = list(self._split_values(arm, fraction, metric, versus=versus, generator=generator, versus_generator=versus_generator).values())
-        return self._combine(values, difference=versus is not None, level=level) if values else None
+        return self._estimate_per_fold(arm, fraction, metric, versus=versus, generator=generator, level=level,
+                                       versus_generator=versus_generator)[0]
+
+    def _estimate_per_fold(self, arm: str, fraction: float, metric: str, *, versus: str | None = None, generator: str | None = None,
+                           level: float | None = None, versus_generator: str | None = None) -> tuple[Estimate | None, list[dict[str, Any]]]:
+        """:meth:`estimate` and, from the same split values, each split's own value (the mean over its
+        runs, a difference for a contrast; NaN where undefined) in (repeat, fold) order: the report's
+        "per fold" row, empty with a single split."""
+        values = self._split_values(arm, fraction, metric, versus=versus, generator=generator, versus_generator=versus_generator)
+        if not values:
+            return None, []
+        folds = [{"repeat": r, "fold": k, "estimate": v.point} for (r, k), v in sorted(values.items())] if len(values) > 1 else []
+        return self._combine(list(values.values()), difference=versus is not None, level=level), folds
 
     def _split_values(self, arm: str, fraction: float, metric: str, *, versus: str | None, generator: str | None,
                       versus_generator: str | None) -> dict[tuple[int, int], SplitValue]:
@@ -208,15 +219,6 @@ class Analysis:
             out[split] = split_value(a, b, metric, n_test=s.labels.size, n_train=s.n_train,
                                      n_positive=int(s.labels.sum()), n_negative=int((s.labels == 0).sum()))
         return out
-
-    def per_fold(self, arm: str, fraction: float, metric: str, *, versus: str | None = None, generator: str | None = None,
-                 versus_generator: str | None = None) -> list[dict[str, Any]]:
-        """Each split's own value behind :meth:`estimate` (the mean over its runs, a difference for a
-        contrast; NaN where undefined), in (repeat, fold) order; empty with a single split."""
-        values = self._split_values(arm, fraction, metric, versus=versus, generator=generator, versus_generator=versus_generator)
-        if len(values) < 2:
-            return []
-        return [{"repeat": r, "fold": k, "estimate": v.point} for (r, k), v in sorted(values.items())]
 
     def table_cells(self, metrics: Sequence[str] = ("auc", "accuracy", "f1", "sensitivity", "specificity")) -> dict[str, Any]:
         """Per fraction and arm (a synthetic arm once per generator family, named by :meth:`arm_label`):
@@ -244,14 +246,14 @@ class Analysis:
             hypothesis, text = QUESTIONS[q]
             margin = p.margin if hypothesis == "non-inferiority" else 0.0
             for g in (self.generators if arm in self._gan_arms else [None]):
-                e = self.estimate(arm, f0, p.primary_metric, versus=p.baseline, generator=g, level=self.primary_level())
+                e, per_fold = self._estimate_per_fold(arm, f0, p.primary_metric, versus=p.baseline, generator=g, level=self.primary_level())
                 if e is None:
                     family = f" of the {g} family" if g and len(self.generators) > 1 else ""
                     skipped.append(f"({q}) {text} not asked: no '{arm}'{family} and '{p.baseline}' classifiers at fraction {f0:g}")
                     continue
                 d = decide(e, hypothesis=hypothesis, margin=margin, power=p.power, effect_of_interest=p.margin)
                 entry = _entry(q, text, arm, p.baseline, f0, p.primary_metric, e, d.as_dict(), generator=g or "")
-                entry["per_fold"] = self.per_fold(arm, f0, p.primary_metric, versus=p.baseline, generator=g)
+                entry["per_fold"] = per_fold
                 secondary = []
                 for f in self.fractions:
                     for m in (p.primary_metric, *p.secondary_metrics):
@@ -277,18 +279,17 @@ class Analysis:
         out, skipped = [], []
         f0 = self.primary_fraction()
         arms = [a for a in (p.added, p.replacement) if a in self._gan_arms]
+        if self.challengers() and p.added not in self._gan_arms:
+            return [], [f"(c) {text} not asked: no '{p.added}' classifiers trained on GANs"]
         for g in self.challengers():
-            if p.added not in self._gan_arms:
-                skipped.append(f"(c) {text} not asked: no '{p.added}' classifiers trained on GANs")
-                continue
-            e = self.estimate(p.added, f0, p.primary_metric, versus=p.added, generator=g, versus_generator=ref,
-                              level=self.comparison_level())
+            e, per_fold = self._estimate_per_fold(p.added, f0, p.primary_metric, versus=p.added, generator=g, versus_generator=ref,
+                                                  level=self.comparison_level())
             if e is None:
                 skipped.append(f"(c) {text} not asked for {g}: no '{p.added}' classifiers of both {g} and {ref} at fraction {f0:g}")
                 continue
             d = decide(e, hypothesis=hypothesis, margin=p.margin, power=p.power, effect_of_interest=p.margin)
             entry = _entry("c", text, p.added, p.added, f0, p.primary_metric, e, d.as_dict(), generator=g) | {"baseline_generator": ref}
-            entry["per_fold"] = self.per_fold(p.added, f0, p.primary_metric, versus=p.added, generator=g, versus_generator=ref)
+            entry["per_fold"] = per_fold
             secondary = []
             for arm in arms:
                 for f in self.fractions:
