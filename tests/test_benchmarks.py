@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -26,3 +29,43 @@ def test_list_with_only_selects_and_an_unknown_name_is_an_error() -> None:
     assert res.returncode == 0 and [line.split()[0] for line in res.stdout.splitlines()] == ["gan", "ingest"]
     bad = _run_all("--list", "--only", "no-such-bench")
     assert bad.returncode == 2 and "no-such-bench: no such benchmark" in bad.stderr and "gan" in bad.stderr
+
+
+def _history(*points: tuple[int, float, float, float]) -> list[dict[str, float]]:
+    """(step, validation MMD^2 in the embedding, test-patient MMD^2, memorisation rate) per evaluation;
+    the 1-NN readings are chosen so the default rule picks the step whose nn1 is written 0.5."""
+    out = []
+    for step, mmd, test, mem in points:
+        out.append({"step": step, "epoch": step / 10, "nn1_embed": 0.5 if step == 20 else 0.9, "mmd_embed": mmd,
+                    "nn1_pixels": 0.9, "mmd_pixels": mmd, "memorisation_rate": mem, "test_mmd_embed_ref": test})
+    return out
+
+
+def test_selection_bench_replays_each_rule_and_scores_it_on_the_test_patients(tmp_path: Path) -> None:
+    """A known answer: the default rule picks step 20 (test 0.5), the MMD rules (and the pixel 1-NN rule, all 0.9 there, by its MMD tie-break) step 30 (test 0.4), the
+    guarded oracle step 40 (test 0.3), 'last' and the unguarded oracle the memorising step 50 (0.1)."""
+    hist = _history((0, 0.0, 0.0, 0.0), (10, 0.8, 0.9, 0.0), (20, 0.6, 0.5, 0.0), (30, 0.2, 0.4, 0.0),
+                    (40, 0.3, 0.3, 0.01), (50, 0.1, 0.1, 0.9))
+    shifted = [dict(e, test_mmd_embed_ref=e["test_mmd_embed_ref"] + 0.1) for e in hist]
+    results = {"stores": {"s": {"runs": {"dcgan": {"0": {"history": hist}, "1": {"history": shifted}},
+                                         "real-train": {"0": {"history": hist}}}}}}
+    src = tmp_path / "generators.json"
+    src.write_text(json.dumps(results))
+    out = tmp_path / "selection.json"
+    res = subprocess.run([sys.executable, str(BENCHMARKS / "bench_selection.py"), "--results", str(src), "--out", str(out)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 0, res.stderr
+    got = json.loads(out.read_text())["files"]["generators.json"]["s"]
+    assert len(got["runs"]) == 2  # the real-train pseudo-family is not a generator
+    steps = {rule: c["step"] for rule, c in got["runs"][0]["choices"].items()}
+    assert steps == {"nn1_embed": 20, "nn1_pixels": 30, "mmd_embed": 30, "mmd_pixels": 30,
+                     "last": 50, "oracle": 40, "oracle-unguarded": 50}
+    s = got["summary"]
+    assert s["mmd_embed"]["vs_default"]["mean"] == pytest.approx(-0.1) and s["mmd_embed"]["wins"] == 2
+    assert s["oracle"]["test_mmd"] == pytest.approx(0.35) and s["oracle-unguarded"]["memorisation_rate"] == pytest.approx(0.9)
+    assert s["nn1_embed"]["vs_default"]["mean"] == 0 and "nn1_embed" in res.stdout
+    bad = tmp_path / "bad.json"
+    bad.write_text("{}")
+    res = subprocess.run([sys.executable, str(BENCHMARKS / "bench_selection.py"), "--results", str(bad), "--out", str(out)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode != 0 and "not a bench_generators.py results file" in res.stderr and "Traceback" not in res.stderr

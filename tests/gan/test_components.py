@@ -36,6 +36,22 @@ def test_selection_prefers_1nn_near_half_among_non_memorising_checkpoints() -> N
         choose(history[:1], rule="nn1_embed", max_memorisation_rate=0.05)
 
 
+def test_mmd_rule_takes_the_lowest_mmd_among_non_memorising_checkpoints_ties_to_the_later() -> None:
+    history = [
+        _entry(0, 0.50, 0.0, 0.0),  # untrained: never a candidate, though its MMD^2 is lowest
+        _entry(10, 0.55, 0.30, 0.0),  # best 1-NN, but not the lowest MMD^2
+        _entry(20, 0.90, 0.05, 0.20),  # lowest MMD^2 but memorises
+        _entry(30, 0.90, 0.10, 0.01),
+        _entry(40, 0.95, 0.10, 0.02),  # ties with step 30: the later one
+        _entry(50, 0.80, 0.20, 0.0),
+    ]
+    c = choose(history, rule="mmd_embed", max_memorisation_rate=0.05)
+    assert c["entry"]["step"] == 40 and c["eligible"] and c["reason"].startswith("mmd_embed = 0.1000")
+    assert choose(history, rule="nn1_embed", max_memorisation_rate=0.05)["entry"]["step"] == 10
+    assert choose(history, rule="mmd_embed", max_memorisation_rate=0.5)["entry"]["step"] == 20
+    assert GanParams(selection="mmd_pixels").selection == "mmd_pixels"
+
+
 def test_diffaugment_is_differentiable_shape_preserving_and_off_when_empty() -> None:
     torch.manual_seed(0)
     x = torch.rand(4, 1, 16, 16, requires_grad=True)

@@ -242,6 +242,18 @@ def test_selection_records_the_near_copy_policy_it_applied(store: Path, tmp_path
     assert "memorisation_percentile" not in summary["params"]
 
 
+def test_an_mmd_selection_rule_chooses_the_lowest_mmd_eligible_checkpoint(store: Path, tmp_path: Path) -> None:
+    out = tmp_path / "gan"
+    train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=3, eval_every=1, selection="mmd_pixels"),
+              progress=False)
+    summary = json.loads((out / "gan.json").read_text())
+    history = json.loads((out / "fidelity_history.json").read_text())
+    eligible = [h for h in history if h["epoch"] >= 1 and h["memorisation_rate"] <= summary["selection"]["max_memorisation_rate"]]
+    assert summary["selection"]["rule"] == "mmd_pixels" and len(eligible) >= 2
+    best = min(eligible, key=lambda h: (h["mmd_pixels"], -h["step"]))
+    assert summary["chosen"]["step"] == best["step"] and summary["selection"]["reason"].startswith("mmd_pixels = ")
+
+
 @pytest.mark.parametrize(("seconds", "expected"), [(0.0, [1, 2, 3, 4, 5]), (1e9, [2, 4, 5])], ids=["every-epoch", "evaluations-and-end"])
 def test_resumable_state_is_written_at_evaluations_the_end_and_every_checkpoint_seconds(
     store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, seconds: float, expected: list[int]

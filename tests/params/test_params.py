@@ -39,4 +39,4 @@ def test_help_and_choices_come_from_the_dataclass() -> None:
 
     helps = field_help(GanParams)
     assert helps["ngf"].startswith("generator width") and "fast paths" in helps["fast_cpu"]  # trailing and preceding comments
-    assert field_choices(GanParams)["selection"] == ("nn1_embed", "nn1_pixels", "last")
+    assert field_choices(GanParams)["selection"] == ("nn1_embed", "nn1_pixels", "mmd_embed", "mmd_pixels", "last")

@@ -13,7 +13,7 @@ from lusynth.runtime import PRECISIONS
 __all__ = ["GENERATORS", "GanParams", "GenerateParams", "SELECTION_RULES"]
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
-SELECTION_RULES = ("nn1_embed", "nn1_pixels", "last")
+SELECTION_RULES = ("nn1_embed", "nn1_pixels", "mmd_embed", "mmd_pixels", "last")
 
 
 @dataclass
@@ -69,7 +69,7 @@ class GanParams:
     # evaluation and selection
     eval_every: int = 10  # epochs between fidelity evaluations (also at epoch 0 and the last)
     n_eval: int = 200  # synthetic frames per evaluation (capped real side: all validation frames)
-    selection: str = "nn1_embed"  # checkpoint rule: 1-NN closest to 0.5 in this space | last
+    selection: str = "nn1_embed"  # checkpoint rule: 1-NN closest to 0.5 in this space | lowest MMD^2 (mmd_*) | last
     max_memorisation_rate: float = 0.05  # a checkpoint with more near-copies than this is not eligible
     embedding_epochs: int = 6  # training epochs of the fidelity embedding net
     keep_checkpoints: bool = True  # keep every evaluated checkpoint (False: only last + chosen)
