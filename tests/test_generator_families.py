@@ -126,6 +126,7 @@ def test_the_report_puts_the_families_side_by_side() -> None:
              "fidelity": {"nn1_embed": 0.9}, "privacy": {}},
             {"name": "gan a f=0.5 fastgan", "label": "a", "fraction": 0.5, "generator": "fastgan",
              "gate": {"decision": "insufficient_evidence", "passed": False}, "fidelity": {"nn1_embed": 0.6}, "privacy": {},
+             "patient_audit": {"copy_rate": {"copy_rate": 0.5, "lo": 0.4, "hi": 0.6}},
              "fidelity_patient": {"embedding": {"synthetic": {"nn1_accuracy": 0.75}, "real_floor": {"nn1_accuracy": 0.8}}}},
             {"name": "gan a f=1 fastgan", "label": "a", "fraction": 1.0, "generator": "fastgan",
              "gate": {"decision": "pass", "passed": True}, "fidelity": {"nn1_embed": 0.7}, "privacy": {},
@@ -133,6 +134,7 @@ def test_the_report_puts_the_families_side_by_side() -> None:
                                   "pixels": {"synthetic": {"nn1_accuracy": 0.1}, "real_floor": {"nn1_accuracy": 0.1}}}},
             {"name": "gan b f=1 fastgan", "label": "b", "fraction": 1.0, "generator": "fastgan",
              "gate": {"decision": "pass", "passed": True}, "fidelity": {"nn1_embed": 0.7}, "privacy": {},
+             "patient_audit": {"copy_rate": {"copy_rate": 0.02, "lo": 0.0, "hi": 0.05}},
              "fidelity_patient": {"embedding": {"synthetic": {"nn1_accuracy": 0.7}, "real_floor": {"nn1_accuracy": 0.8}}}},
         ],
     }
@@ -142,11 +144,13 @@ def test_the_report_puts_the_families_side_by_side() -> None:
     assert "Bonferroni level 97.5%" in line and "Primary endpoint: patient-level auc at fraction 0.5" in line and "{" not in line
     header, body = family_rows(results)
     assert header[0] == "generator family"
+    # copy rate: the patient audits' mean over the row's generators that have one (one of the two at fraction 1)
     # fidelity: patient-level 1-NN in the embedding (not pixels), mean over the row's generators, beside the real floor's
-    assert body == [["DCGAN", "0.5", "INCONCLUSIVE -0.020", "", "1 pass, 1 FAIL", "-"],
-                    ["DCGAN", "1", "", "", "-", "-"],
-                    ["FastGAN-lite", "0.5", "SUPERIOR +0.080", "", "1 insufficient evidence", "0.750 / 0.800"],
-                    ["FastGAN-lite", "1", "inconclusive +0.010 (secondary)", "", "2 pass", "0.800 / 0.700"]]
+    assert header[-2] == "copy rate, unfiltered (↓)"
+    assert body == [["DCGAN", "0.5", "INCONCLUSIVE -0.020", "", "1 pass, 1 FAIL", "-", "-"],
+                    ["DCGAN", "1", "", "", "-", "-", "-"],
+                    ["FastGAN-lite", "0.5", "SUPERIOR +0.080", "", "1 insufficient evidence", "0.500", "0.750 / 0.800"],
+                    ["FastGAN-lite", "1", "inconclusive +0.010 (secondary)", "", "2 pass", "0.020", "0.800 / 0.700"]]
     sentences = question_sentences(results)
     assert sentences[0].startswith("(a) real+synthetic [DCGAN] vs real") and sentences[1].startswith("(a) real+synthetic [FastGAN-lite] vs real")
     results["table"] = {"rows": [{"fraction": 0.5, "cells": {"real+synthetic [fastgan]": {"auc": {"mean": 0.7}}}}]}

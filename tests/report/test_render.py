@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 
 from lusynth.report import plots
@@ -197,3 +198,22 @@ def test_a_hundred_classifiers_get_a_legend_per_arm_and_family_not_per_classifie
     many = _rgb(plots.roc_curves({n: curve() for n in names}))
     two = _rgb(plots.roc_curves({"real f=1 s=0": curve(), "synthetic f=1 s=0": curve()}))
     assert many.shape[0] <= 1.1 * two.shape[0], (many.shape, two.shape)
+
+
+def test_fidelity_curves_show_the_near_copy_rate_its_limit_and_the_chosen_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generator that gets closer to real only by copying shows it beside its fidelity: a third panel
+    with the near-copy rate and the selection's limit, and the chosen step marked on every panel."""
+    figs = []
+    monkeypatch.setattr(plots, "_png", lambda fig: figs.append(fig) or b"")
+    history = [{"step": s, "mmd_embed": 1 / (s + 1), "nn1_embed": 0.9, "memorisation_rate": m}
+               for s, m in ((0, 0.0), (10, 0.02), (20, 0.4), (30, 0.9))]
+    plots.fidelity_curves(history, title="t", chosen_step=10, max_memorisation_rate=0.05)
+    plots.fidelity_curves([{k: v for k, v in h.items() if k != "memorisation_rate"} for h in history], title="old history")
+    (a1, a2, a3), old = figs[0].axes, figs[1].axes
+    assert len(old) == 2  # a history written before the near-copy rate was recorded: the two panels as before
+    assert list(a3.lines[0].get_ydata()) == [0.0, 0.02, 0.4, 0.9]
+    hlines = [float(ln.get_ydata()[0]) for ln in a3.lines[1:] if len(set(ln.get_ydata())) == 1 and ln.get_xdata()[0] == 0]
+    assert 0.05 in hlines
+    for ax in (a1, a2, a3):
+        assert any(list(ln.get_xdata()) == [10, 10] for ln in ax.lines), ax.get_title()
+    assert not any(list(ln.get_xdata()) == [10, 10] for ax in old for ln in ax.lines)

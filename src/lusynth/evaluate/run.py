@@ -446,7 +446,8 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         figures[f"dcr_{tag}"] = plots.dcr_histogram(res["dcr"]["synthetic"], res["dcr"]["holdout"],
                                                                  threshold=res["privacy"]["near_copy_threshold"], title=name)
         if t.gan and t.gan.history:
-            figures[f"fidelity_{tag}"] = plots.fidelity_curves(t.gan.history, title=name)
+            figures[f"fidelity_{tag}"] = plots.fidelity_curves(t.gan.history, title=name, chosen_step=(t.gan.chosen or {}).get("step"),
+                                                               max_memorisation_rate=(t.gan.selection or {}).get("max_memorisation_rate"))
     privacy = {"passed": (all(a["gate"]["passed"] for a in audits) if audits else None),
                "reasons": [f"{a['name']}: {r}" for a in audits for r in a["gate"]["reasons"]],
                "thresholds": {k: v for k, v in as_dict(params).items() if k.startswith("gate_")}}

@@ -206,9 +206,14 @@ def dcr_histogram(synthetic_dcr: np.ndarray, holdout_dcr: np.ndarray, *, thresho
     return _png(fig)
 
 
-def fidelity_curves(history: Sequence[Mapping[str, Any]], *, title: str) -> bytes:
-    """MMD and 1-NN accuracy over GAN training steps (from the GAN's fidelity_history.json)."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9.5, 3.4), layout="constrained")
+def fidelity_curves(history: Sequence[Mapping[str, Any]], *, title: str, chosen_step: int | None = None,
+                    max_memorisation_rate: float | None = None) -> bytes:
+    """MMD, 1-NN accuracy and the near-copy rate over GAN training steps (from the GAN's
+    fidelity_history.json), with the selection's memorisation guard and the chosen checkpoint: a
+    generator that gets closer to real only by copying training frames shows it here."""
+    memo = any("memorisation_rate" in h for h in history)
+    fig, axes = plt.subplots(1, 3 if memo else 2, figsize=(13.5 if memo else 9.5, 3.4), layout="constrained")
+    a1, a2 = axes[0], axes[1]
     steps = [h.get("step", i) for i, h in enumerate(history)]
     names = {"mmd_pixels": "pixels", "mmd_embed": "embedding", "nn1_pixels": "pixels", "nn1_embed": "embedding"}
     for ax, keys in ((a1, ("mmd_pixels", "mmd_embed")), (a2, ("nn1_pixels", "nn1_embed"))):
@@ -218,7 +223,16 @@ def fidelity_curves(history: Sequence[Mapping[str, Any]], *, title: str) -> byte
     a2.axhline(0.5, color="grey", linestyle=":", linewidth=1, label="ideal (0.5)")
     a1.set_title("kernel MMD² (lower is better)", fontsize=10)
     a2.set_title("1-NN accuracy (0.5 is ideal)", fontsize=10)
-    for a in (a1, a2):
+    if memo:
+        a3 = axes[2]
+        a3.plot(steps, [_num(h.get("memorisation_rate")) for h in history], marker=_MARKERS[0], color="#d62728", label="near-copy rate")
+        if max_memorisation_rate is not None:
+            a3.axhline(max_memorisation_rate, color="k", linestyle="--", linewidth=1, label="selection's limit")
+        a3.set_title("near-copies of training frames (lower is safer)", fontsize=10)
+        a3.set_ylim(-0.02, 1.02)
+    for a in axes:
+        if chosen_step is not None:
+            a.axvline(chosen_step, color="grey", linestyle="-.", linewidth=1, label="chosen checkpoint")
         a.set_xlabel("GAN step")
         a.grid(alpha=0.3)
         a.legend(fontsize=8)

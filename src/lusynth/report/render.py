@@ -162,7 +162,7 @@ def figure_tag(label: str, fraction: float, gan_seed: int = 0, fold: int = 0, ge
 GAN_FIGURES = {
     "samples": "Real test frames (top) and synthetic frames (bottom)",
     "dcr": "Distance to the closest training frame: synthetic and real test frames, with the near-copy cut-off",
-    "fidelity": "Fidelity during GAN training: MMD² and 1-NN accuracy per step",
+    "fidelity": "Fidelity and copying during GAN training: MMD², 1-NN accuracy and near-copy rate per step, with the chosen checkpoint",
     "audit_near_copy_ratios": "Privacy audit: near-copy distance ratios of the unfiltered output",
     "audit_membership_scores": "Privacy audit: membership score per patient, training vs unseen",
 }
@@ -397,7 +397,10 @@ def _secondary_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[st
 _FAMILIES_NOTE = ("Each family's GANs were trained on the same folds, classes and patients, and its synthetic arms scored on the "
                   "same test patients against the same real classifiers. Verdicts in capitals at the primary fraction, "
                   "secondary (exploratory) ones at the other fractions; privacy: the audit's "
-                  "decision of every generator of the family at that fraction (all classes and folds); fidelity: the mean over those "
+                  "decision of every generator of the family at that fraction (all classes and folds); copy rate: the mean over those "
+                  "generators of the share of their unfiltered frames that the patient audit counts as near-copies of a training "
+                  "frame (about the audit's calibration percentile for a generator that copies no more than new patients resemble "
+                  "training ones; far above it, what a generator closer to real may be buying its closeness with); fidelity: the mean over those "
                   "generators of the leave-one-patient-out 1-NN accuracy of their frames against the test patients in the real classifier's "
                   "embedding, beside the same test for the validation patients (what new real patients score): with a few patients "
                   "per fold, new real patients read far from 0.5 and a collapsed generator can read 0.5 exactly, so compare a "
@@ -413,8 +416,11 @@ _COMPARISON_NOTE = ("Head to head on the same test patients: the family's real+s
 def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """One row per generator family and training fraction: the questions' verdicts (primary
     fraction; with a (c) column when families were compared head to head: "reference" in the
-    reference family's rows), the privacy decisions of its generators and their mean patient-level
-    1-NN accuracy beside the real floor's (``fidelity_patient``; "-" where no generator of the row has one)."""
+    reference family's rows), the privacy decisions of its generators, the mean copy rate of their
+    unfiltered output (the patient audit's) and their mean patient-level 1-NN accuracy beside the
+    real floor's (``fidelity_patient``; "-" where no generator of the row has one): fidelity and
+    copying side by side, because on few patients a generator gets closer to unseen patients
+    mainly by copying training ones (benchmarks/results/README.md, "Checkpoint selection")."""
     p = results.get("protocol") or {}
     families = list(p.get("generators") or [])
     fractions: list[Any] = sorted({float(a["fraction"]) for a in results.get("audits", []) if a.get("fraction") is not None})
@@ -423,7 +429,7 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     asked = ["a", "b"] + (["c"] if comparisons else [])
     header = ["generator family", "training fraction", "(a) real+synthetic vs real", "(b) synthetic vs real",
               *([f"(c) real+synthetic vs {FAMILY_NAMES.get(ref, ref)}'s"] if comparisons else []), "privacy (per generator)",
-              "1-NN accuracy embedding, per patient: synthetic / real floor"]
+              "copy rate, unfiltered (↓)", "1-NN accuracy embedding, per patient: synthetic / real floor"]
     body = []
     for g in families:
         qs = {q["question"]: q for q in results.get("questions", []) if q.get("generator") == g}
@@ -445,8 +451,15 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
             mine = [a for a in results.get("audits", []) if str(a.get("generator") or "dcgan") == g and a.get("fraction") == f]
             words = [_gate_word(a.get("gate") or {}) for a in mine]
             privacy = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)) if words else "-"
-            body.append([FAMILY_NAMES.get(g, g), _g(f), *verdicts, privacy, _patient_nn1_pair(mine)])
+            body.append([FAMILY_NAMES.get(g, g), _g(f), *verdicts, privacy, _mean_copy_rate(mine), _patient_nn1_pair(mine)])
     return header, body
+
+
+def _mean_copy_rate(audits: Sequence[Mapping[str, Any]]) -> str:
+    """The mean over ``audits`` of the patient audit's copy rate (the share of a generator's unfiltered
+    frames nearer a training frame than unseen patients' frames come), "-" where none has one."""
+    rates = [float(r) for a in audits if (r := ((a.get("patient_audit") or {}).get("copy_rate") or {}).get("copy_rate")) is not None]
+    return _fmt(sum(rates) / len(rates)) if rates else "-"
 
 
 def _patient_nn1_pair(audits: Sequence[Mapping[str, Any]]) -> str:
