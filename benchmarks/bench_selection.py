@@ -13,6 +13,12 @@ histories with the trainer's own :func:`lusynth.gan.selection.choose` (the demo'
   best any rule could do under the guard;
 * ``oracle-unguarded``: the same without the guard, which shows what the guard costs.
 
+And the issue's 1-NN bar (leave-one-patient-out 1-NN in the embedding <= 0.70): on POCUS the only
+patients with room for leave-one-patient-out are the training ones (``train_nn1_embed_patient``;
+2 held-out patients make it degenerate), so ``nn1_bar`` counts, per store, the runs where some
+eligible checkpoint reads <= 0.70 there, against the runs where some *copying* checkpoint (near-copy
+rate above the guard) does: whether the bar is reachable without copying.
+
 Per results file and store: each rule's mean test MMD^2, its mean memorisation rate, and its
 paired difference from the default rule (``nn1_embed``) over the runs (family x seed) with a 95 %
 t interval; wins and losses count runs where it chose a checkpoint with lower / higher test MMD^2.
@@ -46,6 +52,20 @@ DEFAULT_RULE = GanParams().selection
 TEST_KEY = "test_mmd_embed_ref"  # the held-out reading each choice is scored by
 ORACLE_KEY = "mmd_test_oracle"  # TEST_KEY copied under an ``mmd_`` name, so choose() can rank by it
 REFERENCES = ("oracle", "oracle-unguarded")
+NN1_KEY = "train_nn1_embed_patient"  # leave-one-patient-out 1-NN against the class's training patients
+NN1_BAR = 0.70  # the issue's bar
+
+
+def nn1_bar(history: list[dict[str, Any]], *, max_memorisation_rate: float) -> dict[str, bool] | None:
+    """Whether any eligible / any copying (near-copy rate above the guard) trained checkpoint reads
+    ``NN1_KEY`` <= ``NN1_BAR``; None when the history has no such reading."""
+    h = [e for e in history if "error" not in e and float(e["epoch"]) >= 1 and NN1_KEY in e]
+    if not h:
+        return None
+    ok = [float(e[NN1_KEY]) <= NN1_BAR for e in h]
+    copying = [float(e["memorisation_rate"]) > max_memorisation_rate for e in h]
+    return {"eligible": any(o and not c for o, c in zip(ok, copying, strict=True)), "copying": any(o and c for o, c in zip(ok, copying, strict=True)),
+            "any_copying": any(copying)}
 
 
 def replay(history: list[dict[str, Any]], *, max_memorisation_rate: float) -> dict[str, dict[str, Any]] | None:
@@ -95,7 +115,7 @@ def study(paths: list[Path], *, max_memorisation_rate: float) -> dict[str, Any]:
             raise SystemExit(f"{path}: not a bench_generators.py results file ({exc}); pass one written by that script") from None
         per_store: dict[str, Any] = {}
         for store, entry in stores.items():
-            runs = []
+            runs, bar = [], []
             for family, seeds in entry.get("runs", {}).items():
                 if family.startswith("real-"):
                     continue
@@ -103,8 +123,12 @@ def study(paths: list[Path], *, max_memorisation_rate: float) -> dict[str, Any]:
                     choices = replay(run.get("history", []), max_memorisation_rate=max_memorisation_rate)
                     if choices is not None:
                         runs.append({"family": family, "seed": int(seed), "choices": choices})
+                    reached = nn1_bar(run.get("history", []), max_memorisation_rate=max_memorisation_rate)
+                    if reached is not None:
+                        bar.append(reached)
             if runs:
-                per_store[store] = {"runs": runs, "summary": summarise(runs)}
+                per_store[store] = {"runs": runs, "summary": summarise(runs),
+                                    "nn1_bar": {"bar": NN1_BAR, "runs": len(bar), **{k: sum(b[k] for b in bar) for k in ("eligible", "copying", "any_copying")}}}
         files[path.name] = per_store
     return {"default_rule": DEFAULT_RULE, "max_memorisation_rate": max_memorisation_rate, "test_reading": TEST_KEY, "files": files}
 
@@ -119,6 +143,10 @@ def table(result: dict[str, Any]) -> str:
                 d = s["vs_default"]
                 lines.append(f"  {rule:<18}{s['test_mmd']:>11.3f}{s['memorisation_rate']:>7.2f}   "
                              f"{d['mean']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}]   {s['wins']}/{s['losses']}")
+            b = entry["nn1_bar"]
+            if b["runs"]:
+                lines.append(f"  {NN1_KEY} <= {b['bar']:g} reached by an eligible checkpoint in {b['eligible']} of {b['runs']} runs, "
+                             f"by a copying one in {b['copying']} of the {b['any_copying']} runs that had one")
     return "\n".join(lines)
 
 

@@ -33,11 +33,13 @@ def test_list_with_only_selects_and_an_unknown_name_is_an_error() -> None:
 
 def _history(*points: tuple[int, float, float, float]) -> list[dict[str, float]]:
     """(step, validation MMD^2 in the embedding, test-patient MMD^2, memorisation rate) per evaluation;
-    the 1-NN readings are chosen so the default rule picks the step whose nn1 is written 0.5."""
+    the 1-NN readings are chosen so the default rule picks the step whose nn1 is written 0.5. The
+    training-patient 1-NN reaches the 0.70 bar only at step 50."""
     out = []
     for step, mmd, test, mem in points:
         out.append({"step": step, "epoch": step / 10, "nn1_embed": 0.5 if step == 20 else 0.9, "mmd_embed": mmd,
-                    "nn1_pixels": 0.9, "mmd_pixels": mmd, "memorisation_rate": mem, "test_mmd_embed_ref": test})
+                    "nn1_pixels": 0.9, "mmd_pixels": mmd, "memorisation_rate": mem, "test_mmd_embed_ref": test,
+                    "train_nn1_embed_patient": 0.5 if step == 50 else 0.9})
     return out
 
 
@@ -46,7 +48,9 @@ def test_selection_bench_replays_each_rule_and_scores_it_on_the_test_patients(tm
     guarded oracle step 40 (test 0.3), 'last' and the unguarded oracle the memorising step 50 (0.1)."""
     hist = _history((0, 0.0, 0.0, 0.0), (10, 0.8, 0.9, 0.0), (20, 0.6, 0.5, 0.0), (30, 0.2, 0.4, 0.0),
                     (40, 0.3, 0.3, 0.01), (50, 0.1, 0.1, 0.9))
-    shifted = [dict(e, test_mmd_embed_ref=e["test_mmd_embed_ref"] + 0.1) for e in hist]
+    # the second run: every test reading 0.1 higher, and an eligible checkpoint (step 40) under the 1-NN bar
+    shifted = [dict(e, test_mmd_embed_ref=e["test_mmd_embed_ref"] + 0.1, train_nn1_embed_patient=0.65 if e["step"] == 40 else
+                    e["train_nn1_embed_patient"]) for e in hist]
     results = {"stores": {"s": {"runs": {"dcgan": {"0": {"history": hist}, "1": {"history": shifted}},
                                          "real-train": {"0": {"history": hist}}}}}}
     src = tmp_path / "generators.json"
@@ -64,6 +68,8 @@ def test_selection_bench_replays_each_rule_and_scores_it_on_the_test_patients(tm
     assert s["mmd_embed"]["vs_default"]["mean"] == pytest.approx(-0.1) and s["mmd_embed"]["wins"] == 2
     assert s["oracle"]["test_mmd"] == pytest.approx(0.35) and s["oracle-unguarded"]["memorisation_rate"] == pytest.approx(0.9)
     assert s["nn1_embed"]["vs_default"]["mean"] == 0 and "nn1_embed" in res.stdout
+    # the 1-NN bar: reached without copying in the second run only, by a copying checkpoint in both
+    assert got["nn1_bar"] == {"bar": 0.7, "runs": 2, "eligible": 1, "copying": 2, "any_copying": 2}
     bad = tmp_path / "bad.json"
     bad.write_text("{}")
     res = subprocess.run([sys.executable, str(BENCHMARKS / "bench_selection.py"), "--results", str(bad), "--out", str(out)],
