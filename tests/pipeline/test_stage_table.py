@@ -212,3 +212,21 @@ def test_runtime_switches_are_run_context_not_parameters() -> None:
     assert set(RUNTIME_FIELDS) <= {f.name for f in dataclasses.fields(RunContext)}
     for section in SECTIONS:
         assert not set(RUNTIME_FIELDS) & {f.name for f in dataclasses.fields(section_class(section))}, section
+
+
+@pytest.mark.parametrize("profile", ["tiny", "demo"])  # paper: a larger phantom (its ingest alone takes ~30 s)
+def test_a_profiles_own_phantom_gives_every_gan_the_two_training_patients_per_class_the_audit_needs(
+    profile: str, tmp_path: Path
+) -> None:
+    """`lusynth run --profile tiny` once failed in every audit task: at fraction 0.5 a fold's GAN trained on
+    1 patient per class, and the patient-aware near-copy ratio needs 2."""
+    from lusynth.data.framestore import open_store
+    from lusynth.params import stage_params
+    from lusynth.runtime import RunContext
+    from lusynth.stages import run_stage
+
+    store = open_store(run_stage("ingest", tmp_path / "frames", profile=profile, ctx=RunContext(progress=False, track=False)).artefact.path)
+    grid = stage_params("experiment", profile)
+    fewest = min((len(store.patients(store.view(k, "train", label=c, fraction=f))), k, c, f)
+                 for k in range(grid.folds) for c in store.classes for f in grid.fractions)
+    assert fewest[0] >= 2, f"profile {profile}: fold {fewest[1]}, class {fewest[2]}, fraction {fewest[3]}: {fewest[0]} training patient(s)"
