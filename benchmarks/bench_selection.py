@@ -82,7 +82,8 @@ def replay(history: list[dict[str, Any]], *, max_memorisation_rate: float) -> di
 
 
 def _paired(diffs: np.ndarray) -> dict[str, float]:
-    """Mean paired difference with a 95 % t interval (nan with fewer than 2 runs or no spread)."""
+    """Mean paired difference with a 95 % t interval (nan bounds with fewer than 2 runs; the mean itself
+    as both bounds when every difference is the same)."""
     mean = float(diffs.mean())
     if len(diffs) < 2 or float(diffs.std(ddof=1)) == 0.0:
         return {"mean": mean, "lo": mean if len(diffs) >= 2 else float("nan"), "hi": mean if len(diffs) >= 2 else float("nan")}
