@@ -45,13 +45,14 @@ def _shared_tracking(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pyte
 
 @pytest.fixture(scope="module")
 def fast_gans(phantom_store: Path, tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """One tiny FastGAN-lite per class (2 epochs, width 4, nz 16)."""
+    """One tiny FastGAN-lite per class (2 epochs, width 4, nz 16), the second at half size (``fastgan_downscale`` 2)."""
     base = tmp_path_factory.mktemp("fastgans")
     mp = pytest.MonkeyPatch()
     mp.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.getbasetemp() / 'gan-tests-mlruns.db'}")
     try:
-        for label in LABELS:
-            train_gan(phantom_store, base / label, label=label, fraction=1.0, generator="fastgan", params=tiny_params(**FAST), progress=False)
+        for label, downscale in zip(LABELS, (1, 2), strict=True):
+            train_gan(phantom_store, base / label, label=label, fraction=1.0, generator="fastgan", progress=False,
+                      params=tiny_params(**FAST, fastgan_downscale=downscale))
     finally:
         mp.undo()
     return [base / label for label in LABELS]
@@ -61,7 +62,14 @@ def test_a_fastgan_run_records_its_family_and_ships_fastgan_networks(fast_gans: 
     gan = fast_gans[0]
     run = GanRun.load(gan)
     assert run.family == "fastgan" and run.params["generator"] == "fastgan" and run.key.generator == "fastgan"
-    assert run.config == {"family": "fastgan", "image_size": 64, "nz": 16, "ngf": 4, "ndf": 4, "nc": 1, "recon_weight": 1.0}
+    assert run.config == {"family": "fastgan", "image_size": 64, "nz": 16, "ngf": 4, "ndf": 4, "nc": 1, "recon_weight": 1.0, "downscale": 1}
+    half = GanRun.load(fast_gans[1])
+    assert half.config["downscale"] == 2 and half.params["fastgan_downscale"] == 2
+    assert half.flops_per_image["train_step"] < 0.8 * run.flops_per_image["train_step"]
+    g_half, _ = load_generator(fast_gans[1])
+    assert isinstance(g_half, fastgan.FastGANGenerator) and g_half.resolutions[-1] == 32
+    with torch.no_grad():
+        assert g_half(torch.randn(2, 16, 1, 1)).shape == (2, 1, 64, 64)
     assert json.loads((gan / "gan.json").read_text())["config"]["family"] == "fastgan"
     # every checkpoint (the resumable state and each evaluated one) says which networks its weights are
     for ck in (gan / "checkpoints").glob("*.pt"):
@@ -108,13 +116,16 @@ def test_generate_audit_export_and_card_work_for_fastgan(phantom_store: Path, fa
     assert set(a.report["discriminator_attack"]) == set(LABELS)
     assert 0 <= a.report["membership"]["discriminator"]["auc"] <= 1
     # ONNX: the parity check passed, the metadata names the family, the graph gives sample_frames' frames
-    res = export_generator(fast_gans[0], tmp_path / "g.onnx")
-    meta = read_metadata(res.path)
-    assert meta["lusynth.generator_family"] == "fastgan" and "FastGAN-lite" in meta["lusynth.architecture"]
-    g, cfg = load_generator(fast_gans[0])
-    z = torch.randn(5, cfg.nz, generator=torch.Generator().manual_seed(1))
-    got = ort_session(res.path).run(None, {"z": z.numpy()})[0]
-    assert got.shape == (5, 64, 64) and np.abs(got.astype(int) - sample_frames(g, z.view(5, cfg.nz, 1, 1)).astype(int)).max() <= 1
+    # (the half-size G too: its bilinear upsampling is an ONNX Resize)
+    for i, gan in enumerate(fast_gans):
+        res = export_generator(gan, tmp_path / f"g{i}.onnx")
+        meta = read_metadata(res.path)
+        assert meta["lusynth.generator_family"] == "fastgan" and "FastGAN-lite" in meta["lusynth.architecture"]
+        assert ("work at 32x32 and G's frames are bilinearly upsampled to 64x64" in meta["lusynth.architecture"]) == (i == 1)
+        g, cfg = load_generator(gan)
+        z = torch.randn(5, cfg.nz, generator=torch.Generator().manual_seed(1))
+        got = ort_session(res.path).run(None, {"z": z.numpy()})[0]
+        assert got.shape == (5, 64, 64) and np.abs(got.astype(int) - sample_frames(g, z.view(5, cfg.nz, 1, 1)).astype(int)).max() <= 1
     card = generator_model_card(meta, None, gate=GateDecision("challenger", "no audit"), onnx_sha256=res.sha256, pipeline_run_id=None)
     assert "FastGAN-lite" in card and "DCGAN" not in card
 
@@ -125,7 +136,7 @@ def test_a_dcgan_run_records_its_family_and_an_old_checkpoint_without_it_is_a_dc
     assert run.family == "dcgan" and run.config["family"] == "dcgan" and run.params["generator"] == "dcgan" and run.key.generator == "dcgan"
     assert run.flops_per_image == flops_per_image(config_from_dict(run.config))  # type: ignore[arg-type]
     # what train-gan wrote before the FastGAN family: no family in the config, no new fields in the params
-    new_fields = ("generator", "fastgan_width", "fastgan_recon_weight", "fastgan_lr")
+    new_fields = ("generator", "fastgan_width", "fastgan_recon_weight", "fastgan_lr", "fastgan_downscale")
     for ck in (out / "checkpoints").glob("*.pt"):
         state = load_checkpoint(ck)
         del state["config"]["family"]
@@ -197,6 +208,27 @@ def test_a_killed_and_resumed_fastgan_ends_with_identical_weights(phantom_store:
         differ = [k for k in a[part] if not torch.equal(a[part][k], b[part][k])]
         assert not differ, f"kill at step {kill_at}: {part} {differ[:5]} differ"
     assert [h["step"] for h in run.history] == [h["step"] for h in ref.history]
+
+
+def test_fastgan_trains_in_the_dcgans_cpu_layout_and_a_downscale_too_big_for_the_frames_is_one_clear_error(
+        phantom_store: Path, tmp_path: Path) -> None:
+    from lusynth.gan.families import build_networks, network_config
+    from lusynth.models.fastcpu import ChannelsLastAdam
+
+    params = tiny_params()
+    g, d, opt_g, opt_d, mf = build_networks(network_config(params, 64, "fastgan"), params, "cpu")
+    assert mf == torch.channels_last and g.to_img.parametrizations.weight.original.is_contiguous(memory_format=torch.channels_last)
+    assert isinstance(opt_g, ChannelsLastAdam) and opt_g.defaults["fused"] and opt_d.defaults["lr"] == params.fastgan_lr
+    plain = tiny_params(fast_cpu=False, channels_last=False)
+    *_, opt_plain, mf_plain = build_networks(network_config(plain, 64, "fastgan"), plain, "cpu")
+    assert mf_plain == torch.contiguous_format and type(opt_plain) is torch.optim.Adam
+    # 64x64 frames / 4 = 16x16, too small for FastGAN's D: one line naming the store and the parameter, nothing written
+    with pytest.raises(InputError, match=r"fastgan_downscale=4: 64x64 frames would leave FastGAN-lite's G and D 16x16") as err:
+        train_gan(phantom_store, tmp_path / "g", label=LABELS[0], fraction=1.0, generator="fastgan", progress=False,
+                  params=tiny_params(fastgan_downscale=4))
+    assert str(err.value).startswith(f"{phantom_store}: ") and "\n" not in str(err.value) and not (tmp_path / "g").exists()
+    with pytest.raises(ValueError, match="fastgan_downscale=3: choose one of 1, 2, 4"):
+        tiny_params(fastgan_downscale=3)
 
 
 def test_fastgan_step_share_scales_only_fastgans_schedule(phantom_store: Path, tmp_path: Path) -> None:

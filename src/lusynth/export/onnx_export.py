@@ -304,7 +304,7 @@ def export_generator(gan_dir: str | os.PathLike[str], out_path: str | os.PathLik
     """Export a ``train-gan`` directory's chosen generator: z (N, nz) -> uint8 frames (N, S, S)."""
     from lusynth import __version__
     from lusynth.gan.checkpoint import load_generator
-    from lusynth.gan.families import ARCHITECTURES, family_of
+    from lusynth.gan.families import architecture, family_of
     from lusynth.gan.run import GanRun
 
     _check_opset(opset)
@@ -321,7 +321,7 @@ def export_generator(gan_dir: str | os.PathLike[str], out_path: str | os.PathLik
     metadata = {
         "lusynth.kind": "generator",
         "lusynth.generator_family": family,
-        "lusynth.architecture": ARCHITECTURES[family],
+        "lusynth.architecture": architecture(cfg),
         "lusynth.version": __version__,
         "lusynth.label": run.label if run is not None else "",
         "lusynth.fraction": repr(run.fraction if run is not None else float("nan")),

@@ -7,10 +7,10 @@ loaded into, FLOP counts and a one-line description for exports and model cards.
 * ``dcgan``: the paper's network and loop, :mod:`lusynth.models.dcgan` + :mod:`lusynth.gan.step`
   (unchanged; every DCGAN knob of :class:`~lusynth.gan.params.GanParams` applies).
 * ``fastgan``: FastGAN-lite, :mod:`lusynth.models.fastgan` (its own step: hinge loss and D's
-  self-supervised reconstruction); ``fastgan_width`` / ``fastgan_recon_weight`` shape it, ``fastgan_lr``
-  is its Adam learning rate (G and D), and the other optimisation knobs (batch, betas, DiffAugment, EMA,
-  precision) are shared. Plain Adam
-  and contiguous layout, as benchmarked (``benchmarks/bench_generators.py``).
+  self-supervised reconstruction); ``fastgan_width`` / ``fastgan_recon_weight`` / ``fastgan_downscale``
+  shape it, ``fastgan_lr`` is its Adam learning rate (G and D), and the other optimisation knobs (batch,
+  betas, DiffAugment, EMA, precision) and the CPU layout and optimiser (``channels_last``, ``fast_cpu``'s
+  fused Adam) are shared.
 
 A checkpoint's and ``gan.json``'s ``config`` records the family under ``family``
 (:func:`config_dict`); a config without it was written before FastGAN existed and is a DCGAN's.
@@ -33,6 +33,7 @@ from lusynth.params import as_dict
 
 __all__ = [
     "ARCHITECTURES",
+    "architecture",
     "NetConfig",
     "build_networks",
     "config_dict",
@@ -57,6 +58,16 @@ ARCHITECTURES = {
 assert set(ARCHITECTURES) == set(GENERATORS)
 
 
+def architecture(cfg: NetConfig) -> str:
+    """What an export's metadata and model card say the network is: the family's line, and for a
+    downscaled FastGAN-lite the size it works at (its frames' finest detail is interpolated)."""
+    text = ARCHITECTURES[family_of(cfg)]
+    if isinstance(cfg, fastgan.FastGANConfig) and cfg.downscale > 1:
+        w, s = cfg.work_size, cfg.image_size
+        text += f"; G and D work at {w}x{w} and G's frames are bilinearly upsampled to {s}x{s} (downscale {cfg.downscale})"
+    return text
+
+
 def image_sizes(family: str) -> tuple[int, ...]:
     """Frame sizes the family supports."""
     return tuple(sorted(LAYERS_FOR_SIZE)) if family == "dcgan" else fastgan.IMAGE_SIZES
@@ -67,8 +78,13 @@ def network_config(params: GanParams, image_size: int, family: str = "dcgan") ->
     if family not in GENERATORS:
         raise ValueError(f"generator family {family!r} is not one of {list(GENERATORS)}")
     if family == "fastgan":
+        work = image_size // params.fastgan_downscale
+        if work < fastgan.MIN_WORK_SIZE:
+            raise ValueError(f"gan.fastgan_downscale={params.fastgan_downscale}: {image_size}x{image_size} frames would leave FastGAN-lite's "
+                             f"G and D {work}x{work}, below its {fastgan.MIN_WORK_SIZE}x{fastgan.MIN_WORK_SIZE}; set a smaller "
+                             "gan.fastgan_downscale or re-ingest with a larger --image-size")
         return fastgan.FastGANConfig(image_size=image_size, nz=params.nz, ngf=params.fastgan_width, ndf=params.fastgan_width,
-                                     recon_weight=params.fastgan_recon_weight)
+                                     recon_weight=params.fastgan_recon_weight, downscale=params.fastgan_downscale)
     return DCGANConfig(image_size=image_size, nz=params.nz, ngf=params.ngf, ndf=params.ndf, dropout=params.dropout,
                        instance_noise=params.instance_noise, fast_cpu=params.fast_cpu)
 
@@ -97,12 +113,16 @@ def config_from_dict(config: Mapping[str, Any]) -> NetConfig:
 def build_networks(cfg: NetConfig, params: GanParams, device: str
                    ) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, torch.memory_format]:
     """G, D (initialised from the global torch RNG), their Adam optimisers and the memory layout of training."""
-    if isinstance(cfg, fastgan.FastGANConfig):
-        g, d, opt_g, opt_d = fastgan.build_networks(cfg, lr_g=params.fastgan_lr, lr_d=params.fastgan_lr, betas=(params.beta1, params.beta2),
-                                                    device=device)
-        return g, d, opt_g, opt_d, torch.contiguous_format
+    from lusynth.gan.step import adam_for, memory_format_for
     from lusynth.gan.step import build_networks as dcgan_networks
 
+    if isinstance(cfg, fastgan.FastGANConfig):
+        # the DCGAN's CPU layout and optimiser (channels_last, fused Adam: ~20 % less CPU per step,
+        # benchmarks/results/README.md); G before D from the global RNG, as fastgan.build_networks
+        mf = memory_format_for(params)
+        g = fastgan.generator(cfg).to(device).to(memory_format=mf)  # type: ignore[call-overload]  # torch stubs lack memory_format
+        d = fastgan.discriminator(cfg).to(device).to(memory_format=mf)  # type: ignore[call-overload]  # torch stubs lack memory_format
+        return g, d, adam_for(g, params, params.fastgan_lr, device), adam_for(d, params, params.fastgan_lr, device), mf
     return dcgan_networks(cfg, params, device)
 
 

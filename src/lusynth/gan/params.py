@@ -14,6 +14,7 @@ __all__ = ["GENERATORS", "GanParams", "GenerateParams", "SELECTION_RULES"]
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 SELECTION_RULES = ("nn1_embed", "nn1_pixels", "mmd_embed", "mmd_pixels", "last")
+FASTGAN_DOWNSCALES = (1, 2, 4)  # lusynth.models.fastgan.FastGANConfig.downscale
 
 
 @dataclass
@@ -34,6 +35,8 @@ class GanParams:
     # channels_last are the DCGAN's only. Width 4 gave better fidelity than 8 at equal CPU (bench_generators.py)
     fastgan_width: int = 4  # FastGAN width unit, G and D (channels width x 16 at 4x4 down to x 2 at 64x64)
     fastgan_recon_weight: float = 1.0  # weight of FastGAN D's L1 self-supervised reconstruction loss; 0 = off
+    # G and D work at image_size / fastgan_downscale, G's output upsampled (bilinear): 2 halves a step's CPU
+    fastgan_downscale: int = 1  # 1 = FastGAN at full size | 2 | 4 (G and D at least 32x32)
     # demo 1e-3: at the demo DCGAN's CPU budget a FastGAN trains ~250-280 steps, too few at the official 2e-4
     # (phantom 1-NN 0.71 vs 0.90, 4 seeds; the DCGAN did not gain from 1e-3: benchmarks/results/generators_tuning.json);
     # the paper profile (long GPU runs) uses the official 2e-4
@@ -90,6 +93,8 @@ class GanParams:
             check(0 <= getattr(self, name) < 1, "gan", name, getattr(self, name), "Adam's betas lie in [0, 1)")
         check(self.fastgan_step_share > 0, "gan", "fastgan_step_share", self.fastgan_step_share,
               "must be > 0 (1 = the DCGAN's epochs and steps; ~0.45 = about its CPU time at width 4)")
+        check(self.fastgan_downscale in FASTGAN_DOWNSCALES, "gan", "fastgan_downscale", self.fastgan_downscale,
+              f"choose one of {', '.join(map(str, FASTGAN_DOWNSCALES))} (1 = full size)")
         check(self.fastgan_recon_weight >= 0, "gan", "fastgan_recon_weight", self.fastgan_recon_weight, "must be >= 0 (0 turns D's self-supervision off)")
         check(0 <= self.ema_decay < 1, "gan", "ema_decay", self.ema_decay, "must be in [0, 1); 0 turns the EMA off")
         bad = [o for o in (o.strip() for o in self.diffaugment.split(",")) if o and o not in DIFFAUGMENT_OPS]

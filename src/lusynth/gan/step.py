@@ -117,12 +117,21 @@ def build_networks(
     Fused Adam (one kernel over all parameters) on CUDA, and on the CPU with ``fast_cpu``
     (:class:`~lusynth.models.fastcpu.ChannelsLastAdam` there); with
     ``fast_cpu`` the layers are :mod:`lusynth.models.fastcpu`'s (``cfg.fast_cpu``)."""
-    memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
+    memory_format = memory_format_for(params)
     g = generator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
     d = discriminator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
+    return g, d, adam_for(g, params, params.lr_g, device), adam_for(d, params, params.lr_d, device), memory_format
+
+
+def memory_format_for(params: GanParams) -> torch.memory_format:
+    """The activations' and weights' layout in training: NHWC with ``channels_last``."""
+    return torch.channels_last if params.channels_last else torch.contiguous_format
+
+
+def adam_for(module: torch.nn.Module, params: GanParams, lr: float, device: str) -> torch.optim.Optimizer:
+    """Adam(``lr``, ``params``' betas) over ``module``'s parameters, either family's: fused (one kernel
+    over all parameters) on CUDA, and on the CPU with ``fast_cpu``, where
+    :class:`~lusynth.models.fastcpu.ChannelsLastAdam` hands the kernel channels_last weights without copies."""
     fused = True if (params.fast_cpu or device.startswith("cuda")) else None
-    # on the CPU, fast_cpu's Adam hands the fused kernel channels_last weights without copies (lusynth.models.fastcpu)
     adam = ChannelsLastAdam if (params.fast_cpu and not device.startswith("cuda")) else torch.optim.Adam
-    opt_g = adam(g.parameters(), lr=params.lr_g, betas=(params.beta1, params.beta2), fused=fused)
-    opt_d = adam(d.parameters(), lr=params.lr_d, betas=(params.beta1, params.beta2), fused=fused)
-    return g, d, opt_g, opt_d, memory_format
+    return adam(module.parameters(), lr=lr, betas=(params.beta1, params.beta2), fused=fused)

@@ -163,7 +163,10 @@ class GanTrainer:
             raise InputError(f"{self.store.path}: image size {self.store.image_size}; the {family} family supports "
                              f"{list(image_sizes(family))} (re-ingest with --image-size)")
         self.idx = _select_frames(self.store, label, fraction, fold)
-        self.cfg = network_config(p, self.store.image_size, family)  # the family's network (DCGANConfig | FastGANConfig)
+        try:
+            self.cfg = network_config(p, self.store.image_size, family)  # the family's network (DCGANConfig | FastGANConfig)
+        except ValueError as e:  # a parameter that does not fit these frames: one line naming both
+            raise InputError(f"{self.store.path}: {e}") from None
         self.train_step = step_function(self.cfg)
         # the family is recorded with the params, so a resume as another family is refused
         self.params_dict = {**as_dict(p), "generator": family}

@@ -34,6 +34,12 @@ What differs, and why:
 * Augmentation is the project's DiffAugment (:func:`lusynth.gan.diffaugment.diff_augment`, the
   official code uses DiffAugment too); the reconstruction target is the augmented real frame,
   as in the official code.
+* ``downscale`` (lusynth's, for CPU budgets; 1 = off): G and D work at ``image_size / downscale``;
+  G's last layer makes a frame of that size, which is bilinearly upsampled to ``image_size``, and D
+  area-averages every frame it is shown down to that size first (the reconstruction targets stay
+  the full-size augmented frame, so D's decoders are asked for the same 32x32 images). At 64x64
+  frames, 2 halves a step's CPU: a full-size G spends most of its time at 64x64 with 8 channels.
+  Detail finer than 2 pixels then comes only from the interpolation.
 
 Interface as :mod:`lusynth.gan.step` for the DCGAN: ``G(z)`` takes ``z`` of shape (B, nz, 1, 1)
 and returns (B, 1, S, S) in [-1, 1]; :func:`train_step` has the DCGAN step's signature and
@@ -55,6 +61,7 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 from lusynth.gan.diffaugment import diff_augment
 from lusynth.gan.ema import EMA
+from lusynth.gan.params import FASTGAN_DOWNSCALES
 from lusynth.models.dcgan import dcgan_init
 
 __all__ = [
@@ -72,6 +79,8 @@ __all__ = [
 #: Channel multiplier of ``ngf`` / ``ndf`` per resolution: the official code's ``nfc`` table.
 NFC = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5}
 IMAGE_SIZES = (64, 128, 256)
+DOWNSCALES = FASTGAN_DOWNSCALES
+MIN_WORK_SIZE = 32  # D's reconstruction decoders need its 16x16 and 8x8 maps
 
 
 @dataclass(frozen=True)
@@ -86,15 +95,27 @@ class FastGANConfig:
     ndf: int = 4  # discriminator width unit
     nc: int = 1  # image channels (grey ultrasound)
     recon_weight: float = 1.0  # weight of D's L1 reconstruction loss on real frames (official: 1 x LPIPS)
+    # G generates and D judges at image_size / downscale; G's output is bilinearly upsampled to image_size and D
+    # area-downsamples what it is shown. 1 = the paper's network at full size; 2 halves the cost of a step on the CPU
+    # (no learned layer at 64x64), at the price of detail finer than 2 pixels (benchmarks/results/README.md)
+    downscale: int = 1
 
     def __post_init__(self) -> None:
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size={self.image_size}: FastGAN-lite supports {list(IMAGE_SIZES)}")
+        if self.downscale not in DOWNSCALES or self.work_size < MIN_WORK_SIZE:
+            raise ValueError(f"downscale={self.downscale}: must be one of {list(DOWNSCALES)} and leave G and D at least "
+                             f"{MIN_WORK_SIZE}x{MIN_WORK_SIZE} (image_size {self.image_size})")
         for name in ("nz", "ngf", "ndf", "nc"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name}={getattr(self, name)} must be >= 1")
         if self.recon_weight < 0:
             raise ValueError(f"recon_weight={self.recon_weight} must be >= 0 (0 turns D's self-supervision off)")
+
+    @property
+    def work_size(self) -> int:
+        """The side G generates and D judges at (``image_size // downscale``)."""
+        return self.image_size // self.downscale
 
     def channels(self, width: int, resolution: int) -> int:
         """Channels at ``resolution`` for width unit ``width`` (at least 4: GLU halves, SLE pools)."""
@@ -144,10 +165,10 @@ class FastGANGenerator(nn.Module):
         # the latent's transposed conv is spectrally normalised like every conv of the official G
         self.init = nn.Sequential(spectral_norm(nn.ConvTranspose2d(cfg.nz, ch[4] * 2, 4, 1, 0, bias=False)),
                                   nn.BatchNorm2d(ch[4] * 2), _GLU())
-        self.resolutions = [2 ** k for k in range(3, cfg.image_size.bit_length())]  # 8, 16, ..., S
+        self.resolutions = [2 ** k for k in range(3, cfg.work_size.bit_length())]  # 8, 16, ..., S / downscale
         self.ups = nn.ModuleList(_up_block(ch[r // 2], ch[r]) for r in self.resolutions)
         self.sle = nn.ModuleDict({str(r): _SEBlock(ch[r // 8], ch[r]) for r in self.resolutions if r >= 32})
-        self.to_img = _conv(ch[cfg.image_size], cfg.nc, 3, 1, 1, bias=False)
+        self.to_img = _conv(ch[cfg.work_size], cfg.nc, 3, 1, 1, bias=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         feats = {4: self.init(z.reshape(z.shape[0], self.cfg.nz, 1, 1))}
@@ -156,7 +177,10 @@ class FastGANGenerator(nn.Module):
             if str(r) in self.sle:
                 x = self.sle[str(r)](feats[r // 8], x)
             feats[r] = x
-        return torch.tanh(self.to_img(feats[self.cfg.image_size]))
+        x = torch.tanh(self.to_img(feats[self.cfg.work_size]))
+        if self.cfg.downscale > 1:  # no learned layer above work_size: bilinear upsampling (stays in [-1, 1])
+            x = F.interpolate(x, size=(self.cfg.image_size, self.cfg.image_size), mode="bilinear", align_corners=False)
+        return x
 
 
 class _DownBlock(nn.Module):
@@ -197,7 +221,7 @@ class FastGANDiscriminator(nn.Module):
     def __init__(self, cfg: FastGANConfig) -> None:
         super().__init__()
         self.cfg = cfg
-        s = cfg.image_size
+        s = cfg.work_size
         ch = {r: cfg.channels(cfg.ndf, r) for r in NFC}
         self.stem = nn.Sequential(_conv(cfg.nc, ch[s // 2], 4, 2, 1, bias=False), nn.LeakyReLU(0.2))
         self.resolutions = [r for r in (2 ** k for k in range(s.bit_length() - 3, 1, -1))]  # S/4, ..., 8, 4
@@ -210,7 +234,9 @@ class FastGANDiscriminator(nn.Module):
         self.decoder_part = _Decoder(ch[16], max(4, cfg.ndf * 2), cfg.nc)
 
     def _features(self, x: torch.Tensor) -> dict[int, torch.Tensor]:
-        feats = {self.cfg.image_size // 2: self.stem(x)}
+        if self.cfg.downscale > 1:  # D judges at work_size: area-average the frame down first
+            x = F.interpolate(x, size=(self.cfg.work_size, self.cfg.work_size), mode="area")
+        feats = {self.cfg.work_size // 2: self.stem(x)}
         for r, down in zip(self.resolutions, self.downs, strict=True):
             y = down(feats[r * 2])
             if str(r) in self.sle:
