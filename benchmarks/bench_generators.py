@@ -93,9 +93,9 @@ FOLD = 0
 REPORTED = ("nn1_embed", "nn1_embed_real", "nn1_embed_fake", "nn1_embed_patient", "nn1_embed_patient_real", "nn1_embed_patient_fake",
             "mmd_embed", "mmd_embed_ref", "nn1_pixels", "mmd_pixels", "memorisation_rate",
             "test_nn1_embed_patient", "test_nn1_embed_patient_real", "test_nn1_embed_patient_fake", "test_mmd_embed_ref",
-            "train_nn1_embed_patient", "train_nn1_embed_patient_real", "train_nn1_embed_patient_fake")
+            "train_nn1_embed_patient", "train_nn1_embed_patient_real", "train_nn1_embed_patient_fake", "sharpness_ratio")
 # the paired differences from the DCGAN that the summary gives, with a t interval over seeds
-PAIRED = ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref", "train_nn1_embed_patient", "test_mmd_embed_ref")
+PAIRED = ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref", "train_nn1_embed_patient", "test_mmd_embed_ref", "sharpness_ratio")
 
 
 @dataclass
@@ -130,8 +130,8 @@ class Evaluator:
         ft = fe[: len(self.test_embed)]
         sides = (("", self.real_embed, fe, self.val_patients), ("test_", self.test_embed, ft, self.test_patients),
                  ("train_", self.train_embed, fe[: len(self.train_embed)], self.train_patients))
-        for prefix, real, fake, groups in sides:
-            parts = one_nn_accuracy_parts(real, fake, real_groups=groups) if groups is not None else {}
+        for prefix, real_side, fake_side, groups in sides:
+            parts = one_nn_accuracy_parts(real_side, fake_side, real_groups=groups) if groups is not None else {}
             out[f"{prefix}nn1_embed_patient"] = parts.get("accuracy", float("nan"))
             out[f"{prefix}nn1_embed_patient_real"] = parts.get("real_accuracy", float("nan"))
             out[f"{prefix}nn1_embed_patient_fake"] = parts.get("fake_accuracy", float("nan"))
@@ -521,7 +521,7 @@ def main() -> None:
                     print(f"{name} seed {seed} {family}: {r['steps']} steps in {r['cpu_seconds']:.1f} CPU s ({r['wall_seconds']:.0f} s wall), "
                           f"chosen step {r['chosen_step']}: nn1_embed {c['nn1_embed']:.3f}, nn1_embed_patient {c['nn1_embed_patient']:.3f}, "
                           f"mmd_embed_ref {c['mmd_embed_ref']:.3f}, test nn1 {c['test_nn1_embed_patient']:.3f}, "
-                          f"train nn1 {c['train_nn1_embed_patient']:.3f} (fake {c['train_nn1_embed_patient_fake']:.3f})", flush=True)
+                          f"train nn1 {c['train_nn1_embed_patient']:.3f} (fake {c['train_nn1_embed_patient_fake']:.3f}), sharpness {c['sharpness_ratio']:.2f}", flush=True)
                     _write(a.out, results)
             _summarise(entry, a.seeds)
             _write(a.out, results)

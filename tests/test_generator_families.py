@@ -121,9 +121,9 @@ def test_the_report_puts_the_families_side_by_side() -> None:
         ],
         "audits": [
             {"name": "gan a f=0.5", "label": "a", "fraction": 0.5, "generator": "dcgan", "gate": {"decision": "pass", "passed": True},
-             "fidelity": {"nn1_embed": 0.8}, "privacy": {}},
+             "fidelity": {"nn1_embed": 0.8, "sharpness": 9.0, "sharpness_holdout": 10.0}, "privacy": {}},
             {"name": "gan b f=0.5", "label": "b", "fraction": 0.5, "generator": "dcgan", "gate": {"decision": "fail", "passed": False},
-             "fidelity": {"nn1_embed": 0.9}, "privacy": {}},
+             "fidelity": {"nn1_embed": 0.9, "sharpness": 4.0, "sharpness_holdout": 5.0}, "privacy": {}},
             {"name": "gan a f=0.5 fastgan", "label": "a", "fraction": 0.5, "generator": "fastgan",
              "gate": {"decision": "insufficient_evidence", "passed": False}, "fidelity": {"nn1_embed": 0.6}, "privacy": {},
              "patient_audit": {"copy_rate": {"copy_rate": 0.5, "lo": 0.4, "hi": 0.6}},
@@ -146,11 +146,12 @@ def test_the_report_puts_the_families_side_by_side() -> None:
     assert header[0] == "generator family"
     # copy rate: the patient audits' mean over the row's generators that have one (one of the two at fraction 1)
     # fidelity: patient-level 1-NN in the embedding (not pixels), mean over the row's generators, beside the real floor's
-    assert header[-2] == "copy rate, unfiltered (↓)"
-    assert body == [["DCGAN", "0.5", "INCONCLUSIVE -0.020", "", "1 pass, 1 FAIL", "-", "-"],
-                    ["DCGAN", "1", "", "", "-", "-", "-"],
-                    ["FastGAN-lite", "0.5", "SUPERIOR +0.080", "", "1 insufficient evidence", "0.500", "0.750 / 0.800"],
-                    ["FastGAN-lite", "1", "inconclusive +0.010 (secondary)", "", "2 pass", "0.020", "0.800 / 0.700"]]
+    # fine detail: the mean of each generator's synthetic / real-test sharpness ratio ((0.9 + 0.8) / 2), "-" without one
+    assert header[-3] == "copy rate, unfiltered (↓)" and header[-1] == "fine detail, synthetic ÷ real (1 = real)"
+    assert body == [["DCGAN", "0.5", "INCONCLUSIVE -0.020", "", "1 pass, 1 FAIL", "-", "-", "0.85"],
+                    ["DCGAN", "1", "", "", "-", "-", "-", "-"],
+                    ["FastGAN-lite", "0.5", "SUPERIOR +0.080", "", "1 insufficient evidence", "0.500", "0.750 / 0.800", "-"],
+                    ["FastGAN-lite", "1", "inconclusive +0.010 (secondary)", "", "2 pass", "0.020", "0.800 / 0.700", "-"]]
     sentences = question_sentences(results)
     assert sentences[0].startswith("(a) real+synthetic [DCGAN] vs real") and sentences[1].startswith("(a) real+synthetic [FastGAN-lite] vs real")
     results["table"] = {"rows": [{"fraction": 0.5, "cells": {"real+synthetic [fastgan]": {"auc": {"mean": 0.7}}}}]}

@@ -45,3 +45,20 @@ def test_fresh_frames_do_not_leak(frames: dict[str, np.ndarray]) -> None:
     assert {"fid_embed", "kid_embed", "nn1_embed", "mmd_pixels"} <= set(res["fidelity"])
     gate = gate_audit(res["privacy"], params)
     assert gate["notes"]  # no discriminator given: its check is skipped and said so
+
+
+def test_the_audit_reports_how_much_fine_detail_the_synthetic_frames_keep(frames: dict[str, np.ndarray]) -> None:
+    """Unseen real patients' frames keep about the real test frames' fine detail; the same frames
+    blurred (2x2 box average, upsampled back) keep well under half of it, while the distribution
+    measures need not notice (that is why the report shows it)."""
+    import torch
+
+    params = EvaluateParams(n_bootstrap=100)
+    val = frames["val"]
+    t = torch.from_numpy(val).float()[:, None]
+    blurred = torch.nn.functional.interpolate(torch.nn.functional.avg_pool2d(t, 2), scale_factor=2, mode="bilinear", align_corners=False)
+    blurred_u8 = blurred[:, 0].round().clamp(0, 255).to(torch.uint8).numpy()
+    res = {name: audit_synthetic(f, frames["holdout"], frames["train"], params=params)["fidelity"] for name, f in (("real", val), ("blurred", blurred_u8))}
+    ratio = {name: f["sharpness"] / f["sharpness_holdout"] for name, f in res.items()}
+    assert res["real"]["sharpness_holdout"] == res["blurred"]["sharpness_holdout"] > 0
+    assert 0.7 < ratio["real"] < 1.4 and ratio["blurred"] < 0.5 * ratio["real"]

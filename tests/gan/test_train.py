@@ -77,8 +77,10 @@ def test_short_training_improves_fidelity_and_writes_the_contract(
     assert summary["selection"]["rule"] == "nn1_embed" and summary["chosen"]["checkpoint"].startswith("checkpoints/step_")
     history = json.loads((out / "fidelity_history.json").read_text())
     assert [h["step"] for h in history] == [h["step"] for h in r.history]
-    for key in ("mmd_pixels", "nn1_pixels", "mmd_embed", "nn1_embed", "memorisation_rate"):
+    for key in ("mmd_pixels", "nn1_pixels", "mmd_embed", "nn1_embed", "memorisation_rate", "sharpness_ratio"):
         assert all(key in h for h in history)
+    # the untrained G's eval-mode frames are nearly flat (almost no 1-pixel detail); training brings it towards real frames'
+    assert first["sharpness_ratio"] < 0.5 and abs(chosen["sharpness_ratio"] - 1) < abs(first["sharpness_ratio"] - 1)
     assert (out / summary["chosen"]["checkpoint"]).is_file() and (out / "embedding.pt").is_file()
     assert len(list((out / "samples").glob("step_*.png"))) == len(history)
     g, cfg = load_generator(out)

@@ -222,3 +222,20 @@ def test_one_nn_leave_one_clip_out() -> None:
     assert 0.35 < grouped < 0.65, grouped
     with pytest.raises(ValueError, match="one label per row"):
         one_nn_accuracy(real, fake, real_groups=groups[:10])
+
+
+# --- fine detail ---------------------------------------------------------------------------------
+
+
+def test_sharpness_is_the_mean_absolute_laplacian_inside_the_frame() -> None:
+    from lusynth.metrics.fidelity import sharpness
+
+    assert sharpness(np.full((2, 8, 8), 77, np.uint8)) == 0.0
+    assert sharpness(np.tile(np.arange(8, dtype=np.uint8) * 10, (1, 8, 1))) == 0.0  # a linear ramp has no curvature
+    checker = (np.indices((8, 8)).sum(0) % 2 * 255).astype(np.uint8)[None]
+    assert sharpness(checker) == pytest.approx(4 * 255)  # every interior pixel differs from its 4 neighbours by 255
+    one = np.zeros((1, 5, 5), np.uint8)
+    one[0, 2, 2] = 100  # a single bright pixel: |4*100| at it, |-100| at its 4 neighbours, over the 3x3 interior
+    assert sharpness(one) == pytest.approx((400 + 4 * 100) / 9)
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        sharpness(np.zeros((8, 8)))

@@ -31,7 +31,7 @@ import numpy as np
 
 from lusynth.evaluate.params import EvaluateParams
 from lusynth.metrics.distances import subsample
-from lusynth.metrics.fidelity import frechet_distance, kernel_inception_distance, mmd2_rbf, one_nn_accuracy_parts
+from lusynth.metrics.fidelity import frechet_distance, kernel_inception_distance, mmd2_rbf, one_nn_accuracy_parts, sharpness
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.metrics.nearcopy import pixels as pixel_features
 from lusynth.metrics.privacy import distance_attack_scores, membership_inference_auc
@@ -85,6 +85,10 @@ def audit_synthetic(
         "nn1_pixels": nn_px["accuracy"],
         "nn1_pixels_real": nn_px["real_accuracy"],
         "nn1_pixels_fake": nn_px["fake_accuracy"],
+        # fine detail (mean |Laplacian|, grey levels) of the synthetic and the real test frames: on few
+        # patients the distribution measures can favour a generator that blurs them together
+        "sharpness": sharpness(syn),
+        "sharpness_holdout": sharpness(hold),
     }
     if embed is not None:
         e_syn, e_hold = embed(syn), embed(hold)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from lusynth.metrics.distances import subsample
-from lusynth.metrics.fidelity import mmd2_rbf, one_nn_accuracy_parts
+from lusynth.metrics.fidelity import mmd2_rbf, one_nn_accuracy_parts, sharpness
 from lusynth.metrics.nearcopy import NearCopyPolicy, pixels
 from lusynth.metrics.privacy import distance_to_closest_record
 
@@ -40,7 +40,8 @@ def fidelity_report(
     side when ``real_groups`` gives each real frame's clip) in pixels and in the embedding, plus
     the memorisation rate against ``train`` (uint8 frames) by ``near_copy``, whose reference is
     ``reference_dcr`` (unseen real frames -> train DCR in the policy's feature space: the fold's
-    inner validation frames, never its test patients)."""
+    inner validation frames, never its test patients), and the fine detail of the fakes relative to
+    the real frames' (``sharpness_ratio``, :func:`~lusynth.metrics.fidelity.sharpness`)."""
     fx, rx = pixels(fake), pixels(real)
     nn_pix = one_nn_accuracy_parts(rx, fx, real_groups=real_groups)
     nn_emb = one_nn_accuracy_parts(real_embed, fake_embed, real_groups=real_groups)
@@ -56,6 +57,8 @@ def fidelity_report(
         "nn1_embed_fake": nn_emb["fake_accuracy"],
         "memorisation_rate": near_copy.rate(dcr, reference_dcr),
         "median_dcr_pixels": float(np.median(dcr)),
+        # fine detail, synthetic / real (1 = real's): the distribution measures above reward blur on few patients
+        "sharpness_ratio": sharpness(fake) / max(sharpness(real), 1e-12),
     }
 
 

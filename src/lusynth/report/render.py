@@ -404,7 +404,9 @@ _FAMILIES_NOTE = ("Each family's GANs were trained on the same folds, classes an
                   "generators of the leave-one-patient-out 1-NN accuracy of their frames against the test patients in the real classifier's "
                   "embedding, beside the same test for the validation patients (what new real patients score): with a few patients "
                   "per fold, new real patients read far from 0.5 and a collapsed generator can read 0.5 exactly, so compare a "
-                  "family with that floor, not with 0.5.")
+                  "family with that floor, not with 0.5; fine detail: the mean absolute Laplacian of the synthetic frames divided by "
+                  "the real test frames' (1 = as much detail at the 1-2 pixel scale as real frames; well below 1, blurred frames, "
+                  "which on few patients can read closer to unseen patients than other real patients do).")
 
 
 _COMPARISON_NOTE = ("Head to head on the same test patients: the family's real+synthetic classifiers minus the DCGAN's, paired "
@@ -417,10 +419,12 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     """One row per generator family and training fraction: the questions' verdicts (primary
     fraction; with a (c) column when families were compared head to head: "reference" in the
     reference family's rows), the privacy decisions of its generators, the mean copy rate of their
-    unfiltered output (the patient audit's) and their mean patient-level 1-NN accuracy beside the
-    real floor's (``fidelity_patient``; "-" where no generator of the row has one): fidelity and
-    copying side by side, because on few patients a generator gets closer to unseen patients
-    mainly by copying training ones (benchmarks/results/README.md, "Checkpoint selection")."""
+    unfiltered output (the patient audit's), their mean patient-level 1-NN accuracy beside the
+    real floor's (``fidelity_patient``; "-" where no generator of the row has one) and their frames'
+    mean fine detail relative to the real test frames': fidelity, copying and blur side by side,
+    because on few patients a generator gets closer to unseen patients mainly by copying training
+    ones or by blurring them together (benchmarks/results/README.md, "Checkpoint selection",
+    "Half-size FastGAN")."""
     p = results.get("protocol") or {}
     families = list(p.get("generators") or [])
     fractions: list[Any] = sorted({float(a["fraction"]) for a in results.get("audits", []) if a.get("fraction") is not None})
@@ -429,7 +433,8 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     asked = ["a", "b"] + (["c"] if comparisons else [])
     header = ["generator family", "training fraction", "(a) real+synthetic vs real", "(b) synthetic vs real",
               *([f"(c) real+synthetic vs {FAMILY_NAMES.get(ref, ref)}'s"] if comparisons else []), "privacy (per generator)",
-              "copy rate, unfiltered (↓)", "1-NN accuracy embedding, per patient: synthetic / real floor"]
+              "copy rate, unfiltered (↓)", "1-NN accuracy embedding, per patient: synthetic / real floor",
+              "fine detail, synthetic ÷ real (1 = real)"]
     body = []
     for g in families:
         qs = {q["question"]: q for q in results.get("questions", []) if q.get("generator") == g}
@@ -451,7 +456,8 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
             mine = [a for a in results.get("audits", []) if str(a.get("generator") or "dcgan") == g and a.get("fraction") == f]
             words = [_gate_word(a.get("gate") or {}) for a in mine]
             privacy = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)) if words else "-"
-            body.append([FAMILY_NAMES.get(g, g), _g(f), *verdicts, privacy, _mean_copy_rate(mine), _patient_nn1_pair(mine)])
+            body.append([FAMILY_NAMES.get(g, g), _g(f), *verdicts, privacy, _mean_copy_rate(mine), _patient_nn1_pair(mine),
+                         _mean_sharpness_ratio(mine)])
     return header, body
 
 
@@ -460,6 +466,14 @@ def _mean_copy_rate(audits: Sequence[Mapping[str, Any]]) -> str:
     frames nearer a training frame than unseen patients' frames come), "-" where none has one."""
     rates = [float(r) for a in audits if (r := ((a.get("patient_audit") or {}).get("copy_rate") or {}).get("copy_rate")) is not None]
     return _fmt(sum(rates) / len(rates)) if rates else "-"
+
+
+def _mean_sharpness_ratio(audits: Sequence[Mapping[str, Any]]) -> str:
+    """The mean over ``audits`` of the synthetic frames' fine detail divided by the real test frames'
+    (:func:`lusynth.metrics.fidelity.sharpness`), "-" where none has both."""
+    ratios = [float(f["sharpness"]) / float(f["sharpness_holdout"]) for a in audits
+              if (f := a.get("fidelity") or {}).get("sharpness") is not None and f.get("sharpness_holdout")]
+    return _fmt(sum(ratios) / len(ratios), 2) if ratios else "-"
 
 
 def _patient_nn1_pair(audits: Sequence[Mapping[str, Any]]) -> str:
@@ -487,12 +501,14 @@ def _pair(a: Any, b: Any, fmt: Any = _fmt) -> str:
 def _fidelity_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
     """Frame-level fidelity per generator (all in the real classifier's feature space or pixels)."""
     header = ["generator", "MMD² pixels (↓)", "MMD² embedding (↓)", "1-NN accuracy pixels (0.5 ideal)",
-              "1-NN accuracy embedding (0.5 ideal)", "FID embedding (↓)", "KID embedding (↓)", "confidence synthetic / real test (↑)"]
+              "1-NN accuracy embedding (0.5 ideal)", "FID embedding (↓)", "KID embedding (↓)", "confidence synthetic / real test (↑)",
+              "fine detail synthetic / real test (equal ideal)"]
     body = []
     for a in results.get("audits", []):
         f = a.get("fidelity") or {}
         body.append([a["name"], _sig(f.get("mmd_pixels")), _sig(f.get("mmd_embed")), _fmt(f.get("nn1_pixels")), _fmt(f.get("nn1_embed")),
-                     _sig(f.get("fid_embed")), _sig(f.get("kid_embed")), _pair(f.get("confidence"), f.get("confidence_holdout"))])
+                     _sig(f.get("fid_embed")), _sig(f.get("kid_embed")), _pair(f.get("confidence"), f.get("confidence_holdout")),
+                     _pair(f.get("sharpness"), f.get("sharpness_holdout"), _sig)])
     return header, body
 
 
