@@ -117,7 +117,7 @@ def build_networks(cfg: NetConfig, params: GanParams, device: str
     from lusynth.gan.step import build_networks as dcgan_networks
 
     if isinstance(cfg, fastgan.FastGANConfig):
-        # the DCGAN's CPU layout and optimiser (channels_last, fused Adam: ~20 % less CPU per step,
+        # the DCGAN's CPU layout and optimiser (channels_last, fused Adam: 10-20 % more steps per CPU second,
         # benchmarks/results/README.md); G before D from the global RNG, as fastgan.build_networks
         mf = memory_format_for(params)
         g = fastgan.generator(cfg).to(device).to(memory_format=mf)  # type: ignore[call-overload]  # torch stubs lack memory_format

@@ -31,11 +31,14 @@ class GanParams:
     nz: int = 100  # latent size (paper: 100)
     dropout: float = 0.25  # D dropout (paper: 0.25)
     instance_noise: float = 0.0  # variance of noise on D's input; 0 = off (paper option: 0.2)
-    # FastGAN-lite's network (lusynth.models.fastgan.FastGANConfig); ngf, ndf, dropout, instance_noise, fast_cpu and
-    # channels_last are the DCGAN's only. Width 4 gave better fidelity than 8 at equal CPU (bench_generators.py)
+    # FastGAN-lite's network (lusynth.models.fastgan.FastGANConfig); ngf, ndf, dropout and instance_noise are the
+    # DCGAN's only (FastGAN takes channels_last and fast_cpu's fused Adam, not its custom layers). Width 4 gave
+    # better fidelity than 8 at equal CPU (bench_generators.py)
     fastgan_width: int = 4  # FastGAN width unit, G and D (channels width x 16 at 4x4 down to x 2 at 64x64)
     fastgan_recon_weight: float = 1.0  # weight of FastGAN D's L1 self-supervised reconstruction loss; 0 = off
-    # G and D work at image_size / fastgan_downscale, G's output upsampled (bilinear): 2 halves a step's CPU
+    # G and D work at image_size / fastgan_downscale, G's output upsampled (bilinear): 2 about halves a step's CPU.
+    # Default 1: at the demo budget 2 read better on the phantom's embedding measures but kept ~0.4 of real frames'
+    # fine detail (the DCGAN ~0.86) and was no better on POCUS (benchmarks/results/generators_downscale.json)
     fastgan_downscale: int = 1  # 1 = FastGAN at full size | 2 | 4 (G and D at least 32x32)
     # demo 1e-3: at the demo DCGAN's CPU budget a FastGAN trains ~250-280 steps, too few at the official 2e-4
     # (phantom 1-NN 0.71 vs 0.90, 4 seeds; the DCGAN did not gain from 1e-3: benchmarks/results/generators_tuning.json);

@@ -1,8 +1,8 @@
 """Fidelity of synthetic frames: how far their distribution is from the real one.
 
-All functions but :func:`sharpness` (which takes frames) take feature matrices (n, d) -- flattened
-[0, 1] pixels or embeddings from one of the project's networks -- and return plain floats. The caller chooses the feature space; nothing
-here loads a network, so "Fréchet distance" and "KID" are the formulas evaluated in *those*
+All functions but :func:`sharpness` (which takes frames) take feature matrices (n, d) --
+flattened [0, 1] pixels or embeddings from one of the project's networks -- and return plain
+floats. The caller chooses the feature space; nothing here loads a network, so "Fréchet distance" and "KID" are the formulas evaluated in *those*
 features, not Inception-v3 FID/KID, and are comparable only within one feature space.
 """
 

@@ -38,8 +38,9 @@ What differs, and why:
   G's last layer makes a frame of that size, which is bilinearly upsampled to ``image_size``, and D
   area-averages every frame it is shown down to that size first (the reconstruction targets stay
   the full-size augmented frame, so D's decoders are asked for the same 32x32 images). At 64x64
-  frames, 2 halves a step's CPU: a full-size G spends most of its time at 64x64 with 8 channels.
-  Detail finer than 2 pixels then comes only from the interpolation.
+  frames, 2 about halves a step's CPU (the 64x64 maps of G's last block and of D's stem are the
+  largest single costs). Detail finer than 2 pixels then comes only from the interpolation: the
+  frames keep about 0.4 of real frames' fine detail (:func:`lusynth.metrics.fidelity.sharpness`).
 
 Interface as :mod:`lusynth.gan.step` for the DCGAN: ``G(z)`` takes ``z`` of shape (B, nz, 1, 1)
 and returns (B, 1, S, S) in [-1, 1]; :func:`train_step` has the DCGAN step's signature and
