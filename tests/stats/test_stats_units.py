@@ -81,8 +81,11 @@ def test_analysis_intervals_stay_inside_the_metric_range() -> None:
                            folds=2)
     result = analyse(table, AnalysisParams(min_patients_per_class=1))
     cells = [c for row in result["table"]["rows"] for arm in row["cells"].values() for c in arm.values()]
-    assert cells and all(0.0 <= c["lo"] <= c["hi"] <= 1.0 for c in cells), cells
-    assert any(c["hi"] == 1.0 for c in cells)  # cut, not merely narrow
+    # an arm whose two folds read the same AUC has no spread to build an interval from: NaN, not [x, x]
+    with_interval = [c for c in cells if not math.isnan(c["lo"])]
+    assert all(c["se"] == 0 and math.isnan(c["hi"]) for c in cells if c not in with_interval)
+    assert with_interval and all(0.0 <= c["lo"] <= c["hi"] <= 1.0 for c in with_interval), cells
+    assert any(c["hi"] == 1.0 for c in with_interval)  # cut, not merely narrow
 
 
 def test_undefined_resamples_are_counted_and_said() -> None:
@@ -138,3 +141,25 @@ def test_a_verdicts_reason_names_its_level_and_bound_as_printed_elsewhere() -> N
     assert decide(e, hypothesis="superiority", margin=0.05).reason.startswith("the 97.5% interval covers 0;")
     assert decide(_est(-0.2, 0.02), hypothesis="superiority", margin=0.05).reason == "the whole 95% interval is below 0"
     assert decide(_est(-0.02, 0.05), hypothesis="non-inferiority", margin=0.05).reason.startswith("the 95% interval covers -0.05;")
+
+
+def test_splits_that_agree_exactly_give_no_interval_rather_than_a_zero_width_one() -> None:
+    """Two folds with the same difference have a spread of 0: the corrected t has nothing to build an
+    interval from, so the interval is NaN (not [d, d], which would claim certainty), the note says
+    why, the verdict is inconclusive and the report's sentence says "no interval"."""
+    from lusynth.report.render import question_sentences
+
+    splits = [SplitValue(-0.139, np.zeros(10), 0.0, 1, True, 12, 12, 6, 6) for _ in range(2)]
+    e = combine(splits, min_patients_per_class=1, bounds=(-1.0, 1.0))
+    assert e.estimate == pytest.approx(-0.139) and e.se == 0
+    assert all(math.isnan(v) for v in e.ci) and any("the 2 splits gave the same value" in n for n in e.notes)
+    d = decide(e, hypothesis="non-inferiority", margin=0.05)
+    assert d.verdict == "inconclusive" and math.isnan(d.p_value) and "the 2 splits gave the same value" in d.reason
+    q = {"question": "b", "arm": "synthetic", "baseline": "real", "fraction": 0.5, "endpoint": "patient-level auc", "level": 0.975,
+         "hypothesis": "non-inferiority", "margin": 0.05, "estimate": e.estimate, "ci": list(e.ci), "p_value": d.p_value,
+         "verdict": d.verdict, "reason": d.reason, "min_detectable_difference": None}
+    (sentence,) = question_sentences({"questions": [q]})
+    assert "no interval: no standard error (no variability: the 2 splits gave the same value" in sentence and "CI -0.139 to -0.139" not in sentence
+    # a spread that is not zero still gives the t interval
+    e2 = combine([SplitValue(p, np.zeros(10), 0.0, 1, True, 12, 12, 6, 6) for p in (-0.1, -0.2)], min_patients_per_class=1)
+    assert e2.ci[0] < -0.15 < e2.ci[1]

@@ -114,7 +114,11 @@ def _sig(v: Any) -> str:
 
 
 def _interval(lo: Any, hi: Any, too_few: bool | None) -> str:
-    return "[too few patients]" if too_few else f"[{_fmt(lo)}, {_fmt(hi)}]"
+    if too_few:
+        return "[too few patients]"
+    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)):
+        return "[no interval]"  # e.g. no spread between the splits to build one from (lusynth.stats.inference.combine)
+    return f"[{_fmt(lo)}, {_fmt(hi)}]"
 
 
 def _signed(v: Any) -> str:
@@ -273,7 +277,12 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
     out = []
     for q in all_questions(results):
         lvl = _pct(q["level"])
-        ci = "too few patients for an interval" if q.get("ci_label") else f"{lvl}% CI {_signed(q['ci'][0])} to {_signed(q['ci'][1])}"
+        if q.get("ci_label"):
+            ci = "too few patients for an interval"
+        elif not all(isinstance(v, (int, float)) and math.isfinite(v) for v in q["ci"]):
+            ci = f"no interval: {q.get('reason', 'no standard error')}"
+        else:
+            ci = f"{lvl}% CI {_signed(q['ci'][0])} to {_signed(q['ci'][1])}"
         test = ("superiority" if q["hypothesis"] == "superiority" else f"non-inferiority, margin {q['margin']:g}")
         s = (f"({q['question']}) {question_arm(q, results)} vs {question_baseline(q)}, {q['endpoint']} at fraction {q['fraction']:g}: "
              f"{q['verdict'].upper()}; difference {_signed(q['estimate'])} ({ci}; one-sided p = {_pvalue(q['p_value'])}, {test})")

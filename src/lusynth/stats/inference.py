@@ -172,10 +172,13 @@ def combine(splits: Sequence[SplitValue], *, level: float = 0.95, min_patients_p
     if too_few:
         notes.append(f"{TOO_FEW}: {n_pos} positive and {n_neg} negative test patients, fewer than {min_patients_per_class} per class")
     if math.isfinite(se) and se == 0.0:
-        notes.append("no variability: every resample and run gives the same value (e.g. AUC 1 everywhere)")
+        # a spread of exactly 0 is not a precise estimate but none at all: a zero-width interval would
+        # claim certainty, so there is no interval (NaN bounds; decide() calls the verdict inconclusive)
+        notes.append(f"no variability: the {j} splits gave the same value, and the interval is built from their spread"
+                     if j >= 2 else "no variability: every resample and run gives the same value (e.g. AUC 1 everywhere)")
     q = float(st.norm.ppf(0.5 + level / 2) if not math.isfinite(df) else st.t.ppf(0.5 + level / 2, df))
-    ci = (est - q * se, est + q * se) if math.isfinite(se) else (float("nan"), float("nan"))
-    if bounds is not None and math.isfinite(se) and (ci[0] < bounds[0] or ci[1] > bounds[1]):
+    ci = (est - q * se, est + q * se) if math.isfinite(se) and se > 0 else (float("nan"), float("nan"))
+    if bounds is not None and math.isfinite(se) and se > 0 and (ci[0] < bounds[0] or ci[1] > bounds[1]):
         ci = (max(ci[0], bounds[0]), min(ci[1], bounds[1]))
         notes.append(f"interval cut to the value's range [{bounds[0]:g}, {bounds[1]:g}]")
     return Estimate(est, se, df, ci, level, method, j, n_runs, n_pos, n_neg, n_res, n_undefined, too_few, training, tuple(notes))
