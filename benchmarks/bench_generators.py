@@ -24,8 +24,9 @@ the EMA generator's frames from fixed latents against a class-balanced subset of
 validation patients, in the fidelity embedding trained on the fold's training frames (one
 embedding per store and seed, shared by both families) and in pixels; 1-NN accuracy
 leave-one-clip-out (``nn1_embed``, the trainer's selection metric) and leave-one-patient-out
-(``nn1_embed_patient``), and MMD^2. Evaluated at 0 and ``--evals`` evenly spaced points of the
-budget; the reported checkpoint is the trainer's choice (:func:`lusynth.gan.selection.choose`,
+(``nn1_embed_patient``), MMD^2, and the frames' fine detail relative to the real validation frames'
+(``sharpness_ratio``: on few patients the distribution measures reward blur). Evaluated at 0 and
+``--evals`` evenly spaced points of the budget; the reported checkpoint is the trainer's choice (:func:`lusynth.gan.selection.choose`,
 rule ``nn1_embed``) on the validation patients. Because that choice looks at the validation
 scores, the chosen checkpoint is also scored against the fold's **test** patients of the class
 (never used for the choice; leave-one-patient-out): ``test_*``.

@@ -75,4 +75,3 @@ def test_selection_bench_replays_each_rule_and_scores_it_on_the_test_patients(tm
     res = subprocess.run([sys.executable, str(BENCHMARKS / "bench_selection.py"), "--results", str(bad), "--out", str(out)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "not a bench_generators.py results file" in res.stderr and "Traceback" not in res.stderr
-
