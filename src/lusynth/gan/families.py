@@ -113,16 +113,14 @@ def config_from_dict(config: Mapping[str, Any]) -> NetConfig:
 def build_networks(cfg: NetConfig, params: GanParams, device: str
                    ) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, torch.memory_format]:
     """G, D (initialised from the global torch RNG), their Adam optimisers and the memory layout of training."""
-    from lusynth.gan.step import adam_for, memory_format_for
     from lusynth.gan.step import build_networks as dcgan_networks
+    from lusynth.gan.step import for_training
 
     if isinstance(cfg, fastgan.FastGANConfig):
         # the DCGAN's CPU layout and optimiser (channels_last, fused Adam: 10-20 % more steps per CPU second,
         # benchmarks/results/README.md); G before D from the global RNG, as fastgan.build_networks
-        mf = memory_format_for(params)
-        g = fastgan.generator(cfg).to(device).to(memory_format=mf)  # type: ignore[call-overload]  # torch stubs lack memory_format
-        d = fastgan.discriminator(cfg).to(device).to(memory_format=mf)  # type: ignore[call-overload]  # torch stubs lack memory_format
-        return g, d, adam_for(g, params, params.fastgan_lr, device), adam_for(d, params, params.fastgan_lr, device), mf
+        g, d = fastgan.generator(cfg), fastgan.discriminator(cfg)
+        return for_training(g, d, params, lr_g=params.fastgan_lr, lr_d=params.fastgan_lr, device=device)
     return dcgan_networks(cfg, params, device)
 
 

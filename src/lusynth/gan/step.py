@@ -117,21 +117,20 @@ def build_networks(
     Fused Adam (one kernel over all parameters) on CUDA, and on the CPU with ``fast_cpu``
     (:class:`~lusynth.models.fastcpu.ChannelsLastAdam` there); with
     ``fast_cpu`` the layers are :mod:`lusynth.models.fastcpu`'s (``cfg.fast_cpu``)."""
-    memory_format = memory_format_for(params)
-    g = generator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
-    d = discriminator(cfg).to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
-    return g, d, adam_for(g, params, params.lr_g, device), adam_for(d, params, params.lr_d, device), memory_format
+    return for_training(generator(cfg), discriminator(cfg), params, lr_g=params.lr_g, lr_d=params.lr_d, device=device)
 
 
-def memory_format_for(params: GanParams) -> torch.memory_format:
-    """The activations' and weights' layout in training: NHWC with ``channels_last``."""
-    return torch.channels_last if params.channels_last else torch.contiguous_format
-
-
-def adam_for(module: torch.nn.Module, params: GanParams, lr: float, device: str) -> torch.optim.Optimizer:
-    """Adam(``lr``, ``params``' betas) over ``module``'s parameters, either family's: fused (one kernel
-    over all parameters) on CUDA, and on the CPU with ``fast_cpu``, where
+def for_training(g: torch.nn.Module, d: torch.nn.Module, params: GanParams, *, lr_g: float, lr_d: float, device: str
+                 ) -> tuple[torch.nn.Module, torch.nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, torch.memory_format]:
+    """Either family's freshly built G and D on ``device`` in the training layout (NHWC with
+    ``channels_last``), with their Adam(lr, ``params``' betas) optimisers: fused (one kernel over all
+    parameters) on CUDA, and on the CPU with ``fast_cpu``, where
     :class:`~lusynth.models.fastcpu.ChannelsLastAdam` hands the kernel channels_last weights without copies."""
+    memory_format = torch.channels_last if params.channels_last else torch.contiguous_format
+    g = g.to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
+    d = d.to(device).to(memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack memory_format
     fused = True if (params.fast_cpu or device.startswith("cuda")) else None
     adam = ChannelsLastAdam if (params.fast_cpu and not device.startswith("cuda")) else torch.optim.Adam
-    return adam(module.parameters(), lr=lr, betas=(params.beta1, params.beta2), fused=fused)
+    opt_g = adam(g.parameters(), lr=lr_g, betas=(params.beta1, params.beta2), fused=fused)
+    opt_d = adam(d.parameters(), lr=lr_d, betas=(params.beta1, params.beta2), fused=fused)
+    return g, d, opt_g, opt_d, memory_format

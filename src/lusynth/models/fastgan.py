@@ -80,7 +80,6 @@ __all__ = [
 #: Channel multiplier of ``ngf`` / ``ndf`` per resolution: the official code's ``nfc`` table.
 NFC = {4: 16, 8: 8, 16: 4, 32: 2, 64: 2, 128: 1, 256: 0.5}
 IMAGE_SIZES = (64, 128, 256)
-DOWNSCALES = FASTGAN_DOWNSCALES
 MIN_WORK_SIZE = 32  # D's reconstruction decoders need its 16x16 and 8x8 maps
 
 
@@ -104,8 +103,8 @@ class FastGANConfig:
     def __post_init__(self) -> None:
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(f"image_size={self.image_size}: FastGAN-lite supports {list(IMAGE_SIZES)}")
-        if self.downscale not in DOWNSCALES or self.work_size < MIN_WORK_SIZE:
-            raise ValueError(f"downscale={self.downscale}: must be one of {list(DOWNSCALES)} and leave G and D at least "
+        if self.downscale not in FASTGAN_DOWNSCALES or self.work_size < MIN_WORK_SIZE:
+            raise ValueError(f"downscale={self.downscale}: must be one of {list(FASTGAN_DOWNSCALES)} and leave G and D at least "
                              f"{MIN_WORK_SIZE}x{MIN_WORK_SIZE} (image_size {self.image_size})")
         for name in ("nz", "ngf", "ndf", "nc"):
             if getattr(self, name) < 1:

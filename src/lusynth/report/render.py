@@ -113,10 +113,15 @@ def _sig(v: Any) -> str:
     return f"{float(v):.3g}"
 
 
+def _has_interval(lo: Any, hi: Any) -> bool:
+    """Whether both bounds are numbers (an estimate with no spread has NaN bounds: lusynth.stats.inference.combine)."""
+    return all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi))
+
+
 def _interval(lo: Any, hi: Any, too_few: bool | None) -> str:
     if too_few:
         return "[too few patients]"
-    if not all(isinstance(v, (int, float)) and math.isfinite(v) for v in (lo, hi)):
+    if not _has_interval(lo, hi):
         return "[no interval]"  # e.g. no spread between the splits to build one from (lusynth.stats.inference.combine)
     return f"[{_fmt(lo)}, {_fmt(hi)}]"
 
@@ -279,7 +284,7 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
         lvl = _pct(q["level"])
         if q.get("ci_label"):
             ci = "too few patients for an interval"
-        elif not all(isinstance(v, (int, float)) and math.isfinite(v) for v in q["ci"]):
+        elif not _has_interval(*q["ci"]):
             ci = f"no interval: {q.get('reason', 'no standard error')}"
         else:
             ci = f"{lvl}% CI {_signed(q['ci'][0])} to {_signed(q['ci'][1])}"
