@@ -216,6 +216,7 @@ def render_params(text: str | None = None, *, profile: str | None = None,
                   overrides: Mapping[str, Mapping[str, Any]] | None = None) -> str:
     """params.yaml's text: every section complete (values in ``text`` kept, missing ones from the
     profile; ``profile`` given: all from that profile; ``overrides`` on top) and the task lists regenerated."""
+    from lusynth.experiment import check_run
     from lusynth.params import SECTIONS, as_dict, field_help, merge_overrides, resolve, section_class
 
     old = (yaml.safe_load(text.split(TASKS_MARKER)[0]) or {}) if text else {}
@@ -223,6 +224,7 @@ def render_params(text: str | None = None, *, profile: str | None = None,
                            "classes": old.get("classes") or ["consolidation", "no_consolidation"]}
     kept = {} if profile else {s: dict(old.get(s) or {}) for s in SECTIONS}
     resolved = resolve(SECTIONS, doc["profile"], merge_overrides(kept, overrides))
+    check_run(resolved, where="params.yaml")
     lines = [PARAMS_HEADER.rstrip("\n"),
              f"profile: {doc['profile']}  # the profile the values below came from (a label on the MLflow runs)",
              f"source: {_flow(doc['source'])}  # folder, labels CSV, s3:// prefix or dvc://PATH@REV; \"\" = the built-in phantom",

@@ -206,3 +206,42 @@ def test_the_family_comparison_is_reported_tracked_and_named_apart_from_each_fam
     assert tags["lusynth.verdict.qc.fastgan"] == sentences[-1]
     assert metrics["qa_auc_diff_real_plus_synthetic_vs_real_f0.5"] != metrics["qa_auc_diff_real_plus_synthetic_fastgan_vs_real_f0.5"]
     assert "qc.fastgan real+synthetic vs real+synthetic dcgan (f0.5)" in tags["lusynth.verdicts"]
+
+
+def test_a_run_whose_frames_do_not_fit_a_family_is_refused_before_anything_starts(phantom_store, tmp_path, capsys) -> None:
+    """ingest.image_size against every family's needs (gan.fastgan_downscale; the family's sizes):
+    checked when the run's parameters are resolved, so `lusynth run`, a KFP submission and DVC's
+    params.yaml fail in one line before ingest, not at the first GAN task."""
+    from lusynth.cli import main
+    from lusynth.experiment import run_overrides
+    from lusynth_pipelines.dvc import render_params
+
+    too_small = {"experiment": {"generators": "dcgan,fastgan"}, "gan": {"fastgan_downscale": 4}}
+    with pytest.raises(InputError, match=r"profile demo: ingest.image_size=64 with experiment.generators=dcgan,fastgan: "
+                                         r"gan.fastgan_downscale=4: 64x64 frames would leave FastGAN-lite's G and D 16x16"):
+        run_overrides("demo", too_small)
+    run_overrides("demo", {**too_small, "ingest": {"image_size": 128}})  # 32x32 work size: fine
+    run_overrides("demo", {"gan": {"fastgan_downscale": 4}})  # the DCGAN alone ignores the FastGAN parameter
+    with pytest.raises(InputError, match=r"ingest.image_size=32 with experiment.generators=dcgan: image size 32: the dcgan family "
+                                         r"supports \[64, 128, 256\]"):
+        run_overrides("demo", {"ingest": {"image_size": 32}})
+    with pytest.raises(InputError, match=r"params.yaml: .*gan.fastgan_downscale=4"):
+        render_params(profile="demo", overrides=too_small)
+
+    # a run submitted from the KFP UI skips the CLI: the pipeline's GAN plan checks the store's frames before fanning out
+    from types import SimpleNamespace
+
+    from lusynth_components.plan import plan_gans as plan_component
+
+    ok = plan_component.python_func(frames=SimpleNamespace(path=str(phantom_store)), profile="demo",
+                                    overrides={"experiment": {"generators": ["dcgan", "fastgan"], "folds": 1}, "gan": {"fastgan_downscale": 2}})
+    assert {k["generator"] for k in ok} == {"dcgan", "fastgan"}
+    with pytest.raises(InputError, match=rf"{phantom_store}: image size 64 with experiment.generators=dcgan,fastgan: gan.fastgan_downscale=4"):
+        plan_component.python_func(frames=SimpleNamespace(path=str(phantom_store)), profile="demo",
+                                   overrides={"experiment": {"generators": ["dcgan", "fastgan"]}, "gan": {"fastgan_downscale": 4}})
+
+    out = tmp_path / "run"
+    rc = main(["run", "--out", str(out), "--set", "experiment.generators=dcgan,fastgan", "--set", "gan.fastgan_downscale=4"])
+    err = capsys.readouterr().err.strip()
+    assert rc != 0 and "gan.fastgan_downscale=4" in err and "ingest.image_size=64" in err and "Traceback" not in err
+    assert len(err.splitlines()) == 1 and not out.exists()

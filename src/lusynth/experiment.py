@@ -17,7 +17,7 @@ from lusynth.errors import InputError
 from lusynth.keys import GENERATORS, Cell, GanKey, fraction, ratio
 from lusynth.params import check, check_choices
 
-__all__ = ["ExperimentParams", "plan_classifiers", "plan_gans"]
+__all__ = ["ExperimentParams", "check_families_fit", "check_run", "plan_classifiers", "plan_gans", "run_overrides"]
 
 
 @dataclass(frozen=True)
@@ -129,5 +129,26 @@ def run_overrides(profile: str, overrides: Mapping[str, Mapping[str, Any]] | Non
     from lusynth.params import SECTIONS, merge_overrides, resolve
 
     merged = merge_overrides(overrides)
-    resolve(SECTIONS, profile, merged)
+    check_run(resolve(SECTIONS, profile, merged), where=f"profile {profile}")
     return merged
+
+
+def check_run(resolved: Mapping[str, Any], *, where: str = "parameters") -> None:
+    """The rules that span sections, on a run's resolved sections: every generator family in
+    ``experiment.generators`` must be able to train on ``ingest.image_size`` frames with the ``gan``
+    section's parameters (e.g. ``gan.fastgan_downscale``), so a run that would fail at its first
+    GAN task after ingest fails here instead, in one line."""
+    check_families_fit(resolved["experiment"].generators, resolved["gan"], resolved["ingest"].image_size,
+                       where=f"{where}: ingest.image_size={resolved['ingest'].image_size}")
+
+
+def check_families_fit(generators: Sequence[str], gan: Any, image_size: int, *, where: str) -> None:
+    """InputError naming ``where`` when a family of ``generators`` cannot train on ``image_size``
+    frames with ``gan`` (GanParams): run planning asks it of ``ingest.image_size``, the pipeline's
+    GAN plan of the frame store it fans out over (a run submitted without the CLI's checks)."""
+    from lusynth.gan.families import fit_problem
+
+    for family in generators:
+        problem = fit_problem(gan, image_size, family)
+        if problem:
+            raise InputError(f"{where} with experiment.generators={','.join(generators)}: {problem}")

@@ -41,10 +41,12 @@ _PARAMS_FILE = _param("params_file", Optional[Path], typer.Option(None, "--param
 
 
 def _run(**values: Any) -> None:
+    from lusynth.experiment import run_overrides
     from lusynth_pipelines.local import run_local
 
-    kwargs = dict(source=values["source"] or "", profile=values["profile"], overrides=_overrides(_RUN_FLAGS, values),
-                  experiment=values["experiment"])
+    # every parameter, and the rules across sections, checked before OUT or its logs are made
+    overrides = run_overrides(values["profile"], _overrides(_RUN_FLAGS, values))
+    kwargs = dict(source=values["source"] or "", profile=values["profile"], overrides=overrides, experiment=values["experiment"])
     if values["verbose"]:
         result = run_local(values["out"], **kwargs)
     else:

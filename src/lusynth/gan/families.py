@@ -43,6 +43,7 @@ __all__ = [
     "family_of",
     "flops_per_image",
     "image_sizes",
+    "fit_problem",
     "network_config",
     "step_function",
 ]
@@ -73,16 +74,29 @@ def image_sizes(family: str) -> tuple[int, ...]:
     return tuple(sorted(LAYERS_FOR_SIZE)) if family == "dcgan" else fastgan.IMAGE_SIZES
 
 
+def fit_problem(params: GanParams, image_size: int, family: str) -> str | None:
+    """Why ``family`` with ``params`` cannot train on ``image_size`` frames (one line naming the
+    parameter and the fix), or None when it can. The trainer asks this of its frame store, and run
+    planning asks it of ``ingest.image_size`` before anything starts (:func:`lusynth.experiment.check_run`)."""
+    if image_size not in image_sizes(family):
+        return (f"image size {image_size}: the {family} family supports {list(image_sizes(family))} "
+                "(re-ingest with --image-size, or set ingest.image_size)")
+    if family == "fastgan" and image_size // params.fastgan_downscale < fastgan.MIN_WORK_SIZE:
+        work = image_size // params.fastgan_downscale
+        return (f"gan.fastgan_downscale={params.fastgan_downscale}: {image_size}x{image_size} frames would leave FastGAN-lite's "
+                f"G and D {work}x{work}, below its {fastgan.MIN_WORK_SIZE}x{fastgan.MIN_WORK_SIZE}; set a smaller "
+                "gan.fastgan_downscale or re-ingest with a larger --image-size")
+    return None
+
+
 def network_config(params: GanParams, image_size: int, family: str = "dcgan") -> NetConfig:
     """The network shape of ``family`` that ``params`` ask for at ``image_size``."""
     if family not in GENERATORS:
         raise ValueError(f"generator family {family!r} is not one of {list(GENERATORS)}")
+    problem = fit_problem(params, image_size, family)
+    if problem:
+        raise ValueError(problem)
     if family == "fastgan":
-        work = image_size // params.fastgan_downscale
-        if work < fastgan.MIN_WORK_SIZE:
-            raise ValueError(f"gan.fastgan_downscale={params.fastgan_downscale}: {image_size}x{image_size} frames would leave FastGAN-lite's "
-                             f"G and D {work}x{work}, below its {fastgan.MIN_WORK_SIZE}x{fastgan.MIN_WORK_SIZE}; set a smaller "
-                             "gan.fastgan_downscale or re-ingest with a larger --image-size")
         return fastgan.FastGANConfig(image_size=image_size, nz=params.nz, ngf=params.fastgan_width, ndf=params.fastgan_width,
                                      recon_weight=params.fastgan_recon_weight, downscale=params.fastgan_downscale)
     return DCGANConfig(image_size=image_size, nz=params.nz, ngf=params.ngf, ndf=params.ndf, dropout=params.dropout,

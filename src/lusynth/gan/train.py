@@ -65,7 +65,7 @@ from lusynth.gan.diffaugment import parse_policy
 from lusynth.gan.ema import EMA
 from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, make_grid, pixels
 from lusynth.gan.families import build_networks as family_networks
-from lusynth.gan.families import config_dict, image_sizes, network_config, step_function
+from lusynth.gan.families import config_dict, fit_problem, network_config, step_function
 from lusynth.gan.families import flops_per_image as family_flops
 from lusynth.gan.mirror import CheckpointMirror
 from lusynth.gan.outputs import SAMPLES_DIR, check_resumable, clear_outputs, embedding_net, save_png
@@ -159,14 +159,11 @@ class GanTrainer:
         self.key = GanKey(label, fraction, gan_seed, fold, generator)
         self.store = open_store(frames_dir)
         family = self.key.generator
-        if self.store.image_size not in image_sizes(family):
-            raise InputError(f"{self.store.path}: image size {self.store.image_size}; the {family} family supports "
-                             f"{list(image_sizes(family))} (re-ingest with --image-size)")
+        problem = fit_problem(p, self.store.image_size, family)
+        if problem:  # a frame size or parameter that does not fit this family: one line naming the store and the fix
+            raise InputError(f"{self.store.path}: {problem}")
         self.idx = _select_frames(self.store, label, fraction, fold)
-        try:
-            self.cfg = network_config(p, self.store.image_size, family)  # the family's network (DCGANConfig | FastGANConfig)
-        except ValueError as e:  # a parameter that does not fit these frames: one line naming both
-            raise InputError(f"{self.store.path}: {e}") from None
+        self.cfg = network_config(p, self.store.image_size, family)  # the family's network (DCGANConfig | FastGANConfig)
         self.train_step = step_function(self.cfg)
         # the family is recorded with the params, so a resume as another family is refused
         self.params_dict = {**as_dict(p), "generator": family}
