@@ -40,7 +40,11 @@ that fits its training patients exactly, which calibrates them (the 0.5 of the t
 assumes exchangeable samples, and leave-one-patient-out on one side only breaks that). The summary
 gives each family's paired difference from the DCGAN over seeds with a 95 % t interval. The
 pseudo-family ``real-unseen`` scores the test patients' frames against the validation patients on
-the validation-side 1-NN tests: what new real patients score there.
+the validation-side 1-NN tests: what new real patients score there. The pseudo-families
+``real-train-blurS`` (the ``real-train`` frames blurred, Gaussian sigma S pixels) and
+``real-train-mixK`` (each the pixel mean of K frames of K different training patients) are known
+answers: frames no reader would call more realistic than ``real-train``'s, so a measure that scores
+them better rewards averaging, and a generator's gain on it is not evidence of realism.
 
 Writes ``benchmarks/results/generators.json`` (after every run). Not a test::
 
@@ -60,6 +64,7 @@ from __future__ import annotations
 import argparse
 import copy
 import dataclasses
+import functools
 import importlib
 import json
 import math
@@ -117,6 +122,7 @@ class Evaluator:
     test_embed: np.ndarray
     n_eval: int
     real_floor: np.ndarray  # other frames of the training patients, as many as the fakes: the `real-train` pseudo-family
+    real_floor_patients: np.ndarray  # their patients (the `real-train-mixK` pseudo-families average across patients)
     gamma_val: float  # RBF bandwidth of the MMD^2 on the validation side, from real embeddings alone
     gamma_test: float
 
@@ -167,12 +173,13 @@ def make_evaluator(store: FrameStore, label: str, params: GanParams, work: Path)
     # the memorisation rate beside it.
     trsub = balanced_real_subset(len(train_u8), n_fake, seed=params.seed)
     rest = np.setdiff1d(np.arange(len(train_u8)), trsub)
+    floor = rest[balanced_real_subset(len(rest), n_fake, seed=params.seed)]
     return Evaluator(
         train_u8=train_u8, real_val=real_val,
         val_clips=_groups(man["video_id"].to_numpy()[va][sub]), val_patients=_groups(man["patient_id"].to_numpy()[va][sub]),
         real_test=test_all[tsub], test_patients=_groups(man["patient_id"].to_numpy()[te][tsub]),
         train_embed=embed(emb, train_u8[trsub]), train_patients=_groups(man["patient_id"].to_numpy()[tr][trsub]),
-        real_floor=train_u8[rest[balanced_real_subset(len(rest), n_fake, seed=params.seed)]],
+        real_floor=train_u8[floor], real_floor_patients=man["patient_id"].to_numpy()[tr][floor],
         reference_dcr=distance_to_closest_record(pixels(val_all), pixels(train_u8)),
         emb=emb, real_embed=real_embed, test_embed=test_embed, n_eval=n_fake,
         gamma_val=reference_gamma(real_embed), gamma_test=reference_gamma(test_embed),
@@ -207,7 +214,8 @@ def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any
         return g, d, og, od, mf, fastgan.train_step
     if family.startswith("diffusion"):
         return _diffusion(params, image_size, _variant(family))
-    raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN] | real-train | real-unseen)")
+    raise SystemExit(f"--families: unknown family {family!r} (dcgan | fastgan[-wN][-bN] | diffusion[-wN][-sN] | real-train | "
+                     "real-train-blurS | real-train-mixK | real-unseen)")
 
 
 def _diffusion(params: GanParams, image_size: int, variant: dict[str, int]) -> tuple[Any, Any, Any, Any, torch.memory_format, Callable[..., Any]]:
@@ -336,13 +344,54 @@ def score_real_floor(ev: Evaluator) -> dict[str, Any]:
     return _untrained(entry, history=[entry])
 
 
+def degraded_floor(ev: Evaluator, kind: str, amount: int, seed: int) -> np.ndarray:
+    """The ``real-train`` frames made worse in a way no reader would call more realistic:
+    ``blur``: a Gaussian blur of ``amount`` pixels' sigma (``scipy.ndimage.gaussian_filter``, within
+    each frame); ``mix``: each frame the pixel mean of itself and ``amount - 1`` frames of *other*
+    training patients (an average of patients, which no patient's scan looks like)."""
+    import scipy.ndimage
+
+    floor = ev.real_floor.astype(np.float64)
+    if kind == "blur":
+        out = scipy.ndimage.gaussian_filter(floor, sigma=(0, amount, amount))
+    else:
+        rng = np.random.default_rng(seed)
+        pats = ev.real_floor_patients
+        out = floor.copy()
+        for i in range(len(floor)):
+            others = np.flatnonzero(pats != pats[i])
+            out[i] += floor[rng.choice(others, size=amount - 1, replace=len(others) < amount - 1)].sum(axis=0)
+        out /= amount
+    return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def score_degraded_floor(ev: Evaluator, family: str, seed: int) -> dict[str, Any]:
+    """The ``real-train-blurS`` / ``real-train-mixK`` pseudo-families: :func:`degraded_floor` of the
+    ``real-train`` frames, scored as if a generator had drawn them. A measure on which these beat
+    ``real-train`` (or a trained generator) rewards averaging, not realism: the known answer that
+    tells how far a measure's gain can be trusted (results README, "What the 1-NN bar rewards")."""
+    kind, amount = _degraded(family)
+    fake = degraded_floor(ev, kind, amount, seed)
+    entry = {"step": 0, "epoch": 0.0, "cpu_seconds": 0.0, **ev.score(fake)}
+    return _untrained(entry, history=[entry])
+
+
+def _degraded(family: str) -> tuple[str, int]:
+    """``real-train-blur2`` -> ("blur", 2); ``real-train-mix4`` -> ("mix", 4)."""
+    tail = family.removeprefix("real-train-")
+    for kind in ("blur", "mix"):
+        if tail.startswith(kind) and tail[len(kind):].isdigit() and int(tail[len(kind):]) >= (1 if kind == "blur" else 2):
+            return kind, int(tail[len(kind):])
+    raise SystemExit(f"--families: {family!r} is not real-train-blurS (S >= 1 pixels) or real-train-mixK (K >= 2 patients)")
+
+
 def score_unseen_floor(ev: Evaluator) -> dict[str, Any]:
     """The ``real-unseen`` pseudo-family: the fold's test patients' frames (unseen by G and by the
     embedding) scored as if a generator had drawn them, against the validation patients: what new
     real patients score on the validation-side 1-NN tests (``nn1_embed``, the trainer's selection
-    measure, and ``nn1_embed_patient``). Both samples are cut to the same size (1-NN is only
-    calibrated at equal sizes); the other measures need the fakes of the training-side tests and
-    are NaN here."""
+    measure, and ``nn1_embed_patient``), and the same frames against the training patients
+    (``train_nn1_embed_patient``: that test's floor). Both samples are cut to the same size (1-NN
+    is only calibrated at equal sizes); the other measures are NaN here."""
     n = min(len(ev.real_embed), len(ev.test_embed))
     iv = balanced_real_subset(len(ev.real_embed), n, seed=0)
     it = balanced_real_subset(len(ev.test_embed), n, seed=0)
@@ -351,6 +400,14 @@ def score_unseen_floor(ev: Evaluator) -> dict[str, Any]:
         if groups is not None:
             parts = one_nn_accuracy_parts(ev.real_embed[iv], ev.test_embed[it], real_groups=groups[iv])
             entry[key], entry[f"{key}_real"], entry[f"{key}_fake"] = parts["accuracy"], parts["real_accuracy"], parts["fake_accuracy"]
+    # the training-side test's floor: new patients against the training patients (a generator reading
+    # below it sits closer to its training patients than new patients do: it leans on memory)
+    m = min(len(ev.train_embed), len(ev.test_embed))
+    ir, it2 = balanced_real_subset(len(ev.train_embed), m, seed=0), balanced_real_subset(len(ev.test_embed), m, seed=0)
+    if ev.train_patients is not None:
+        parts = one_nn_accuracy_parts(ev.train_embed[ir], ev.test_embed[it2], real_groups=ev.train_patients[ir])
+        key = "train_nn1_embed_patient"
+        entry[key], entry[f"{key}_real"], entry[f"{key}_fake"] = parts["accuracy"], parts["real_accuracy"], parts["fake_accuracy"]
     return {**_untrained(entry, history=[]), "n_frames": n}
 
 
@@ -510,6 +567,8 @@ def main() -> None:
                         raise SystemExit("--budget auto: list dcgan first in --families (its demo run measures the budget)")
                     base, overrides = variants.get(family, (family, {}))
                     pseudo = {"real-train": score_real_floor, "real-unseen": score_unseen_floor}.get(family)
+                    if family.startswith("real-train-"):
+                        pseudo = functools.partial(score_degraded_floor, family=family, seed=seed)
                     r = pseudo(ev) if pseudo else train_budgeted(base, ev, dataclasses.replace(params, **overrides), store.image_size, budget=budget,
                                        evals=a.evals, planned_steps=planned_steps, eval_every_steps=eval_every_steps)
                     if measuring:

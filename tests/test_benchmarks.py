@@ -75,3 +75,31 @@ def test_selection_bench_replays_each_rule_and_scores_it_on_the_test_patients(tm
     res = subprocess.run([sys.executable, str(BENCHMARKS / "bench_selection.py"), "--results", str(bad), "--out", str(out)],
                          capture_output=True, text=True, timeout=60)
     assert res.returncode != 0 and "not a bench_generators.py results file" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_the_averaged_real_frames_are_what_they_claim_to_be() -> None:
+    """bench_generators' known-answer pseudo-families: ``real-train-mixK`` averages each real frame
+    with frames of K-1 *other* patients (two patients of constant frames 0 and 200 mix to 100
+    everywhere, never with themselves); ``real-train-blurS`` is a Gaussian blur within each frame
+    (a constant frame stays itself, a bright pixel spreads but keeps its mass)."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_generators as bg
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    import numpy as np
+
+    floor = np.zeros((6, 16, 16), np.uint8)
+    floor[3:] = 200
+    floor[2, 8, 8] = 255  # patient a's third frame: a bright pixel
+    ev = bg.Evaluator.__new__(bg.Evaluator)
+    ev.real_floor, ev.real_floor_patients = floor, np.array(["a", "a", "a", "b", "b", "b"])
+    mixed = bg.degraded_floor(ev, "mix", 2, seed=0)
+    assert (mixed[:2] == 100).all() and (mixed[3:] == 100).all() and mixed[2, 8, 8] == 228
+    blurred = bg.degraded_floor(ev, "blur", 1, seed=0)
+    assert (blurred[3:] == 200).all() and (blurred[:2] == 0).all()
+    assert 0 < blurred[2, 8, 8] < 255 and blurred[2, 8, 9] > 0 and abs(int(blurred[2].sum()) - 255) < 10
+    assert bg._degraded("real-train-blur2") == ("blur", 2) and bg._degraded("real-train-mix4") == ("mix", 4)
+    for bad in ("real-train-mix1", "real-train-blur", "real-train-sharpen2"):
+        with pytest.raises(SystemExit, match="real-train-blurS"):
+            bg._degraded(bad)
