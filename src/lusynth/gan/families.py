@@ -41,9 +41,9 @@ __all__ = [
     "empty_discriminator",
     "empty_generator",
     "family_of",
+    "fit_problem",
     "flops_per_image",
     "image_sizes",
-    "fit_problem",
     "network_config",
     "step_function",
 ]
