@@ -369,7 +369,7 @@ def score_degraded_floor(ev: Evaluator, family: str, seed: int) -> dict[str, Any
     """The ``real-train-blurS`` / ``real-train-mixK`` pseudo-families: :func:`degraded_floor` of the
     ``real-train`` frames, scored as if a generator had drawn them. A measure on which these beat
     ``real-train`` (or a trained generator) rewards averaging, not realism: the known answer that
-    tells how far a measure's gain can be trusted (results README, "What the 1-NN bar rewards")."""
+    tells how far a measure's gain can be trusted (results README, "What the distribution measures reward")."""
     kind, amount = _degraded(family)
     fake = degraded_floor(ev, kind, amount, seed)
     entry = {"step": 0, "epoch": 0.0, "cpu_seconds": 0.0, **ev.score(fake)}
@@ -400,8 +400,9 @@ def score_unseen_floor(ev: Evaluator) -> dict[str, Any]:
         if groups is not None:
             parts = one_nn_accuracy_parts(ev.real_embed[iv], ev.test_embed[it], real_groups=groups[iv])
             entry[key], entry[f"{key}_real"], entry[f"{key}_fake"] = parts["accuracy"], parts["real_accuracy"], parts["fake_accuracy"]
-    # the training-side test's floor: new patients against the training patients (a generator reading
-    # below it sits closer to its training patients than new patients do: it leans on memory)
+    # the training-side test's floor: new patients against the training patients. A generator far
+    # below it sits closer to its training patients than new patients do (memory); a faithful one
+    # reads somewhat below it too (tests/metrics/test_patient_nn1_calibration.py), so it is no ideal
     m = min(len(ev.train_embed), len(ev.test_embed))
     ir, it2 = balanced_real_subset(len(ev.train_embed), m, seed=0), balanced_real_subset(len(ev.test_embed), m, seed=0)
     if ev.train_patients is not None:
