@@ -194,12 +194,11 @@ def _variant(family: str) -> dict[str, int]:
 def _networks(family: str, params: GanParams, image_size: int) -> tuple[Any, Any, Any, Any, torch.memory_format, Callable[..., Any]]:
     """G, D, optimisers, memory format and the step function of one family, initialised from the torch seed."""
     if family == "dcgan":
-        from lusynth.gan.step import build_networks, train_step
-        from lusynth.models.dcgan import DCGANConfig
+        from lusynth.gan.families import build_networks as family_networks
+        from lusynth.gan.families import network_config
+        from lusynth.gan.step import train_step
 
-        cfg = DCGANConfig(image_size=image_size, nz=params.nz, ngf=params.ngf, ndf=params.ndf, dropout=params.dropout,
-                          instance_noise=params.instance_noise, fast_cpu=params.fast_cpu)
-        g, d, og, od, mf = build_networks(cfg, params, "cpu")
+        g, d, og, od, mf = family_networks(network_config(params, image_size, "dcgan"), params, "cpu")  # the GAN stage's construction
         return g, d, og, od, mf, train_step
     if family.startswith("fastgan"):
         from lusynth.gan.families import build_networks as family_networks

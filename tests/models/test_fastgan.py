@@ -30,7 +30,8 @@ SMALL = FastGANConfig(ngf=4, ndf=4, nz=16)
 
 def _setup(cfg: FastGANConfig, seed: int) -> tuple[nn.Module, nn.Module, torch.optim.Optimizer, torch.optim.Optimizer, EMA]:
     torch.manual_seed(seed)
-    g, d, opt_g, opt_d = fastgan.build_networks(cfg)
+    g, d = fastgan.generator(cfg), fastgan.discriminator(cfg)  # G before D from the global RNG, as the GAN stage builds them
+    opt_g, opt_d = (torch.optim.Adam(m.parameters(), lr=2e-4, betas=(0.5, 0.999)) for m in (g, d))  # the official Adam
     return g, d, opt_g, opt_d, EMA(g, 0.9)
 
 

@@ -132,7 +132,7 @@ def build_networks(cfg: NetConfig, params: GanParams, device: str
 
     if isinstance(cfg, fastgan.FastGANConfig):
         # the DCGAN's CPU layout and optimiser (channels_last, fused Adam: 10-20 % more steps per CPU second,
-        # benchmarks/results/README.md); G before D from the global RNG, as fastgan.build_networks
+        # benchmarks/results/README.md); G before D from the global RNG
         g, d = fastgan.generator(cfg), fastgan.discriminator(cfg)
         return for_training(g, d, params, lr_g=params.fastgan_lr, lr_d=params.fastgan_lr, device=device)
     return dcgan_networks(cfg, params, device)

@@ -343,16 +343,6 @@ def train_step(
     return loss_d.detach(), loss_g.detach(), out_real.detach(), out_fake.detach()
 
 
-def build_networks(cfg: FastGANConfig, *, lr_g: float = 2e-4, lr_d: float = 2e-4, betas: tuple[float, float] = (0.5, 0.999),
-                   device: str = "cpu") -> tuple[FastGANGenerator, FastGANDiscriminator, torch.optim.Optimizer, torch.optim.Optimizer]:
-    """G, D (initialised from the global torch RNG) and their Adam optimisers (official: lr 2e-4, betas 0.5, 0.999)."""
-    g = generator(cfg).to(device)
-    d = discriminator(cfg).to(device)
-    opt_g = torch.optim.Adam(g.parameters(), lr=lr_g, betas=betas)
-    opt_d = torch.optim.Adam(d.parameters(), lr=lr_d, betas=betas)
-    return g, d, opt_g, opt_d
-
-
 def fold_spectral_norm(module: nn.Module) -> nn.Module:
     """Replace every spectral-norm parametrisation by the normalised weight it gives in eval mode
     (``W / sigma`` with the stored power-iteration vectors): the same outputs without the per-call
