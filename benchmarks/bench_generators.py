@@ -83,14 +83,13 @@ from bench_precision_quality import _default_stores, _write  # the same stores, 
 from lusynth.data.framestore import FrameStore, open_store
 from lusynth.gan.diffaugment import parse_policy
 from lusynth.gan.ema import EMA
-from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, pixels
+from lusynth.gan.evaluation import balanced_real_subset, fidelity_report
 from lusynth.gan.outputs import embedding_net
 from lusynth.gan.params import GanParams
 from lusynth.gan.selection import choose
 from lusynth.gan.step import _to_unit, sample_frames
 from lusynth.metrics.fidelity import mmd2_rbf, one_nn_accuracy_parts, reference_gamma
 from lusynth.metrics.nearcopy import NearCopyPolicy
-from lusynth.metrics.privacy import distance_to_closest_record
 from lusynth.models.embedding import EmbeddingNet, embed
 from lusynth.runtime import autocast_for, resolve_precision
 
@@ -180,7 +179,7 @@ def make_evaluator(store: FrameStore, label: str, params: GanParams, work: Path)
         real_test=test_all[tsub], test_patients=_groups(man["patient_id"].to_numpy()[te][tsub]),
         train_embed=embed(emb, train_u8[trsub]), train_patients=_groups(man["patient_id"].to_numpy()[tr][trsub]),
         real_floor=train_u8[floor], real_floor_patients=man["patient_id"].to_numpy()[tr][floor],
-        reference_dcr=distance_to_closest_record(pixels(val_all), pixels(train_u8)),
+        reference_dcr=NearCopyPolicy().reference_dcr(train_u8, val_all, man["patient_id"].to_numpy()[tr]),  # what train_gan uses
         emb=emb, real_embed=real_embed, test_embed=test_embed, n_eval=n_fake,
         gamma_val=reference_gamma(real_embed), gamma_test=reference_gamma(test_embed),
     )

@@ -140,7 +140,7 @@ def test_the_audit_applies_and_records_the_near_copy_policy_it_is_given(experime
             for p in (1.0, 50.0)}
     reports = {p: r.report for p, r in runs.items()}
     for p, report in reports.items():
-        assert report["config"]["near_copy"] == {"percentile": p, "features": "pixels"}
+        assert report["config"]["near_copy"] == {"percentile": p, "features": "pixels", "reference": "pooled"}
         assert all(a["near_copy"] == report["config"]["near_copy"] for a in report["audits"])
     for lo, hi in zip(reports[1.0]["audits"], reports[50.0]["audits"], strict=True):
         assert hi["privacy"]["near_copy_threshold"] > lo["privacy"]["near_copy_threshold"]

@@ -138,7 +138,7 @@ def test_generate_returns_the_synthetic_set_it_wrote(gans: list[Path], store: Pa
     assert r.keys == again.keys == (GanKey(LABELS[0], 1.0), GanKey(LABELS[1], 1.0))
     assert r.path == out and len(r.store) == r.n_frames == 6
     assert r.source_frames_digest == open_store(store).digest
-    assert again.privacy_filter[LABELS[1]]["near_copy"] == {"percentile": 2.0, "features": "pixels"}
+    assert again.privacy_filter[LABELS[1]]["near_copy"] == {"percentile": 2.0, "features": "pixels", "reference": "pooled"}
     assert r.per_class == again.privacy_filter
 
 

@@ -240,7 +240,7 @@ def test_selection_records_the_near_copy_policy_it_applied(store: Path, tmp_path
     train_gan(store, out, label=LABEL, fraction=1.0, params=tiny_params(epochs=1, eval_every=1),
               near_copy=NearCopyPolicy(percentile=5.0), progress=False)
     summary = json.loads((out / "gan.json").read_text())
-    assert summary["selection"]["near_copy"] == {"percentile": 5.0, "features": "pixels"}
+    assert summary["selection"]["near_copy"] == {"percentile": 5.0, "features": "pixels", "reference": "pooled"}
     assert "memorisation_percentile" not in summary["params"]
 
 

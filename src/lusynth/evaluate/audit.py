@@ -53,6 +53,7 @@ def audit_synthetic(
     class_prob: EmbedFn | None = None,
     discriminator: ScoreFn | None = None,
     holdout_groups: np.ndarray | None = None,
+    train_patients: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """Fidelity + privacy of ``synthetic`` frames of one class (all inputs uint8 (N, S, S)).
 
@@ -60,7 +61,8 @@ def audit_synthetic(
     the ``real`` classifier's probability of the GAN's class per frame (confidence score);
     ``discriminator`` the GAN's D score per frame (discriminator attack); ``holdout_groups`` the clip
     of each holdout frame, so the 1-NN test leaves a whole real clip out; ``near_copy`` the
-    near-copy rule of the memorisation rate (default ``NearCopyPolicy()``).
+    near-copy rule of the memorisation rate (default ``NearCopyPolicy()``); ``train_patients`` the
+    patient of each training frame (the pooled near-copy reference leaves each out in turn).
     Returns ``{"fidelity": {...}, "privacy": {...}, "dcr": {...arrays...}, "n": {...}}``.
     """
     for name, a in (("synthetic", synthetic), ("holdout", holdout), ("train", train)):
@@ -70,7 +72,8 @@ def audit_synthetic(
     syn = synthetic[subsample(len(synthetic), k, seed=params.seed)]
     hold_idx = subsample(len(holdout), k, seed=params.seed + 1)
     hold = holdout[hold_idx]
-    tr = train[subsample(len(train), k, seed=params.seed + 2)]
+    tr_idx = subsample(len(train), k, seed=params.seed + 2)
+    tr = train[tr_idx]
     # 1-NN accuracy is calibrated at 0.5 only for equal sample sizes: compare equal-size subsets
     n_eq = min(len(syn), len(hold))
     syn_eq = syn[subsample(len(syn), n_eq, seed=params.seed + 3)]
@@ -108,14 +111,14 @@ def audit_synthetic(
         fid["confidence"] = float(np.mean(class_prob(syn)))  # the paper's confidence score
         fid["confidence_holdout"] = float(np.mean(class_prob(hold)))  # what real frames of the class get
 
-    near_copies = (near_copy or NearCopyPolicy()).fit(tr, hold)
-    dcr_syn, dcr_hold = near_copies.dcr(syn), near_copies.reference_dcr
+    near_copies = (near_copy or NearCopyPolicy()).fit(tr, hold, None if train_patients is None else np.asarray(train_patients)[tr_idx])
+    dcr_syn, dcr_hold = near_copies.dcr(syn), near_copies.dcr(hold)
     # balanced attack: as many members (train) as non-members (holdout)
     n_att = min(len(tr), len(hold))
     members = tr[subsample(len(tr), n_att, seed=params.seed + 5)]
     nonmembers = hold[subsample(len(hold), n_att, seed=params.seed + 6)]
     priv: dict[str, float] = {
-        "memorisation_rate": near_copies.policy.rate(dcr_syn, dcr_hold),
+        "memorisation_rate": near_copies.policy.rate(dcr_syn, near_copies.reference_dcr),
         "near_copy_threshold": near_copies.threshold,
         "median_dcr_synthetic": float(np.median(dcr_syn)),
         "median_dcr_holdout": float(np.median(dcr_hold)),

@@ -423,11 +423,13 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
             spaces_of[fold] = _fidelity_spaces(real, emb, params) if len(real.view(0, "train")) >= 2 else {}
         hold_rows = real.view(fold, "test", label=label)  # the GAN's fold's test patients: read here only
         hold = np.asarray(real.frames[hold_rows])
-        train = np.asarray(real.frames[real.view(fold, "train", label=label, fraction=frac)])
+        train_rows = real.view(fold, "train", label=label, fraction=frac)
+        train = np.asarray(real.frames[train_rows])
         class_prob = _class_probability(emb, label) if emb is not None else None
         disc = discriminator_scorer(t.gan.path) if t.gan is not None else None
         res = audit_synthetic(syn, hold, train, params=params, near_copy=near_copy, embed=(emb.embed if emb is not None else None),
-                              class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows])
+                              class_prob=class_prob, discriminator=disc, holdout_groups=real.manifest["video_id"].to_numpy()[hold_rows],
+                              train_patients=real.manifest["patient_id"].to_numpy()[train_rows])
         patient_audit = audits_by_digest.get(s.digest)
         gate = _gate_from_audit(patient_audit) or gate_audit(res["privacy"], params)
         if patient_audit is not None:  # its figures beside this GAN's (the audit saw the unfiltered output)

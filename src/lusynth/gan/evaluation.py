@@ -39,8 +39,9 @@ def fidelity_report(
     """MMD^2 (RBF, median heuristic) and 1-NN accuracy (0.5 ideal; leave-one-clip-out on the real
     side when ``real_groups`` gives each real frame's clip) in pixels and in the embedding, plus
     the memorisation rate against ``train`` (uint8 frames) by ``near_copy``, whose reference is
-    ``reference_dcr`` (unseen real frames -> train DCR in the policy's feature space: the fold's
-    inner validation frames, never its test patients), and the fine detail of the fakes relative to
+    ``reference_dcr`` (unseen patients' DCR in the policy's feature space,
+    :meth:`~lusynth.metrics.nearcopy.NearCopyPolicy.reference_dcr`: the fold's inner validation
+    frames and, pooled, its training patients left out in turn; never its test patients), and the fine detail of the fakes relative to
     the real frames' (``sharpness_ratio``, :func:`~lusynth.metrics.fidelity.sharpness`)."""
     fx, rx = pixels(fake), pixels(real)
     nn_pix = one_nn_accuracy_parts(rx, fx, real_groups=real_groups)

@@ -207,11 +207,12 @@ def _generate_all(store: FrameStore, infos: list[tuple[Path, Any]], out_dir: Pat
             g.to(device)
             ckpt = checkpoint_path(gd, params.which).relative_to(gd).as_posix()
             fold = info.key.fold
-            train = np.asarray(store.frames[store.view(fold, "train", label=label, fraction=fraction)])
+            train_rows = store.view(fold, "train", label=label, fraction=fraction)
+            train = np.asarray(store.frames[train_rows])
             unseen = np.asarray(store.frames[store.view(fold, "val", label=label)])
             if len(unseen) == 0:
                 raise InputError(f"{store.path}: no inner validation frames of class {label!r} in fold {fold}; the privacy filter needs them")
-            filt = near_copy.fit(train, unseen)
+            filt = near_copy.fit(train, unseen, store.manifest["patient_id"].to_numpy()[train_rows])
             kept_frames: list[np.ndarray] = []
             kept_index: list[int] = []
             first_round = params.n_per_class  # latents 0..n-1: the unfiltered sample the audit reads

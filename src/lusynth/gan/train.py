@@ -63,7 +63,7 @@ from lusynth.gan.checkpoint import (
 )
 from lusynth.gan.diffaugment import parse_policy
 from lusynth.gan.ema import EMA
-from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, make_grid, pixels
+from lusynth.gan.evaluation import balanced_real_subset, fidelity_report, make_grid
 from lusynth.gan.families import build_networks as family_networks
 from lusynth.gan.families import config_dict, fit_problem, network_config, step_function
 from lusynth.gan.families import flops_per_image as family_flops
@@ -75,7 +75,6 @@ from lusynth.gan.selection import choose
 from lusynth.gan.step import NonFiniteLossError, _to_unit, build_networks, sample_frames, train_step
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
-from lusynth.metrics.privacy import distance_to_closest_record
 from lusynth.models.dcgan import count_params
 from lusynth.models.embedding import EmbeddingNet, embed
 from lusynth.params import as_dict
@@ -130,7 +129,7 @@ class GanTrainer:
     # ... the fidelity evaluator's fixed inputs ...
     real_val: np.ndarray  # (n_fake, S, S) a class-balanced subset of the validation frames
     val_clips: np.ndarray | None  # their clips (the 1-NN test leaves a whole clip out)
-    reference_dcr: np.ndarray  # inner validation -> train nearest-neighbour distances (the memorisation threshold)
+    reference_dcr: np.ndarray  # unseen patients' DCR to the training frames (the memorisation threshold; NearCopyPolicy.reference_dcr)
     emb: EmbeddingNet
     real_embed: np.ndarray
     z_eval: torch.Tensor  # (n_fake, nz, 1, 1) fixed latents
@@ -215,9 +214,9 @@ class GanTrainer:
         # each validation frame's clip: the real side of the 1-NN test leaves a whole clip out
         val_clips = store.manifest["video_id"].to_numpy()[idx["val"]][val_subset]
         self.val_clips = val_clips if len(set(val_clips)) > 1 else None
-        # unseen real frames -> train: the near-copy threshold, from the fold's inner validation patients
-        # (its test patients are read only by evaluation)
-        self.reference_dcr = distance_to_closest_record(pixels(val_all), pixels(self.train_u8))
+        # unseen patients -> train: the near-copy threshold, from the fold's inner validation patients and
+        # (pooled) the training patients left out one at a time; its test patients are read only by evaluation
+        self.reference_dcr = self.near_copy.reference_dcr(self.train_u8, val_all, store.manifest["patient_id"].to_numpy()[idx["train"]])
         self.emb = embedding_net(store, store.view(self.key.fold, "train", fraction=self.fraction), p, self.out_dir, reuse=reuse_embedding)
         self.real_embed = embed(self.emb, self.real_val)
         # fixed evaluation latents from their own generator: evaluations never touch the training RNG

@@ -4,7 +4,28 @@ One rule, used by GAN checkpoint selection (its memorisation rate), by the priva
 ``generate`` and by the audit of ``evaluate``: a frame is a near-copy when its distance to the
 closest training record (DCR) is below the ``percentile``-th percentile of the DCR of real frames
 of patients the generator did not see (the *reference*). A generator that copies no more than
-fresh patients resemble the training data flags about ``percentile`` % of its frames.
+fresh patients resemble the training data flags about ``percentile`` % of its frames when the
+reference frames are independent. Frames come clustered in patients, though: with k reference
+patients the 1st percentile sits near the closest patient, and a generator that draws fresh
+patients from the training population has about 1/(k+1) of its frames flagged (the simulation in
+tests/metrics/test_nearcopy.py: 0.11-0.13 with 7 reference patients). The filter then tops up with
+further latents; the privacy audit (:mod:`lusynth.privacy.core`) is where memorisation is decided.
+
+Which unseen patients (``reference``):
+
+- ``pooled`` (default): the inner validation patients' frames against the training frames, *and*
+  each training patient's frames against the other training patients' frames (leave one patient
+  out). Each of those is a patient the compared set did not contain. With one or two validation
+  patients per class and fold (what 5-10 patients per class give), the validation-only reference
+  is one patient's distance to the training set: a patient from another scanner or preset sits
+  far from every training frame, its 1st percentile lands above the distances training patients
+  have to one another, and every frame that looks like the training data counts as a near-copy
+  (measured on ``shared/data/pocus`` fold 0, class abnormal: validation-only cut-off 18.7,
+  training patients' own 1st percentile 8.3-15.2; generate then kept 0 of 4000 frames). The
+  leave-one-patient-out distances are to a set one patient smaller, so slightly larger than a fresh
+  patient's: the pooled cut-off errs towards flagging (tested in tests/metrics/test_nearcopy.py by
+  simulation: a faithful generator's flag rate with an outlying validation patient, a copier's).
+- ``validation``: the validation patients only (the rule before 2026-12-07).
 
 Pure: arrays in, arrays and numbers out (the primitives are in :mod:`lusynth.metrics.privacy`).
 """
@@ -36,13 +57,17 @@ FEATURE_SPACES = {"pixels": pixels}
 class NearCopyPolicy:
     """What counts as a near-copy; the profile section ``near_copy``."""
 
-    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"features": ("pixels",)}  # the keys of FEATURE_SPACES
+    CHOICES: ClassVar[dict[str, tuple[str, ...]]] = {"features": ("pixels",),  # the keys of FEATURE_SPACES
+                                                     "reference": ("pooled", "validation")}
 
     # the cut-off: this percentile of the reference (unseen patients') DCR; 1.0 = the 1st percentile.
     # Open interval: 0 puts the cut-off at the single closest reference frame, 100 at the farthest
     # (almost every frame flagged: generate's filter could never keep enough).
     percentile: float = 1.0
     features: str = "pixels"  # space of the DCR (FEATURE_SPACES); pixels = frames flattened to [0, 1]
+    # whose DCR is the reference: pooled = validation patients' and each training patient's against the other training patients'
+    # frames (leave one patient out); validation = the validation patients' only (one outlying patient can flag everything)
+    reference: str = "pooled"
 
     def __post_init__(self) -> None:
         p = self.percentile
@@ -63,11 +88,29 @@ class NearCopyPolicy:
         """Share of synthetic frames that are near-copies (about ``percentile / 100`` without memorisation)."""
         return memorisation_rate(dcr_synthetic, reference_dcr, percentile=self.percentile)
 
-    def fit(self, train_frames: np.ndarray, reference_frames: np.ndarray) -> NearCopyFilter:
-        """The filter for one class: training frames define closeness, reference frames (uint8, of
-        patients the generator did not see) the cut-off."""
+    def reference_dcr(self, train_frames: np.ndarray, reference_frames: np.ndarray, train_patients: np.ndarray | None) -> np.ndarray:
+        """The DCRs of unseen patients the cut-off is taken from (see ``reference``): the reference
+        frames' (uint8, of patients the generator did not see) against the training frames, and with
+        ``pooled`` each training patient's frames against the other training patients' (``train_patients``:
+        the patient of each training frame; None or a single patient adds nothing)."""
+        return self._reference_dcr(self.to_features(train_frames), self.to_features(reference_frames), train_patients)
+
+    def _reference_dcr(self, train: np.ndarray, reference: np.ndarray, train_patients: np.ndarray | None) -> np.ndarray:
+        dcr = [distance_to_closest_record(reference, train)]
+        if self.reference == "pooled" and train_patients is not None:
+            patients = np.asarray(train_patients).astype(str)
+            if len(patients) != len(train):
+                raise ValueError(f"train_patients: {len(patients)} patient ids for {len(train)} training frames")
+            ids = np.unique(patients)
+            if len(ids) > 1:
+                dcr += [distance_to_closest_record(train[patients == p], train[patients != p]) for p in ids]
+        return np.concatenate(dcr)
+
+    def fit(self, train_frames: np.ndarray, reference_frames: np.ndarray, train_patients: np.ndarray | None = None) -> NearCopyFilter:
+        """The filter for one class: training frames define closeness, the unseen patients' DCRs
+        (:meth:`reference_dcr`) the cut-off."""
         train = self.to_features(train_frames)
-        reference_dcr = distance_to_closest_record(self.to_features(reference_frames), train)
+        reference_dcr = self._reference_dcr(train, self.to_features(reference_frames), train_patients)
         return NearCopyFilter(policy=self, train=train, reference_dcr=reference_dcr, threshold=self.threshold(reference_dcr))
 
 
