@@ -60,12 +60,16 @@ def _order(rows: tuple[dict, ...]) -> dict[str, int]:
     return seen
 
 
-def write_synthetic_store(path: Path, frames: np.ndarray, label: str, *, fraction: float, noise: float = 8.0, seed: int = 0) -> Path:
-    """Noisy copies of ``frames`` as a synthetic store of one class (kind 'synthetic')."""
+def write_synthetic_store(path: Path, frames: np.ndarray, label: str, *, fraction: float, noise: float = 8.0, seed: int = 0,
+                          withheld: str = "") -> Path:
+    """Noisy copies of ``frames`` as a synthetic store of one class (kind 'synthetic'); ``withheld``: as
+    generate writes a class it released nothing of (rows ``split='withheld'``, the reason in the header)."""
     rng = np.random.default_rng(seed)
     noisy = np.clip(frames.astype(np.float64) + rng.normal(0, noise, frames.shape), 0, 255).astype(np.uint8)
     rows = [{"patient_id": "synthetic", "video_id": f"gan-{label}", "frame_index": i, "label": label,
-             "split": "synthetic", "train_fraction": fraction, "source": "test-noisy-copy"} for i in range(len(noisy))]
-    write_store(path, noisy, rows, kind="synthetic", classes=list(CLASSES), positive_class=CONSOLIDATION,
-                extra_header={"fraction": fraction})
+             "split": "withheld" if withheld else "synthetic", "train_fraction": fraction, "source": "test-noisy-copy"} for i in range(len(noisy))]
+    extra: dict[str, object] = {"fraction": fraction}
+    if withheld:
+        extra["privacy_filter"] = {label: {"fraction": fraction, "kept": 0, "withheld": withheld}}
+    write_store(path, noisy, rows, kind="synthetic", classes=list(CLASSES), positive_class=CONSOLIDATION, extra_header=extra)
     return path

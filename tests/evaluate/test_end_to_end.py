@@ -144,3 +144,40 @@ def test_the_audit_applies_and_records_the_near_copy_policy_it_is_given(experime
         assert all(a["near_copy"] == report["config"]["near_copy"] for a in report["audits"])
     for lo, hi in zip(reports[1.0]["audits"], reports[50.0]["audits"], strict=True):
         assert hi["privacy"]["near_copy_threshold"] > lo["privacy"]["near_copy_threshold"]
+
+
+def test_a_withheld_generator_skips_its_classifiers_and_the_report_and_export_name_them(experiment: dict, tmp_path: Path) -> None:
+    """A synthetic set whose class generate withheld (its GAN memorises): the synthetic arm that needs
+    it is recorded as not trained, evaluate scores the rest and names both, the privacy gate fails,
+    export leaves the untrained cell out. Before, one memorising GAN stopped the whole run."""
+    from lusynth.classifier.train import ClassifierRun, load_classifier
+    from lusynth.errors import InputError
+    from lusynth.export.stage import export_and_register
+
+    real = open_store(experiment["real"])
+    label = real.classes[1]
+    frames = np.asarray(real.frames[real.indices(split="train", label=label, fraction=1.0)])
+    held = write_synthetic_store(tmp_path / "syn-held", frames, label, fraction=1.0, noise=0.5, withheld="only 0 of 200 frames passed")
+    sets = [experiment["syn"][0], held]
+    run = train_classifier(experiment["real"], tmp_path / "clf-syn", arm="synthetic", fraction=1.0, seed=0, synthetic_dirs=sets,
+                           params=ClassifierParams(steps=4, eval_every=2), progress=False, ctx=RunContext(track=False))
+    assert run.skipped and "withheld by generate: only 0 of 200 frames passed" in run.skipped and f"class {label!r}" in run.skipped
+    assert not (tmp_path / "clf-syn" / "model.pt").exists() and ClassifierRun.load(tmp_path / "clf-syn").skipped == run.skipped
+    with pytest.raises(InputError, match="was not trained"):
+        load_classifier(tmp_path / "clf-syn")
+    real_clf = experiment["clfs"][0]
+    r = evaluate(experiment["real"], tmp_path / "eval", classifier_dirs=[real_clf, tmp_path / "clf-syn"], synthetic_dirs=sets,
+                 params=EvaluateParams(n_bootstrap=20), progress=False, ctx=RunContext(track=False))
+    rep = r.report
+    assert [w["label"] for w in rep["withheld"]] == [label] and [a["label"] for a in rep["audits"]] == [real.classes[0]]
+    assert [c["arm"] for c in rep["skipped_classifiers"]] == ["synthetic"] and [c["arm"] for c in rep["classifiers"]] == ["real"]
+    assert r.privacy_passed is False and any("withheld by generate" in x for x in rep["privacy_gate"]["reasons"])
+    md = r.markdown.read_text()
+    assert "### Withheld generators and skipped classifiers" in md and "classifier synthetic@1" in md and "not trained" in md
+    assert "withheld: 1 generator(s) memorise" in r.summary()
+    with pytest.raises(InputError, match="none of the 1 classifier"):
+        evaluate(experiment["real"], tmp_path / "eval-none", classifier_dirs=[tmp_path / "clf-syn"], synthetic_dirs=sets,
+                 progress=False, ctx=RunContext(track=False))
+    exported = export_and_register(tmp_path / "models", classifier_dirs=[real_clf, tmp_path / "clf-syn"], evaluation_dir=r.path,
+                                   register=False)
+    assert set(exported.classifiers) == {"real"}

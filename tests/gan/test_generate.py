@@ -156,3 +156,51 @@ def test_synthetic_set_keys_of_a_store_written_elsewhere(tmp_path: Path) -> None
     frames = np.zeros((3, 8, 8), dtype=np.uint8)
     syn = SyntheticSet.load(write_synthetic_store(tmp_path / "s", frames, LABELS[0], fraction=0.5))
     assert syn.keys == (GanKey(LABELS[0], 0.5),) and syn.privacy_filter == {} and syn.source_frames_digest is None
+
+
+def test_a_generator_that_only_copies_is_withheld_and_the_other_class_is_released(
+    store: Path, gans: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Class 0's generator returns its training frames: after max_rounds nothing has passed the filter,
+    so generate withholds the class (no frame released, its first round kept for the audit, the reason
+    in the header and the summary) instead of stopping, and still releases class 1."""
+    copier = LABELS[0]
+    train = _split(store, "train", copier)
+    real_sample, real_load = gen_mod._sample, gen_mod.load_generator
+    label_of: dict[int, str] = {}
+
+    def tracking_load(gan_dir, which="chosen"):  # type: ignore[no-untyped-def]
+        g, cfg = real_load(gan_dir, which)
+        label_of[id(g)] = Path(gan_dir).name
+        return g, cfg
+
+    def sample(g, seed, indices, nz, device, batch_size):  # type: ignore[no-untyped-def]
+        if label_of[id(g)] == copier:
+            return train[np.asarray(indices) % len(train)]
+        return real_sample(g, seed, indices, nz, device, batch_size)
+
+    monkeypatch.setattr(gen_mod, "_sample", sample)
+    monkeypatch.setattr(gen_mod, "load_generator", tracking_load)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path_factory.getbasetemp() / 'gan-tests-mlruns.db'}")
+    out = tmp_path / "synthetic"
+    r = generate(gans, store, out, params=GenerateParams(n_per_class=8, seed=3, max_rounds=3))
+    assert set(r.withheld) == {copier} and "only 0 of 8 frames passed the near-copy filter after 24 latents" in r.withheld[copier]
+    assert [k.label for k in r.keys] == sorted(LABELS)  # the withheld class keeps its key: its classifiers find and skip it
+    m = r.store.manifest
+    assert (m.loc[m["label"] == copier, "split"] == "withheld").all() and (m["label"] == copier).sum() == 8  # the first round
+    assert (m.loc[m["label"] == LABELS[1], "split"] == "synthetic").sum() == 8
+    assert len(r.store.indices(split="synthetic", label=copier)) == 0
+    frames_u, labels_u, dropped_u = r.unfiltered()  # what the audit reads: the copier's first round, marked as not released
+    mine = labels_u == copier
+    assert mine.sum() == 8 and dropped_u[mine].all()
+    assert (frames_u[mine][:, None] == train[None]).all(axis=(2, 3)).any(axis=1).all()
+    assert "WITHHELD: only 0 of 8" in r.summary() and r.per_class[copier]["kept"] == 0
+    assert export_png(out, tmp_path / "png") == 8 and not (tmp_path / "png" / copier).exists()
+    # the audit stage reads the withheld class's first round: every frame a copy, removed from the release
+    from lusynth.privacy.params import AuditParams
+    from lusynth.privacy.run import audit
+
+    a = audit(store, out, tmp_path / "audit", params=AuditParams(n_permutations=99, n_bootstrap=99, embedding_epochs=1))
+    f = a.report["filter"]
+    assert f["per_class"][copier]["kept"] == 0 and f["copies_the_filter_kept"] == 0
+    assert f["copies_the_filter_removed"] >= 8 and a.decision == "fail"

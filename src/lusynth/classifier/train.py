@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from lusynth.atomic import atomic_dir, dumps_json
 from lusynth.classifier.augment import augment_batch, standardize, to_float
 from lusynth.classifier.data import LabelledFrames, balanced_epoch, split_frames, training_frames
-from lusynth.classifier.params import AUGMENTED_ARMS, ClassifierParams
+from lusynth.classifier.params import AUGMENTED_ARMS, SYNTHETIC_ARMS, ClassifierParams
 from lusynth.data.framestore import open_store
 from lusynth.errors import InputError
 from lusynth.keys import Cell
@@ -83,6 +83,11 @@ class ClassifierRun:
         return self.cell.seed
 
     @property
+    def skipped(self) -> str | None:
+        """Why this cell was not trained (its synthetic frames were withheld), or None."""
+        return self.meta.get("skipped") or None
+
+    @property
     def val_auc(self) -> float:
         return float(self.meta.get("val_auc", float("nan")))
 
@@ -109,6 +114,8 @@ class ClassifierRun:
 
     def summary(self) -> str:
         """One line for a terminal."""
+        if self.skipped:
+            return f"classifier {self.cell}: SKIPPED, not trained: {self.skipped}; written: {self.path}"
         return (f"classifier {self.cell}: hyper-parameters {self.meta.get('hyperparams')}, val AUC {self.val_auc:.3f}, "
                 f"threshold {self.threshold:.3f}; written: {self.path}")
 
@@ -289,6 +296,9 @@ def train_classifier(
     synthetic = [open_store(d) for d in synthetic_dirs]
     # canonical: the ratio, GAN seed and family its arm uses
     cell = Cell(arm, fraction, seed, ratio=ratio, gan_seed=gan_seed, fold=fold, generator=generator)
+    withheld = _withheld(synthetic_dirs) if arm in SYNTHETIC_ARMS else []
+    if withheld:  # a generator of this cell memorises: nothing of it was released, so the cell is not trained
+        return _skip(out_dir, cell, real, "; ".join(withheld), progress=progress)
     train = training_frames(real, arm=arm, fraction=fraction, synthetic=synthetic, ratio=cell.ratio,
                             synthetic_max_per_class=params.synthetic_max_per_class, seed=seed, fold=fold)
     val = split_frames(real, "val", fold=fold)
@@ -361,6 +371,31 @@ def train_classifier(
     return ClassifierRun(path=out_dir, meta=meta)
 
 
+def _withheld(synthetic_dirs: Sequence[str | os.PathLike[str]]) -> list[str]:
+    """Per withheld class of the synthetic sets: which GAN and why generate released none of its frames."""
+    from lusynth.gan.generate import SyntheticSet
+
+    out = []
+    for d in synthetic_dirs:
+        s = SyntheticSet.load(d)
+        out += [f"the {k.generator} GAN of class {k.label!r} at fraction {k.fraction:g} (GAN seed {k.gan_seed}, fold {k.fold}) was "
+                f"withheld by generate: {s.withheld[k.label]}" for k in s.keys if k.label in s.withheld]
+    return out
+
+
+def _skip(out_dir: str | os.PathLike[str], cell: Cell, real: Any, reason: str, *, progress: bool) -> ClassifierRun:
+    """Write the record of a cell that is not trained (no weights): evaluate and export leave it out and the report names it."""
+    from lusynth.progress import note
+
+    out_dir = Path(out_dir)
+    meta = {"format_version": FORMAT_VERSION, **cell.as_dict(), "skipped": reason, "image_size": real.image_size,
+            "classes": real.classes, "data": {"real_digest": real.digest}}
+    with atomic_dir(out_dir) as tmp:
+        ClassifierRun(path=out_dir, meta=meta).save(tmp)
+    note("train-classifier", f"{cell}: skipped, not trained: {reason}", enabled=progress)
+    return ClassifierRun(path=out_dir, meta=meta)
+
+
 @dataclass
 class LoadedClassifier:
     """A trained classifier read back from its directory, ready for inference."""
@@ -411,6 +446,8 @@ def load_classifier(path: str | os.PathLike[str], *, device: str = "cpu") -> Loa
     import json
 
     path = Path(path)
+    if not (path / MODEL_FILE).is_file() and (path / META_FILE).is_file() and (run := ClassifierRun.load(path)).skipped:
+        raise InputError(f"{path}: classifier {run.cell} was not trained (skipped: {run.skipped})")
     if not (path / MODEL_FILE).is_file() or not (path / META_FILE).is_file():
         raise InputError(f"{path}: not a classifier directory (needs {MODEL_FILE} and {META_FILE}); run `lusynth train-classifier --out {path}`")
     blob = torch.load(path / MODEL_FILE, map_location=device, weights_only=True)

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from lusynth.atomic import atomic_dir
-from lusynth.classifier.train import LoadedClassifier, load_classifier
+from lusynth.classifier.train import ClassifierRun, LoadedClassifier, load_classifier
 from lusynth.data.framestore import FrameStore, open_store
 from lusynth.errors import InputError
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
@@ -138,6 +138,10 @@ class Evaluation:
     def summary(self) -> str:
         """The headline lines, the privacy gate and where the report is."""
         lines = question_sentences(self.report)
+        held, skipped = self.report.get("withheld") or [], self.report.get("skipped_classifiers") or []
+        if held:
+            lines.append(f"withheld: {len(held)} generator(s) memorise ({', '.join(w['name'] for w in held)}); {len(skipped)} classifier(s) "
+                         "not trained; the estimates that need them use the other folds (see the report)")
         if self.privacy_passed is not None:
             lines.append(f"privacy gate: {'PASS' if self.privacy_passed else 'FAIL'}")
         lines.append(f"report: {self.html}")
@@ -301,7 +305,12 @@ def evaluate(
     if not classifier_dirs:
         raise InputError("evaluate needs at least one classifier directory (--classifier DIR, from `lusynth train-classifier`)")
     real = open_store(frames_dir)
-    classifiers = [load_classifier(d, device=device) for d in classifier_dirs]
+    runs = [ClassifierRun.load(d) for d in classifier_dirs]
+    skipped = [r for r in runs if r.skipped]  # cells whose synthetic frames generate withheld: named in the report
+    if len(skipped) == len(runs):
+        raise InputError(f"evaluate: none of the {len(runs)} classifier(s) given was trained ({skipped[0].cell}: {skipped[0].skipped}); "
+                         "give at least one trained classifier (a `real` arm needs no GAN)")
+    classifiers = [load_classifier(r.path, device=device) for r in runs if not r.skipped]
     names = [str(c.cell) for c in classifiers]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
@@ -317,7 +326,7 @@ def evaluate(
         for syn in {t.synthetic.store.digest: t.synthetic.store for t in targets}.values():
             log_frame_store_input(tr, syn, "synthetic")
         results, figures, scores = _assess(real, classifiers, targets, params=params, near_copy=near_copy, progress=progress,
-                                           inputs=(classifier_dirs, gan_dirs, synthetic_dirs, audit_dirs))
+                                           inputs=(classifier_dirs, gan_dirs, synthetic_dirs, audit_dirs), skipped=skipped)
         results["config"]["mlflow_run_id"] = tr.run_id
         results["run"] = run_metadata(real.digest, tr.run_id, out_dir, real.path)
         with atomic_dir(out_dir) as tmp:
@@ -375,9 +384,10 @@ def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
 
 
 def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list[AuditTarget], *, params: EvaluateParams,
-            near_copy: NearCopyPolicy, progress: bool, inputs: tuple[Sequence[Any], Sequence[Any], Sequence[Any], Sequence[Any]]
-            ) -> tuple[dict[str, Any], dict[str, bytes], pd.DataFrame]:
-    """The evaluation's work: holdout predictions, statistics, audits, figures; (results, figures, long score table)."""
+            near_copy: NearCopyPolicy, progress: bool, inputs: tuple[Sequence[Any], Sequence[Any], Sequence[Any], Sequence[Any]],
+            skipped: Sequence[ClassifierRun] = ()) -> tuple[dict[str, Any], dict[str, bytes], pd.DataFrame]:
+    """The evaluation's work: holdout predictions, statistics, audits, figures; (results, figures, long score table).
+    ``skipped``: cells not trained because generate withheld their synthetic frames (listed, never scored)."""
     classifier_dirs, gan_dirs, synthetic_dirs, audit_dirs = inputs
     note("evaluate", f"predicting each classifier's test patients ({len(classifiers)} classifier(s))", enabled=progress)
     tested_rows = np.unique(np.concatenate([real.view(f, "test") for f in sorted({c.cell.fold for c in classifiers})]))
@@ -407,7 +417,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
     from lusynth.privacy.run import Audit
 
     audits_by_digest = {a.synthetic_digest: a for a in map(Audit.load, audit_dirs) if a.synthetic_digest}
-    audits = []
+    audits, withheld = [], []
     for t in targets:
         s = t.synthetic.store
         label, frac = t.key.label, t.key.fraction
@@ -415,6 +425,15 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         name = (f"gan {label} f={frac:g}" + (f" g={t.key.gan_seed}" if t.key.gan_seed else "") + (f" k={t.key.fold}" if t.key.fold else "")
                 + family_tag(family, " "))
         tag = figure_tag(label, frac, t.key.gan_seed, t.key.fold, family)
+        if label in t.synthetic.withheld:  # generate released nothing: no fidelity to measure; the audit stage saw its first round
+            reason = t.synthetic.withheld[label]
+            patient_audit = audits_by_digest.get(s.digest)
+            withheld.append({"name": name, **t.key.as_dict(), "synthetic_dir": str(s.path), "synthetic_digest": s.digest,
+                             "gan_dir": str(t.gan.path) if t.gan else None, "reason": reason,
+                             "gate": {"passed": False, "decision": "fail", "reasons": [f"withheld by generate: {reason}"],
+                                      "notes": ["generate released none of its frames"]},
+                             "patient_audit": patient_audit.patient_summary() if patient_audit is not None else None})
+            continue
         note("evaluate", f"auditing {name} ({len(s.indices(split='synthetic', label=label))} synthetic frames)", enabled=progress)
         syn = np.asarray(s.frames[s.indices(split="synthetic", label=label)])
         fold = t.key.fold
@@ -450,8 +469,8 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         if t.gan and t.gan.history:
             figures[f"fidelity_{tag}"] = plots.fidelity_curves(t.gan.history, title=name, chosen_step=(t.gan.chosen or {}).get("step"),
                                                                max_memorisation_rate=(t.gan.selection or {}).get("max_memorisation_rate"))
-    privacy = {"passed": (all(a["gate"]["passed"] for a in audits) if audits else None),
-               "reasons": [f"{a['name']}: {r}" for a in audits for r in a["gate"]["reasons"]],
+    privacy = {"passed": (all(a["gate"]["passed"] for a in audits) and not withheld if audits or withheld else None),
+               "reasons": [f"{a['name']}: {r}" for a in (*withheld, *audits) for r in a["gate"]["reasons"]],
                "thresholds": {k: v for k, v in as_dict(params).items() if k.startswith("gate_")}}
     results: dict[str, Any] = {
         "config": {"frames_dir": str(real.path), "frames_digest": real.digest, "params": as_dict(params), "near_copy": as_dict(near_copy),
@@ -462,6 +481,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
                    "n_holdout_patients": int(len(real.patients(tested_rows)))},
         "protocol": stats["protocol"] | _coverage(real, classifiers), "n_patients": stats["n_patients"], "questions": stats["questions"],
         "skipped_questions": stats["skipped"], "comparisons": stats["comparisons"], "skipped_comparisons": stats["skipped_comparisons"], "table": table, "classifiers": clf_json,
-        "audits": audits, "privacy_gate": privacy,
+        "audits": audits, "privacy_gate": privacy, "withheld": withheld,
+        "skipped_classifiers": [{"name": str(r.cell), **r.cell.as_dict(), "dir": str(r.path), "reason": r.skipped} for r in skipped],
     }
     return results, figures, scores

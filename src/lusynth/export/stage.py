@@ -255,6 +255,10 @@ def export_and_register(
 
     if not classifier_dirs:
         raise InputError("export needs at least one classifier directory (--classifier DIR)")
+    # a cell generate withheld the synthetic frames of was not trained: nothing to export
+    classifier_dirs = [d for d in classifier_dirs if not _read_classifier_meta(Path(d)).get("skipped")]
+    if not classifier_dirs:
+        raise InputError("export: every classifier given was skipped (not trained); give at least one trained classifier")
     out_dir = Path(out_dir)
     report = _read_report(Path(evaluation_dir)) if evaluation_dir is not None else None
     best = best_per_arm(_candidates(classifier_dirs, report))
@@ -266,7 +270,8 @@ def export_and_register(
         # per class and family: the largest fraction, then the lowest (fold, GAN seed), so the choice does not depend on argument order
         if gid not in gans or _gan_rank(meta) < _gan_rank(gans[gid][1]):
             gans[gid] = (Path(g), meta)
-    audits = report.get("audits", []) if report is not None else []
+    # a withheld generator's gate is a failed one (generate found it memorises): registered with no alias
+    audits = [*report.get("audits", []), *report.get("withheld", [])] if report is not None else []
     real_store = _holdout_store(report)
     digests = {"real": best[nominee].data_digest}
     versions: list[RegisteredVersion] = []

@@ -8,6 +8,13 @@ run id, checkpoint, seed, latent index). Near-copies of training frames are drop
 further latents until ``n_per_class`` frames are kept. The output is a frame store with
 ``kind='synthetic'``, rows ``split='synthetic'``, ``source='gan'`` and provenance columns; its
 typed view is :class:`SyntheticSet` (what :func:`generate` returns and later stages load).
+
+A generator whose frames the filter keeps rejecting (fewer than ``n_per_class`` pass after
+``max_rounds`` rounds of latents) memorises its training patients: its class is *withheld*. The
+set then releases no frame of that class (its first round is kept as rows ``split='withheld'``
+for the audit, which reads the unfiltered output), the header says why, and the run goes on:
+the classifiers that needed those frames are skipped and the report names them (one memorising
+GAN of a grid no longer stops ``lusynth run``).
 """
 
 from __future__ import annotations
@@ -24,7 +31,7 @@ import torch
 
 from lusynth.atomic import atomic_dir
 from lusynth.data.framestore import FrameStore, FrameStoreWriter, open_store
-from lusynth.errors import FrameStoreError, InputError, LusynthError
+from lusynth.errors import FrameStoreError, InputError
 from lusynth.gan.checkpoint import checkpoint_path, load_generator
 from lusynth.gan.params import GenerateParams
 from lusynth.gan.run import GanRun
@@ -33,17 +40,14 @@ from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.outputs import mark_output
 from lusynth.params import as_dict
+from lusynth.progress import note
 from lusynth.runtime import RunContext
 from lusynth.util import slugify
 
-__all__ = ["GenerationError", "SyntheticSet", "export_png", "generate", "latents"]
+__all__ = ["SyntheticSet", "export_png", "generate", "latents"]
 
 _NOT_SYNTHETIC = "not a synthetic frame store; pass the output of `lusynth generate`"
 NEAR_COPIES_DIR = "near_copies"  # inside a synthetic set: the first round's frames the filter dropped
-
-
-class GenerationError(LusynthError):
-    """The generator could not produce enough frames that pass the privacy filter."""
 
 
 @dataclass
@@ -76,7 +80,8 @@ class SyntheticSet:
         header = store.header
         privacy_filter = dict(header.get("privacy_filter") or {})
         keys = []
-        for label in sorted((header.get("counts") or {}).get("synthetic", {})):
+        withheld = {label for label, p in privacy_filter.items() if (p or {}).get("withheld")}
+        for label in sorted(set((header.get("counts") or {}).get("synthetic", {})) | withheld):
             # generate records each class's GAN fraction; other writers one fraction for the store
             frac = (privacy_filter.get(label) or {}).get("fraction", header.get("fraction"))
             if frac is None:
@@ -86,6 +91,11 @@ class SyntheticSet:
             keys.append(GanKey(label, frac, pf.get("gan_seed", 0), pf.get("fold", 0), pf.get("generator") or "dcgan"))
         return cls(path=path, store=store, keys=tuple(keys), privacy_filter=privacy_filter,
                    source_frames_digest=header.get("source_frames_digest"))
+
+    @property
+    def withheld(self) -> dict[str, str]:
+        """Class -> why generate released none of its frames (its generator memorises)."""
+        return {label: str(p["withheld"]) for label, p in self.privacy_filter.items() if (p or {}).get("withheld")}
 
     @property
     def per_class(self) -> dict[str, dict[str, Any]]:
@@ -100,17 +110,20 @@ class SyntheticSet:
         they are (``dropped`` all False)."""
         m = self.store.manifest
         info = self.store.header.get("unfiltered") or {}
-        kept_rows = np.flatnonzero((m["split"] == "synthetic").to_numpy())
+        split = m["split"].to_numpy()
+        kept_rows = np.flatnonzero(split == "synthetic")
         near = self.path / str(info.get("near_copies", NEAR_COPIES_DIR))
         if not info or not near.is_dir():
             return np.asarray(self.store.frames[kept_rows]), m["label"].to_numpy()[kept_rows], np.zeros(len(kept_rows), bool)
         first = int(info["first_round"])
         latent = pd.to_numeric(m["latent_index"], errors="coerce").to_numpy()
         kept_rows = kept_rows[latent[kept_rows] < first]
+        withheld_rows = np.flatnonzero(split == "withheld")  # a withheld class's whole first round: released as nothing
         dropped = open_store(near)
-        frames = np.concatenate([np.asarray(self.store.frames[kept_rows]), np.asarray(dropped.frames)])
-        labels = np.concatenate([m["label"].to_numpy()[kept_rows], dropped.manifest["label"].to_numpy()])
-        return frames, labels, np.r_[np.zeros(len(kept_rows), bool), np.ones(len(dropped), bool)]
+        frames = np.concatenate([np.asarray(self.store.frames[kept_rows]), np.asarray(self.store.frames[withheld_rows]),
+                                 np.asarray(dropped.frames)])
+        labels = np.concatenate([m["label"].to_numpy()[kept_rows], m["label"].to_numpy()[withheld_rows], dropped.manifest["label"].to_numpy()])
+        return frames, labels, np.r_[np.zeros(len(kept_rows), bool), np.ones(len(withheld_rows) + len(dropped), bool)]
 
     @property
     def n_frames(self) -> int:
@@ -124,7 +137,8 @@ class SyntheticSet:
     def summary(self) -> str:
         """Per class what the generator produced and what the near-copy filter removed."""
         lines = [f"{label}: kept {p.get('kept')} of {p.get('generated')} generated; dropped {p.get('dropped_near_copies')} near-copies "
-                 f"(DCR < {p.get('threshold', float('nan')):.3f}, near-copy policy {p.get('near_copy')})" for label, p in self.per_class.items()]
+                 f"(DCR < {p.get('threshold', float('nan')):.3f}, near-copy policy {p.get('near_copy')})"
+                 + (f"; WITHHELD: {p['withheld']}" if p.get("withheld") else "") for label, p in self.per_class.items()]
         return "\n".join([*lines, f"synthetic set: {self.path}"])
 
     def kfp_metadata(self) -> dict[str, Any]:
@@ -217,13 +231,16 @@ def _generate_all(store: FrameStore, infos: list[tuple[Path, Any]], out_dir: Pat
             kept_index: list[int] = []
             first_round = params.n_per_class  # latents 0..n-1: the unfiltered sample the audit reads
             next_index, dropped, rounds = 0, 0, 0
+            first_frames: list[tuple[np.ndarray, int, bool]] = []  # the first round: (frame, latent, near-copy)
+            withheld = ""
             while len(kept_index) < params.n_per_class:
                 if rounds == params.max_rounds:
-                    raise GenerationError(
-                        f"{gd}: only {len(kept_index)} of {params.n_per_class} frames passed the near-copy filter after "
-                        f"{next_index} latents ({dropped} dropped); the generator memorises its training frames. "
-                        "Choose an earlier checkpoint (--which) or retrain with diffaugment"
-                    )
+                    withheld = (f"only {len(kept_index)} of {params.n_per_class} frames passed the near-copy filter after {next_index} "
+                                f"latents ({dropped} dropped as nearer a training frame than unseen patients come, DCR < "
+                                f"{filt.threshold:.3g}): the generator ({ckpt}) memorises its training patients, so none of its frames "
+                                "are released. Alone: `lusynth generate --which STEP` (an earlier checkpoint); in a pipeline run the "
+                                "classifiers that need them are skipped")
+                    break
                 need = params.n_per_class - len(kept_index)
                 idx = list(range(next_index, next_index + max(need, 1)))
                 next_index += len(idx)
@@ -232,12 +249,25 @@ def _generate_all(store: FrameStore, infos: list[tuple[Path, Any]], out_dir: Pat
                 copies, _ = filt.mask(frames)
                 dropped += int(copies.sum())
                 for f, i, c in zip(frames, idx, copies, strict=True):
+                    if i < first_round:
+                        first_frames.append((f, i, bool(c)))
                     if not c and len(kept_index) < params.n_per_class:
                         kept_frames.append(f)
                         kept_index.append(i)
-                    elif c and i < first_round:
-                        dropped_first.append((f, label, i))
             run_id = info.run_id or ""
+            if withheld:
+                note("generate", f"{label} (fraction {fraction:g}, fold {fold}): WITHHELD: {withheld}")
+                # nothing released; the whole first round stays for the audit of the unfiltered output
+                kept_frames, kept_index = [], []
+                for f, i, _ in first_frames:
+                    writer.append(f, {
+                        "frame_id": f"withheld-{label}-{run_id[:12] or gd.name}-{i:07d}", "patient_id": "synthetic",
+                        "video_id": run_id or gd.name, "frame_index": i, "label": label, "split": "withheld",
+                        "train_fraction": "", "source": "gan", "generator_run_id": run_id, "checkpoint": ckpt,
+                        "seed": params.seed, "latent_index": i, "gan_fraction": fraction,
+                    })
+            else:
+                dropped_first.extend((f, label, i) for f, i, c in first_frames if c)
             for f, i in zip(kept_frames, kept_index, strict=True):
                 writer.append(f, {
                     "frame_id": f"syn-{label}-{run_id[:12] or gd.name}-{i:07d}", "patient_id": "synthetic",
@@ -250,7 +280,7 @@ def _generate_all(store: FrameStore, infos: list[tuple[Path, Any]], out_dir: Pat
                 "gan_seed": info.key.gan_seed, "fold": info.key.fold, "generator": info.key.generator,
                 "kept": len(kept_index), "generated": next_index, "dropped_near_copies": dropped,
                 "threshold": filt.threshold, "near_copy": as_dict(near_copy), "rounds": rounds,
-                "first_round": first_round,
+                "first_round": first_round, **({"withheld": withheld} if withheld else {}),
             }
         writer.finish(
             kind="synthetic", classes=store.classes, positive_class=store.header.get("positive_class"),
@@ -272,16 +302,17 @@ def _write_near_copies(target: Path, dropped: list[tuple[np.ndarray, str, int]],
 
 
 def export_png(store_dir: str | os.PathLike[str], png_dir: str | os.PathLike[str]) -> int:
-    """Write every frame of a store as ``png_dir/<label>/<frame_id>.png`` (atomically); return the count."""
+    """Write every released frame of a store (not a withheld class's) as ``png_dir/<label>/<frame_id>.png`` (atomically); return the count."""
     from PIL import Image
 
     store = open_store(store_dir)
     labels = store.manifest["label"].to_numpy()
     ids = store.manifest["frame_id"].to_numpy()
+    released = np.flatnonzero(store.manifest["split"].to_numpy() != "withheld")  # a withheld class's frames are not released
     with atomic_dir(png_dir) as tmp:
-        for i in range(len(store)):
+        for i in released:
             d = tmp / slugify(labels[i], replacement="_")
             d.mkdir(exist_ok=True)
             Image.fromarray(np.asarray(store.frames[i])).save(d / (slugify(ids[i], replacement="_") + ".png"))
         mark_output(tmp, "generate.png")  # a later `generate --png` here may replace it
-    return len(store)
+    return len(released)

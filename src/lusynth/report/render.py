@@ -441,7 +441,8 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     "Half-size FastGAN")."""
     p = results.get("protocol") or {}
     families = list(p.get("generators") or [])
-    fractions: list[Any] = sorted({float(a["fraction"]) for a in results.get("audits", []) if a.get("fraction") is not None})
+    fractions: list[Any] = sorted({float(a["fraction"]) for a in (*results.get("audits", []), *results.get("withheld", []))
+                                   if a.get("fraction") is not None})
     comparisons = {q["generator"]: q for q in results.get("comparisons", [])}
     ref = str(next((q.get("baseline_generator") for q in comparisons.values()), ""))
     asked = ["a", "b"] + (["c"] if comparisons else [])
@@ -468,7 +469,8 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
                               if x.get("fraction") == f and x.get("metric") == q.get("metric") and x.get("arm", q.get("arm")) == q.get("arm")), None)
                     verdicts.append(f"{s['verdict']} {_signed(s['estimate'])} (secondary)" if s else "")
             mine = [a for a in results.get("audits", []) if str(a.get("generator") or "dcgan") == g and a.get("fraction") == f]
-            words = [_gate_word(a.get("gate") or {}) for a in mine]
+            held = [w for w in results.get("withheld", []) if str(w.get("generator") or "dcgan") == g and w.get("fraction") == f]
+            words = [_gate_word(a.get("gate") or {}) for a in mine] + ["withheld (memorises)"] * len(held)
             privacy = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)) if words else "-"
             body.append([FAMILY_NAMES.get(g, g), _g(f), *verdicts, privacy, _mean_copy_rate(mine), _patient_nn1_pair(mine),
                          _mean_sharpness_ratio(mine)])
@@ -566,6 +568,24 @@ def _patient_audit_rows(results: Mapping[str, Any]) -> tuple[tuple[list[str], li
     return (h1, b1), (h2, b2)
 
 
+_WITHHELD_NOTE = ("`generate` released no frame of these generators: its near-copy filter rejected almost everything they drew, "
+                  "so they memorise their training patients. The classifiers that needed their frames were not trained, and every "
+                  "estimate that involves those cells is over the other folds only (the 'per fold' rows show which): read it as "
+                  "conditional on a generator that does not memorise. A withheld generator fails the privacy gate and is registered "
+                  "with no alias.")
+
+
+def withheld_lines(results: Mapping[str, Any]) -> list[str]:
+    """One line per withheld generator (why, and the audit's decision on its unfiltered output) and per classifier not trained."""
+    out = []
+    for w in results.get("withheld", []):
+        pa = w.get("patient_audit") or {}
+        audit = f" The privacy audit of its unfiltered output: {str(pa['decision']).replace('_', ' ')}." if pa.get("decision") else ""
+        out.append(f"{w['name']}: withheld: {w['reason']}.{audit}")
+    out += [f"classifier {c['name']}: not trained ({c['reason']})" for c in results.get("skipped_classifiers", [])]
+    return out
+
+
 _PATIENT_AUDIT_NOTE = ("`lusynth audit` of each GAN's unfiltered output: members = the patients that trained it, non-members = "
                        "unseen (holdout) patients, near-copy threshold calibrated on the validation patients. PASS only when every "
                        "upper bound is under its limit, FAIL when a lower bound is over it, otherwise insufficient evidence. "
@@ -633,6 +653,9 @@ def _blocks(results: Mapping[str, Any], figure_names: Sequence[str]) -> list[_Bl
     if _protocol_line(results):
         out.append(_p(_protocol_line(results)))
     out.append(_ul(question_sentences(results)))
+    held = withheld_lines(results)
+    if held:
+        out += [_h(3, "Withheld generators and skipped classifiers"), _p(_WITHHELD_NOTE), _ul([paths.text(x) for x in held])]
     for q in results.get("questions", []):
         family = f" — {FAMILY_NAMES.get(q['generator'], q['generator'])}" if q.get("generator") and several_families(results) else ""
         out += [_h(3, f"({q['question']}) {q['text']}{family}"), _kv(_question_rows(q, results, paths), cls=f"question {q.get('verdict', '')}")]
