@@ -143,7 +143,8 @@ class SyntheticSet:
 
     def kfp_metadata(self) -> dict[str, Any]:
         """What the KFP artefact's metadata shows."""
-        return {"keys": [str(k) for k in self.keys], "n_frames": self.n_frames, "digest": self.store.digest}
+        return {"keys": [str(k) for k in self.keys], "n_frames": self.n_frames, "digest": self.store.digest,
+                "withheld": sorted(self.withheld)}
 
 
 def latents(seed: int, indices: Sequence[int], nz: int) -> torch.Tensor:
