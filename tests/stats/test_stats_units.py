@@ -163,3 +163,14 @@ def test_splits_that_agree_exactly_give_no_interval_rather_than_a_zero_width_one
     # a spread that is not zero still gives the t interval
     e2 = combine([SplitValue(p, np.zeros(10), 0.0, 1, True, 12, 12, 6, 6) for p in (-0.1, -0.2)], min_patients_per_class=1)
     assert e2.ci[0] < -0.15 < e2.ci[1]
+
+
+def test_a_question_that_lost_a_split_to_a_withheld_generator_says_from_how_many() -> None:
+    """A fold whose real+synthetic classifier was not trained (generate withheld its GAN's frames): the
+    paired estimate uses the other folds and says so, naming the fold; the question on complete arms says nothing."""
+    t = simulate_table(np.random.default_rng(5), n_per_class=6, mus={"real": 1.0, "real+synthetic": 1.2, "synthetic": 0.8}, folds=3)
+    t = t[~((t["arm"] == "real+synthetic") & (t["fold"] == 1))]
+    qs = {q["question"]: q for q in analyse(t)["questions"]}
+    assert qs["a"]["n_splits"] == 2
+    assert any(n.startswith("from 2 of 3 splits: no 'real+synthetic' classifier in fold 1 (repeat 0)") for n in qs["a"]["notes"])
+    assert qs["b"]["n_splits"] == 3 and not any("splits: no" in n for n in qs["b"]["notes"])

@@ -30,6 +30,7 @@ Estimation and tests are :mod:`lusynth.stats.inference`; resampling :mod:`lusynt
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -203,7 +204,15 @@ class Analysis:
         if not values:
             return None, []
         folds = [{"repeat": r, "fold": k, "estimate": v.point} for (r, k), v in sorted(values.items())] if len(values) > 1 else []
-        return self._combine(list(values.values()), difference=versus is not None, level=level), folds
+        e = self._combine(list(values.values()), difference=versus is not None, level=level)
+        # splits that trained the comparator but not this arm: cells skipped because generate withheld their GAN's frames
+        other = (versus, self._family(versus, versus_generator or generator), fraction) if versus is not None else None
+        missing = sorted(k for k, s in self.splits.items() if k not in values and other is not None and other in s.runs)
+        if missing:
+            e = dataclasses.replace(e, notes=(*e.notes, f"from {len(values)} of {len(values) + len(missing)} splits: no '{arm}' classifier "
+                                              f"in {', '.join(f'fold {k} (repeat {r})' for r, k in missing)}, so the estimate is "
+                                              "conditional on the splits that have one (a withheld generator's cells are not trained)"))
+        return e, folds
 
     def _split_values(self, arm: str, fraction: float, metric: str, *, versus: str | None, generator: str | None,
                       versus_generator: str | None) -> dict[tuple[int, int], SplitValue]:
