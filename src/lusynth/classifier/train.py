@@ -296,7 +296,7 @@ def train_classifier(
     synthetic = [open_store(d) for d in synthetic_dirs]
     # canonical: the ratio, GAN seed and family its arm uses
     cell = Cell(arm, fraction, seed, ratio=ratio, gan_seed=gan_seed, fold=fold, generator=generator)
-    withheld = _withheld(synthetic_dirs) if arm in SYNTHETIC_ARMS else []
+    withheld = _withheld(synthetic) if arm in SYNTHETIC_ARMS else []
     if withheld:  # a generator of this cell memorises: nothing of it was released, so the cell is not trained
         return _skip(out_dir, cell, real, "; ".join(withheld), progress=progress)
     train = training_frames(real, arm=arm, fraction=fraction, synthetic=synthetic, ratio=cell.ratio,
@@ -371,15 +371,15 @@ def train_classifier(
     return ClassifierRun(path=out_dir, meta=meta)
 
 
-def _withheld(synthetic_dirs: Sequence[str | os.PathLike[str]]) -> list[str]:
-    """Per withheld class of the synthetic sets: which GAN and why generate released none of its frames."""
-    from lusynth.gan.generate import SyntheticSet
-
+def _withheld(synthetic: Sequence[Any]) -> list[str]:
+    """Per class a synthetic store withholds (generate's header, ``privacy_filter.<class>.withheld``; read
+    here without importing the GAN code, which would enter this stage's cache key): which GAN and why."""
     out = []
-    for d in synthetic_dirs:
-        s = SyntheticSet.load(d)
-        out += [f"the {k.generator} GAN of class {k.label!r} at fraction {k.fraction:g} (GAN seed {k.gan_seed}, fold {k.fold}) was "
-                f"withheld by generate: {s.withheld[k.label]}" for k in s.keys if k.label in s.withheld]
+    for store in synthetic:
+        for label, p in sorted((store.header.get("privacy_filter") or {}).items()):
+            if (p or {}).get("withheld"):
+                out.append(f"the {p.get('generator') or 'dcgan'} GAN of class {label!r} at fraction {float(p['fraction']):g} (GAN seed "
+                           f"{p.get('gan_seed', 0)}, fold {p.get('fold', 0)}) was withheld by generate: {p['withheld']}")
     return out
 
 
