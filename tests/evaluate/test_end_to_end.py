@@ -181,3 +181,17 @@ def test_a_withheld_generator_skips_its_classifiers_and_the_report_and_export_na
     exported = export_and_register(tmp_path / "models", classifier_dirs=[real_clf, tmp_path / "clf-syn"], evaluation_dir=r.path,
                                    register=False)
     assert set(exported.classifiers) == {"real"}
+
+
+def test_the_run_command_prints_the_withheld_section_with_the_results(tmp_path: Path) -> None:
+    """`lusynth run` ends with the report's Results section; a withheld generator changes what its
+    verdicts mean, so that subsection is printed with it, and nothing after it."""
+    from lusynth.cli.pipeline import _results_table
+
+    (tmp_path / "report.md").write_text("# lusynth evaluation report\n\n- date\n\n## Results\n\n- (a) x\n\n"
+                                        "### Withheld generators and skipped classifiers\n\n- gan a f=1: withheld: why\n\n"
+                                        "### (a) question\n\n- verdict\n")
+    text = _results_table(tmp_path)
+    assert text.startswith("## Results") and "gan a f=1: withheld: why" in text and "### (a) question" not in text
+    (tmp_path / "report.md").write_text("# r\n\n## Results\n\n- (a) x\n\n### (a) question\n\n- verdict\n")
+    assert _results_table(tmp_path) == "## Results\n\n- (a) x"

@@ -106,7 +106,8 @@ app.command("run", help="Run the whole pipeline on this machine with kfp.local, 
 
 
 def _results_table(results: Path) -> str:
-    """The paper's table from the report's Markdown (the section that holds it)."""
+    """The paper's table from the report's Markdown (the section that holds it), with the withheld
+    generators and skipped classifiers when there are any (they change what the verdicts mean)."""
     md = results / "report.md"
     if not md.is_file():
         return ""
@@ -115,9 +116,10 @@ def _results_table(results: Path) -> str:
     take = False
     for line in lines:
         if line.startswith("#"):
-            if take and out:
+            keep = any(w in line.lower() for w in ("result", "table", "withheld"))
+            if take and out and not keep:
                 break
-            take = "result" in line.lower() or "table" in line.lower()
+            take = keep
         if take:
             out.append(line)
     return "\n".join(out).strip()
