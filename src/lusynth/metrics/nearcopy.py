@@ -85,7 +85,8 @@ class NearCopyPolicy:
         return near_copy_threshold(reference_dcr, percentile=self.percentile)
 
     def rate(self, dcr_synthetic: np.ndarray, reference_dcr: np.ndarray) -> float:
-        """Share of synthetic frames that are near-copies (about ``percentile / 100`` without memorisation)."""
+        """Share of synthetic frames that are near-copies (without memorisation: about ``percentile / 100``
+        for independent reference frames, about 1/(k+1) for frames clustered in k reference patients)."""
         return memorisation_rate(dcr_synthetic, reference_dcr, percentile=self.percentile)
 
     def reference_dcr(self, train_frames: np.ndarray, reference_frames: np.ndarray, train_patients: np.ndarray | None) -> np.ndarray:
