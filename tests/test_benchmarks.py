@@ -103,3 +103,29 @@ def test_the_averaged_real_frames_are_what_they_claim_to_be() -> None:
     for bad in ("real-train-mix1", "real-train-blur", "real-train-sharpen2"):
         with pytest.raises(SystemExit, match="real-train-blurS"):
             bg._degraded(bad)
+
+
+def test_the_null_rate_bench_holds_each_patient_out_of_the_filter_it_scores() -> None:
+    """bench_nearcopy_null: each training patient's frames are scored by a filter fitted without it. A
+    patient duplicated under another id is flagged whole (its twin is in the fitted set); patients far
+    apart are not; a class with two patients leaves one fitted patient, which is skipped."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_nearcopy_null as bn
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    import numpy as np
+
+    from lusynth.metrics.nearcopy import NearCopyPolicy
+
+    rng = np.random.default_rng(0)
+    centres = [20, 80, 140, 200]
+    train = np.concatenate([np.clip(c + rng.normal(0, 3, (5, 8, 8)), 0, 255) for c in centres]).astype(np.uint8)
+    patients = np.repeat(["a", "b", "c", "d"], 5)
+    train = np.concatenate([train, train[5:10]])  # patient e: a copy of b
+    patients = np.concatenate([patients, np.repeat("e", 5)])
+    reference = np.clip(110 + rng.normal(0, 3, (5, 8, 8)), 0, 255).astype(np.uint8)
+    rates = bn.held_out_rates(train, patients, reference, NearCopyPolicy())
+    assert rates["b"] == rates["e"] == 1.0
+    assert rates["a"] == rates["c"] == rates["d"] == 0.0
+    assert bn.held_out_rates(train[:10], patients[:10], reference, NearCopyPolicy()) == {}
