@@ -32,7 +32,6 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from bench_precision_quality import _write  # noqa: E402
-
 from lusynth.data.framestore import FrameStore, open_store  # noqa: E402
 from lusynth.metrics.nearcopy import NearCopyPolicy  # noqa: E402
 
