@@ -372,15 +372,11 @@ def train_classifier(
 
 
 def _withheld(synthetic: Sequence[Any]) -> list[str]:
-    """Per class a synthetic store withholds (generate's header, ``privacy_filter.<class>.withheld``; read
-    here without importing the GAN code, which would enter this stage's cache key): which GAN and why."""
-    out = []
-    for store in synthetic:
-        for label, p in sorted((store.header.get("privacy_filter") or {}).items()):
-            if (p or {}).get("withheld"):
-                out.append(f"the {p.get('generator') or 'dcgan'} GAN of class {label!r} at fraction {float(p['fraction']):g} (GAN seed "
-                           f"{p.get('gan_seed', 0)}, fold {p.get('fold', 0)}) was withheld by generate: {p['withheld']}")
-    return out
+    """Per class a synthetic store withholds (:attr:`FrameStore.withheld`, not the GAN code's
+    ``SyntheticSet``, which would put that code into this stage's cache key): which GAN and why."""
+    return [f"the {p.get('generator') or 'dcgan'} GAN of class {label!r} at fraction {float(p['fraction']):g} (GAN seed "
+            f"{p.get('gan_seed', 0)}, fold {p.get('fold', 0)}) was withheld by generate: {p['withheld']}"
+            for store in synthetic for label, p in sorted(store.withheld.items())]
 
 
 def _skip(out_dir: str | os.PathLike[str], cell: Cell, real: Any, reason: str, *, progress: bool) -> ClassifierRun:

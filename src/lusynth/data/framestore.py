@@ -105,6 +105,13 @@ class FrameStore:
         return str(self.header["content_digest"])
 
     @property
+    def withheld(self) -> dict[str, dict[str, Any]]:
+        """Per class a synthetic store releases no frame of (its generator memorises): generate's
+        privacy-filter record of that class (``withheld``: why; ``fraction``, ``gan_seed``, ``fold``,
+        ``generator``: which GAN). Empty for any other store."""
+        return {str(label): dict(p) for label, p in (self.header.get("privacy_filter") or {}).items() if (p or {}).get("withheld")}
+
+    @property
     def train_fractions(self) -> list[float]:
         """The nested training fractions prepared at ingest (canonical, sorted)."""
         from lusynth.keys import fraction

@@ -80,8 +80,7 @@ class SyntheticSet:
         header = store.header
         privacy_filter = dict(header.get("privacy_filter") or {})
         keys = []
-        withheld = {label for label, p in privacy_filter.items() if (p or {}).get("withheld")}
-        for label in sorted(set((header.get("counts") or {}).get("synthetic", {})) | withheld):
+        for label in sorted(set((header.get("counts") or {}).get("synthetic", {})) | set(store.withheld)):
             # generate records each class's GAN fraction; other writers one fraction for the store
             frac = (privacy_filter.get(label) or {}).get("fraction", header.get("fraction"))
             if frac is None:
@@ -95,7 +94,7 @@ class SyntheticSet:
     @property
     def withheld(self) -> dict[str, str]:
         """Class -> why generate released none of its frames (its generator memorises)."""
-        return {label: str(p["withheld"]) for label, p in self.privacy_filter.items() if (p or {}).get("withheld")}
+        return {label: str(p["withheld"]) for label, p in self.store.withheld.items()}
 
     @property
     def per_class(self) -> dict[str, dict[str, Any]]:
