@@ -237,8 +237,8 @@ def _generate_all(store: FrameStore, infos: list[tuple[Path, Any]], out_dir: Pat
                 if rounds == params.max_rounds:
                     withheld = (f"only {len(kept_index)} of {params.n_per_class} frames passed the near-copy filter after {next_index} "
                                 f"latents ({dropped} dropped as nearer a training frame than unseen patients come, DCR < "
-                                f"{filt.threshold:.3g}): the generator ({ckpt}) memorises its training patients, so none of its frames "
-                                "are released. Alone: `lusynth generate --which STEP` (an earlier checkpoint); in a pipeline run the "
+                                f"{filt.threshold:.3g}): the generator ({ckpt}) draws nearer its training patients than unseen patients come, "
+                                "so it is treated as memorising and none of its frames are released. Alone: `lusynth generate --which STEP` (an earlier checkpoint); in a pipeline run the "
                                 "classifiers that need them are skipped")
                     break
                 need = params.n_per_class - len(kept_index)

@@ -569,7 +569,8 @@ def _patient_audit_rows(results: Mapping[str, Any]) -> tuple[tuple[list[str], li
 
 
 _WITHHELD_NOTE = ("`generate` released no frame of these generators: its near-copy filter rejected almost everything they drew, "
-                  "so they memorise their training patients. The classifiers that needed their frames were not trained, and every "
+                  "so they are treated as memorising their training patients (the privacy audit of their unfiltered output says "
+                  "what it can show). The classifiers that needed their frames were not trained, and every "
                   "estimate that involves those cells is over the other folds only (the 'per fold' rows show which): read it as "
                   "conditional on a generator that does not memorise. A withheld generator fails the privacy gate and is registered "
                   "with no alias.")
