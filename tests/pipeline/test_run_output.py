@@ -41,9 +41,9 @@ def _grid_tasks(profile: str, overrides: dict) -> int:
     return 3 * len(plan_gans(["consolidation", "no_consolidation"], grid.fractions, grid)) + len(plan_classifiers(grid))
 
 
-def _lusynth(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
+def _lusynth(*args: str, tmp: Path, extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}", LUSYNTH_STAGE_CACHE=str(tmp / "stage-cache"),
-               OMP_NUM_THREADS="1")
+               OMP_NUM_THREADS="1", **(extra_env or {}))
     env.pop("MLFLOW_TRACKING_URI", None)
     return subprocess.run([str(Path(sys.executable).parent / "lusynth"), *args], capture_output=True, text=True, env=env, timeout=1800)
 
@@ -120,3 +120,57 @@ def test_a_failed_task_prints_its_error_and_log(tmp_path: Path) -> None:
     assert "no usable input files" in text, text  # the task's own error line, not only "status FAILURE"
     assert "Traceback" not in text and len(text.splitlines()) < 20, text
     assert "Traceback" in log.read_text()  # the whole story is in the log
+
+
+#: a fault injected into every process of a run (PYTHONPATH): generate's near-copy filter rejects every
+#: frame of one GAN (class, outer split), as it does for a GAN that only copies its training patients
+_REJECT_ALL = '''
+import os
+_target = os.environ.get("LUSYNTH_TEST_FILTER_REJECTS")
+if _target:
+    import numpy as _np
+    from lusynth.gan import generate as _generate
+    from lusynth.gan.run import GanRun as _GanRun
+    from lusynth.metrics import nearcopy as _nearcopy
+    _label, _fold = _target.split(":")
+    _now = {}
+    _load, _mask = _generate.load_generator, _nearcopy.NearCopyFilter.mask
+
+    def _tracking_load(gan_dir, which="chosen"):
+        key = _GanRun.load(gan_dir).key
+        _now["hit"] = (key.label, key.fold) == (_label, int(_fold))
+        return _load(gan_dir, which)
+
+    def _reject(self, frames):
+        copies, dcr = _mask(self, frames)
+        return (_np.ones_like(copies) if _now.get("hit") else copies), dcr
+
+    _generate.load_generator = _tracking_load
+    _nearcopy.NearCopyFilter.mask = _reject
+'''
+
+
+def test_a_gan_whose_frames_the_filter_rejects_is_withheld_and_the_run_still_answers(tmp_path: Path) -> None:
+    """One GAN of the grid (the positive class, outer split 0) has every frame rejected by generate's
+    near-copy filter. Before, its generate task failed and the run stopped without a report. Now:
+    the run exits 0, the class is withheld, the two synthetic cells of that split are not trained,
+    the report and the printed results name them, (a) is estimated from the other split and says
+    so, the privacy gate fails and export still registers the rest."""
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(_REJECT_ALL)
+    positive = "abnormal" if SOURCE else "consolidation"
+    res = _lusynth("run", *SOURCE, *RUN, "--out", str(tmp_path / "run"), tmp=tmp_path,
+                   extra_env={"PYTHONPATH": os.pathsep.join(p for p in (str(hook), os.environ.get("PYTHONPATH", "")) if p),
+                              "LUSYNTH_TEST_FILTER_REJECTS": f"{positive}:0"})
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    (report_json,) = (tmp_path / "run" / "kfp").glob("*/evaluate/results/report.json")
+    report = json.loads(report_json.read_text())
+    assert [(w["label"], w["fold"], w["fraction"]) for w in report["withheld"]] == [(positive, 0, 1.0)], report["withheld"]
+    assert sorted((c["arm"], c["fold"]) for c in report["skipped_classifiers"]) == [("real+synthetic", 0), ("synthetic", 0)]
+    assert {(c["arm"], c["fold"]) for c in report["classifiers"]} >= {("real", 0), ("real", 1), ("real+synthetic", 1)}
+    qa = next(q for q in report["questions"] if q["question"] == "a")
+    assert qa["n_splits"] == 1 and any(n.startswith("from 1 of 2 splits") for n in qa["notes"]), qa
+    assert report["privacy_gate"]["passed"] is False
+    assert "### Withheld generators and skipped classifiers" in res.stdout and "not trained" in res.stdout, res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
