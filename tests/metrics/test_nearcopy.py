@@ -78,6 +78,7 @@ def test_the_pooled_reference_is_the_validation_dcr_and_each_training_patient_ag
     np.testing.assert_allclose(ref, expected)
     filt = NearCopyPolicy().fit(train, val, patients)
     np.testing.assert_allclose(filt.reference_dcr, expected)
+    np.testing.assert_array_equal(filt.reference_dcr[: len(val)], filt.dcr(val))  # the reference frames' own DCRs come first, in order
     assert filt.threshold == pytest.approx(np.percentile(expected, 1.0))
     # the validation-only rule, no patient ids, or one training patient: the validation DCR alone
     for policy, ids in ((NearCopyPolicy(reference="validation"), patients), (NearCopyPolicy(), None), (NearCopyPolicy(), np.zeros(12))):

@@ -297,7 +297,7 @@ def train_classifier(
     # canonical: the ratio, GAN seed and family its arm uses
     cell = Cell(arm, fraction, seed, ratio=ratio, gan_seed=gan_seed, fold=fold, generator=generator)
     withheld = _withheld(synthetic) if arm in SYNTHETIC_ARMS else []
-    if withheld:  # a generator of this cell memorises: nothing of it was released, so the cell is not trained
+    if withheld:  # a generator of this cell was withheld: nothing of it was released, so the cell is not trained
         return _skip(out_dir, cell, real, "; ".join(withheld), progress=progress)
     train = training_frames(real, arm=arm, fraction=fraction, synthetic=synthetic, ratio=cell.ratio,
                             synthetic_max_per_class=params.synthetic_max_per_class, seed=seed, fold=fold)

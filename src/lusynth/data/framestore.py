@@ -106,7 +106,7 @@ class FrameStore:
 
     @property
     def withheld(self) -> dict[str, dict[str, Any]]:
-        """Per class a synthetic store releases no frame of (its generator memorises): generate's
+        """Per class a synthetic store releases no frame of (its generator is treated as memorising): generate's
         privacy-filter record of that class (``withheld``: why; ``fraction``, ``gan_seed``, ``fold``,
         ``generator``: which GAN). Empty for any other store."""
         return {str(label): dict(p) for label, p in (self.header.get("privacy_filter") or {}).items() if (p or {}).get("withheld")}

@@ -112,7 +112,8 @@ def audit_synthetic(
         fid["confidence_holdout"] = float(np.mean(class_prob(hold)))  # what real frames of the class get
 
     near_copies = (near_copy or NearCopyPolicy()).fit(tr, hold, None if train_patients is None else np.asarray(train_patients)[tr_idx])
-    dcr_syn, dcr_hold = near_copies.dcr(syn), near_copies.dcr(hold)
+    # the reference DCRs begin with the holdout frames' own (NearCopyPolicy.reference_dcr): not computed twice
+    dcr_syn, dcr_hold = near_copies.dcr(syn), near_copies.reference_dcr[: len(hold)]
     # balanced attack: as many members (train) as non-members (holdout)
     n_att = min(len(tr), len(hold))
     members = tr[subsample(len(tr), n_att, seed=params.seed + 5)]

@@ -270,7 +270,7 @@ def export_and_register(
         # per class and family: the largest fraction, then the lowest (fold, GAN seed), so the choice does not depend on argument order
         if gid not in gans or _gan_rank(meta) < _gan_rank(gans[gid][1]):
             gans[gid] = (Path(g), meta)
-    # a withheld generator's gate is a failed one (generate found it memorises): registered with no alias
+    # a withheld generator's gate is a failed one (generate treats it as memorising): registered with no alias
     audits = [*report.get("audits", []), *report.get("withheld", [])] if report is not None else []
     real_store = _holdout_store(report)
     digests = {"real": best[nominee].data_digest}

@@ -10,11 +10,11 @@ further latents until ``n_per_class`` frames are kept. The output is a frame sto
 typed view is :class:`SyntheticSet` (what :func:`generate` returns and later stages load).
 
 A generator whose frames the filter keeps rejecting (fewer than ``n_per_class`` pass after
-``max_rounds`` rounds of latents) memorises its training patients: its class is *withheld*. The
+``max_rounds`` rounds of latents) is treated as memorising its training patients: its class is *withheld*. The
 set then releases no frame of that class (its first round is kept as rows ``split='withheld'``
 for the audit, which reads the unfiltered output), the header says why, and the run goes on:
-the classifiers that needed those frames are skipped and the report names them (one memorising
-GAN of a grid no longer stops ``lusynth run``).
+the classifiers that needed those frames are skipped and the report names them (one such GAN of
+a grid no longer stops ``lusynth run``).
 """
 
 from __future__ import annotations
@@ -93,7 +93,7 @@ class SyntheticSet:
 
     @property
     def withheld(self) -> dict[str, str]:
-        """Class -> why generate released none of its frames (its generator memorises)."""
+        """Class -> why generate released none of its frames (its generator is treated as memorising)."""
         return {label: str(p["withheld"]) for label, p in self.store.withheld.items()}
 
     @property

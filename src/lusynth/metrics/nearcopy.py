@@ -90,10 +90,10 @@ class NearCopyPolicy:
         return memorisation_rate(dcr_synthetic, reference_dcr, percentile=self.percentile)
 
     def reference_dcr(self, train_frames: np.ndarray, reference_frames: np.ndarray, train_patients: np.ndarray | None) -> np.ndarray:
-        """The DCRs of unseen patients the cut-off is taken from (see ``reference``): the reference
-        frames' (uint8, of patients the generator did not see) against the training frames, and with
-        ``pooled`` each training patient's frames against the other training patients' (``train_patients``:
-        the patient of each training frame; None or a single patient adds nothing)."""
+        """The DCRs of unseen patients the cut-off is taken from (see ``reference``): first the reference
+        frames' (uint8, of patients the generator did not see) against the training frames, in their
+        order, then with ``pooled`` each training patient's frames against the other training patients'
+        (``train_patients``: the patient of each training frame; None or a single patient adds nothing)."""
         return self._reference_dcr(self.to_features(train_frames), self.to_features(reference_frames), train_patients)
 
     def _reference_dcr(self, train: np.ndarray, reference: np.ndarray, train_patients: np.ndarray | None) -> np.ndarray:

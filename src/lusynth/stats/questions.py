@@ -206,8 +206,10 @@ class Analysis:
         folds = [{"repeat": r, "fold": k, "estimate": v.point} for (r, k), v in sorted(values.items())] if len(values) > 1 else []
         e = self._combine(list(values.values()), difference=versus is not None, level=level)
         # splits that trained the comparator but not this arm: cells skipped because generate withheld their GAN's frames
-        other = (versus, self._family(versus, versus_generator or generator), fraction) if versus is not None else None
-        missing = sorted(k for k, s in self.splits.items() if k not in values and other is not None and other in s.runs)
+        missing = []
+        if versus is not None:
+            other = (versus, self._family(versus, versus_generator or generator), fraction)
+            missing = sorted(k for k, s in self.splits.items() if k not in values and other in s.runs)
         if missing:
             e = dataclasses.replace(e, notes=(*e.notes, f"from {len(values)} of {len(values) + len(missing)} splits: no '{arm}' classifier "
                                               f"in {', '.join(f'fold {k} (repeat {r})' for r, k in missing)}, so the estimate is "
