@@ -174,7 +174,7 @@ def test_a_withheld_generator_skips_its_classifiers_and_the_report_and_export_na
     assert r.privacy_passed is False and any("withheld by generate" in x for x in rep["privacy_gate"]["reasons"])
     md = r.markdown.read_text()
     assert "### Withheld generators and skipped classifiers" in md and "classifier synthetic@1" in md and "not trained" in md
-    assert "withheld: 1 generator(s) memorise" in r.summary()
+    assert "withheld: 1 generator(s) treated as memorising" in r.summary()
     with pytest.raises(InputError, match="none of the 1 classifier"):
         evaluate(experiment["real"], tmp_path / "eval-none", classifier_dirs=[tmp_path / "clf-syn"], synthetic_dirs=sets,
                  progress=False, ctx=RunContext(track=False))

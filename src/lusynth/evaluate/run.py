@@ -140,7 +140,7 @@ class Evaluation:
         lines = question_sentences(self.report)
         held, skipped = self.report.get("withheld") or [], self.report.get("skipped_classifiers") or []
         if held:
-            lines.append(f"withheld: {len(held)} generator(s) memorise ({', '.join(w['name'] for w in held)}); {len(skipped)} classifier(s) "
+            lines.append(f"withheld: {len(held)} generator(s) treated as memorising ({', '.join(w['name'] for w in held)}); {len(skipped)} classifier(s) "
                          "not trained; the estimates that need them use the other folds (see the report)")
         if self.privacy_passed is not None:
             lines.append(f"privacy gate: {'PASS' if self.privacy_passed else 'FAIL'}")
