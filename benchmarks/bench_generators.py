@@ -81,6 +81,8 @@ import torch
 
 from bench_precision_quality import _default_stores, _write  # the same stores, the same partial-results writer
 from lusynth.data.framestore import FrameStore, open_store
+from lusynth.data.ingest import ingest
+from lusynth.data.phantom import PhantomParams
 from lusynth.gan.diffaugment import parse_policy
 from lusynth.gan.ema import EMA
 from lusynth.gan.evaluation import balanced_real_subset, fidelity_report
@@ -100,7 +102,8 @@ REPORTED = ("nn1_embed", "nn1_embed_real", "nn1_embed_fake", "nn1_embed_patient"
             "test_nn1_embed_patient", "test_nn1_embed_patient_real", "test_nn1_embed_patient_fake", "test_mmd_embed_ref",
             "train_nn1_embed_patient", "train_nn1_embed_patient_real", "train_nn1_embed_patient_fake", "sharpness_ratio")
 # the paired differences from the DCGAN that the summary gives, with a t interval over seeds
-PAIRED = ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref", "train_nn1_embed_patient", "test_mmd_embed_ref", "sharpness_ratio")
+PAIRED = ("nn1_embed", "nn1_embed_patient", "mmd_embed_ref", "train_nn1_embed_patient", "test_nn1_embed_patient", "test_mmd_embed_ref",
+          "sharpness_ratio")
 
 
 @dataclass
@@ -389,7 +392,9 @@ def score_unseen_floor(ev: Evaluator) -> dict[str, Any]:
     real patients score on the validation-side 1-NN tests (``nn1_embed``, the trainer's selection
     measure, and ``nn1_embed_patient``), and the same frames against the training patients
     (``train_nn1_embed_patient``: that test's floor). Both samples are cut to the same size (1-NN
-    is only calibrated at equal sizes); the other measures are NaN here."""
+    is only calibrated at equal sizes). ``test_nn1_embed_patient`` is the pipeline report's real floor
+    on the test side: the validation patients' frames against the test patients', leave-one-patient-out
+    on both sides (:func:`lusynth.metrics.fidelity.fidelity_with_floor`). The other measures are NaN here."""
     n = min(len(ev.real_embed), len(ev.test_embed))
     iv = balanced_real_subset(len(ev.real_embed), n, seed=0)
     it = balanced_real_subset(len(ev.test_embed), n, seed=0)
@@ -398,6 +403,12 @@ def score_unseen_floor(ev: Evaluator) -> dict[str, Any]:
         if groups is not None:
             parts = one_nn_accuracy_parts(ev.real_embed[iv], ev.test_embed[it], real_groups=groups[iv])
             entry[key], entry[f"{key}_real"], entry[f"{key}_fake"] = parts["accuracy"], parts["real_accuracy"], parts["fake_accuracy"]
+    # the report's floor (``fidelity_with_floor``): the validation patients as the "generator" against
+    # the test patients, leave-one-patient-out on *both* sides (a generator's draws have no patients)
+    if ev.test_patients is not None and ev.val_patients is not None:
+        parts = one_nn_accuracy_parts(ev.test_embed[it], ev.real_embed[iv], real_groups=ev.test_patients[it], fake_groups=ev.val_patients[iv])
+        key = "test_nn1_embed_patient"
+        entry[key], entry[f"{key}_real"], entry[f"{key}_fake"] = parts["accuracy"], parts["real_accuracy"], parts["fake_accuracy"]
     # the training-side test's floor: new patients against the training patients. A generator far
     # below it sits closer to its training patients than new patients do (memory); a faithful one
     # reads somewhat below it too (tests/metrics/test_patient_nn1_calibration.py), so it is no ideal
@@ -458,19 +469,23 @@ def _summary(values: list[float], *, interval: bool = False) -> dict[str, float]
 
 def _summarise(entry: dict[str, Any], seeds: list[int]) -> None:
     """Per family: each reported metric over the seeds of ``seeds`` it was run with, and the paired
-    difference from the DCGAN over the seeds both were run with."""
+    difference from the DCGAN (``_minus_dcgan``) and from the perfect generator (``_minus_oracle``,
+    where ``phantom-oracle`` was run: the distance still to go) over the seeds both were run with."""
     runs = entry["runs"]
     have = {f: [s for s in seeds if str(s) in runs[f]] for f in runs}
     entry["summary"] = {f: {m: _summary([runs[f][str(s)]["chosen"][m] for s in have[f]]) for m in REPORTED
                             if all(m in runs[f][str(s)]["chosen"] for s in have[f])} for f in runs if have[f]}
-    if "dcgan" in runs:
+    for ref, suffix in (("dcgan", "dcgan"), ("phantom-oracle", "oracle")):
+        if ref not in runs:
+            continue
         for f in entry["summary"]:
-            paired = [s for s in have[f] if s in have["dcgan"]]
-            if f != "dcgan" and paired:
+            paired = [s for s in have[f] if s in have[ref]]
+            if f != ref and paired:
                 for m in PAIRED:
-                    if all(m in runs[x][str(s)]["chosen"] for x in (f, "dcgan") for s in paired):  # older files lack train_*
-                        diff = [runs[f][str(s)]["chosen"][m] - runs["dcgan"][str(s)]["chosen"][m] for s in paired]
-                        entry["summary"][f][f"{m}_minus_dcgan"] = _summary(diff, interval=True)
+                    if all(m in runs[x][str(s)]["chosen"] for x in (f, ref) for s in paired):  # older files lack train_*
+                        diff = [runs[f][str(s)]["chosen"][m] - runs[ref][str(s)]["chosen"][m] for s in paired]
+                        if np.isfinite(diff).all():
+                            entry["summary"][f][f"{m}_minus_{suffix}"] = _summary(diff, interval=True)
 
 
 def merge(paths: list[Path]) -> dict[str, Any]:
@@ -498,9 +513,60 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     return out
 
 
+def _phantom_store(tmp: Path, patients: int) -> str:
+    """``phantomN=PATH``: the demo phantom with ``patients`` patients, ingested as the demo store is
+    (one train/validation/test split by patient, 0.6/0.2/0.2)."""
+    if patients < 12:
+        raise SystemExit(f"--phantom-patients {patients}: give at least 12 (each class needs patients in train, validation and test)")
+    ingest(None, tmp / f"phantom{patients}", phantom=PhantomParams(patients=patients))
+    return f"phantom{patients}={tmp / f'phantom{patients}'}"
+
+
+def fresh_patient_frames(store: FrameStore, fresh: FrameStore, label: str) -> tuple[np.ndarray, np.ndarray]:
+    """The frames of ``fresh``'s patients of ``label`` that ``store`` does not have, and their patients.
+
+    ``fresh`` is the same phantom with more patients, ingested the same way: a phantom patient never
+    depends on how many patients come before or after it (:mod:`lusynth.data.phantom`), and the
+    pseudonyms are keyed on the original ids, so the patients both stores share have the same
+    frames, and the others are new patients drawn from the distribution ``store``'s came from.
+    Checked: a shared patient whose frames differ means the two were not made alike."""
+    a, b = store.manifest, fresh.manifest
+    shared = set(a["patient_id"]) & set(b["patient_id"])
+    if shared != set(a["patient_id"]):
+        raise SystemExit("phantom-oracle: the fresh phantom does not contain every patient of the store (not the same phantom)")
+    same = set(a["content_hash"]) == set(b.loc[b["patient_id"].isin(shared), "content_hash"])
+    if not same:
+        raise SystemExit("phantom-oracle: the shared patients' frames differ (not the same phantom or ingest settings)")
+    rows = np.flatnonzero((~b["patient_id"].isin(shared) & (b["label"] == label)).to_numpy())
+    return np.asarray(fresh.frames[rows]), b["patient_id"].to_numpy()[rows]
+
+
+def oracle_frames(frames: np.ndarray, patients: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` frames, one from each of ``n`` different patients (chosen by ``seed``), one frame of each
+    chosen at random: i.i.d. draws from the data's own distribution, what an ideal generator would
+    hand over (each draw a new patient, as a generator's independent latents are)."""
+    rng = np.random.default_rng(seed)
+    names = np.unique(patients)
+    if len(names) < n:
+        raise SystemExit(f"phantom-oracle: {len(names)} fresh patients for {n} draws; the fresh phantom needs more patients")
+    picked = rng.choice(names, size=n, replace=False)
+    return np.stack([frames[rng.choice(np.flatnonzero(patients == pid))] for pid in picked])
+
+
+def score_oracle(ev: Evaluator, frames: np.ndarray, patients: np.ndarray, seed: int) -> dict[str, Any]:
+    """The ``phantom-oracle`` pseudo-family: :func:`oracle_frames` of patients no stage has seen, scored
+    as if a generator had drawn them: each measure's reading for a *perfect* generator of the phantom
+    (the known answer the issue's 1-NN bar is read against)."""
+    entry = {"step": 0, "epoch": 0.0, "cpu_seconds": 0.0, **ev.score(oracle_frames(frames, patients, ev.n_eval, seed))}
+    return _untrained(entry, history=[entry])
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", action="append", default=[], help="NAME=PATH of a frame store (repeatable); default: phantom and POCUS, ingested here")
+    ap.add_argument("--phantom-patients", type=int, metavar="N",
+                    help="also ingest a phantom of N patients (the demo phantom's settings otherwise) as store phantomN: "
+                         "held-out patients enough for the leave-one-patient-out tests to have room")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--families", nargs="+", default=["dcgan", "fastgan"])
     ap.add_argument("--budget", default="auto", help="CPU seconds of training steps per run, or 'auto': the seed-0 demo DCGAN's")
@@ -534,7 +600,16 @@ def main() -> None:
         if variants:
             results.setdefault("variants", {}).update({n: {"family": f, "set": o} for n, (f, o) in variants.items()})
     with tempfile.TemporaryDirectory(prefix="bench-generators-") as tmp:
-        for spec in a.store or _default_stores(Path(tmp)):
+        # the phantom stores the bench ingests itself, by name, with their patient counts (the oracle draws new patients)
+        phantoms: dict[str, int] = {}
+        specs = list(a.store)
+        if not a.store and not a.phantom_patients:
+            specs = _default_stores(Path(tmp))
+            phantoms["phantom"] = PhantomParams().patients
+        if a.phantom_patients:
+            specs.append(_phantom_store(Path(tmp), a.phantom_patients))
+            phantoms[f"phantom{a.phantom_patients}"] = a.phantom_patients
+        for spec in specs:
             name, path = spec.split("=", 1)
             store = open_store(path)
             label = store.header.get("positive_class") or store.classes[-1]
@@ -556,6 +631,13 @@ def main() -> None:
                 if budget is not None:
                     entry["budget_cpu_seconds"], entry["budget_measured_by"] = budget, "given (--budget)"
                 results["stores"][name] = entry
+            fresh: tuple[np.ndarray, np.ndarray] | None = None
+            if "phantom-oracle" in a.families:
+                if name not in phantoms:
+                    raise SystemExit(f"--families phantom-oracle: store {name!r} is not a phantom this run ingested (drop --store, or the family)")
+                more = phantoms[name] + 4 * demo.n_eval + 8  # patients alternate class: n_eval of each class, and room to choose
+                ingest(None, Path(tmp) / f"{name}-fresh", phantom=PhantomParams(patients=more))
+                fresh = fresh_patient_frames(store, open_store(Path(tmp) / f"{name}-fresh"), label)
             for seed in a.seeds:
                 params = GanParams(seed=seed)
                 ev = make_evaluator(store, label, params, Path(tmp) / f"{name}-emb-{seed}")
@@ -568,6 +650,8 @@ def main() -> None:
                     pseudo = {"real-train": score_real_floor, "real-unseen": score_unseen_floor}.get(family)
                     if family.startswith("real-train-"):
                         pseudo = functools.partial(score_degraded_floor, family=family, seed=seed)
+                    if family == "phantom-oracle" and fresh is not None:
+                        pseudo = functools.partial(score_oracle, frames=fresh[0], patients=fresh[1], seed=seed)
                     r = pseudo(ev) if pseudo else train_budgeted(base, ev, dataclasses.replace(params, **overrides), store.image_size, budget=budget,
                                        evals=a.evals, planned_steps=planned_steps, eval_every_steps=eval_every_steps)
                     if measuring:

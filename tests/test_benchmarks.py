@@ -129,3 +129,65 @@ def test_the_null_rate_bench_holds_each_patient_out_of_the_filter_it_scores() ->
     assert rates["b"] == rates["e"] == 1.0
     assert rates["a"] == rates["c"] == rates["d"] == 0.0
     assert bn.held_out_rates(train[:10], patients[:10], reference, NearCopyPolicy()) == {}
+
+
+def test_the_phantom_oracle_draws_one_frame_from_each_of_new_patients_of_the_same_phantom(tmp_path: Path) -> None:
+    """bench_generators' ``phantom-oracle``, a perfect generator's known answer: a larger phantom
+    ingested the same way has the store's patients with byte-identical frames (a phantom patient does
+    not depend on how many there are), and the rest are new patients of the class; each draw is a
+    frame of a different new patient. A phantom made otherwise (another seed) is refused."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_generators as bg
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    import numpy as np
+
+    from lusynth.data.framestore import open_store
+    from lusynth.data.ingest import ingest
+    from lusynth.data.phantom import PhantomParams
+
+    small = dict(clips_per_patient=1, frames_per_clip=2)
+    for name, pp in (("s", PhantomParams(patients=12, **small)), ("f", PhantomParams(patients=20, **small)),
+                     ("x", PhantomParams(patients=20, seed=1, **small))):
+        ingest(None, tmp_path / name, phantom=pp)
+    store, fresh = open_store(tmp_path / "s"), open_store(tmp_path / "f")
+    frames, patients = bg.fresh_patient_frames(store, fresh, "consolidation")
+    assert len(set(patients)) == 4 and not set(patients) & set(store.manifest["patient_id"])  # patients 13, 15, 17, 19
+    assert len(frames) == 8 and frames.shape[1:] == store.frames.shape[1:]
+    drawn = bg.oracle_frames(frames, patients, 4, seed=0)
+    whose = [patients[next(i for i in range(len(frames)) if np.array_equal(frames[i], d))] for d in drawn]
+    assert sorted(whose) == sorted(set(patients))  # one frame from each new patient
+    assert not np.array_equal(bg.oracle_frames(frames, patients, 4, seed=0), bg.oracle_frames(frames, patients, 4, seed=3))
+    with pytest.raises(SystemExit, match="fresh patients for 5 draws"):
+        bg.oracle_frames(frames, patients, 5, seed=0)
+    with pytest.raises(SystemExit, match="not the same phantom"):
+        bg.fresh_patient_frames(store, open_store(tmp_path / "x"), "consolidation")
+
+
+def test_the_generator_summary_pairs_each_family_with_the_dcgan_and_the_perfect_generator_by_seed() -> None:
+    """bench_generators' summary: ``_minus_dcgan`` and ``_minus_oracle`` are per-seed differences with
+    a t interval over the seeds both were run with; a pseudo-family with no reading (NaN) gets none."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_generators as bg
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+
+    def run(value: float) -> dict:
+        return {"chosen": {m: value for m in bg.REPORTED}}
+
+    entry = {"runs": {"dcgan": {"0": run(0.8), "1": run(0.9), "2": run(0.7)},
+                      "fastgan": {"0": run(0.7), "1": run(0.7), "2": run(0.6), "3": run(0.1)},
+                      "phantom-oracle": {"0": run(0.5), "1": run(0.5), "2": run(0.5)},
+                      "real-unseen": {"0": run(float("nan")), "1": run(float("nan"))}}}
+    bg._summarise(entry, [0, 1, 2, 3])
+    s = entry["summary"]
+    d = s["fastgan"]["nn1_embed_minus_dcgan"]
+    assert d["mean"] == pytest.approx(-0.1333, abs=1e-4) and d["min"] == pytest.approx(-0.2) and d["ci95_low"] < d["mean"] < d["ci95_high"]
+    o = s["fastgan"]["nn1_embed_minus_oracle"]  # seed 3 has no oracle run: not paired
+    assert o["mean"] == pytest.approx(0.1667, abs=1e-4) and o["max"] == pytest.approx(0.2)
+    assert s["dcgan"]["nn1_embed_minus_oracle"]["mean"] == pytest.approx(0.3)
+    assert s["phantom-oracle"]["nn1_embed_minus_dcgan"]["mean"] == pytest.approx(-0.3)
+    assert "nn1_embed_minus_oracle" not in s["phantom-oracle"] and "nn1_embed_minus_dcgan" not in s["dcgan"]
+    assert not any(k.endswith(("_minus_dcgan", "_minus_oracle")) for k in s["real-unseen"])
