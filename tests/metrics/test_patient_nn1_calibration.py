@@ -48,6 +48,10 @@ def test_a_collapsed_generator_reads_the_ideal_half_and_real_patients_do_not() -
     # real patients and a faithful generator read away from 0.5 (here below it), and differ from the collapsed one
     assert abs(mean["floor"] - 0.5) > 0.04 and abs(mean["population"] - 0.5) > 0.02, mean
     assert mean["population"] < mean["collapsed"] - 0.02, mean
+    # the floor is a lower bound, not the ideal: the faithful generator's independent draws (a new
+    # patient each) read above new real patients, whose frames come in clusters (the report says so;
+    # on the phantom, benchmarks/results/generators_oracle.json measures the same with real frames)
+    assert mean["population"] > mean["floor"] + 0.05, mean
 
 
 def test_against_the_training_patients_no_reading_is_the_ideal_and_only_copying_reads_far_below_new_patients() -> None:
