@@ -55,6 +55,11 @@ Without ``--store`` it ingests the demo phantom and ``../shared/data/pocus`` its
 ``'fg-lr5=fastgan lr_g=5e-4 lr_d=5e-4'``; listed in ``--families`` by NAME; the overrides are recorded
 under ``variants`` in the JSON): the FastGAN tuning study (``results/generators_tuning.json``).
 ``--merge A.json B.json ... --out C.json`` joins runs made in separate processes (e.g. one per seed).
+The pseudo-family ``phantom-oracle`` (phantom stores the bench ingests itself: the default one or
+``--phantom-patients N``) is a *perfect* generator's known answer: one frame from each of many new
+phantom patients, ingested as the store was, that no stage has seen; the summary gives every
+family's paired distance from it (``_minus_oracle``) as from the DCGAN (results README, "A perfect
+generator as the known answer").
 ``--families`` may add ``diffusion`` (``diffusion-w16-s25``: UNet base width 16, 25 DDIM steps) where
 ``diffusers`` is installed (it is not a project dependency; see the results README).
 """
@@ -565,8 +570,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--store", action="append", default=[], help="NAME=PATH of a frame store (repeatable); default: phantom and POCUS, ingested here")
     ap.add_argument("--phantom-patients", type=int, metavar="N",
-                    help="also ingest a phantom of N patients (the demo phantom's settings otherwise) as store phantomN: "
-                         "held-out patients enough for the leave-one-patient-out tests to have room")
+                    help="ingest a phantom of N patients (the demo phantom's settings otherwise) as store phantomN, instead of "
+                         "the default stores (beside --store's): held-out patients enough for the leave-one-patient-out tests")
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
     ap.add_argument("--families", nargs="+", default=["dcgan", "fastgan"])
     ap.add_argument("--budget", default="auto", help="CPU seconds of training steps per run, or 'auto': the seed-0 demo DCGAN's")

@@ -419,8 +419,8 @@ _FAMILIES_NOTE = ("Each family's GANs were trained on the same folds, classes an
                   "embedding, beside the same test for the validation patients (what new real patients score): with a few patients "
                   "per fold, new real patients read far from 0.5 and a collapsed generator can read 0.5 exactly, so compare a "
                   "family with that floor, not with 0.5; the floor is a lower bound, not the ideal: a perfect generator (one frame "
-                  "from each of many new patients) reads above it, on the phantom by about 0.06 with 6 test patients per class and "
-                  "0.2 with 2-3; fine detail: the mean absolute Laplacian of the synthetic frames divided by "
+                  "from each of many new patients) reads above it, on the phantom (benchmarks/results) by about 0.06 with 6 test "
+                  "patients per class and 0.2 with 2-3; fine detail: the mean absolute Laplacian of the synthetic frames divided by "
                   "the real test frames' (1 = as much detail at the 1-2 pixel scale as real frames; well below 1, blurred frames, "
                   "which on few patients can read closer to unseen patients than other real patients do).")
 
