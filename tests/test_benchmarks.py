@@ -191,3 +191,43 @@ def test_the_generator_summary_pairs_each_family_with_the_dcgan_and_the_perfect_
     assert s["phantom-oracle"]["nn1_embed_minus_dcgan"]["mean"] == pytest.approx(-0.3)
     assert "nn1_embed_minus_oracle" not in s["phantom-oracle"] and "nn1_embed_minus_dcgan" not in s["dcgan"]
     assert not any(k.endswith(("_minus_dcgan", "_minus_oracle")) for k in s["real-unseen"])
+
+
+def test_the_phantom_audit_bench_releases_new_patients_or_the_audited_members(tmp_path: Path) -> None:
+    """bench_audit_phantom's known answers: the ``perfect`` folder holds frames of new patients only
+    (none of the store's frames), the ``copier`` folder only frames of the members at the fraction
+    (the class's training patients ``train@F`` of the audit); the summary counts decisions per cell."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_audit_phantom as ba
+        import bench_generators as bg
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    import numpy as np
+
+    from lusynth.data.framestore import open_store
+    from lusynth.data.ingest import ingest
+    from lusynth.data.phantom import PhantomParams
+
+    small = dict(clips_per_patient=1, frames_per_clip=2)
+    ingest(None, tmp_path / "s", phantom=PhantomParams(patients=12, **small))
+    ingest(None, tmp_path / "f", phantom=PhantomParams(patients=20, **small))
+    store, more = open_store(tmp_path / "s"), open_store(tmp_path / "f")
+    fresh = {label: bg.fresh_patient_frames(store, more, label) for label in store.classes}
+    known = {f.tobytes() for f in np.asarray(store.frames)}
+    perfect = ba.synthetic(store, fresh, "perfect", 1.0, 4, seed=0)
+    assert sorted(perfect) == sorted(store.classes) and all(len(v) == 4 for v in perfect.values())
+    assert not any(f.tobytes() in known for v in perfect.values() for f in v)
+    copier = ba.synthetic(store, fresh, "copier", 0.5, 6, seed=0)
+    for label, frames in copier.items():
+        members = {f.tobytes() for f in ba.member_frames(store, label, 0.5)}
+        unseen = {f.tobytes() for role in ("val", "test") for f in np.asarray(store.frames[store.view(0, role, label=label)])}
+        assert members and all(f.tobytes() in members for f in frames) and not members & unseen
+        assert members < {f.tobytes() for f in ba.member_frames(store, label, 1.0)}  # half the training patients
+    folder = ba.write_folder(tmp_path / "syn", copier)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(store.classes) and len(list((folder / store.classes[0]).glob("*.png"))) == 6
+    runs = [{"generator": "perfect", "fraction": 0.5, "decision": d, "checks": {"copy_rate": 0.0}} for d in ("pass", "insufficient_evidence")]
+    runs.append({"generator": "copier", "fraction": 0.5, "decision": "fail", "checks": {"copy_rate": 1.0}})
+    t = ba.summarise(runs)
+    assert t["perfect@0.5"]["n"] == 2 and t["perfect@0.5"]["fail"]["rate"] == 0 and t["perfect@0.5"]["pass"]["rate"] == 0.5
+    assert t["copier@0.5"]["fail"]["rate"] == 1 and t["copier@0.5"]["median_copy_rate"] == 1.0
