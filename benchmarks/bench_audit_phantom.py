@@ -31,10 +31,8 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from bench_generators import fresh_patient_frames, oracle_frames
+from bench_generators import fresh_phantom, oracle_frames, phantom_store
 from lusynth.data.framestore import FrameStore, open_store
-from lusynth.data.ingest import ingest
-from lusynth.data.phantom import PhantomParams
 from lusynth.privacy import FAIL, INSUFFICIENT, PASS, AuditParams
 from lusynth.privacy.run import audit
 from lusynth.privacy.stats import clopper_pearson
@@ -98,15 +96,11 @@ def main() -> None:
     ap.add_argument("--n-per-class", type=int, default=200, help="synthetic frames per class (the demo's generate.n_per_class)")
     ap.add_argument("--out", type=Path, default=OUT)
     a = ap.parse_args()
-    if a.patients < 12:
-        raise SystemExit(f"--patients {a.patients}: give at least 12 (each class needs training, validation and test patients)")
     runs: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="bench-audit-phantom-") as tmp:
         t = Path(tmp)
-        ingest(None, t / "store", phantom=PhantomParams(patients=a.patients))
-        ingest(None, t / "fresh", phantom=PhantomParams(patients=a.patients + 2 * a.n_per_class + 8))
-        store, more = open_store(t / "store"), open_store(t / "fresh")
-        fresh = {label: fresh_patient_frames(store, more, label) for label in store.classes}
+        store = open_store(phantom_store(t / "store", a.patients))
+        fresh = fresh_phantom(t / "fresh", store, a.patients + 2 * a.n_per_class + 8)
         for seed in a.seeds:
             for fraction in a.fractions:
                 for gen in GENERATORS:

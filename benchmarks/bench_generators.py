@@ -518,13 +518,21 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     return out
 
 
-def _phantom_store(tmp: Path, patients: int) -> str:
-    """``phantomN=PATH``: the demo phantom with ``patients`` patients, ingested as the demo store is
-    (one train/validation/test split by patient, 0.6/0.2/0.2)."""
+def phantom_store(out: Path, patients: int) -> Path:
+    """The demo phantom with ``patients`` patients ingested into ``out`` as the demo store is (one
+    train/validation/test split by patient, 0.6/0.2/0.2)."""
     if patients < 12:
-        raise SystemExit(f"--phantom-patients {patients}: give at least 12 (each class needs patients in train, validation and test)")
-    ingest(None, tmp / f"phantom{patients}", phantom=PhantomParams(patients=patients))
-    return f"phantom{patients}={tmp / f'phantom{patients}'}"
+        raise SystemExit(f"{patients} phantom patients: give at least 12 (each class needs patients in train, validation and test)")
+    ingest(None, out, phantom=PhantomParams(patients=patients))
+    return out
+
+
+def fresh_phantom(out: Path, store: FrameStore, patients: int) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per class of ``store``: :func:`fresh_patient_frames` of the same phantom with ``patients`` patients
+    in all, ingested into ``out`` the same way (the new patients an oracle draws from)."""
+    ingest(None, out, phantom=PhantomParams(patients=patients))
+    more = open_store(out)
+    return {label: fresh_patient_frames(store, more, label) for label in store.classes}
 
 
 def fresh_patient_frames(store: FrameStore, fresh: FrameStore, label: str) -> tuple[np.ndarray, np.ndarray]:
@@ -612,7 +620,7 @@ def main() -> None:
             specs = _default_stores(Path(tmp))
             phantoms["phantom"] = PhantomParams().patients
         if a.phantom_patients:
-            specs.append(_phantom_store(Path(tmp), a.phantom_patients))
+            specs.append(f"phantom{a.phantom_patients}={phantom_store(Path(tmp) / f'phantom{a.phantom_patients}', a.phantom_patients)}")
             phantoms[f"phantom{a.phantom_patients}"] = a.phantom_patients
         for spec in specs:
             name, path = spec.split("=", 1)
@@ -641,8 +649,7 @@ def main() -> None:
                 if name not in phantoms:
                     raise SystemExit(f"--families phantom-oracle: store {name!r} is not a phantom this run ingested (drop --store, or the family)")
                 more = phantoms[name] + 4 * demo.n_eval + 8  # patients alternate class: n_eval of each class, and room to choose
-                ingest(None, Path(tmp) / f"{name}-fresh", phantom=PhantomParams(patients=more))
-                fresh = fresh_patient_frames(store, open_store(Path(tmp) / f"{name}-fresh"), label)
+                fresh = fresh_phantom(Path(tmp) / f"{name}-fresh", store, more)[label]
             for seed in a.seeds:
                 params = GanParams(seed=seed)
                 ev = make_evaluator(store, label, params, Path(tmp) / f"{name}-emb-{seed}")
