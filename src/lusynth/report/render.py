@@ -597,7 +597,7 @@ _PATIENT_AUDIT_NOTE = ("`lusynth audit` of each GAN's unfiltered output: members
 
 def _patient_fidelity_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]], list[str]]:
     """Rows per generator x feature space, and a note per generator that could not be measured."""
-    header = ["generator", "features", "1-NN accuracy: synthetic (0.5 ideal)", "1-NN accuracy: real floor", "MMD² synthetic (p)",
+    header = ["generator", "features", "1-NN accuracy: synthetic (read against the floor)", "1-NN accuracy: real floor", "MMD² synthetic (p)",
               "MMD² real floor (p)", "test / floor patients"]
     body, skipped = [], []
     for a in results.get("audits", []):
