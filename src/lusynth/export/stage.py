@@ -120,10 +120,11 @@ class ExportedModels:
 # the other stages' outputs this stage reads (one reader each)
 
 
-def _read_classifier_meta(classifier_dir: Path) -> dict[str, Any]:
+def _read_classifier_metas(classifier_dirs: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, dict[str, Any]]]:
+    """Each directory with its ``classifier.json`` record, read once."""
     from lusynth.classifier.train import ClassifierRun
 
-    return ClassifierRun.load(classifier_dir).meta
+    return [(Path(d), ClassifierRun.load(d).meta) for d in classifier_dirs]
 
 
 def _read_report(evaluation_dir: Path) -> dict[str, Any]:
@@ -157,7 +158,7 @@ def _read_gan_meta(gan_dir: Path) -> dict[str, Any]:
 def load_candidates(classifier_dirs: Sequence[str | os.PathLike[str]], evaluation_dir: str | os.PathLike[str] | None = None
                     ) -> list[ClassifierCandidate]:
     """Candidates from classifier directories, with holdout metrics and audits from ``lusynth evaluate``'s report.json."""
-    return _candidates(classifier_dirs, _read_report(Path(evaluation_dir)) if evaluation_dir is not None else None)
+    return _candidates(_read_classifier_metas(classifier_dirs), _read_report(Path(evaluation_dir)) if evaluation_dir is not None else None)
 
 
 def _gan_rank(meta: dict[str, Any]) -> tuple[float, int, int]:
@@ -178,7 +179,7 @@ def _cell_of(c: dict[str, Any]) -> Cell:
                 int(c.get("split", c.get("fold", 0)) or 0), c.get("generator") or "dcgan")
 
 
-def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[str, Any] | None) -> list[ClassifierCandidate]:
+def _candidates(classifiers: Sequence[tuple[Path, dict[str, Any]]], report: dict[str, Any] | None) -> list[ClassifierCandidate]:
     by_dir: dict[str, dict[str, Any]] = {}
     by_key: dict[Cell, dict[str, Any]] = {}
     audits: list[dict[str, Any]] = []
@@ -190,9 +191,7 @@ def _candidates(classifier_dirs: Sequence[str | os.PathLike[str]], report: dict[
         audits = list(report.get("audits", []))
         cfg = report.get("config", {})
     out = []
-    for d in classifier_dirs:
-        d = Path(d)
-        meta = _read_classifier_meta(d)
+    for d, meta in classifiers:
         data = meta.get("data") or {}
         real = str(data.get("real_digest", ""))
         synthetic = sorted({v for v in (data.get("store_digests") or {}).values() if v != real})
@@ -256,12 +255,12 @@ def export_and_register(
     if not classifier_dirs:
         raise InputError("export needs at least one classifier directory (--classifier DIR)")
     # a cell generate withheld the synthetic frames of was not trained: nothing to export
-    classifier_dirs = [d for d in classifier_dirs if not _read_classifier_meta(Path(d)).get("skipped")]
-    if not classifier_dirs:
+    classifiers = [(d, meta) for d, meta in _read_classifier_metas(classifier_dirs) if not meta.get("skipped")]
+    if not classifiers:
         raise InputError("export: every classifier given was skipped (not trained); give at least one trained classifier")
     out_dir = Path(out_dir)
     report = _read_report(Path(evaluation_dir)) if evaluation_dir is not None else None
-    best = best_per_arm(_candidates(classifier_dirs, report))
+    best = best_per_arm(_candidates(classifiers, report))
     nominee = nominate(best)
     gans: dict[str, tuple[Path, dict[str, Any]]] = {}
     for g in gan_dirs:
