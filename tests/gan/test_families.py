@@ -231,24 +231,6 @@ def test_fastgan_trains_in_the_dcgans_cpu_layout_and_a_downscale_too_big_for_the
         tiny_params(fastgan_downscale=3)
 
 
-def test_gan_fastgan_noise_reaches_the_network_its_checkpoint_config_and_the_model_card() -> None:
-    """``gan.fastgan_noise``: the FastGAN config asks for latent-keyed noise injection, a config read
-    back from a checkpoint keeps it (one written before the option existed has none), the card says so,
-    and the DCGAN ignores it."""
-    from lusynth.gan.families import architecture, config_dict, network_config
-    from lusynth.models.fastgan import FastGANConfig, _LatentNoise
-
-    cfg = network_config(tiny_params(fastgan_noise=True), 64, "fastgan")
-    assert isinstance(cfg, FastGANConfig) and cfg.noise
-    back = config_from_dict(config_dict(cfg))
-    assert back == cfg and any(isinstance(m, _LatentNoise) for m in empty_generator(back).modules())
-    old = {k: v for k, v in config_dict(cfg).items() if k != "noise"}
-    assert config_from_dict(old).noise is False
-    assert "noise injection keyed by the latent" in architecture(cfg)
-    assert "noise" not in architecture(network_config(tiny_params(), 64, "fastgan"))
-    assert network_config(tiny_params(fastgan_noise=True), 64, "dcgan") == network_config(tiny_params(), 64, "dcgan")
-
-
 def test_fastgan_step_share_scales_only_fastgans_schedule(phantom_store: Path, tmp_path: Path) -> None:
     """gan.fastgan_step_share: FastGAN-lite trains that share of the epochs and of the step cap (a
     comparison at equal CPU); the DCGAN's schedule ignores it; a share <= 0 is one clear error."""

@@ -7,8 +7,8 @@ loaded into, FLOP counts and a one-line description for exports and model cards.
 * ``dcgan``: the paper's network and loop, :mod:`lusynth.models.dcgan` + :mod:`lusynth.gan.step`
   (unchanged; every DCGAN knob of :class:`~lusynth.gan.params.GanParams` applies).
 * ``fastgan``: FastGAN-lite, :mod:`lusynth.models.fastgan` (its own step: hinge loss and D's
-  self-supervised reconstruction); ``fastgan_width`` / ``fastgan_recon_weight`` / ``fastgan_downscale`` /
-  ``fastgan_noise`` shape it, ``fastgan_lr`` is its Adam learning rate (G and D), and the other optimisation knobs (batch,
+  self-supervised reconstruction); ``fastgan_width`` / ``fastgan_recon_weight`` / ``fastgan_downscale``
+  shape it, ``fastgan_lr`` is its Adam learning rate (G and D), and the other optimisation knobs (batch,
   betas, DiffAugment, EMA, precision) and the CPU layout and optimiser (``channels_last``, ``fast_cpu``'s
   fused Adam) are shared.
 
@@ -66,8 +66,6 @@ def architecture(cfg: NetConfig) -> str:
     if isinstance(cfg, fastgan.FastGANConfig) and cfg.downscale > 1:
         w, s = cfg.work_size, cfg.image_size
         text += f"; G and D work at {w}x{w} and G's frames are bilinearly upsampled to {s}x{s} (downscale {cfg.downscale})"
-    if isinstance(cfg, fastgan.FastGANConfig) and cfg.noise:
-        text += "; with noise injection keyed by the latent (a fixed function of z: one latent, one frame)"
     return text
 
 
@@ -100,8 +98,7 @@ def network_config(params: GanParams, image_size: int, family: str = "dcgan") ->
         raise ValueError(problem)
     if family == "fastgan":
         return fastgan.FastGANConfig(image_size=image_size, nz=params.nz, ngf=params.fastgan_width, ndf=params.fastgan_width,
-                                     recon_weight=params.fastgan_recon_weight, downscale=params.fastgan_downscale,
-                                     noise=params.fastgan_noise)
+                                     recon_weight=params.fastgan_recon_weight, downscale=params.fastgan_downscale)
     return DCGANConfig(image_size=image_size, nz=params.nz, ngf=params.ngf, ndf=params.ndf, dropout=params.dropout,
                        instance_noise=params.instance_noise, fast_cpu=params.fast_cpu)
 

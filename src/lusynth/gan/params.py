@@ -40,8 +40,6 @@ class GanParams:
     # Default 1: at the demo budget 2 read better on the phantom's embedding measures but kept ~0.4 of real frames'
     # fine detail (the DCGAN ~0.86) and was no better on POCUS (benchmarks/results/generators_downscale.json)
     fastgan_downscale: int = 1  # 1 = FastGAN at full size | 2 | 4 (G and D at least 32x32)
-    # latent-keyed noise injection in FastGAN's G (the official UpBlockComp's, a function of z: see models/fastgan.py)
-    fastgan_noise: bool = False  # add a learned-weight per-pixel noise map n(z) after each up-block's conv; off = "lite"
     # demo 1e-3: at the demo DCGAN's CPU budget a FastGAN trains ~250-280 steps, too few at the official 2e-4
     # (phantom 1-NN 0.71 vs 0.90, 4 seeds; the DCGAN did not gain from 1e-3: benchmarks/results/generators_tuning.json);
     # the paper profile (long GPU runs) uses the official 2e-4

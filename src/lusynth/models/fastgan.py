@@ -26,12 +26,9 @@ What differs, and why:
 
 * The reconstruction loss is **L1** between decoder output and target (the paper uses LPIPS,
   which needs downloaded VGG/AlexNet weights; lusynth downloads nothing).
-* Noise injection in G (the official ``UpBlockComp``'s ``NoiseInjection``: a per-pixel noise map,
-  scaled by a learned weight that starts at 0, added after the block's convolution) is optional
-  (``noise``, off by default) and **keyed by the latent**: the map is ``sin(W z)`` for a fixed random
-  ``W`` (a buffer, drawn at initialisation), one value per pixel, not a draw from the RNG. So a
-  latent still gives one frame, and the ONNX generator stays a pure function of ``z``. With
-  ``noise`` off, every block is the plain ``UpBlock`` ("lite").
+* No noise injection in G (the official ``UpBlockComp``): a random op inside G would make samples
+  from fixed latents random and the ONNX generator non-deterministic. Every block is the plain
+  ``UpBlock`` ("lite").
 * One output resolution: D sees only the full-size image (the official D also takes a 128x128
   copy through a second small branch; at 64x64 there is nothing to gain).
 * Augmentation is the project's DiffAugment (:func:`lusynth.gan.diffaugment.diff_augment`, the
@@ -102,9 +99,6 @@ class FastGANConfig:
     # area-downsamples what it is shown. 1 = the paper's network at full size; 2 halves the cost of a step on the CPU
     # (no learned layer at 64x64), at the price of detail finer than 2 pixels (benchmarks/results/README.md)
     downscale: int = 1
-    # latent-keyed noise injection after each up-block's convolution (the official UpBlockComp's NoiseInjection,
-    # made a function of z: see the module docstring); off = the plain UpBlock everywhere
-    noise: bool = False
 
     def __post_init__(self) -> None:
         if self.image_size not in IMAGE_SIZES:
@@ -161,39 +155,6 @@ def _up_block(ch_in: int, ch_out: int) -> nn.Sequential:
                          nn.BatchNorm2d(ch_out * 2), _GLU())
 
 
-class _LatentNoise(nn.Module):
-    """``x + weight * n(z)``: a (B, 1, size, size) map ``n(z) = sqrt(2) sin(W z)`` with a fixed random
-    ``W`` (size * size, nz). Each entry of ``W z`` has a standard deviation of sqrt(nz) (10 at nz = 100),
-    so its sine is an about uniform phase: unit variance, nearly independent across pixels and latents,
-    yet a function of ``z``. ``weight`` starts at 0 (the official ``NoiseInjection``)."""
-
-    proj: torch.Tensor
-
-    def __init__(self, nz: int, size: int) -> None:
-        super().__init__()
-        self.size = size
-        self.register_buffer("proj", torch.randn(size * size, nz))
-        self.weight = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        n = torch.sin(z.flatten(1).to(self.proj.dtype) @ self.proj.t()) * 1.4142135623730951
-        return x + self.weight * n.reshape(z.shape[0], 1, self.size, self.size).to(x.dtype)
-
-
-class _NoisyUpBlock(nn.Module):
-    """:func:`_up_block` with :class:`_LatentNoise` between its convolution and its BatchNorm."""
-
-    def __init__(self, ch_in: int, ch_out: int, nz: int, size: int) -> None:
-        super().__init__()
-        self.up = nn.Upsample(scale_factor=2, mode="nearest")
-        self.conv = _conv(ch_in, ch_out * 2, 3, 1, 1, bias=False)
-        self.noise = _LatentNoise(nz, size)
-        self.rest = nn.Sequential(nn.BatchNorm2d(ch_out * 2), _GLU())
-
-    def forward(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
-        return self.rest(self.noise(self.conv(self.up(x)), z))
-
-
 class FastGANGenerator(nn.Module):
     """z (B, nz, 1, 1) -> image (B, nc, S, S) in [-1, 1]; SLE from resolution r/8 into r for r >= 32."""
 
@@ -205,15 +166,14 @@ class FastGANGenerator(nn.Module):
         self.init = nn.Sequential(spectral_norm(nn.ConvTranspose2d(cfg.nz, ch[4] * 2, 4, 1, 0, bias=False)),
                                   nn.BatchNorm2d(ch[4] * 2), _GLU())
         self.resolutions = [2 ** k for k in range(3, cfg.work_size.bit_length())]  # 8, 16, ..., S / downscale
-        self.ups = nn.ModuleList((_NoisyUpBlock(ch[r // 2], ch[r], cfg.nz, r) if cfg.noise else _up_block(ch[r // 2], ch[r]))
-                                 for r in self.resolutions)
+        self.ups = nn.ModuleList(_up_block(ch[r // 2], ch[r]) for r in self.resolutions)
         self.sle = nn.ModuleDict({str(r): _SEBlock(ch[r // 8], ch[r]) for r in self.resolutions if r >= 32})
         self.to_img = _conv(ch[cfg.work_size], cfg.nc, 3, 1, 1, bias=False)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         feats = {4: self.init(z.reshape(z.shape[0], self.cfg.nz, 1, 1))}
         for r, up in zip(self.resolutions, self.ups, strict=True):
-            x = up(feats[r // 2], z) if self.cfg.noise else up(feats[r // 2])
+            x = up(feats[r // 2])
             if str(r) in self.sle:
                 x = self.sle[str(r)](feats[r // 8], x)
             feats[r] = x
