@@ -73,6 +73,7 @@ import functools
 import importlib
 import json
 import math
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -518,6 +519,72 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     return out
 
 
+#: what --curve tabulates per (budget, family): the issue's measure on both sides and MMD^2
+CURVE = ("nn1_embed_patient", "test_nn1_embed_patient", "mmd_embed_ref")
+
+
+def budget_curve(paths: list[Path], store: str, seeds: list[int] | None = None, families: list[str] | None = None) -> dict[str, Any]:
+    """Which family at which budget: one row per (results file, family) of ``store``, sorted by budget,
+    each with the :data:`CURVE` means over ``seeds`` (default: the seeds every file ran every family
+    with) and their paired distances from the DCGAN and from the perfect generator at that budget
+    (``_minus_dcgan`` / ``_minus_oracle``, t intervals over the seeds). ``families``: only these rows
+    (and seeds; the DCGAN and the oracle still pair). Files must be of one store and differ in budget;
+    no training."""
+    entries = []
+    for path in paths:
+        try:
+            entry = json.loads(path.read_text())["stores"][store]
+        except (OSError, ValueError, KeyError, TypeError):
+            raise SystemExit(f"--curve: {path} is not a bench_generators.py results file with store {store!r}; "
+                             "give results files written by this bench (--out), one per budget") from None
+        if families is not None:
+            keep = set(families) | {"dcgan", "phantom-oracle"}
+            entry = {**entry, "runs": {f: r for f, r in entry["runs"].items() if f in keep}}
+        entries.append((path, entry))
+    budgets = [float(e["budget_cpu_seconds"]) for _, e in entries]
+    if len(set(budgets)) != len(budgets):
+        raise SystemExit(f"--curve: two files share a budget ({sorted(budgets)}); merge runs of one budget first (--merge)")
+    if seeds is None:
+        common = [set.intersection(*(set(map(int, per_seed)) for per_seed in e["runs"].values())) for _, e in entries]
+        seeds = sorted(set.intersection(*common))
+    if not seeds:
+        raise SystemExit("--curve: no seed was run by every family in every file; give --seeds")
+    rows = []
+    for path, entry in sorted(entries, key=lambda pe: float(pe[1]["budget_cpu_seconds"])):
+        missing = {f: [s for s in seeds if str(s) not in per_seed] for f, per_seed in entry["runs"].items()}
+        if any(missing.values()):
+            raise SystemExit(f"--curve: {path} lacks seeds {missing}; give --seeds that every family ran")
+        e = {"runs": entry["runs"]}
+        _summarise(e, seeds)
+        for family, summary in e["summary"].items():
+            if families is not None and family not in families:
+                continue
+            row: dict[str, Any] = {"budget_cpu_seconds": float(entry["budget_cpu_seconds"]), "family": family, "file": path.name,
+                                   "steps": _summary([entry["runs"][family][str(s)].get("steps", 0) for s in seeds])}
+            for m in CURVE:
+                for key in (m, f"{m}_minus_dcgan", f"{m}_minus_oracle"):
+                    if key in summary:
+                        row[key] = summary[key]
+            rows.append(row)
+    return {"store": store, "seeds": seeds, "from": [p.name for p in paths], "rows": rows}
+
+
+def _curve_table(curve: dict[str, Any]) -> str:
+    """The curve as a markdown table (means; paired distances with their 95 % t intervals)."""
+    def cell(row: dict[str, Any], key: str) -> str:
+        v = row.get(key)
+        if v is None:
+            return ""
+        text = f"{v['mean']:+.3f}" if "_minus_" in key else f"{v['mean']:.3f}"
+        return text + (f" [{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}]" if "ci95_low" in v else "")
+    head = ["budget (CPU s)", "family", "steps", *(k for m in CURVE for k in (m, f"{m}_minus_oracle", f"{m}_minus_dcgan"))]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in curve["rows"]:
+        keys = [k for m in CURVE for k in (m, f"{m}_minus_oracle", f"{m}_minus_dcgan")]
+        lines.append(f"| {r['budget_cpu_seconds']:.1f} | {r['family']} | {r['steps']['mean']:.0f} | " + " | ".join(cell(r, k) for k in keys) + " |")
+    return "\n".join(lines)
+
+
 def phantom_store(out: Path, patients: int) -> Path:
     """The demo phantom with ``patients`` patients ingested into ``out`` as the demo store is (one
     train/validation/test split by patient, 0.6/0.2/0.2)."""
@@ -591,8 +658,19 @@ def main() -> None:
     ap.add_argument("--evals", type=int, default=10, help="evaluations over the budget (plus one before training)")
     ap.add_argument("--merge", type=Path, nargs="+", metavar="JSON",
                     help="train nothing: join these results files (e.g. one per seed, one budget per store) into --out, re-summarised")
+    ap.add_argument("--curve", type=Path, nargs="+", metavar="JSON",
+                    help="train nothing: these results files (one per budget) of --curve-store as one budget curve, "
+                         "over the seeds they share (or --seeds given explicitly; --families to keep only those rows), printed as a table and written to --out")
+    ap.add_argument("--curve-store", default="phantom64", help="the store --curve reads (default phantom64)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "generators.json")
     a = ap.parse_args()
+    if a.curve:
+        curve = budget_curve(a.curve, a.curve_store, a.seeds if "--seeds" in sys.argv else None,
+                             a.families if "--families" in sys.argv else None)
+        _write(a.out, curve)
+        print(_curve_table(curve))
+        print(f"wrote {a.out}")
+        return
     if a.merge:
         _write(a.out, merge(a.merge))
         print(f"wrote {a.out}")

@@ -193,6 +193,46 @@ def test_the_generator_summary_pairs_each_family_with_the_dcgan_and_the_perfect_
     assert not any(k.endswith(("_minus_dcgan", "_minus_oracle")) for k in s["real-unseen"])
 
 
+def test_the_budget_curve_reads_each_budget_paired_within_it_over_the_shared_seeds(tmp_path: Path) -> None:
+    """bench_generators --curve: one row per (budget, family), sorted by budget, over the seeds every
+    file ran; each family's distance from the DCGAN and the perfect generator is paired per seed at
+    its own budget; files of one budget, or a file without the store, are one clear error."""
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        import bench_generators as bg
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    import json
+
+    def run(value: float, steps: int) -> dict:
+        return {"steps": steps, "chosen": {m: value for m in bg.REPORTED}}
+
+    def results(path: Path, budget: float, dcgan: list[float], fastgan: list[float]) -> Path:
+        runs = {"dcgan": {str(s): run(v, 100) for s, v in enumerate(dcgan)},
+                "fastgan": {str(s): run(v, 50) for s, v in enumerate(fastgan)},
+                "phantom-oracle": {str(s): run(0.4, 0) for s in range(len(dcgan))}}
+        path.write_text(json.dumps({"stores": {"phantom64": {"budget_cpu_seconds": budget, "runs": runs}}}))
+        return path
+
+    big = results(tmp_path / "x4.json", 138.0, [0.50, 0.52, 0.48], [0.56, 0.58, 0.54])
+    small = results(tmp_path / "x1.json", 34.5, [0.58, 0.60, 0.56, 0.9], [0.50, 0.52, 0.51, 0.1])  # seed 3: only here
+    curve = bg.budget_curve([big, small], "phantom64", families=["fastgan"])
+    assert curve["seeds"] == [0, 1, 2]  # seed 3 is not in every file
+    rows = curve["rows"]
+    assert [(r["budget_cpu_seconds"], r["family"]) for r in rows] == [(34.5, "fastgan"), (138.0, "fastgan")]
+    low, high = rows
+    assert low["nn1_embed_patient"]["mean"] == pytest.approx(0.51)
+    assert low["nn1_embed_patient_minus_dcgan"]["mean"] == pytest.approx(-0.07)  # FastGAN ahead at the small budget
+    assert high["nn1_embed_patient_minus_dcgan"]["mean"] == pytest.approx(0.06)  # behind at the large one
+    assert high["nn1_embed_patient_minus_oracle"]["mean"] == pytest.approx(0.16)
+    assert high["nn1_embed_patient_minus_dcgan"]["ci95_low"] > 0  # the same +0.06 in every seed: resolved
+    assert low["steps"]["mean"] == 50 and "| 34.5 | fastgan | 50 | 0.510 |" in bg._curve_table(curve)
+    with pytest.raises(SystemExit, match="share a budget"):
+        bg.budget_curve([big, big], "phantom64")
+    with pytest.raises(SystemExit, match="not a bench_generators.py results file with store 'pocus'"):
+        bg.budget_curve([big], "pocus")
+
+
 def test_the_phantom_audit_bench_releases_new_patients_or_the_audited_members(tmp_path: Path) -> None:
     """bench_audit_phantom's known answers: the ``perfect`` folder holds frames of new patients only
     (none of the store's frames), the ``copier`` folder only frames of the members at the fraction
