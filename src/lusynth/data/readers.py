@@ -41,7 +41,7 @@ class VideoSampling:
     """Which frames of a clip (video, multi-page TIFF, multi-frame DICOM) become frames."""
 
     mode: str = "even"  # "even": `frames` frames spread evenly over the clip; "every": every `step`-th frame
-    frames: int = 8  # "even": how many frames per clip (first and last included)
+    frames: int = 32  # "even": how many frames per clip (first and last included; lusynth.data.ingest.IngestParams.video_frames)
     step: int = 5  # "every": keep frames 0, step, 2*step, ...
     max_frames: int = 64  # cap per clip in both modes
 
