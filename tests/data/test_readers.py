@@ -116,6 +116,20 @@ def test_sampling_indices() -> None:
     assert VideoSampling().indices(0) == []
 
 
+def test_a_clip_gives_32_frames_by_default_and_8_in_the_test_profile() -> None:
+    """The default frames per clip (ingest.video_frames = VideoSampling.frames) is 32, spread over the
+    clip with its first and last frame: 8 left the GANs on the real clips too few frames to learn
+    from (benchmarks/results/README.md, "Frames per clip"). The tiny profile keeps 8 for speed."""
+    from lusynth.params import stage_params
+
+    for sampling in (VideoSampling(), VideoSampling(frames=IngestParams().video_frames),
+                     VideoSampling(frames=stage_params("ingest", "demo").video_frames)):
+        picked = sampling.indices(311)
+        assert len(picked) == 32 and picked[0] == 0 and picked[-1] == 310
+        assert max(np.diff(picked)) - min(np.diff(picked)) <= 1  # evenly spread
+    assert stage_params("ingest", "tiny").video_frames == 8
+
+
 @pytest.mark.parametrize("name", ["videos/valid.mp4", "videos/valid.avi"])
 def test_video_sampling_picks_the_right_source_frames(corpus, name: str) -> None:
     root, _ = corpus
