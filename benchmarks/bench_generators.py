@@ -73,7 +73,6 @@ import functools
 import importlib
 import json
 import math
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -577,10 +576,10 @@ def _curve_table(curve: dict[str, Any]) -> str:
             return ""
         text = f"{v['mean']:+.3f}" if "_minus_" in key else f"{v['mean']:.3f}"
         return text + (f" [{v['ci95_low']:+.3f}, {v['ci95_high']:+.3f}]" if "ci95_low" in v else "")
-    head = ["budget (CPU s)", "family", "steps", *(k for m in CURVE for k in (m, f"{m}_minus_oracle", f"{m}_minus_dcgan"))]
+    keys = [k for m in CURVE for k in (m, f"{m}_minus_oracle", f"{m}_minus_dcgan")]
+    head = ["budget (CPU s)", "family", "steps", *keys]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in curve["rows"]:
-        keys = [k for m in CURVE for k in (m, f"{m}_minus_oracle", f"{m}_minus_dcgan")]
         lines.append(f"| {r['budget_cpu_seconds']:.1f} | {r['family']} | {r['steps']['mean']:.0f} | " + " | ".join(cell(r, k) for k in keys) + " |")
     return "\n".join(lines)
 
@@ -647,8 +646,8 @@ def main() -> None:
     ap.add_argument("--phantom-patients", type=int, metavar="N",
                     help="ingest a phantom of N patients (the demo phantom's settings otherwise) as store phantomN, instead of "
                          "the default stores (beside --store's): held-out patients enough for the leave-one-patient-out tests")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
-    ap.add_argument("--families", nargs="+", default=["dcgan", "fastgan"])
+    ap.add_argument("--seeds", type=int, nargs="+", help="default 0 1 (--curve: the seeds its files share)")
+    ap.add_argument("--families", nargs="+", help="default dcgan fastgan (--curve: every family of its files)")
     ap.add_argument("--budget", default="auto", help="CPU seconds of training steps per run, or 'auto': the seed-0 demo DCGAN's")
     ap.add_argument("--add-to", action="store_true",
                     help="add --families to the stores of --out, each at the budget recorded there (the same seeds), and re-summarise")
@@ -665,12 +664,12 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=HERE / "results" / "generators.json")
     a = ap.parse_args()
     if a.curve:
-        curve = budget_curve(a.curve, a.curve_store, a.seeds if "--seeds" in sys.argv else None,
-                             a.families if "--families" in sys.argv else None)
+        curve = budget_curve(a.curve, a.curve_store, a.seeds, a.families)
         _write(a.out, curve)
         print(_curve_table(curve))
         print(f"wrote {a.out}")
         return
+    a.seeds, a.families = a.seeds or [0, 1], a.families or ["dcgan", "fastgan"]
     if a.merge:
         _write(a.out, merge(a.merge))
         print(f"wrote {a.out}")
