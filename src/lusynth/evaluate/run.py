@@ -49,6 +49,7 @@ from lusynth.report.render import (
     write_report,
 )
 from lusynth.runtime import RunContext
+from lusynth.stats.fidelity import family_fidelity
 from lusynth.stats.questions import Analysis
 from lusynth.tracking import log_frame_store_input, log_to_parent, optional_stage_run, run_name
 
@@ -469,6 +470,10 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
         if t.gan and t.gan.history:
             figures[f"fidelity_{tag}"] = plots.fidelity_curves(t.gan.history, title=name, chosen_step=(t.gan.chosen or {}).get("step"),
                                                                max_memorisation_rate=(t.gan.selection or {}).get("max_memorisation_rate"))
+    # per-patient fidelity per family with intervals over the outer splits (and head to head with the DCGAN)
+    n_all = len(real.patients(np.arange(len(real))))
+    split_sizes = {k: (n, n_all - n) for k in sorted({int(a["fold"]) for a in audits}) if (n := len(real.patients(real.view(k, "test")))) > 0}
+    fidelity_families = family_fidelity(audits, split_sizes)
     privacy = {"passed": (all(a["gate"]["passed"] for a in audits) and not withheld if audits or withheld else None),
                "reasons": [f"{a['name']}: {r}" for a in (*withheld, *audits) for r in a["gate"]["reasons"]],
                "thresholds": {k: v for k, v in as_dict(params).items() if k.startswith("gate_")}}
@@ -481,7 +486,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
                    "n_holdout_patients": int(len(real.patients(tested_rows)))},
         "protocol": stats["protocol"] | _coverage(real, classifiers), "n_patients": stats["n_patients"], "questions": stats["questions"],
         "skipped_questions": stats["skipped"], "comparisons": stats["comparisons"], "skipped_comparisons": stats["skipped_comparisons"], "table": table, "classifiers": clf_json,
-        "audits": audits, "privacy_gate": privacy, "withheld": withheld,
+        "audits": audits, "fidelity_families": fidelity_families, "privacy_gate": privacy, "withheld": withheld,
         "skipped_classifiers": [{"name": str(r.cell), **r.cell.as_dict(), "dir": str(r.path), "reason": r.skipped} for r in skipped],
     }
     return results, figures, scores

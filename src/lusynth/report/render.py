@@ -479,6 +479,37 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     return header, body
 
 
+_FIDELITY_NOTE = ("The per-patient 1-NN accuracy of the table above (lower is closer to real; the real floor is what new real "
+                  "patients read), with intervals. A cell is one generator: one outer split, class, fraction and GAN seed. Each "
+                  "split's value is the mean over its cells; the estimate is the mean over splits, with the Nadeau-Bengio corrected "
+                  "t interval over splits (as for the questions; none from a single split). − real floor: the family minus the "
+                  "validation patients in the same cells. − reference: the family minus the reference family in the cells both "
+                  "measured (same split, class and GAN seed), so negative means closer to real than the reference. Cells: measured "
+                  "cells over splits; a class needs 2 test and 2 validation patients in a split to be measured.")
+
+
+def fidelity_family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """One row per generator family and training fraction: its per-patient 1-NN accuracy, minus the
+    real floor and minus the reference family, each with its interval over the outer splits
+    (``fidelity_families``, :func:`lusynth.stats.fidelity.family_fidelity`)."""
+    entries = list(results.get("fidelity_families") or [])
+    ref = str(entries[0].get("reference", "dcgan")) if entries else "dcgan"
+    level = next((e[q]["level"] for e in entries for q in ("synthetic", "minus_floor") if e.get(q, {}).get("level")), 0.95)
+    header = ["generator family", "training fraction", "cells (splits)", f"1-NN accuracy per patient [{_pct(level)}% CI] (↓)",
+              "− real floor", f"− {FAMILY_NAMES.get(ref, ref)}"]
+
+    def cell(e: Mapping[str, Any] | None, signed: bool) -> str:
+        if not e:
+            return "-"
+        ci = e.get("ci") or [None, None]
+        return f"{(_signed if signed else _fmt)(e.get('estimate'))} {_interval(ci[0], ci[1], False)}"
+
+    body = [[FAMILY_NAMES.get(e["generator"], e["generator"]), _g(e["fraction"]),
+             f"{e['synthetic']['n_cells']} ({e['synthetic']['n_splits']})", cell(e["synthetic"], False), cell(e.get("minus_floor"), True),
+             "reference" if e["generator"] == ref else cell(e.get("minus_reference"), True)] for e in entries]
+    return header, body
+
+
 def _mean_copy_rate(audits: Sequence[Mapping[str, Any]]) -> str:
     """The mean over ``audits`` of the patient audit's copy rate (the share of a generator's unfiltered
     frames nearer a training frame than unseen patients' frames come), "-" where none has one."""
@@ -665,6 +696,8 @@ def _blocks(results: Mapping[str, Any], figure_names: Sequence[str]) -> list[_Bl
         out += [_h(3, f"({q['question']}) {q['text']}{family}"), _kv(_question_rows(q, results, paths), cls=f"question {q.get('verdict', '')}")]
     if several_families(results):
         out += [_h(3, "Generator families side by side"), _p(_FAMILIES_NOTE), _table(*family_rows(results), cls="families")]
+    if results.get("fidelity_families"):
+        out += [_h(3, "Per-patient fidelity, with intervals"), _p(_FIDELITY_NOTE), _table(*fidelity_family_rows(results), cls="fidelity-families")]
     for q in results.get("comparisons", []):
         out += [_h(3, f"(c) {q['text']} — {FAMILY_NAMES.get(q['generator'], q['generator'])}"), _p(_COMPARISON_NOTE),
                 _kv(_question_rows(q, results, paths), cls=f"question {q.get('verdict', '')}")]

@@ -1,0 +1,111 @@
+"""Per-patient fidelity of generator families, with intervals over the outer splits.
+
+The evaluate stage measures each generator's frames by the leave-one-patient-out 1-NN accuracy in
+the real classifier's embedding against its fold's test patients of its class, beside the same test
+for the fold's inner validation patients (the real floor: new patients the GAN did not see either;
+:func:`lusynth.metrics.fidelity.fidelity_with_floor`). One such reading is one cell: (outer split,
+class, fraction, GAN seed, family). A cell is noisy (2-6 test patients, one seed), so a family is
+judged on the cells together, and the question "is family X closer to real than the DCGAN?" on the
+cells the two share.
+
+The unit of replication is the outer split, as for the classifier questions
+(:mod:`lusynth.stats.inference`): within a split every cell is measured in the same embedding (the
+split's real classifier) against the same test patients, so its cells are not independent. Each
+split's value is the mean over its cells (classes, GAN seeds) of the quantity -- the family's
+accuracy, the family minus the floor in the same cell, or the family minus the reference family in
+the same (class, GAN seed) -- and the splits are combined by :func:`~lusynth.stats.inference.combine`:
+the Nadeau-Bengio corrected resampled t over splits, whose ``n_test/n_train`` term allows for the
+folds sharing training patients (GANs of different folds saw mostly the same patients). With one
+split there is no spread to build an interval from, and none is given.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from lusynth.stats.inference import SplitValue, combine
+
+QUANTITIES = ("synthetic", "minus_floor", "minus_reference")
+
+
+def _cell_values(audits: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float], dict[tuple[int, str, int], tuple[float, float, int]]]:
+    """(family, fraction) -> (split, class, GAN seed) -> (synthetic accuracy, floor accuracy, test patients)."""
+    out: dict[tuple[str, float], dict[tuple[int, str, int], tuple[float, float, int]]] = {}
+    for a in audits:
+        fp = a.get("fidelity_patient") or {}
+        e = fp.get("embedding")
+        if not e:
+            continue
+        key = (str(a.get("generator") or "dcgan"), float(a["fraction"]))
+        cell = (int(a.get("fold") or 0), str(a["label"]), int(a.get("gan_seed") or 0))
+        out.setdefault(key, {})[cell] = (float(e["synthetic"]["nn1_accuracy"]), float(e["real_floor"]["nn1_accuracy"]),
+                                         int(fp.get("n_test_patients") or 0))
+    return out
+
+
+def _estimate(per_split: Mapping[int, list[float]], split_sizes: Mapping[int, tuple[int, int]], *, level: float,
+              bounds: tuple[float, float]) -> dict[str, Any]:
+    """Mean over splits of each split's mean, with the corrected t interval over splits (none from one split)."""
+    splits = sorted(per_split)
+    points = [float(np.mean(per_split[k])) for k in splits]
+    n_cells = sum(len(v) for v in per_split.values())
+    out: dict[str, Any] = {"estimate": float(np.mean(points)), "n_splits": len(splits), "n_cells": n_cells,
+                           "per_split": [{"split": k, "estimate": p, "n_cells": len(per_split[k])} for k, p in zip(splits, points, strict=True)]}
+    if len(splits) < 2:
+        out |= {"ci": [None, None], "se": None, "df": None, "method": "one split: no interval (the spread between splits builds it)"}
+        return out
+    values = [SplitValue(p, np.empty(0), 0.0, len(per_split[k]), len(per_split[k]) == 1, *split_sizes[k], 0, 0)
+              for k, p in zip(splits, points, strict=True)]
+    e = combine(values, level=level, min_patients_per_class=0, n_patients=(0, 0), bounds=bounds)
+    finite = math.isfinite(e.ci[0]) and math.isfinite(e.ci[1])
+    out |= {"ci": [e.ci[0], e.ci[1]] if finite else [None, None], "se": e.se if math.isfinite(e.se) else None, "df": e.df,
+            "level": level, "method": e.method, "notes": list(e.notes)}
+    return out
+
+
+def family_fidelity(audits: Sequence[Mapping[str, Any]], split_sizes: Mapping[int, tuple[int, int]], *, reference: str = "dcgan",
+                    level: float = 0.95) -> list[dict[str, Any]]:
+    """One entry per (family, fraction) with measured cells: the family's per-patient 1-NN accuracy,
+    its difference from the real floor in the same cells, and (other families) its difference from
+    ``reference`` in the cells both measured (same split, class and GAN seed), each an estimate over
+    the outer splits with a ``level`` interval.
+
+    ``split_sizes``: outer split -> (test patients, training patients) of the split, for the
+    corrected t's ``n_test/n_train`` term. Lower accuracy is closer to real; the floor is what new
+    real patients read, a lower bound rather than the ideal (see the report's family note).
+    """
+    if not 0.5 <= level < 1:
+        raise ValueError(f"level={level}: a confidence level in [0.5, 1), e.g. 0.95")
+    cells = _cell_values(audits)
+    missing = sorted({k for c in cells.values() for (k, _, _) in c} - set(split_sizes))
+    if missing:
+        raise ValueError(f"split_sizes has no (test, training) patient counts for outer split(s) {missing}")
+    families = sorted({f for f, _ in cells}, key=lambda g: (g != reference, g))
+    out = []
+    for fam in families:
+        for frac in sorted(f for g, f in cells if g == fam):
+            mine = cells[(fam, frac)]
+            syn: dict[int, list[float]] = {}
+            gap: dict[int, list[float]] = {}
+            for (k, _, _), (s, floor, _) in mine.items():
+                syn.setdefault(k, []).append(s)
+                gap.setdefault(k, []).append(s - floor)
+            entry: dict[str, Any] = {
+                "generator": fam, "fraction": frac, "reference": reference,
+                "n_test_patients": sum(n for _, _, n in mine.values()),
+                "synthetic": _estimate(syn, split_sizes, level=level, bounds=(0.0, 1.0)),
+                "minus_floor": _estimate(gap, split_sizes, level=level, bounds=(-1.0, 1.0)),
+            }
+            ref = cells.get((reference, frac), {})
+            shared = sorted(set(mine) & set(ref))
+            if fam != reference and shared:
+                diff: dict[int, list[float]] = {}
+                for c in shared:
+                    diff.setdefault(c[0], []).append(mine[c][0] - ref[c][0])
+                entry["minus_reference"] = _estimate(diff, split_sizes, level=level, bounds=(-1.0, 1.0))
+            out.append(entry)
+    return out
