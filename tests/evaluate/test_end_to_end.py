@@ -62,6 +62,11 @@ def test_real_classifier_beats_chance_and_report_has_the_table(experiment: dict)
     assert str(d) not in md and str(d) not in text  # paths relative to the run directory
     assert "<table>" in html and "data:image/png;base64," in html and "src='figures/" not in html
     assert len(report["audits"]) == 2 and r.privacy_passed is False  # noisy copies are memorisation
+    # per-patient fidelity per family: one split here, so estimates without intervals, in the report and the metrics
+    (fam,) = report["fidelity_families"]
+    assert fam["generator"] == "dcgan" and fam["fine_detail"]["n_cells"] == 2 and fam["fine_detail"]["ci"] == [None, None]
+    assert "### Per-patient fidelity, with intervals" in md and "[no interval]" in md
+    assert r.headline_metrics[f"fidelity_patient_fine_detail_dcgan_f{fam['fraction']:g}"] == pytest.approx(fam["fine_detail"]["estimate"])
     assert set(r.roc) == {c["name"] for c in report["classifiers"]} and r.roc[real["name"]]["fpr"][0] == 0
     assert (d / "eval" / "figures" / "learning_curve.png").stat().st_size > 1000
 

@@ -11,8 +11,9 @@ from scipy import stats as st
 from lusynth.stats.fidelity import family_fidelity
 
 
-def _audit(family: str, fold: int, label: str, seed: int, syn: float, floor: float, n_test: int = 3) -> dict:
+def _audit(family: str, fold: int, label: str, seed: int, syn: float, floor: float, n_test: int = 3, detail: float = 1.0) -> dict:
     return {"generator": family, "fold": fold, "label": label, "gan_seed": seed, "fraction": 0.5,
+            "fidelity": {"sharpness": 10.0 * detail, "sharpness_holdout": 10.0},
             "fidelity_patient": {"n_test_patients": n_test, "n_floor_patients": 2,
                                  "embedding": {"synthetic": {"nn1_accuracy": syn}, "real_floor": {"nn1_accuracy": floor}}}}
 
@@ -24,8 +25,8 @@ def test_estimates_are_means_of_split_means_with_the_corrected_t_interval() -> N
         _audit("fastgan", 0, "a", 0, 0.6, 0.6), _audit("fastgan", 0, "b", 0, 0.6, 0.5),
         _audit("fastgan", 1, "a", 0, 0.7, 0.6), _audit("fastgan", 1, "b", 0, 0.5, 0.5),  # no DCGAN cell to pair with
         _audit("fastgan", 2, "a", 0, 0.55, 0.6),
-        {"generator": "fastgan", "fold": 2, "label": "b", "gan_seed": 0, "fraction": 0.5,
-         "fidelity_patient": {"skipped": "too few patients"}},  # not measured: no cell
+        {"generator": "fastgan", "fold": 2, "label": "b", "gan_seed": 0, "fraction": 0.5, "fidelity": {"sharpness": 4.0, "sharpness_holdout": 10.0},
+         "fidelity_patient": {"skipped": "too few patients"}},  # per-patient fidelity not measured: fine detail only
     ]
     sizes = {0: (4, 16), 1: (4, 16), 2: (5, 15)}
     dc, fg = family_fidelity(audits, sizes)
@@ -45,6 +46,8 @@ def test_estimates_are_means_of_split_means_with_the_corrected_t_interval() -> N
     assert m["se"] == pytest.approx(se) and m["df"] == 2
     assert m["ci"] == pytest.approx([d.mean() - q * se, d.mean() + q * se])
     assert [x["estimate"] for x in m["per_split"]] == pytest.approx(d.tolist())
+    # fine detail over every audited generator, the unmeasured one too: split means 1, 1, (1 + 0.4) / 2
+    assert fg["fine_detail"]["estimate"] == pytest.approx((1 + 1 + 0.7) / 3) and fg["fine_detail"]["n_cells"] == 6
 
 
 def test_one_split_gives_no_interval_and_unknown_splits_are_refused() -> None:
@@ -54,6 +57,9 @@ def test_one_split_gives_no_interval_and_unknown_splits_are_refused() -> None:
     with pytest.raises(ValueError, match=r"outer split\(s\) \[0\]"):
         family_fidelity(audits, {1: (4, 16)})
     assert family_fidelity([{"generator": "dcgan", "fold": 0, "label": "a", "fraction": 1.0, "fidelity_patient": {"skipped": "x"}}], {}) == []
+    (only_detail,) = family_fidelity([{"generator": "dcgan", "fold": 0, "label": "a", "fraction": 1.0, "fidelity": {"sharpness": 5.0, "sharpness_holdout": 10.0},
+                                       "fidelity_patient": {"skipped": "x"}}], {0: (4, 16)})
+    assert set(only_detail) & {"synthetic", "minus_floor", "minus_reference"} == set() and only_detail["fine_detail"]["estimate"] == 0.5
 
 
 def _simulate(rng: np.random.Generator, *, splits: int, true_diff: float) -> list[dict]:
@@ -94,14 +100,29 @@ def test_the_paired_interval_covers_a_known_difference_at_its_level() -> None:
 def test_the_report_table_gives_each_family_its_level_floor_gap_and_difference_with_intervals() -> None:
     from lusynth.report.render import fidelity_family_rows
 
-    audits = [_audit(fam, k, "a", 0, syn, 0.6) for k in (0, 1) for fam, syn in (("dcgan", 0.9 - 0.1 * k), ("fastgan", 0.7 - 0.05 * k))]
+    audits = [_audit(fam, k, "a", 0, syn, 0.6, detail=d) for k in (0, 1)
+              for fam, syn, d in (("dcgan", 0.9 - 0.1 * k, 2.0 + k), ("fastgan", 0.7 - 0.05 * k, 0.5))]
     audits.append(_audit("fastgan", 2, "a", 0, 0.6, 0.6))  # a split the DCGAN did not measure: in the level, not the difference
     entries = family_fidelity(audits, {0: (4, 16), 1: (4, 16), 2: (4, 16)})
     header, body = fidelity_family_rows({"fidelity_families": entries})
     assert header == ["generator family", "training fraction", "cells (splits)", "1-NN accuracy per patient [95% CI] (↓)",
-                      "− real floor", "− DCGAN"]
+                      "− real floor", "− DCGAN", "fine detail, synthetic ÷ real (1 = real)"]
     dc, fg = body
+    assert dc[6].startswith("2.500 [") and fg[6].startswith("0.667 [")  # split means 0.5, 0.5, 1
     assert dc[:3] == ["DCGAN", "0.5", "2 (2)"] and dc[3].startswith("0.850 [") and dc[4].startswith("+0.250 [") and dc[5] == "reference"
     # FastGAN-lite: (0.7 + 0.65 + 0.6) / 3 = 0.65; minus the DCGAN over splits 0 and 1 only: (-0.2 - 0.15) / 2
     assert fg[:3] == ["FastGAN-lite", "0.5", "3 (3)"] and fg[3].startswith("0.650 [") and fg[5].startswith("-0.175 [")
     assert fidelity_family_rows({}) == (header, [])
+    (row,) = fidelity_family_rows({"fidelity_families": family_fidelity([{**audits[0], "fidelity_patient": {"skipped": "x"}}], {0: (4, 16)})})[1]
+    assert row[2:] == ["0", "-", "-", "reference", "2.000 [no interval]"]
+
+
+def test_the_estimates_are_tracked_as_flat_metrics_with_their_bounds() -> None:
+    from lusynth.report.render import headline_metrics
+
+    audits = [_audit(fam, k, "a", 0, syn, 0.6) for k in (0, 1) for fam, syn in (("dcgan", 0.9 - 0.1 * k), ("fastgan", 0.7 - 0.05 * k))]
+    flat = headline_metrics({"fidelity_families": family_fidelity(audits, {0: (4, 16), 1: (4, 16)})})
+    assert flat["fidelity_patient_minus_reference_fastgan_f0.5"] == pytest.approx(-0.175)
+    assert flat["fidelity_patient_minus_reference_fastgan_f0.5_lo"] < -0.175 < flat["fidelity_patient_minus_reference_fastgan_f0.5_hi"]
+    assert flat["fidelity_patient_synthetic_dcgan_f0.5"] == pytest.approx(0.85) and "fidelity_patient_minus_reference_dcgan_f0.5" not in flat
+    assert "fidelity_patient_fine_detail_dcgan_f0.5" in flat and "fidelity_patient_fine_detail_dcgan_f0.5_lo" not in flat  # no spread: no bounds

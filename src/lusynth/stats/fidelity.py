@@ -29,21 +29,27 @@ import numpy as np
 
 from lusynth.stats.inference import SplitValue, combine
 
-QUANTITIES = ("synthetic", "minus_floor", "minus_reference")
+QUANTITIES = ("synthetic", "minus_floor", "minus_reference", "fine_detail")
 
 
-def _cell_values(audits: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float], dict[tuple[int, str, int], tuple[float, float, int]]]:
-    """(family, fraction) -> (split, class, GAN seed) -> (synthetic accuracy, floor accuracy, test patients)."""
-    out: dict[tuple[str, float], dict[tuple[int, str, int], tuple[float, float, int]]] = {}
+def _cell_values(audits: Sequence[Mapping[str, Any]]) -> dict[tuple[str, float], dict[tuple[int, str, int], dict[str, float]]]:
+    """(family, fraction) -> (split, class, GAN seed) -> what the cell measured: ``synthetic`` and
+    ``floor`` (per-patient 1-NN accuracies, with ``n_test`` patients) where the class had the patients
+    for it, ``fine_detail`` (synthetic / real test frames' mean absolute Laplacian) where both were measured."""
+    out: dict[tuple[str, float], dict[tuple[int, str, int], dict[str, float]]] = {}
     for a in audits:
         fp = a.get("fidelity_patient") or {}
         e = fp.get("embedding")
-        if not e:
-            continue
-        key = (str(a.get("generator") or "dcgan"), float(a["fraction"]))
-        cell = (int(a.get("fold") or 0), str(a["label"]), int(a.get("gan_seed") or 0))
-        out.setdefault(key, {})[cell] = (float(e["synthetic"]["nn1_accuracy"]), float(e["real_floor"]["nn1_accuracy"]),
-                                         int(fp.get("n_test_patients") or 0))
+        f = a.get("fidelity") or {}
+        values: dict[str, float] = {}
+        if e:
+            values |= {"synthetic": float(e["synthetic"]["nn1_accuracy"]), "floor": float(e["real_floor"]["nn1_accuracy"]),
+                       "n_test": float(fp.get("n_test_patients") or 0)}
+        if f.get("sharpness") is not None and f.get("sharpness_holdout"):
+            values["fine_detail"] = float(f["sharpness"]) / float(f["sharpness_holdout"])
+        if values:
+            key = (str(a.get("generator") or "dcgan"), float(a["fraction"]))
+            out.setdefault(key, {})[(int(a.get("fold") or 0), str(a["label"]), int(a.get("gan_seed") or 0))] = values
     return out
 
 
@@ -69,10 +75,12 @@ def _estimate(per_split: Mapping[int, list[float]], split_sizes: Mapping[int, tu
 
 def family_fidelity(audits: Sequence[Mapping[str, Any]], split_sizes: Mapping[int, tuple[int, int]], *, reference: str = "dcgan",
                     level: float = 0.95) -> list[dict[str, Any]]:
-    """One entry per (family, fraction) with measured cells: the family's per-patient 1-NN accuracy,
-    its difference from the real floor in the same cells, and (other families) its difference from
-    ``reference`` in the cells both measured (same split, class and GAN seed), each an estimate over
-    the outer splits with a ``level`` interval.
+    """One entry per (family, fraction) with measured cells: the family's per-patient 1-NN accuracy
+    (``synthetic``), its difference from the real floor in the same cells (``minus_floor``), (other
+    families) its difference from ``reference`` in the cells both measured, same split, class and
+    GAN seed (``minus_reference``), and its frames' fine detail relative to the real test frames'
+    (``fine_detail``, 1 = real's; every audited generator has it): each an estimate over the outer
+    splits with a ``level`` interval, absent where no cell measured it.
 
     ``split_sizes``: outer split -> (test patients, training patients) of the split, for the
     corrected t's ``n_test/n_train`` term. Lower accuracy is closer to real; the floor is what new
@@ -89,23 +97,22 @@ def family_fidelity(audits: Sequence[Mapping[str, Any]], split_sizes: Mapping[in
     for fam in families:
         for frac in sorted(f for g, f in cells if g == fam):
             mine = cells[(fam, frac)]
-            syn: dict[int, list[float]] = {}
-            gap: dict[int, list[float]] = {}
-            for (k, _, _), (s, floor, _) in mine.items():
-                syn.setdefault(k, []).append(s)
-                gap.setdefault(k, []).append(s - floor)
-            entry: dict[str, Any] = {
-                "generator": fam, "fraction": frac, "reference": reference,
-                "n_test_patients": sum(n for _, _, n in mine.values()),
-                "synthetic": _estimate(syn, split_sizes, level=level, bounds=(0.0, 1.0)),
-                "minus_floor": _estimate(gap, split_sizes, level=level, bounds=(-1.0, 1.0)),
-            }
+            per: dict[str, dict[int, list[float]]] = {q: {} for q in QUANTITIES}
+            for (k, _, _), v in mine.items():
+                if "synthetic" in v:
+                    per["synthetic"].setdefault(k, []).append(v["synthetic"])
+                    per["minus_floor"].setdefault(k, []).append(v["synthetic"] - v["floor"])
+                if "fine_detail" in v:
+                    per["fine_detail"].setdefault(k, []).append(v["fine_detail"])
             ref = cells.get((reference, frac), {})
-            shared = sorted(set(mine) & set(ref))
-            if fam != reference and shared:
-                diff: dict[int, list[float]] = {}
-                for c in shared:
-                    diff.setdefault(c[0], []).append(mine[c][0] - ref[c][0])
-                entry["minus_reference"] = _estimate(diff, split_sizes, level=level, bounds=(-1.0, 1.0))
+            if fam != reference:
+                for c in sorted(set(mine) & set(ref)):
+                    if "synthetic" in mine[c] and "synthetic" in ref[c]:
+                        per["minus_reference"].setdefault(c[0], []).append(mine[c]["synthetic"] - ref[c]["synthetic"])
+            entry: dict[str, Any] = {"generator": fam, "fraction": frac, "reference": reference,
+                                     "n_test_patients": int(sum(v.get("n_test", 0) for v in mine.values()))}
+            for q, bounds in zip(QUANTITIES, ((0.0, 1.0), (-1.0, 1.0), (-1.0, 1.0), (0.0, math.inf)), strict=True):
+                if per[q]:
+                    entry[q] = _estimate(per[q], split_sizes, level=level, bounds=bounds)
             out.append(entry)
     return out
