@@ -53,6 +53,7 @@ def test_estimates_are_means_of_split_means_with_the_corrected_t_interval() -> N
 def test_one_split_gives_no_interval_and_unknown_splits_are_refused() -> None:
     audits = [_audit("dcgan", 0, "a", 0, 0.9, 0.6), _audit("dcgan", 0, "a", 1, 0.7, 0.6)]
     (e,) = family_fidelity(audits, {0: (4, 16)})
+    assert e["n_test_patients"] == 3 and e["synthetic"]["n_cells"] == 2  # two GAN seeds read the same 3 test patients
     assert e["synthetic"]["estimate"] == pytest.approx(0.8) and e["synthetic"]["ci"] == [None, None]
     with pytest.raises(ValueError, match=r"outer split\(s\) \[0\]"):
         family_fidelity(audits, {1: (4, 16)})

@@ -93,9 +93,9 @@ def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
                 out[f"{_slug(a['name'])}_{k}"] = v
         out[f"{_slug(a['name'])}_privacy_passed"] = 1.0 if a["gate"]["passed"] else 0.0
     for e in results.get("fidelity_families") or []:  # per-patient fidelity per family, with its interval over splits
-        for q in ("synthetic", "minus_floor", "minus_reference", "fine_detail"):
-            if est := e.get(q):
-                key = f"fidelity_patient_{q}_{_slug(e['generator'])}_f{e['fraction']:g}"
+        for quantity in ("synthetic", "minus_floor", "minus_reference", "fine_detail"):
+            if est := e.get(quantity):
+                key = f"fidelity_patient_{quantity}_{_slug(e['generator'])}_f{e['fraction']:g}"
                 out[key] = est["estimate"]
                 if est.get("ci") and est["ci"][0] is not None:
                     out[f"{key}_lo"], out[f"{key}_hi"] = est["ci"]
@@ -486,8 +486,9 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
     return header, body
 
 
-_FIDELITY_NOTE = ("The per-patient 1-NN accuracy of the table above (lower is closer to real; the real floor is what new real "
-                  "patients read), with intervals. A cell is one generator: one outer split, class, fraction and GAN seed. Each "
+_FIDELITY_NOTE = ("Each generator's frames against its fold's test patients of its class: the leave-one-patient-out 1-NN accuracy "
+                  "in the fold's real classifier's embedding (lower is closer to real; the real floor is what the fold's validation "
+                  "patients, new real patients, read), with intervals. A cell is one generator: one outer split, class, fraction and GAN seed. Each "
                   "split's value is the mean over its cells; the estimate is the mean over splits, with the Nadeau-Bengio corrected "
                   "t interval over splits (as for the questions; none from a single split). − real floor: the family minus the "
                   "validation patients in the same cells. − reference: the family minus the reference family in the cells both "

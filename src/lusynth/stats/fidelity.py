@@ -109,8 +109,9 @@ def family_fidelity(audits: Sequence[Mapping[str, Any]], split_sizes: Mapping[in
                 for c in sorted(set(mine) & set(ref)):
                     if "synthetic" in mine[c] and "synthetic" in ref[c]:
                         per["minus_reference"].setdefault(c[0], []).append(mine[c]["synthetic"] - ref[c]["synthetic"])
-            entry: dict[str, Any] = {"generator": fam, "fraction": frac, "reference": reference,
-                                     "n_test_patients": int(sum(v.get("n_test", 0) for v in mine.values()))}
+            # distinct test patients behind the 1-NN cells: a (split, class)'s are the same for every GAN seed
+            tested = {(k, label): v["n_test"] for (k, label, _), v in mine.items() if "n_test" in v}
+            entry: dict[str, Any] = {"generator": fam, "fraction": frac, "reference": reference, "n_test_patients": int(sum(tested.values()))}
             for q, bounds in zip(QUANTITIES, ((0.0, 1.0), (-1.0, 1.0), (-1.0, 1.0), (0.0, math.inf)), strict=True):
                 if per[q]:
                     entry[q] = _estimate(per[q], split_sizes, level=level, bounds=bounds)
