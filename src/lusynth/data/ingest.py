@@ -28,6 +28,7 @@ from lusynth.data.framestore import FOLD_COLUMN, FrameStoreWriter, frame_hash
 from lusynth.data.ingest_report import IngestReport, summarise, write_report
 from lusynth.data.keys import load_key
 from lusynth.data.pseudonym import pseudonymise
+from lusynth.data.readers import SAMPLING_MODES, VideoSampling
 from lusynth.data.sources import SourceItem, items_from_csv, items_from_folders, resolve_source
 from lusynth.data.splits import SPLIT_NAMES, CrossValidation, assign_folds, fold_roles, nested_fractions, repeat_seed, split_patients
 from lusynth.errors import InputError, RejectedInput
@@ -43,18 +44,16 @@ class IngestParams:
     """Ingest parameters (defaults = the demo profile)."""
 
     CHOICES: ClassVar[dict[str, tuple[Any, ...]]] = {"image_size": (32, 64, 128, 256), "square": ("crop", "pad"),
-                                                     "video_mode": ("even", "every")}
+                                                     "video_mode": SAMPLING_MODES}
 
     image_size: int = 64  # output frames are image_size x image_size uint8 (64 / 128 / 256)
     square: str = "crop"  # how a non-square frame becomes square: centre "crop" or zero "pad"
     min_side: int = 32  # frames whose short side is smaller are rejected as too_small
-    video_mode: str = "even"  # clips: "even" = video_frames spread over the clip; "every" = every video_step-th
-    # 32, not 8: on the 29 POCUS clips 8 frames per clip left a GAN 16-56 training frames and 100-400 steps, and
-    # its chosen checkpoint was near its start (grey noise); 32 gave frames a reader recognises as lung ultrasound
-    # (benchmarks/results/README.md, "Frames per clip"). The phantom's clips have 8 frames, so its demo is unchanged
-    video_frames: int = 32  # "even" mode: frames per clip, spread over it (first and last included)
-    video_step: int = 5
-    max_frames_per_clip: int = 64
+    # the clip sampling's defaults are the reader's own (lusynth.data.readers.VideoSampling), written once
+    video_mode: str = VideoSampling.mode  # clips: "even" = video_frames spread over the clip; "every" = every video_step-th
+    video_frames: int = VideoSampling.frames  # "even" mode: frames per clip, spread over it (first and last included)
+    video_step: int = VideoSampling.step
+    max_frames_per_clip: int = VideoSampling.max_frames
     labels_csv: str | None = None  # CSV of path,label,patient_id[,video_id]; relative to the source folder
     path_column: str = "path"
     label_column: str = "label"
@@ -98,7 +97,7 @@ class IngestResult:
 def _decode(item: SourceItem, params: IngestParams) -> tuple[list[tuple[int, np.ndarray]], list[tuple[int, str]]]:
     """Decode and prepare one file: (accepted frames, rejected frames as (index, reason))."""
     from lusynth.data.preprocess import prepare_frame
-    from lusynth.data.readers import VideoSampling, read_frames
+    from lusynth.data.readers import read_frames
 
     sampling = VideoSampling(
         mode=params.video_mode,
