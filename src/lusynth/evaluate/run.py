@@ -471,7 +471,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
             figures[f"fidelity_{tag}"] = plots.fidelity_curves(t.gan.history, title=name, chosen_step=(t.gan.chosen or {}).get("step"),
                                                                max_memorisation_rate=(t.gan.selection or {}).get("max_memorisation_rate"))
     # per-patient fidelity per family with intervals over the outer splits (and head to head with the DCGAN)
-    n_all = len(real.patients(np.arange(len(real))))
+    n_all = int(real.manifest["patient_id"].nunique())
     split_sizes = {k: (n, n_all - n) for k in sorted({int(a["fold"]) for a in audits}) if (n := len(real.patients(real.view(k, "test")))) > 0}
     fidelity_families = family_fidelity(audits, split_sizes)
     privacy = {"passed": (all(a["gate"]["passed"] for a in audits) and not withheld if audits or withheld else None),

@@ -93,8 +93,8 @@ def headline_metrics(results: Mapping[str, Any]) -> dict[str, float]:
                 out[f"{_slug(a['name'])}_{k}"] = v
         out[f"{_slug(a['name'])}_privacy_passed"] = 1.0 if a["gate"]["passed"] else 0.0
     for e in results.get("fidelity_families") or []:  # per-patient fidelity per family, with its interval over splits
-        for quantity in ("synthetic", "minus_floor", "minus_reference", "fine_detail"):
-            if est := e.get(quantity):
+        for quantity, est in e.items():
+            if isinstance(est, Mapping) and "estimate" in est:  # the entry's estimates, whichever it has
                 key = f"fidelity_patient_{quantity}_{_slug(e['generator'])}_f{e['fraction']:g}"
                 out[key] = est["estimate"]
                 if est.get("ci") and est["ci"][0] is not None:
