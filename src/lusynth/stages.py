@@ -90,8 +90,8 @@ class Stage:
     options: tuple[Option, ...] = ()
     #: sections read but reached only through --set (no flags of their own on this command)
     set_only: tuple[str, ...] = ()
-    #: (resolved sections, options) -> the sections the runner uses and the cache key covers
-    prepare: Callable[[Mapping[str, Any], Mapping[str, Any]], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
+    #: (resolved sections, options, task key) -> the sections the runner uses and the cache key covers
+    prepare: Callable[[Mapping[str, Any], Mapping[str, Any], Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     #: (resolved inputs, key) -> the inputs this task really reads (and its cache key covers)
     select: Callable[[dict[str, Any], Any], dict[str, Any]] | None = field(default=None, repr=False, compare=False)
     #: (options, profile, ctx, out) -> what besides parameters and inputs makes this stage's output differ
@@ -159,7 +159,7 @@ def expand(paths: Sequence[PathLike], artefact: str) -> list[Path]:
 # the stage cache. Signature: (out, *, inputs, key, params, options, ctx).
 
 
-def _ingest_params(params: Mapping[str, Any], options: Mapping[str, Any]) -> dict[str, Any]:
+def _ingest_params(params: Mapping[str, Any], options: Mapping[str, Any], key: None) -> dict[str, Any]:
     """What ingest really uses, which is all its cache key covers: the store prepares every
     training fraction of the experiment grid (the grid's arms and seeds do not matter here), and
     the phantom's settings count only when there is no source."""
@@ -195,6 +195,16 @@ def _check_fold(frames: str, key: Any) -> None:
     if not 0 <= key.fold < store.n_splits:
         raise InputError(f"{key}: fold {key.fold} is not in {frames}, which holds {store.n_splits} outer split(s) "
                          f"({store.folds} fold(s) x {store.repeats} repeat(s)); use --fold 0..{store.n_splits - 1}")
+
+
+def _gan_params(params: Mapping[str, Any], options: Mapping[str, Any], key: Any) -> dict[str, Any]:
+    """What the key's family really uses, which is all its cache key covers: another family's own
+    knobs (``gan.fastgan_*`` for a DCGAN, the DCGAN's widths and learning rates for FastGAN-lite) at
+    their defaults, so a sweep of one family's settings leaves the other's GANs cached. The run records
+    only the fields its family reads (:func:`lusynth.gan.params.family_fields`)."""
+    from lusynth.gan.params import for_family
+
+    return {**params, "gan": for_family(params["gan"], key.generator)}
 
 
 def _train_gan(out: Path, *, inputs: Mapping[str, Any], key: Any, params: Mapping[str, Any], options: Mapping[str, Any],
@@ -324,7 +334,7 @@ STAGES: tuple[Stage, ...] = (
                    Option("checkpoint_mirror", str, None, "s3://bucket/prefix or a directory: mirror the resumable state there every "
                                                           "epoch and resume from it when OUT lacks it (implies --resume).",
                           envvar="LUSYNTH_GAN_CHECKPOINTS")),
-          resumable=True),
+          prepare=_gan_params, resumable=True),
     Stage("generate", "generate", "Synthetic frames per class from trained GANs, near-copies of training frames dropped.",
           "lusynth.gan.generate:generate", ("generate", "near_copy"),
           (Input("gans", "lusynth.gan.train:GanRun", "A train-gan output directory (repeat: one per class), or a folder of them.",
@@ -430,13 +440,13 @@ def run_stage(
     out = Path(out)
     options = {o.name: o.default for o in row.options} | {k: v for k, v in (options or {}).items() if v is not None}
     params = resolve(row.sections, profile, overrides)
-    if row.prepare is not None:
-        params = row.prepare(params, options)
     key_cls = row.key_class()
     if key_cls is not None:
         if key is None:
             raise InputError(f"{row.command} needs its task key ({key_cls.__name__}: {', '.join(key_cls.__dataclass_fields__)})")
         key = key if isinstance(key, key_cls) else key_cls(**dict(key))
+    if row.prepare is not None:
+        params = row.prepare(params, options, key)
     resolved = _resolve_inputs(row, inputs or {})
     if row.select is not None:
         resolved = row.select(resolved, key)

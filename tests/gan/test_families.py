@@ -246,3 +246,38 @@ def test_fastgan_step_share_scales_only_fastgans_schedule(phantom_store: Path, t
     assert [h["epoch"] for h in half.history] == [0, 1, 2] and [h["epoch"] for h in full.history] == [0, 2, 4]
     with pytest.raises(ValueError, match="fastgan_step_share=0.0: must be > 0"):
         tiny_params(fastgan_step_share=0.0)
+
+
+def test_one_familys_knobs_leave_the_other_familys_gans_cached_and_out_of_their_records(
+        phantom_store: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A GAN's stage-cache key and its record cover only what its family reads: a sweep of
+    ``gan.fastgan_step_share`` retrains the FastGANs and restores the DCGANs (and a DCGAN width change
+    the reverse), a DCGAN's gan.json and MLflow params carry no ``fastgan_*`` field, and a DCGAN
+    checkpoint resumes under another FastGAN setting but not under another DCGAN one."""
+    from lusynth.gan.params import FAMILY_ONLY
+    from lusynth.runtime import RunContext
+    from lusynth.stages import run_stage
+
+    monkeypatch.setenv("LUSYNTH_STAGE_CACHE", str(tmp_path / "cache"))
+    base = {"epochs": 1, "eval_every": 1, "nz": 16}
+
+    def train(family: str, run: str, resume: bool = False, **gan: object) -> bool:
+        out = run_stage("train_gan", tmp_path / run / family, inputs={"frames": str(phantom_store)}, profile="tiny",
+                        key={"label": LABELS[0], "fraction": 1.0, "generator": family}, overrides={"gan": base | gan},
+                        options={"resume": resume}, ctx=RunContext(progress=False))
+        return out.cached
+
+    assert not train("dcgan", "a") and not train("fastgan", "a")
+    # FastGAN-lite's step share changed: the DCGAN is restored, FastGAN-lite retrains
+    assert train("dcgan", "b", fastgan_step_share=0.5) and not train("fastgan", "b", fastgan_step_share=0.5)
+    # the DCGAN's width changed: FastGAN-lite (at run a's settings) is restored, the DCGAN retrains
+    assert train("fastgan", "c", ngf=8, lr_g=1e-3) and not train("dcgan", "c", ngf=8)
+    for family, other in (("dcgan", "fastgan"), ("fastgan", "dcgan")):
+        run = GanRun.load(tmp_path / "b" / family)
+        assert not set(FAMILY_ONLY[other]) & set(run.params), (family, sorted(run.params))
+        assert set(FAMILY_ONLY[family]) <= set(run.params) and run.params["generator"] == family
+    assert GanRun.load(tmp_path / "b" / "fastgan").params["fastgan_step_share"] == 0.5
+    # resuming a DCGAN checkpoint: FastGAN settings do not count, the DCGAN's own do
+    assert not train("dcgan", "b", resume=True, fastgan_step_share=0.25, fastgan_lr=0.1)
+    with pytest.raises(InputError, match=r"params differ: ngf=16->8"):
+        train("dcgan", "b", resume=True, ngf=8)

@@ -75,8 +75,10 @@ def check_resumable(state: dict[str, Any], store: FrameStore, label: str, fracti
         problems.append(f"fold {state.get('fold', 0)} != {fold}")
     # a field added since the checkpoint was written held its default then: that is what the older code did
     # (e.g. generator=dcgan before the FastGAN family existed)
+    # and another family's own fields, which a record now leaves out (and older ones held), do not count
     old = {**_DEFAULTS, **dict(state.get("params", {}))}
-    diff = sorted(k for k in set(old) | set(params_dict) if k not in _RESUME_FREE and old.get(k) != params_dict.get(k))
+    unused = set(_DEFAULTS) - set(params_dict)
+    diff = sorted(k for k in (set(old) | set(params_dict)) - unused if k not in _RESUME_FREE and old.get(k) != params_dict.get(k))
     if diff:
         problems.append("params differ: " + ", ".join(f"{k}={old.get(k)!r}->{params_dict.get(k)!r}" for k in diff))
     if precision is not None and state.get("precision", "fp32") != precision:  # checkpoints before it: fp32 on CPU

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import ClassVar
+from dataclasses import dataclass, replace
+from typing import Any, ClassVar
 
 from lusynth.keys import GENERATORS  # the families are part of the task key (GanKey.generator)
-from lusynth.params import check, check_choices
+from lusynth.params import as_dict, check, check_choices
 from lusynth.runtime import PRECISIONS
 
-__all__ = ["GENERATORS", "GanParams", "GenerateParams", "SELECTION_RULES"]
+__all__ = ["FAMILY_ONLY", "GENERATORS", "GanParams", "GenerateParams", "SELECTION_RULES", "family_fields", "for_family"]
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 SELECTION_RULES = ("nn1_embed", "nn1_pixels", "mmd_embed", "mmd_pixels", "last")
@@ -104,6 +104,35 @@ class GanParams:
         check(not bad, "gan", "diffaugment", self.diffaugment, f"unknown op(s) {bad}; use a comma list of {', '.join(DIFFAUGMENT_OPS)}")
         check_choices(self, "gan")
         check(0 <= self.max_memorisation_rate <= 1, "gan", "max_memorisation_rate", self.max_memorisation_rate, "a share in [0, 1]")
+
+
+#: the fields of :class:`GanParams` that only one family reads (:mod:`lusynth.gan.families`); every other field is shared
+FAMILY_ONLY: dict[str, tuple[str, ...]] = {
+    "dcgan": ("ngf", "ndf", "dropout", "instance_noise", "lr_g", "lr_d"),
+    "fastgan": ("fastgan_width", "fastgan_recon_weight", "fastgan_downscale", "fastgan_lr", "fastgan_step_share"),
+}
+assert set(FAMILY_ONLY) == set(GENERATORS)
+
+
+def _others(family: str) -> tuple[str, ...]:
+    if family not in FAMILY_ONLY:
+        raise ValueError(f"generator family {family!r} is not one of {list(FAMILY_ONLY)}")
+    return tuple(f for other, fields in FAMILY_ONLY.items() if other != family for f in fields)
+
+
+def for_family(params: GanParams, family: str) -> GanParams:
+    """``params`` as one ``family`` trains with them: the other families' own fields at their defaults.
+    A GAN's stage-cache key is built from this, so changing one family's knobs (``--set
+    gan.fastgan_step_share=0.45``) leaves the other family's GANs cached; nothing ``family`` reads changes."""
+    defaults = GanParams()
+    return replace(params, **{f: getattr(defaults, f) for f in _others(family)})
+
+
+def family_fields(params: GanParams, family: str) -> dict[str, Any]:
+    """The parameters ``family`` reads, as its run records them (``gan.json``, checkpoints, MLflow):
+    every field but the other families' own, so a DCGAN's record never shows FastGAN settings it did not use."""
+    skip = set(_others(family))
+    return {k: v for k, v in as_dict(params).items() if k not in skip}
 
 
 @dataclass

@@ -69,7 +69,7 @@ from lusynth.gan.families import config_dict, fit_problem, network_config, step_
 from lusynth.gan.families import flops_per_image as family_flops
 from lusynth.gan.mirror import CheckpointMirror
 from lusynth.gan.outputs import SAMPLES_DIR, check_resumable, clear_outputs, embedding_net, save_png
-from lusynth.gan.params import GanParams
+from lusynth.gan.params import GanParams, family_fields
 from lusynth.gan.run import HISTORY_FILE, GanRun
 from lusynth.gan.selection import choose
 from lusynth.gan.step import NonFiniteLossError, _to_unit, build_networks, sample_frames, train_step
@@ -164,8 +164,8 @@ class GanTrainer:
         self.idx = _select_frames(self.store, label, fraction, fold)
         self.cfg = network_config(p, self.store.image_size, family)  # the family's network (DCGANConfig | FastGANConfig)
         self.train_step = step_function(self.cfg)
-        # the family is recorded with the params, so a resume as another family is refused
-        self.params_dict = {**as_dict(p), "generator": family}
+        # the family is recorded with the fields it reads (not another family's), so a resume as another family is refused
+        self.params_dict = {**family_fields(p, family), "generator": family}
         self.last_path = self.out_dir / CHECKPOINT_DIR / LAST_FILE
         self.mirror_info: dict[str, Any] = {"uri": mirror, "restored": False, "pushes": 0} if mirror else {}
         # the precision this run trains in ("auto" resolved on this device); a resume must match it
