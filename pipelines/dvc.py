@@ -13,7 +13,10 @@ stage runs with, not the profile's name: each stage's ``params:`` lists its own 
 them. Values edited in params.yaml (or by ``-S``) are kept when the file is regenerated.
 
 The grid is not a full cross product (real arms have no GAN seed or ratio), so DVC's matrix runs
-over task lists that ``params.yaml`` holds: ``gans``, ``real_cells`` (arms without synthetic
+over task lists that ``params.yaml`` holds: ``gans`` (and ``gans_<family>`` per generator family:
+each family's GANs train in a DVC stage of their own, ``train_gan`` for the DCGAN and
+``train_gan_fastgan``, which tracks only the ``gan`` fields that family reads, so ``-S
+gan.fastgan_lr=...`` re-runs no DCGAN), ``real_cells`` (arms without synthetic
 frames, a DVC stage of their own, ``train_classifier_real``, that depends on no synthetic data)
 and ``synthetic_cells`` (each depends on the synthetic sets of its fraction, GAN seed and fold
 only). They are :func:`lusynth.experiment.plan_gans` / :func:`~lusynth.experiment.plan_classifiers`
@@ -91,8 +94,15 @@ def _synthetic_paths(classes: list[str]) -> list[str]:
     return [f"data/synthetic/{c}@{cell}" for c in classes]
 
 
-def _stage_spec(row: Any, *, matrix: str | None, synthetic: list[str] | None) -> dict[str, Any]:
-    """One DVC stage of ``row``; ``synthetic``: the synthetic-set paths of a classifier cell ([] = none)."""
+def gan_stage(family: str) -> str:
+    """The DVC stage that trains ``family``'s GANs: ``train_gan`` for the paper's DCGAN, ``train_gan_<family>`` for another."""
+    return "train_gan" if family == "dcgan" else f"train_gan_{family}"
+
+
+def _stage_spec(row: Any, *, matrix: str | None, synthetic: list[str] | None, family: str | None = None) -> dict[str, Any]:
+    """One DVC stage of ``row``; ``synthetic``: the synthetic-set paths of a classifier cell ([] = none);
+    ``family``: the generator family of a train_gan stage, whose ``params:`` are the ``gan`` fields that
+    family reads (the stage cache's rule, :func:`lusynth.gan.params.for_family`)."""
     per_gan = row.name in PER_GAN
     out = PATHS[row.output]
     cmd = [f"LUSYNTH_TRACKING_DIR={TRACKING_DIR} lusynth {row.command}"]
@@ -131,6 +141,10 @@ def _stage_spec(row: Any, *, matrix: str | None, synthetic: list[str] | None) ->
     # the values the stage runs with; ingest prepares the grid's training fractions, nothing else of it
     sections = [*(["source"] if row.name == "ingest" else []),
                 *("experiment.fractions" if s == "experiment" else s for s in row.sections)]
+    if family is not None:  # another family's own knobs (gan.fastgan_* for the DCGAN) do not re-run this family's GANs
+        from lusynth.gan.params import family_param_names
+
+        sections = [x for s in sections for x in ([f"gan.{f}" for f in family_param_names(family)] if s == "gan" else [s])]
     spec["params"] = sections
     spec["outs"] = outs
     if row.name == "evaluate":
@@ -176,10 +190,18 @@ def render(params: Mapping[str, Any] | None = None) -> str:
             if lists["synthetic_cells"]:
                 stages[row.name] = _stage_spec(row, matrix="synthetic_cells", synthetic=_synthetic_paths(list(params["classes"])))
             continue
+        if row.name == "train_gan":  # one DVC stage per family: each tracks only the gan fields its family reads
+            for family in _families(lists):
+                stages[gan_stage(family)] = _stage_spec(row, matrix=f"gans_{family}", synthetic=None, family=family)
+            continue
         key_ref = row.key or ("lusynth.keys:GanKey" if row.name in PER_GAN else None)
         stages[row.name] = _stage_spec(row, matrix="gans" if key_ref else None, synthetic=None)
     doc = {"vars": ["params.yaml"], "stages": stages, "artifacts": _artifacts(params)}
     return HEADER + yaml.safe_dump(doc, sort_keys=False, width=200)
+
+
+def _families(lists: Mapping[str, list[dict[str, Any]]]) -> list[str]:
+    return [k.removeprefix("gans_") for k in lists if k.startswith("gans_")]
 
 
 #: the line of params.yaml after which the generated task lists follow
@@ -203,7 +225,8 @@ def task_lists(params: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
 
     grid = stage_params("experiment", params["profile"], params.get("experiment") or {})
     cells = plan_classifiers(grid)
-    return {"gans": [k.as_dict() for k in plan_gans(params["classes"], grid.fractions, grid)],
+    gans = [k.as_dict() for k in plan_gans(params["classes"], grid.fractions, grid)]
+    return {"gans": gans, **{f"gans_{f}": [g for g in gans if g["generator"] == f] for f in grid.generators},
             "real_cells": [c.as_dict() for c in cells if c.arm not in SYNTHETIC_ARMS],
             "synthetic_cells": [c.as_dict() for c in cells if c.arm in SYNTHETIC_ARMS]}
 

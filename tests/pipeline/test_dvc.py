@@ -95,7 +95,8 @@ def test_repro_on_a_fresh_clone(clone) -> None:
     assert {"train_gan", "generate", "train_classifier"} <= {r.data.tags.get("lusynth.stage") for r in runs}
     # the lock records the values each stage ran with, section by section
     lock = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]
-    assert lock["train_gan@gan0"]["params"]["params.yaml"]["gan"]["epochs"] == 1
+    tracked = lock["train_gan@gan0"]["params"]["params.yaml"]
+    assert tracked["gan.epochs"] == 1 and "gan.ngf" in tracked and not [k for k in tracked if k.startswith("gan.fastgan")]
     assert set(lock["train_classifier_real@cell0"]["params"]["params.yaml"]) == {"classifier"}
 
 
@@ -139,3 +140,7 @@ def test_exp_run_reruns_the_gan_side_only(clone) -> None:
     exps = [e for commit in shown for e in (commit.get("experiments") or [])]
     values = [r["data"]["params"]["params.yaml"]["data"]["gan"]["epochs"] for e in exps for r in e.get("revs", []) if r.get("data")]
     assert 2 in values, shown
+    # a FastGAN-lite knob is not a DCGAN input: with only DCGANs in the grid, nothing re-runs
+    out = _dvc(repo, "exp", "run", "-S", "gan.fastgan_lr=0.002", *TARGETS, env=env)
+    assert _ran(out) == set(), out
+    assert "Stage 'train_gan@gan0' didn't change, skipping" in out

@@ -106,7 +106,7 @@ def test_dvc_yaml_is_generated_from_the_table() -> None:
         # one MLflow store per DVC workspace, not one per output folder
         assert spec["cmd"].startswith("LUSYNTH_TRACKING_DIR=runs/dvc "), name
         # the values the stage runs with, not the profile's name or the whole profiles file
-        assert [p.partition(".")[0] for p in spec["params"] if p != "source"] == list(row.sections), name
+        assert list(dict.fromkeys(p.partition(".")[0] for p in spec["params"] if p != "source")) == list(row.sections), name
         assert "profile" not in spec["params"] and "src/lusynth/profiles.yaml" not in spec["deps"], name
         # a stage depends on the code it runs, not on all of src/
         module = row.function.partition(":")[0]
@@ -140,7 +140,9 @@ def test_params_yaml_holds_every_value_of_its_profile() -> None:
     # the task lists DVC's matrix runs over are the grid's plans
     from lusynth_pipelines.dvc import task_lists
 
-    assert {k: p[k] for k in ("gans", "real_cells", "synthetic_cells")} == task_lists(p), "params.yaml task lists are stale"
+    lists = task_lists(p)
+    assert {k: p[k] for k in lists} == lists, "params.yaml task lists are stale"
+    assert set(lists) == {"gans", *(f"gans_{f}" for f in p["experiment"]["generators"]), "real_cells", "synthetic_cells"}
     assert {c["arm"] for c in p["real_cells"]} == {"real", "real+aug"}
 
 
@@ -230,3 +232,28 @@ def test_a_profiles_own_phantom_gives_every_gan_the_two_training_patients_per_cl
     fewest = min((len(store.patients(store.view(k, "train", label=c, fraction=f))), k, c, f)
                  for k in range(grid.folds) for c in store.classes for f in grid.fractions)
     assert fewest[0] >= 2, f"profile {profile}: fold {fewest[1]}, class {fewest[2]}, fraction {fewest[3]}: {fewest[0]} training patient(s)"
+
+
+def test_each_familys_gans_are_a_dvc_stage_tracking_only_the_gan_fields_that_family_reads() -> None:
+    """With both families in the grid, dvc.yaml has train_gan (the DCGAN) and train_gan_fastgan, each a
+    matrix over its own GANs and tracking only its family's gan fields (the stage cache's rule), so
+    ``dvc exp run -S gan.fastgan_lr=...`` re-runs FastGAN-lite's GANs and what follows, never a DCGAN."""
+    from lusynth.gan.params import FAMILY_ONLY, GanParams
+    from lusynth_pipelines.dvc import render, render_params
+
+    text = render_params(profile="tiny", overrides={"experiment": {"generators": ["dcgan", "fastgan"], "folds": 2}})
+    p = yaml.safe_load(text.split("# --- task lists")[0])
+    lists = yaml.safe_load(text)
+    stages = yaml.safe_load(render(p))["stages"]
+    assert "train_gan" in stages and "train_gan_fastgan" in stages
+    every = {f"gan.{f.name}" for f in dataclasses.fields(GanParams)}
+    for name, family, other in (("train_gan", "dcgan", "fastgan"), ("train_gan_fastgan", "fastgan", "dcgan")):
+        spec = stages[name]
+        assert spec["matrix"] == {"gan": f"${{gans_{family}}}"}
+        tracked = {x for x in spec["params"] if x.startswith("gan.")}
+        assert tracked == every - {f"gan.{f}" for f in FAMILY_ONLY[other]}, name
+        assert "near_copy" in spec["params"]
+        assert {g["generator"] for g in lists[f"gans_{family}"]} == {family}
+    assert len(lists["gans_dcgan"]) + len(lists["gans_fastgan"]) == len(lists["gans"]) == 2 * len(p["experiment"]["fractions"]) * 2 * 2  # class x fraction x fold x family
+    # generate and audit still run over every GAN
+    assert stages["generate"]["matrix"] == stages["audit"]["matrix"] == {"gan": "${gans}"}

@@ -3,14 +3,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, ClassVar
 
 from lusynth.keys import GENERATORS  # the families are part of the task key (GanKey.generator)
 from lusynth.params import as_dict, check, check_choices
 from lusynth.runtime import PRECISIONS
 
-__all__ = ["FAMILY_ONLY", "GENERATORS", "GanParams", "GenerateParams", "SELECTION_RULES", "family_fields", "for_family"]
+__all__ = ["FAMILY_ONLY", "GENERATORS", "GanParams", "GenerateParams", "SELECTION_RULES", "family_fields", "family_param_names", "for_family"]
 
 DIFFAUGMENT_OPS = ("color", "translation", "cutout")
 SELECTION_RULES = ("nn1_embed", "nn1_pixels", "mmd_embed", "mmd_pixels", "last")
@@ -128,11 +128,18 @@ def for_family(params: GanParams, family: str) -> GanParams:
     return replace(params, **{f: getattr(defaults, f) for f in _others(family)})
 
 
-def family_fields(params: GanParams, family: str) -> dict[str, Any]:
-    """The parameters ``family`` reads, as its run records them (``gan.json``, checkpoints, MLflow):
-    every field but the other families' own, so a DCGAN's record never shows FastGAN settings it did not use."""
+def family_param_names(family: str) -> tuple[str, ...]:
+    """The fields of :class:`GanParams` that ``family`` reads (every field but the other families' own),
+    in declaration order: what a DVC stage of that family tracks (``lusynth_pipelines.dvc``)."""
     skip = set(_others(family))
-    return {k: v for k, v in as_dict(params).items() if k not in skip}
+    return tuple(f.name for f in fields(GanParams) if f.name not in skip)
+
+
+def family_fields(params: GanParams, family: str) -> dict[str, Any]:
+    """The parameters ``family`` reads, as its run records them (``gan.json``, checkpoints, MLflow),
+    so a DCGAN's record never shows FastGAN settings it did not use."""
+    names = set(family_param_names(family))
+    return {k: v for k, v in as_dict(params).items() if k in names}
 
 
 @dataclass
