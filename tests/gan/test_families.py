@@ -281,3 +281,28 @@ def test_one_familys_knobs_leave_the_other_familys_gans_cached_and_out_of_their_
     assert not train("dcgan", "b", resume=True, fastgan_step_share=0.25, fastgan_lr=0.1)
     with pytest.raises(InputError, match=r"params differ: ngf=16->8"):
         train("dcgan", "b", resume=True, ngf=8)
+
+
+def test_a_familys_gans_do_not_read_the_other_familys_fields(phantom_store: Path, tmp_path: Path) -> None:
+    """What makes the family-aware cache key safe (lusynth.gan.params.FAMILY_ONLY): every field listed
+    as another family's changes nothing of this family's training. Each family is trained twice, the
+    second time with all of the other family's own fields moved off their defaults, and ends with
+    bitwise the same weights, history and chosen checkpoint."""
+    from lusynth.gan.params import FAMILY_ONLY
+
+    moved = {"ngf": 12, "ndf": 12, "dropout": 0.1, "instance_noise": 0.2, "lr_g": 5e-4, "lr_d": 5e-4,
+             "fastgan_width": 8, "fastgan_recon_weight": 0.5, "fastgan_downscale": 2, "fastgan_lr": 5e-4, "fastgan_step_share": 0.5}
+    assert set(moved) == {f for names in FAMILY_ONLY.values() for f in names}
+    for family, other in (("dcgan", "fastgan"), ("fastgan", "dcgan")):
+        runs = []
+        for name, extra in (("base", {}), ("moved", {f: moved[f] for f in FAMILY_ONLY[other]})):
+            out = tmp_path / family / name
+            runs.append(train_gan(phantom_store, out, label=LABELS[0], fraction=1.0, generator=family, progress=False,
+                                  params=tiny_params(epochs=2, eval_every=1, **extra)))
+        a, b = runs
+        assert (a.steps, a.chosen["step"]) == (b.steps, b.chosen["step"]), family
+        assert a.history == b.history, family
+        ga, gb = load_checkpoint(a.path / "checkpoints" / "last.pt"), load_checkpoint(b.path / "checkpoints" / "last.pt")
+        for net in ("generator", "discriminator"):
+            assert ga[net].keys() == gb[net].keys() and all(torch.equal(ga[net][k], gb[net][k]) for k in ga[net]), (family, net)
+        assert a.params == b.params, family  # and the records are the same: neither shows the moved fields

@@ -117,7 +117,7 @@ assert set(FAMILY_ONLY) == set(GENERATORS)
 def _others(family: str) -> tuple[str, ...]:
     if family not in FAMILY_ONLY:
         raise ValueError(f"generator family {family!r} is not one of {list(FAMILY_ONLY)}")
-    return tuple(f for other, fields in FAMILY_ONLY.items() if other != family for f in fields)
+    return tuple(f for other, names in FAMILY_ONLY.items() if other != family for f in names)
 
 
 def for_family(params: GanParams, family: str) -> GanParams:
