@@ -67,6 +67,16 @@ def test_stage_by_stage_commands_compose(tmp_path: Path, monkeypatch: pytest.Mon
     # the one two-class synthetic set is audited once per class, each against its own GAN
     assert sorted((a["label"], a["fraction"]) for a in ev.audits) == [("consolidation", 1.0), ("no_consolidation", 1.0)]
     assert all(a["gan_dir"] for a in ev.audits)
+    # each audited GAN's training cost, from its own record: the budget the report states per family
+    from lusynth.gan.run import GanRun
+
+    for a in ev.audits:
+        gan = GanRun.load(a["gan_dir"])
+        images = gan.steps * gan.params["batch_size"]
+        assert a["training"]["steps"] == gan.steps > 0 and a["training"]["epochs"] == gan.epochs
+        assert a["training"]["tflop"] == pytest.approx(images * gan.flops_per_image["train_step"] / 1e12)
+        assert a["training"]["seconds"] == pytest.approx(images / gan.images_per_second)
+    assert "| training per GAN, median: steps · TFLOP · seconds |" in Path("reports/eval/report.md").read_text()
     exported = ExportedModels.load("models/onnx")
     assert set(exported.classifiers) == {"real", "real+synthetic", "synthetic"}
     assert set(exported.generators) == {"consolidation", "no_consolidation"}

@@ -105,9 +105,13 @@ def test_the_report_table_gives_each_family_its_level_floor_gap_and_difference_w
               for fam, syn, d in (("dcgan", 0.9 - 0.1 * k, 2.0 + k), ("fastgan", 0.7 - 0.05 * k, 0.5))]
     audits.append(_audit("fastgan", 2, "a", 0, 0.6, 0.6))  # a split the DCGAN did not measure: in the level, not the difference
     entries = family_fidelity(audits, {0: (4, 16), 1: (4, 16), 2: (4, 16)})
-    header, body = fidelity_family_rows({"fidelity_families": entries})
+    for a, (steps, tflop, seconds) in zip(audits, ((100, 1.0, 50.0), (300, 2.0, 70.0), (60, 3.0, 40.0), (40, 5.0, None)), strict=False):
+        a["training"] = {"steps": steps, "epochs": 1, "tflop": tflop, "seconds": seconds}
+    header, body = fidelity_family_rows({"fidelity_families": entries, "audits": audits})
     assert header == ["generator family", "training fraction", "cells (splits)", "1-NN accuracy per patient [95% CI] (↓)",
-                      "− real floor", "− DCGAN", "fine detail, synthetic ÷ real (1 = real)"]
+                      "− real floor", "− DCGAN", "fine detail, synthetic ÷ real (1 = real)", "training per GAN, median: steps · TFLOP · seconds"]
+    # medians over each family's GANs at that fraction (a part no GAN has is "-"; a GAN without a record is left out)
+    assert body[0][7] == "80 · 2.00 · 45" and body[1][7] == "170 · 3.50 · 70"
     dc, fg = body
     assert dc[6].startswith("2.500 [") and fg[6].startswith("0.667 [")  # split means 0.5, 0.5, 1
     assert dc[:3] == ["DCGAN", "0.5", "2 (2)"] and dc[3].startswith("0.850 [") and dc[4].startswith("+0.250 [") and dc[5] == "reference"
@@ -115,7 +119,7 @@ def test_the_report_table_gives_each_family_its_level_floor_gap_and_difference_w
     assert fg[:3] == ["FastGAN-lite", "0.5", "3 (3)"] and fg[3].startswith("0.650 [") and fg[5].startswith("-0.175 [")
     assert fidelity_family_rows({}) == (header, [])
     (row,) = fidelity_family_rows({"fidelity_families": family_fidelity([{**audits[0], "fidelity_patient": {"skipped": "x"}}], {0: (4, 16)})})[1]
-    assert row[2:] == ["0", "-", "-", "reference", "2.000 [no interval]"]
+    assert row[2:] == ["0", "-", "-", "reference", "2.000 [no interval]", "-"]
 
 
 def test_the_estimates_are_tracked_as_flat_metrics_with_their_bounds() -> None:

@@ -384,6 +384,21 @@ def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
     return metrics, tags
 
 
+def training_cost(gan: GanRun | None) -> dict[str, Any] | None:
+    """What one GAN's training cost, so families are compared at a stated budget: its optimiser steps and
+    epochs; ``tflop``, steps x batch x its family's FLOPs per image and train step (machine-independent);
+    ``seconds``, steps x batch / its measured throughput on its own machine (optimiser steps only: the
+    evaluations and checkpoint writes between them are not counted). None without the GAN."""
+    if gan is None:
+        return None
+    batch = int(gan.params.get("batch_size") or 0)
+    per_image = float((gan.flops_per_image or {}).get("train_step") or 0.0)
+    images = gan.steps * batch
+    return {"steps": int(gan.steps), "epochs": int(gan.epochs),
+            "tflop": images * per_image / 1e12 if images and per_image else None,
+            "seconds": images / gan.images_per_second if images and gan.images_per_second else None}
+
+
 def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list[AuditTarget], *, params: EvaluateParams,
             near_copy: NearCopyPolicy, progress: bool, inputs: tuple[Sequence[Any], Sequence[Any], Sequence[Any], Sequence[Any]],
             skipped: Sequence[ClassifierRun] = ()) -> tuple[dict[str, Any], dict[str, bytes], pd.DataFrame]:
@@ -462,7 +477,7 @@ def _assess(real: FrameStore, classifiers: list[LoadedClassifier], targets: list
                        "fidelity": res["fidelity"], "fidelity_patient": _patient_fidelity(real, label, syn, params, spaces_of[fold], fold),
                        "privacy": res["privacy"], "near_copy": as_dict(near_copy), "n": res["n"], "gate": gate,
                        "patient_audit": patient_audit.patient_summary() if patient_audit is not None else None,
-                       "fidelity_history": t.gan.history if t.gan else []})
+                       "fidelity_history": t.gan.history if t.gan else [], "training": training_cost(t.gan)})
         k = min(params.grid_frames, len(syn), len(hold))
         figures[f"samples_{tag}"] = plots.sample_grid(hold[:k], syn[:k], title=f"class {label}, {family} fraction {frac:g}")
         figures[f"dcr_{tag}"] = plots.dcr_histogram(res["dcr"]["synthetic"], res["dcr"]["holdout"],

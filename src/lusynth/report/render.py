@@ -12,6 +12,7 @@ import html
 import math
 import os
 import re
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -495,7 +496,10 @@ _FIDELITY_NOTE = ("Each generator's frames against its fold's test patients of i
                   "measured (same split, class and GAN seed), so negative means closer to real than the reference. Cells: measured "
                   "cells over splits; a class needs 2 test and 2 validation patients in a split to be measured. Fine detail: "
                   "the same estimate of the frames' mean absolute Laplacian relative to the real test frames', over every "
-                  "audited generator (well below 1: blurred frames, which can read closer to new patients than real ones do).")
+                  "audited generator (well below 1: blurred frames, which can read closer to new patients than real ones do). "
+                  "Training per GAN: the medians of its optimiser steps, its compute (steps x batch x the family's FLOPs per "
+                  "image and step, machine-independent) and the seconds those steps took on the machine that trained it "
+                  "(evaluations excluded): the budget each family had.")
 
 
 def fidelity_family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
@@ -506,7 +510,9 @@ def fidelity_family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[li
     ref = str(entries[0].get("reference", "dcgan")) if entries else "dcgan"
     level = next((e[q]["level"] for e in entries for q in ("synthetic", "minus_floor") if e.get(q, {}).get("level")), 0.95)
     header = ["generator family", "training fraction", "cells (splits)", f"1-NN accuracy per patient [{_pct(level)}% CI] (↓)",
-              "− real floor", f"− {FAMILY_NAMES.get(ref, ref)}", "fine detail, synthetic ÷ real (1 = real)"]
+              "− real floor", f"− {FAMILY_NAMES.get(ref, ref)}", "fine detail, synthetic ÷ real (1 = real)",
+              "training per GAN, median: steps · TFLOP · seconds"]
+    audits = list(results.get("audits") or [])
 
     def cell(e: Mapping[str, Any] | None, signed: bool) -> str:
         if not e:
@@ -517,8 +523,22 @@ def fidelity_family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[li
     body = [[FAMILY_NAMES.get(e["generator"], e["generator"]), _g(e["fraction"]),
              f"{n['n_cells']} ({n['n_splits']})" if (n := e.get("synthetic")) else "0", cell(e.get("synthetic"), False),
              cell(e.get("minus_floor"), True), "reference" if e["generator"] == ref else cell(e.get("minus_reference"), True),
-             cell(e.get("fine_detail"), False)] for e in entries]
+             cell(e.get("fine_detail"), False),
+             _training_cost([a for a in audits if str(a.get("generator") or "dcgan") == e["generator"] and a.get("fraction") == e["fraction"]])]
+            for e in entries]
     return header, body
+
+
+def _training_cost(audits: Sequence[Mapping[str, Any]]) -> str:
+    """"steps · TFLOP · seconds": the medians over ``audits`` of their GANs' training cost
+    (:func:`lusynth.evaluate.run.training_cost`), "-" for a part none has."""
+    costs = [c for a in audits if (c := a.get("training"))]
+
+    def median(name: str, digits: int) -> str:
+        values = [float(c[name]) for c in costs if c.get(name) is not None]
+        return f"{statistics.median(values):.{digits}f}" if values else "-"
+
+    return "-" if not costs else f"{median('steps', 0)} · {median('tflop', 2)} · {median('seconds', 0)}"
 
 
 def _mean_copy_rate(audits: Sequence[Mapping[str, Any]]) -> str:
