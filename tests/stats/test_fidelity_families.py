@@ -111,7 +111,7 @@ def test_the_report_table_gives_each_family_its_level_floor_gap_and_difference_w
     assert header == ["generator family", "training fraction", "cells (splits)", "1-NN accuracy per patient [95% CI] (↓)",
                       "− real floor", "− DCGAN", "fine detail, synthetic ÷ real (1 = real)", "training per GAN, median: steps · TFLOP · seconds"]
     # medians over each family's GANs at that fraction (a part no GAN has is "-"; a GAN without a record is left out)
-    assert body[0][7] == "80 · 2.00 · 45" and body[1][7] == "170 · 3.50 · 70"
+    assert body[0][7] == "80 · 2 · 45" and body[1][7] == "170 · 3.5 · 70"
     dc, fg = body
     assert dc[6].startswith("2.500 [") and fg[6].startswith("0.667 [")  # split means 0.5, 0.5, 1
     assert dc[:3] == ["DCGAN", "0.5", "2 (2)"] and dc[3].startswith("0.850 [") and dc[4].startswith("+0.250 [") and dc[5] == "reference"

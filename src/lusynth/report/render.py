@@ -534,11 +534,11 @@ def _training_cost(audits: Sequence[Mapping[str, Any]]) -> str:
     (:func:`lusynth.evaluate.run.training_cost`), "-" for a part none has."""
     costs = [c for a in audits if (c := a.get("training"))]
 
-    def median(name: str, digits: int) -> str:
+    def median(name: str, spec: str) -> str:
         values = [float(c[name]) for c in costs if c.get(name) is not None]
-        return f"{statistics.median(values):.{digits}f}" if values else "-"
+        return format(statistics.median(values), spec) if values else "-"
 
-    return "-" if not costs else f"{median('steps', 0)} · {median('tflop', 2)} · {median('seconds', 0)}"
+    return "-" if not costs else f"{median('steps', '.0f')} · {median('tflop', '.3g')} · {median('seconds', '.0f')}"
 
 
 def _mean_copy_rate(audits: Sequence[Mapping[str, Any]]) -> str:
