@@ -478,8 +478,7 @@ def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]
                     s = next((x for x in q.get("secondary", [])
                               if x.get("fraction") == f and x.get("metric") == q.get("metric") and x.get("arm", q.get("arm")) == q.get("arm")), None)
                     verdicts.append(f"{s['verdict']} {_signed(s['estimate'])} (secondary)" if s else "")
-            mine = [a for a in results.get("audits", []) if str(a.get("generator") or "dcgan") == g and a.get("fraction") == f]
-            held = [w for w in results.get("withheld", []) if str(w.get("generator") or "dcgan") == g and w.get("fraction") == f]
+            mine, held = _generators_of(results.get("audits"), g, f), _generators_of(results.get("withheld"), g, f)
             words = [_gate_word(a.get("gate") or {}) for a in mine] + ["withheld (memorises)"] * len(held)
             privacy = ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)) if words else "-"
             body.append([FAMILY_NAMES.get(g, g), _g(f), *verdicts, privacy, _mean_copy_rate(mine), _patient_nn1_pair(mine),
@@ -512,7 +511,6 @@ def fidelity_family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[li
     header = ["generator family", "training fraction", "cells (splits)", f"1-NN accuracy per patient [{_pct(level)}% CI] (↓)",
               "− real floor", f"− {FAMILY_NAMES.get(ref, ref)}", "fine detail, synthetic ÷ real (1 = real)",
               "training per GAN, median: steps · TFLOP · seconds"]
-    audits = list(results.get("audits") or [])
 
     def cell(e: Mapping[str, Any] | None, signed: bool) -> str:
         if not e:
@@ -524,9 +522,15 @@ def fidelity_family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[li
              f"{n['n_cells']} ({n['n_splits']})" if (n := e.get("synthetic")) else "0", cell(e.get("synthetic"), False),
              cell(e.get("minus_floor"), True), "reference" if e["generator"] == ref else cell(e.get("minus_reference"), True),
              cell(e.get("fine_detail"), False),
-             _training_cost([a for a in audits if str(a.get("generator") or "dcgan") == e["generator"] and a.get("fraction") == e["fraction"]])]
+             _training_cost(_generators_of(results.get("audits"), e["generator"], e["fraction"]))]
             for e in entries]
     return header, body
+
+
+def _generators_of(entries: Sequence[Mapping[str, Any]] | None, family: str, fraction: float) -> list[Mapping[str, Any]]:
+    """The audit (or withheld) entries of one family's generators at one training fraction (an entry
+    without a family, written before FastGAN, is a DCGAN's)."""
+    return [a for a in entries or [] if str(a.get("generator") or "dcgan") == family and a.get("fraction") == fraction]
 
 
 def _training_cost(audits: Sequence[Mapping[str, Any]]) -> str:
