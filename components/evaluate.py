@@ -33,9 +33,9 @@ def evaluate(
 
     from lusynth.data.framestore import FrameStore
     from lusynth.stages import run_stage
-    from lusynth.tracking import join_pipeline_run
+    from lusynth.tracking.pipeline_run import join_kfp_run
 
-    join_pipeline_run(experiment, parent_run_id)
+    join_kfp_run(experiment, parent_run_id)
     outcome = run_stage("evaluate", results.path, inputs={"frames": frames.path, "classifiers": [c.path for c in classifiers],
                                                           "gans": [g.path for g in gans], "synthetic": [s.path for s in synthetic],
                                                           "audits": [a.path for a in audits]},

@@ -23,9 +23,9 @@ def export_register(
     from pathlib import Path
 
     from lusynth.stages import run_stage
-    from lusynth.tracking import join_pipeline_run
+    from lusynth.tracking.pipeline_run import join_kfp_run
 
-    join_pipeline_run(experiment, parent_run_id)
+    join_kfp_run(experiment, parent_run_id)
     outcome = run_stage("export_register", models.path, inputs={"classifiers": [c.path for c in classifiers], "gans": [g.path for g in gans],
                                                        "evaluation": evaluation.path},
                         profile=profile, overrides=overrides, options={"register": register})

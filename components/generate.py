@@ -11,8 +11,8 @@ def generate(gans: Input[Model], frames: Input[Dataset], profile: str, overrides
              synthetic: Output[Dataset]) -> None:
     """Synthetic frames of the GAN's class as a synthetic set (a frame store marked synthetic)."""
     from lusynth.stages import run_stage
-    from lusynth.tracking import join_pipeline_run
+    from lusynth.tracking.pipeline_run import join_kfp_run
 
-    join_pipeline_run(experiment, parent_run_id)
+    join_kfp_run(experiment, parent_run_id)
     outcome = run_stage("generate", synthetic.path, inputs={"gans": [gans.path], "frames": frames.path}, profile=profile, overrides=overrides)
     synthetic.metadata.update({**outcome.artefact.kfp_metadata(), "cached": outcome.cached})

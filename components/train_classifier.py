@@ -21,12 +21,18 @@ def train_classifier(
     """The paper's separable-conv classifier for ``job`` = {arm, fraction, seed}; ``synthetic`` is the
     bundle of every fraction's synthetic sets (the stage picks this fraction's)."""
     from lusynth.stages import run_stage
-    from lusynth.tracking import join_pipeline_run
+    from lusynth.tracking.pipeline_run import join_kfp_run
 
-    join_pipeline_run(experiment, parent_run_id)
+    join_kfp_run(experiment, parent_run_id)
     outcome = run_stage("train_classifier", classifier.path, inputs={"frames": frames.path, "synthetic": [synthetic.path]}, key=job,
                         profile=profile, overrides=overrides)
     classifier.metadata.update({**job, "cached": outcome.cached})
     for k, v in outcome.artefact.kfp_metrics().items():
         metrics.log_metric(k, v)
     metrics.log_metric("cached", float(outcome.cached))
+    # the numbers as a file as well: kfp.local's cache takes an output without a file for a deleted one (a miss)
+    import json
+    from pathlib import Path
+
+    Path(metrics.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(metrics.path).write_text(json.dumps(metrics.metadata, sort_keys=True) + "\n")

@@ -18,18 +18,25 @@ def train_gan(
     gan: Output[Model],
     metrics: Output[Metrics],
 ) -> None:
-    """A GAN (``job['generator']``: the paper's DCGAN or FastGAN-lite) on ``job['label']``'s training frames at ``job['fraction']``.
+    """A GAN (``job['generator']``: the paper's DCGAN or FastGAN-lite) on ``job['label']``'s training frames at
+    ``job['fraction']``; ``overrides``: its family's settings (a plan_gans item's ``train_gan``).
 
     ``checkpoint_root`` (s3://... or a mounted directory; '' = off): the run's resumable state is
     mirrored there each time it is written (gan.checkpoint_seconds), so a retry of this task on a fresh pod
     resumes instead of restarting."""
     from lusynth.stages import run_stage
-    from lusynth.tracking import join_pipeline_run
+    from lusynth.tracking.pipeline_run import join_kfp_run
 
-    join_pipeline_run(experiment, parent_run_id)
-    outcome = run_stage("train_gan", gan.path, inputs={"frames": frames.path}, key=job, profile=profile, overrides=overrides,
-                        options={"checkpoint_mirror": checkpoint_root or None})
+    join_kfp_run(experiment, parent_run_id)
+    outcome = run_stage("train_gan", gan.path, inputs={"frames": frames.path}, key=job, profile=profile,
+                        overrides=overrides, options={"checkpoint_mirror": checkpoint_root or None})
     gan.metadata.update({**job, "cached": outcome.cached})
     for k, v in outcome.artefact.kfp_metrics().items():  # the chosen checkpoint's fidelity
         metrics.log_metric(k, v)
     metrics.log_metric("cached", float(outcome.cached))
+    # the numbers as a file as well: kfp.local's cache takes an output without a file for a deleted one (a miss)
+    import json
+    from pathlib import Path
+
+    Path(metrics.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(metrics.path).write_text(json.dumps(metrics.metadata, sort_keys=True) + "\n")

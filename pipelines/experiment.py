@@ -31,7 +31,7 @@ from lusynth_components.export_register import export_register
 from lusynth_components.generate import generate
 from lusynth_components.ingest import ingest
 from lusynth_components.pipeline_run import close_parent_run, open_parent_run
-from lusynth_components.plan import plan_classifiers, plan_gans
+from lusynth_components.plan import plan_classifiers, plan_gans, stage_settings
 from lusynth_components.train_classifier import train_classifier
 from lusynth_components.train_gan import train_gan
 
@@ -88,6 +88,7 @@ STAGE_RESOURCES: dict[str, Resources] = {
     "ingest": Resources("1", "2", "2Gi", "8Gi", timeout_s=2 * 3600, access=frozenset({S3, PSEUDONYM})),
     "plan_gans": Resources(*_PLUMBING, timeout_s=300),
     "plan_classifiers": Resources(*_PLUMBING, timeout_s=300),
+    "stage_settings": Resources(*_PLUMBING, timeout_s=300),
     "train_gan": Resources("2", "4", "4Gi", "16Gi", gpu=True, retries=2, timeout_s=12 * 3600, access=frozenset({S3, MLFLOW})),
     "generate": Resources("1", "2", "2Gi", "8Gi", timeout_s=3600, access=frozenset({MLFLOW})),
     "audit": Resources("1", "2", "2Gi", "8Gi", timeout_s=3600),
@@ -164,13 +165,14 @@ def _credentials(task: dsl.PipelineTask, access: frozenset[str]) -> None:
 
 
 def apply_settings(task: dsl.PipelineTask, stage: str, *, cluster: ClusterSettings | None = None, local: bool = False,
-                   gpu: bool | None = None) -> dsl.PipelineTask:
+                   gpu: bool | None = None, engine_cache: bool = False) -> dsl.PipelineTask:
     """Resources, image, accelerator, placement, retries, caching, timeout and credentials of one task."""
     r = STAGE_RESOURCES[stage]
     if local:
         # kfp.local: the stage cache decides what reruns; KFP's local cache would serve stale
-        # results after an edit to lusynth itself (its key does not cover imported code)
-        task.set_caching_options(enable_caching=False)
+        # results after an edit to lusynth itself (its key does not cover imported code).
+        # ``engine_cache``: KFP's own caching options as on a cluster (what a cluster would serve from its cache)
+        task.set_caching_options(enable_caching=engine_cache and r.caching)
         return task
     from kfp import kubernetes
 
@@ -204,49 +206,65 @@ _Outputs = NamedTuple("Outputs", results=dsl.Artifact, models=dsl.Model)
 
 def _stages(s: Callable[[dsl.PipelineTask, str], dsl.PipelineTask], *, local: bool, source: Any, profile: Any, overrides: Any,
             experiment: Any, register: Any, parent_run_id: Any, gan_checkpoints: Any) -> tuple[dsl.PipelineTask, dsl.PipelineTask]:
-    """Every task but the exit handler; (evaluate, export_register)."""
-    if local:
-        # `lusynth run` opened the parent run; kfp.local 2.17.3 would also hand a task's output
-        # parameter into a ParallelFor body as the loop item instead (tested), so the id goes in as given
-        parent = parent_run_id
-    else:
-        parent = s(open_parent_run(source=source, profile=profile, overrides=overrides, experiment=experiment,
-                                   parent_run_id=parent_run_id, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER), "open_parent_run").output
-    ing = s(ingest(source=source, profile=profile, overrides=overrides), "ingest")
+    """Every task but the exit handler; (evaluate, export_register).
+
+    What makes KFP's cache work across submissions: a task's inputs are only what its stage reads.
+    Each task gets its own stage's settings (``stage_settings``'s output, or in a loop its item's field:
+    a GAN's family's), never the whole ``overrides``, and no value that is new in every run: the parent run's id is the
+    pipeline parameter as given ('' on a cluster), and a task finds the run that ``open_parent_run``
+    opened by the KFP run id in its environment (lusynth.tracking.pipeline_run.join_kfp_run)."""
+    opened = None
+    if not local:  # `lusynth run` opened the parent run itself
+        opened = s(open_parent_run(source=source, profile=profile, overrides=overrides, experiment=experiment,
+                                   parent_run_id=parent_run_id, kfp_run_id=dsl.PIPELINE_JOB_ID_PLACEHOLDER), "open_parent_run")
+
+    def tracked(task: dsl.PipelineTask, stage: str) -> dsl.PipelineTask:
+        """A task that logs to MLflow: after the parent run is open (an order, not an input)."""
+        return s(task, stage) if opened is None else s(task, stage).after(opened)
+
+    settings = s(stage_settings(source=source, profile=profile, overrides=overrides), "stage_settings")
+    ing = s(ingest(source=source, profile=profile, overrides=settings.outputs["ingest"]), "ingest")
     frames = ing.outputs["frames"]
     gan_jobs = s(plan_gans(frames=frames, profile=profile, overrides=overrides), "plan_gans")
     classifier_jobs = s(plan_classifiers(profile=profile, overrides=overrides), "plan_classifiers")
     with dsl.ParallelFor(gan_jobs.output, name="gans") as job:
-        g = s(train_gan(frames=frames, job=job, profile=profile, overrides=overrides,
-                        experiment=experiment, parent_run_id=parent, checkpoint_root=gan_checkpoints), "train_gan")
-        syn = s(generate(gans=g.outputs["gan"], frames=frames, profile=profile, overrides=overrides, experiment=experiment,
-                         parent_run_id=parent), "generate")
+        g = tracked(train_gan(frames=frames, job=job.key, profile=profile, overrides=job.train_gan, experiment=experiment,
+                              parent_run_id=parent_run_id, checkpoint_root=gan_checkpoints), "train_gan")
+        syn = tracked(generate(gans=g.outputs["gan"], frames=frames, profile=profile, overrides=job.generate,
+                               experiment=experiment, parent_run_id=parent_run_id), "generate")
         # the privacy audit of each synthetic set (its unfiltered output): decision and report per GAN
-        aud = s(audit(frames=frames, synthetic=syn.outputs["synthetic"], gans=g.outputs["gan"], profile=profile, overrides=overrides),
-                "audit")
+        aud = s(audit(frames=frames, synthetic=syn.outputs["synthetic"], gans=g.outputs["gan"], profile=profile,
+                      overrides=job.audit), "audit")
     # the compiler cannot feed one loop's fan-in into another loop: bundle the synthetic sets first
     bundle = s(bundle_synthetic(synthetic=dsl.Collected(syn.outputs["synthetic"])), "bundle_synthetic")
     with dsl.ParallelFor(classifier_jobs.output, name="classifiers") as cj:
-        c = s(train_classifier(frames=frames, synthetic=bundle.outputs["bundle"], job=cj, profile=profile, overrides=overrides,
-                               experiment=experiment, parent_run_id=parent), "train_classifier")
-    ev = s(evaluate(frames=frames, classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
-                    synthetic=dsl.Collected(syn.outputs["synthetic"]), audits=dsl.Collected(aud.outputs["audit"]),
-                    profile=profile, overrides=overrides, experiment=experiment, parent_run_id=parent), "evaluate")
-    ex = s(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
-                           evaluation=ev.outputs["results"], profile=profile, overrides=overrides, register=register,
-                           experiment=experiment, parent_run_id=parent), "export_register")
+        c = tracked(train_classifier(frames=frames, synthetic=bundle.outputs["bundle"], job=cj.key, profile=profile,
+                                     overrides=cj.train_classifier, experiment=experiment,
+                                     parent_run_id=parent_run_id), "train_classifier")
+    ev = tracked(evaluate(frames=frames, classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
+                          synthetic=dsl.Collected(syn.outputs["synthetic"]), audits=dsl.Collected(aud.outputs["audit"]),
+                          profile=profile, overrides=settings.outputs["evaluate"], experiment=experiment,
+                          parent_run_id=parent_run_id), "evaluate")
+    ex = tracked(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
+                                 evaluation=ev.outputs["results"], profile=profile, overrides=settings.outputs["export_register"],
+                                 register=register, experiment=experiment, parent_run_id=parent_run_id), "export_register")
     return ev, ex
 
 
-def make_pipeline(*, gpu: bool = False, local: bool = False, cluster: ClusterSettings | None = None) -> Callable[..., Any]:
+def make_pipeline(*, gpu: bool = False, local: bool = False, cluster: ClusterSettings | None = None,
+                  engine_cache: bool = False) -> Callable[..., Any]:
     """Build the pipeline function (``gpu``: one GPU for training tasks, or ``cluster`` for every
-    cluster setting; ``local``: for kfp.local).
+    cluster setting; ``local``: for kfp.local; ``engine_cache``: kfp.local with KFP's caching options
+    as on a cluster, for checking what a cluster's cache would serve).
 
     Parameters (both variants have the same): ``source`` '' = built-in phantom. ``profile`` names a
     profile of lusynth/profiles.yaml and ``overrides`` ({section: {field: value}}) goes on top of it;
     ``lusynth run`` and ``lusynth pipeline submit`` pass every value resolved
-    (lusynth.experiment.run_overrides), so the run records what it ran with. ``parent_run_id`` ('' =
-    open one): the MLflow run every stage run nests under. ``gan_checkpoints`` (s3://bucket/prefix,
+    (lusynth.experiment.run_overrides), so the run records what it ran with; each task gets only its
+    stage's share (``stage_settings``). ``parent_run_id``: the MLflow run every stage run nests under
+    ('' = the one in the environment: ``lusynth run`` exports it; on a cluster, the one the first task
+    opens, found by the KFP run id). It is a task input as given, so a run id per submission would
+    keep KFP's cache from serving any tracked task. ``gan_checkpoints`` (s3://bucket/prefix,
     '' = off): where GAN training mirrors its resumable state, so a retried train_gan task resumes.
 
     The two plumbing parameters are '' rather than Optional[str] = None: kfp.local 2.17.3 still
@@ -263,7 +281,7 @@ def make_pipeline(*, gpu: bool = False, local: bool = False, cluster: ClusterSet
         cluster = cluster or ClusterSettings(gpu=gpu)
 
     def s(task: dsl.PipelineTask, stage: str) -> dsl.PipelineTask:
-        return apply_settings(task, stage, cluster=cluster, local=local)
+        return apply_settings(task, stage, cluster=cluster, local=local, engine_cache=engine_cache)
 
     if local:
         @dsl.pipeline(name=PIPELINE_NAME, description=_DESCRIPTION)

@@ -43,9 +43,14 @@ def run_local(
     profile: str = "demo",
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     experiment: str = "lusynth",
+    kfp_cache: bool = False,
 ) -> LocalRun:
     """Run the pipeline locally; raise if any task fails (its log names the stage). Every parameter
-    is resolved and checked before the first task starts."""
+    is resolved and checked before the first task starts.
+
+    ``kfp_cache``: also let KFP's own cache (kfp.local's, under ``<out>/kfp/.kfp_cache``) serve tasks,
+    with the caching options a cluster uses, to see what a cluster's cache would serve; its keys do
+    not cover edits to lusynth's code, hence off by default (the stage cache covers them)."""
     from kfp import local
 
     from lusynth.experiment import run_overrides
@@ -68,9 +73,11 @@ def run_local(
             parent_run(f"pipeline{RUN_NAME_SEP}{profile}", local_dir=out, experiment=experiment,
                        params={"source": source or "phantom", "profile": profile, **flat_params(resolved)},
                        tags={"lusynth.engine": "kfp.local", "lusynth.profile": profile}) as parent:
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / "kfp"), enable_caching=False)
-        pipeline = make_pipeline(local=True)
-        task = pipeline(source=source, profile=profile, overrides=resolved_overrides, experiment=experiment, parent_run_id=parent.run_id)
+        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(out / "kfp"), enable_caching=kfp_cache)
+        pipeline = make_pipeline(local=True, engine_cache=kfp_cache)
+        # the tasks nest under the parent run through the environment parent_run exported, not an input that is
+        # new in every run (a cluster's tasks find theirs by the KFP run id): KFP's cache keys a task on its inputs
+        task = pipeline(source=source, profile=profile, overrides=resolved_overrides, experiment=experiment, parent_run_id="")
         results, models = Path(task.outputs["results"].path), Path(task.outputs["models"].path)
         parent.set_tags({"lusynth.results": str(results), "lusynth.models": str(models)})
     seconds = time.perf_counter() - t0

@@ -235,7 +235,7 @@ def test_a_run_whose_frames_do_not_fit_a_family_is_refused_before_anything_start
 
     ok = plan_component.python_func(frames=SimpleNamespace(path=str(phantom_store)), profile="demo",
                                     overrides={"experiment": {"generators": ["dcgan", "fastgan"], "folds": 1}, "gan": {"fastgan_downscale": 2}})
-    assert {k["generator"] for k in ok} == {"dcgan", "fastgan"}
+    assert {k["key"]["generator"] for k in ok} == {"dcgan", "fastgan"}
     with pytest.raises(InputError, match=rf"{phantom_store}: image size 64 with experiment.generators=dcgan,fastgan: gan.fastgan_downscale=4"):
         plan_component.python_func(frames=SimpleNamespace(path=str(phantom_store)), profile="demo",
                                    overrides={"experiment": {"generators": ["dcgan", "fastgan"]}, "gan": {"fastgan_downscale": 4}})

@@ -35,7 +35,7 @@ from lusynth.params import Overrides, as_dict, resolve
 from lusynth.runtime import RunContext
 from lusynth.stagecache import run_cached, stage_key
 
-__all__ = ["STAGES", "Input", "Option", "Stage", "StageOutcome", "artefact_class", "expand", "run_stage", "stage"]
+__all__ = ["STAGES", "Input", "Option", "Stage", "StageOutcome", "artefact_class", "expand", "run_stage", "stage", "stage_overrides"]
 
 PathLike = str | os.PathLike[str]
 
@@ -165,10 +165,16 @@ def _ingest_params(params: Mapping[str, Any], options: Mapping[str, Any], key: N
     the phantom's settings count only when there is no source."""
     import dataclasses
 
-    ing = params["ingest"]
-    ing = dataclasses.replace(ing, train_fractions=tuple(sorted(set(ing.train_fractions) | set(params["experiment"].fractions))))
-    cv = params["experiment"].cv  # the outer folds are assigned at ingest and stored with the frames
-    return {"ingest": ing, "cv": cv} if options.get("source") else {"ingest": ing, "cv": cv, "phantom": params["phantom"]}
+    from lusynth.experiment import ExperimentParams
+
+    ing, grid = params["ingest"], params["experiment"]
+    ing = dataclasses.replace(ing, train_fractions=tuple(sorted(set(ing.train_fractions) | set(grid.fractions))))
+    # of the grid, only the outer protocol (the folds are assigned at ingest and stored with the frames) and
+    # the fractions to prepare; every other field at its default, so its changes (arms, seeds, families) keep
+    # the frames, and with them every task below, cached. The fractions are the merged ones, so preparing
+    # these parameters again gives the same (stage_overrides round-trips).
+    grid = ExperimentParams(fractions=ing.train_fractions, folds=grid.folds, repeats=grid.repeats, inner_val_share=grid.inner_val_share)
+    return {"ingest": ing, "experiment": grid} | ({} if options.get("source") else {"phantom": params["phantom"]})
 
 
 def _ingest_key(options: Mapping[str, Any], profile: str, ctx: RunContext, out: Path) -> dict[str, Any]:
@@ -184,7 +190,7 @@ def _ingest(out: Path, *, inputs: Mapping[str, Any], key: None, params: Mapping[
 
     report = options.get("report") or out.with_name(out.name + "-report")
     ingest(options.get("source") or None, out, params=params["ingest"], report_dir=report, phantom=params.get("phantom"),
-           progress=ctx.progress, cv=params["cv"])
+           progress=ctx.progress, cv=params["experiment"].cv)
 
 
 def _check_fold(frames: str, key: Any) -> None:
@@ -402,6 +408,40 @@ def _cache_params(row: Stage, key: Any, params: Mapping[str, Any]) -> dict[str, 
     return {"key": key.as_dict() if key is not None else {}, **{s: as_dict(p) for s, p in params.items()}}
 
 
+def _prepare(row: Stage, profile: str, overrides: Overrides | None, key: Any,
+             options: Mapping[str, Any] | None) -> tuple[dict[str, Any], dict[str, Any], Any]:
+    """(options with their defaults, the parameters the stage reads, the task key) of one task."""
+    options = {o.name: o.default for o in row.options} | {k: v for k, v in (options or {}).items() if v is not None}
+    params = resolve(row.sections, profile, overrides)
+    key_cls = row.key_class()
+    if key_cls is not None:
+        if key is None:
+            raise InputError(f"{row.command} needs its task key ({key_cls.__name__}: {', '.join(key_cls.__dataclass_fields__)})")
+        key = key if isinstance(key, key_cls) else key_cls(**dict(key))
+    if row.prepare is not None:
+        params = row.prepare(params, options, key)
+    return options, params, key
+
+
+def stage_overrides(name: str, profile: str = "demo", overrides: Overrides | None = None, *, key: Any = None,
+                    options: Mapping[str, Any] | None = None) -> dict[str, dict[str, Any]]:
+    """The settings one task of stage ``name`` runs with, as overrides: every field of what it reads
+    (its sections, after its ``prepare`` hook), resolved, and nothing else.
+
+    Run with these instead of the whole ``overrides``, the task does the same work (they resolve to
+    the same parameters on top of any profile), and they change only when its stage-cache key's
+    parameters change. This is what a KFP task receives: KFP's cache keys a task on its input values,
+    so a change to another stage's (or another generator family's) settings leaves it cached, as the
+    stage cache and DVC already do."""
+    row = stage(name)
+    if key is None and row.prepare is None:  # the same for every task of the stage
+        params = resolve(row.sections, profile, overrides)
+    else:
+        _, params, _ = _prepare(row, profile, overrides, key, options)
+    # None as "none" (what --set writes; an optional field reads it back as None): a KFP parameter cannot hold null
+    return {section: {k: "none" if v is None else v for k, v in as_dict(p).items()} for section, p in params.items()}
+
+
 def _resolve_inputs(row: Stage, inputs: Mapping[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(inputs) - {i.name for i in row.inputs})
     if unknown:
@@ -438,15 +478,7 @@ def run_stage(
     """
     row = stage(name)
     out = Path(out)
-    options = {o.name: o.default for o in row.options} | {k: v for k, v in (options or {}).items() if v is not None}
-    params = resolve(row.sections, profile, overrides)
-    key_cls = row.key_class()
-    if key_cls is not None:
-        if key is None:
-            raise InputError(f"{row.command} needs its task key ({key_cls.__name__}: {', '.join(key_cls.__dataclass_fields__)})")
-        key = key if isinstance(key, key_cls) else key_cls(**dict(key))
-    if row.prepare is not None:
-        params = row.prepare(params, options, key)
+    options, params, key = _prepare(row, profile, overrides, key, options)
     resolved = _resolve_inputs(row, inputs or {})
     if row.select is not None:
         resolved = row.select(resolved, key)

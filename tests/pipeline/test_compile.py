@@ -11,7 +11,7 @@ from lusynth.cli import main
 from lusynth_pipelines.experiment import STAGE_RESOURCES
 
 STAGES = {"ingest", "plan-gans", "plan-classifiers", "train-gan", "generate", "audit", "bundle-synthetic", "train-classifier",
-          "evaluate", "export-register", "open-parent-run", "close-parent-run"}
+          "evaluate", "export-register", "open-parent-run", "close-parent-run", "stage-settings"}
 CPU_IMAGE = "registry.example.invalid/lusynth:9.9.9"
 GPU_IMAGE = "registry.example.invalid/lusynth:9.9.9-cuda"
 
@@ -40,6 +40,52 @@ def _tasks(spec: dict) -> dict[str, dict]:
                 walk(comp["dag"])
 
     walk(spec["root"]["dag"])
+    return out
+
+
+def _sources(spec: dict) -> dict[str, dict[str, tuple]]:
+    """task name -> input parameter -> where its value comes from, followed through the loops and the
+    exit handler to the root: ("pipeline", parameter), ("task", producer, output key[, "item"]) or
+    ("constant", value). What KFP's cache keys a task on, less the artefacts."""
+    parent: dict[str, tuple[dict, str | None]] = {}  # DAG component -> (the task that runs it, its enclosing component)
+
+    def index(dag: dict, comp: str | None) -> None:
+        for task in dag.get("tasks", {}).values():
+            ref = task["componentRef"]["name"]
+            if "dag" in spec["components"].get(ref, {}):
+                parent[ref] = (task, comp)
+                index(spec["components"][ref]["dag"], ref)
+
+    def resolve(value: dict, comp: str | None) -> tuple:
+        if "runtimeValue" in value:
+            return ("constant", value["runtimeValue"]["constant"])
+        if "taskOutputParameter" in value:
+            return ("task", value["taskOutputParameter"]["producerTask"], value["taskOutputParameter"]["outputParameterKey"])
+        if "taskFinalStatus" in value:
+            return ("status", value["taskFinalStatus"]["producerTask"])
+        name = value["componentInputParameter"]
+        if comp is None:
+            return ("pipeline", name)
+        task, outer = parent[comp]
+        iterator = task.get("parameterIterator", {})
+        if iterator.get("itemInput") == name:  # the loop item (one field of it): the list it iterates over
+            field = re.fullmatch(r'parseJson\(string_value\)\["(\w+)"\]', value.get("parameterExpressionSelector", ""))
+            return (*resolve({"componentInputParameter": iterator["items"]["inputParameter"]}, comp), "item",
+                    *([field.group(1)] if field else []))
+        return resolve(task["inputs"]["parameters"][name], outer)
+
+    index(spec["root"]["dag"], None)
+    out: dict[str, dict[str, tuple]] = {}
+
+    def walk(dag: dict, comp: str | None) -> None:
+        for name, task in dag.get("tasks", {}).items():
+            ref = task["componentRef"]["name"]
+            if "dag" in spec["components"].get(ref, {}):
+                walk(spec["components"][ref]["dag"], ref)
+            else:
+                out[name] = {k: resolve(v, comp) for k, v in task.get("inputs", {}).get("parameters", {}).items()}
+
+    walk(spec["root"]["dag"], None)
     return out
 
 
@@ -105,14 +151,49 @@ def test_dag_and_parameters(compiled) -> None:
     assert deps[clf_loop] >= {"bundle-synthetic", "plan-classifiers", "ingest"}
     assert deps["evaluate"] >= {gan_loop, clf_loop, "ingest"}
     assert deps["export-register"] >= {"evaluate", gan_loop, clf_loop}
-    # the MLflow parent run: opened first, its id reaches every tracked stage; closed by the exit handler
+    # the MLflow parent run: opened before every tracked stage (an order: its id is not their input, see
+    # test_tasks_take_no_per_run_input); closed by the exit handler
     for t in ("train-gan", "generate", "train-classifier", "evaluate", "export-register"):
-        src = tasks[t]["inputs"]["parameters"]["parent_run_id"]
-        assert "open-parent-run" in str(src), (t, src)
+        assert _sources(spec)[t]["parent_run_id"] == ("pipeline", "parent_run_id"), t
+        enclosing = [n for n, m in loops.items() if t in m]
+        assert "open-parent-run" in deps[enclosing[0] if enclosing else t], t
     close = spec["root"]["dag"]["tasks"]["close-parent-run"]
     assert close["triggerPolicy"]["strategy"] == "ALL_UPSTREAM_TASKS_COMPLETED"
     assert close["dependentTasks"] == ["exit-handler-1"]
     assert set(spec["root"]["dag"]["tasks"]) == {"close-parent-run", "exit-handler-1"}
+
+
+def test_tasks_take_no_per_run_input(compiled) -> None:
+    """KFP's cache keys a task on its input values (and artefacts): a cached task (a GAN, a classifier)
+    must take nothing that is new in every submission (the parent run opened for it, the KFP run id)
+    and, of the settings, only its own stage's (never the whole ``overrides``, where any change to
+    another stage or family would retrain it)."""
+    _, path = compiled
+    spec, _ = _load(path)
+    tasks, sources = _tasks(spec), _sources(spec)
+    work = {"ingest", "train-gan", "generate", "audit", "train-classifier", "evaluate", "export-register"}
+    assert work <= set(sources)
+    for name, inputs in sources.items():
+        if not tasks[name].get("cachingOptions", {}).get("enableCache"):
+            continue
+        for param, src in inputs.items():
+            assert src[:2] != ("task", "open-parent-run"), (name, param, src)
+            assert not (src[0] == "constant" and "{{$" in str(src[1])), (name, param, src)  # a run placeholder
+            if name in work:
+                assert src != ("pipeline", "overrides"), (name, param)
+    assert {n for n in work if tasks[n]["cachingOptions"].get("enableCache")} == work - {"export-register"}
+    # each stage gets its own settings: outside the loops stage_settings' output of its name, inside a loop
+    # its loop item's field of its name (a GAN its family's), and its task key from the item's "key"
+    outside = {"ingest", "evaluate", "export-register"}
+    for name in outside:
+        assert sources[name]["overrides"] == ("task", "stage-settings", name.replace("-", "_")), name
+    for name, plan in (("train-gan", "plan-gans"), ("generate", "plan-gans"), ("audit", "plan-gans"),
+                       ("train-classifier", "plan-classifiers")):
+        assert sources[name]["overrides"] == ("task", plan, "Output", "item", name.replace("-", "_")), name
+        if name in ("train-gan", "train-classifier"):
+            assert sources[name]["job"] == ("task", plan, "Output", "item", "key"), name
+    outputs = spec["components"][tasks["stage-settings"]["componentRef"]["name"]]["outputDefinitions"]["parameters"]
+    assert set(outputs) == {n.replace("-", "_") for n in outside}
 
 
 def test_images_resources_retries(compiled) -> None:

@@ -2,9 +2,9 @@
 
 ``lusynth run`` opens the parent run in its own process (:func:`lusynth.tracking.parent_run`)
 around ``kfp.local``. On a cluster no process outlives the tasks, so the pipeline's first task
-opens it (:func:`open_pipeline_run`) and passes its id to every stage task, and the pipeline's
-exit handler closes it (:func:`close_pipeline_run`), FAILED when any task failed. The exit task
-cannot take another task's output (a KFP rule), so it finds the run by its KFP run id tag.
+opens it (:func:`open_pipeline_run`), every stage task finds it by its KFP run id tag
+(:func:`join_kfp_run`: its id as a task input would defeat KFP's cache), and the pipeline's exit handler closes it (:func:`close_pipeline_run`),
+FAILED when any task failed.
 
 Both are idempotent: a retried opening task finds the run its first attempt opened (same KFP run
 id) instead of opening a second one.
@@ -72,6 +72,47 @@ def open_pipeline_run(
         _flatten("", params, flat)
         client.log_batch(run.info.run_id, params=[Param(k, v) for k, v in flat.items()])
     return str(run.info.run_id)
+
+
+def join_kfp_run(experiment: str = "", parent_run_id: str = "") -> None:
+    """What a tracked KFP task does first: track into ``experiment``, nested under ``parent_run_id``,
+    or, when it is '' and none is in the environment (``lusynth run`` exports its own), under the run
+    :func:`open_pipeline_run` opened for this task's KFP run (``KFP_RUN_ID``), found by its tag.
+
+    The cluster pipeline relies on the lookup: a task that took that run's id as an input would have
+    an input that is new in every submission, and KFP's cache, which keys a task on its inputs, could
+    never serve it. A lookup that fails leaves the stage run unnested, with one warning line; the
+    stage's own run still holds everything."""
+    import os
+    import sys
+
+    from lusynth.tracking.client import short_reason
+    from lusynth.tracking.lineage import kfp_run_id
+    from lusynth.tracking.runs import PARENT_RUN_ENV, join_pipeline_run
+
+    join_pipeline_run(experiment, parent_run_id)
+    kfp = kfp_run_id()
+    if os.environ.get(PARENT_RUN_ENV) or not kfp:
+        return
+    try:
+        found = find_pipeline_run(kfp, experiment=experiment)
+    except Exception as exc:
+        found, why = None, short_reason(exc)
+    else:
+        why = f"none in experiment {experiment or DEFAULT_EXPERIMENT!r}"
+    if found is None:
+        print(f"warning: the pipeline's MLflow run of KFP run {kfp} was not found ({why}); this stage's run is not nested "
+              "under it", file=sys.stderr, flush=True)
+        return
+    os.environ[PARENT_RUN_ENV] = found
+
+
+def find_pipeline_run(kfp_run_id: str, *, experiment: str = "") -> str | None:
+    """The id of the parent run :func:`open_pipeline_run` opened for KFP run ``kfp_run_id``, or None."""
+    client, _ = _client()
+    exp = client.get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
+    found = None if exp is None else _find(client, str(exp.experiment_id), kfp_run_id)
+    return None if found is None else str(found.info.run_id)
 
 
 def close_pipeline_run(kfp_run_id: str, *, succeeded: bool, experiment: str = "") -> str | None:
