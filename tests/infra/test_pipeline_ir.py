@@ -244,6 +244,7 @@ EXPECTED_SECRETS = {
     "ingest": {"lusynth-s3", "lusynth-pseudonym-key"},
     "plan-gans": set(),
     "plan-classifiers": set(),
+    "stage-settings": set(),
     "train-gan": {"lusynth-s3", "lusynth-mlflow-client"},
     "generate": {"lusynth-mlflow-client"},
     "audit": set(),  # reads artefacts only: no S3, no MLflow
@@ -284,6 +285,6 @@ def test_each_task_gets_only_the_credentials_it_needs(ir) -> None:
         assert ("S3_ENDPOINT_URL" in cm_keys) == ("lusynth-s3" in secrets), task
         assert ("MLFLOW_TRACKING_URI" in cm_keys) == ("lusynth-mlflow-client" in secrets), task
         assert ("LUSYNTH_PSEUDONYM_KEY_FILE" in env) == (task == "ingest"), task
-        if task.startswith("plan-") or task in ("bundle-synthetic", "audit"):
+        if task.startswith("plan-") or task in ("stage-settings", "bundle-synthetic", "audit"):
             assert not ({"configMapAsEnv", "secretAsEnv", "secretAsVolume"} & set(k8s)), task
 
