@@ -74,8 +74,8 @@ def test_ingest_report_records_the_refusal(tmp_path, never_open) -> None:
     csv_path, outside = _data(tmp_path)
     never_open.add(outside.resolve())
     rows = [f"img/{c}{p}.png,{c},{c}{p}" for c in "ab" for p in range(3)]
-    for r in rows:
-        _png(csv_path.parent / r.split(",")[0], hash(r) % 1000)
+    for i, r in enumerate(rows):  # a seed per image: hash(r) % 1000 varies per process and collided (two equal images, one dropped)
+        _png(csv_path.parent / r.split(",")[0], 100 + i)
     csv_path.write_text("path,label,patient_id\n" + "\n".join(rows + ["../outside_secret.jpg,a,px", "link.jpg,b,py"]) + "\n")
     res = ingest(str(csv_path), tmp_path / "store", params=IngestParams(positive_class="a"))
     by_file = {r["file"]: r["reason"] for r in res.report["rejected"]}
