@@ -259,8 +259,8 @@ def make_pipeline(*, gpu: bool = False, local: bool = False, cluster: ClusterSet
 
     Parameters (both variants have the same): ``source`` '' = built-in phantom. ``profile`` names a
     profile of lusynth/profiles.yaml and ``overrides`` ({section: {field: value}}) goes on top of it;
-    ``lusynth run`` and ``lusynth pipeline submit`` pass every value resolved
-    (lusynth.experiment.run_overrides), so the run records what it ran with; each task gets only its
+    ``lusynth run`` and ``lusynth pipeline submit`` check the overrides against every resolved section
+    first (lusynth.experiment.run_overrides), and the parent run records every resolved value; each task gets only its
     stage's share (``stage_settings``). ``parent_run_id``: the MLflow run every stage run nests under
     ('' = the one in the environment: ``lusynth run`` exports it; on a cluster, the one the first task
     opens, found by the KFP run id). It is a task input as given, so a run id per submission would
