@@ -27,12 +27,4 @@ def train_classifier(
     outcome = run_stage("train_classifier", classifier.path, inputs={"frames": frames.path, "synthetic": [synthetic.path]}, key=job,
                         profile=profile, overrides=overrides)
     classifier.metadata.update({**job, "cached": outcome.cached})
-    for k, v in outcome.artefact.kfp_metrics().items():
-        metrics.log_metric(k, v)
-    metrics.log_metric("cached", float(outcome.cached))
-    # the numbers as a file as well: kfp.local's cache takes an output without a file for a deleted one (a miss)
-    import json
-    from pathlib import Path
-
-    Path(metrics.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(metrics.path).write_text(json.dumps(metrics.metadata, sort_keys=True) + "\n")
+    outcome.log_kfp_metrics(metrics)

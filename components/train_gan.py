@@ -31,12 +31,4 @@ def train_gan(
     outcome = run_stage("train_gan", gan.path, inputs={"frames": frames.path}, key=job, profile=profile,
                         overrides=overrides, options={"checkpoint_mirror": checkpoint_root or None})
     gan.metadata.update({**job, "cached": outcome.cached})
-    for k, v in outcome.artefact.kfp_metrics().items():  # the chosen checkpoint's fidelity
-        metrics.log_metric(k, v)
-    metrics.log_metric("cached", float(outcome.cached))
-    # the numbers as a file as well: kfp.local's cache takes an output without a file for a deleted one (a miss)
-    import json
-    from pathlib import Path
-
-    Path(metrics.path).parent.mkdir(parents=True, exist_ok=True)
-    Path(metrics.path).write_text(json.dumps(metrics.metadata, sort_keys=True) + "\n")
+    outcome.log_kfp_metrics(metrics)  # the chosen checkpoint's fidelity

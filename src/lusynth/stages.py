@@ -127,6 +127,17 @@ class StageOutcome:
     def out(self) -> Path:
         return Path(self.artefact.path)
 
+    def log_kfp_metrics(self, metrics: Any) -> None:
+        """Into a KFP ``Output[Metrics]``: the artefact's ``kfp_metrics()`` and whether it was cached, also
+        written as a JSON file at its path (kfp.local's cache takes an output without a file for a deleted
+        one, a miss; on a cluster the file is a copy of the same numbers)."""
+        import json
+
+        for k, v in {**self.artefact.kfp_metrics(), "cached": float(self.cached)}.items():
+            metrics.log_metric(k, v)
+        Path(metrics.path).parent.mkdir(parents=True, exist_ok=True)
+        Path(metrics.path).write_text(json.dumps(metrics.metadata, sort_keys=True) + "\n")
+
 
 def is_artefact(path: Path, cls: Any) -> bool:
     """Whether ``path`` holds an artefact of ``cls`` (its ``load`` accepts it)."""

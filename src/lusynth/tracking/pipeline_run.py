@@ -3,8 +3,8 @@
 ``lusynth run`` opens the parent run in its own process (:func:`lusynth.tracking.parent_run`)
 around ``kfp.local``. On a cluster no process outlives the tasks, so the pipeline's first task
 opens it (:func:`open_pipeline_run`), every stage task finds it by its KFP run id tag
-(:func:`join_kfp_run`: its id as a task input would defeat KFP's cache), and the pipeline's exit handler closes it (:func:`close_pipeline_run`),
-FAILED when any task failed.
+(:func:`join_kfp_run`: its id as a task input would defeat KFP's cache), and the pipeline's exit
+handler closes it (:func:`close_pipeline_run`), FAILED when any task failed.
 
 Both are idempotent: a retried opening task finds the run its first attempt opened (same KFP run
 id) instead of opening a second one.
@@ -107,11 +107,16 @@ def join_kfp_run(experiment: str = "", parent_run_id: str = "") -> None:
     os.environ[PARENT_RUN_ENV] = found
 
 
+def _find_in(client: Any, experiment: str, kfp_run_id: str) -> Any | None:
+    """:func:`_find` in the experiment named ``experiment`` ('' = the default), None when it does not exist."""
+    exp = client.get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
+    return None if exp is None else _find(client, str(exp.experiment_id), kfp_run_id)
+
+
 def find_pipeline_run(kfp_run_id: str, *, experiment: str = "") -> str | None:
     """The id of the parent run :func:`open_pipeline_run` opened for KFP run ``kfp_run_id``, or None."""
     client, _ = _client()
-    exp = client.get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
-    found = None if exp is None else _find(client, str(exp.experiment_id), kfp_run_id)
+    found = _find_in(client, experiment, kfp_run_id)
     return None if found is None else str(found.info.run_id)
 
 
@@ -121,10 +126,7 @@ def close_pipeline_run(kfp_run_id: str, *, succeeded: bool, experiment: str = ""
     if not kfp_run_id or kfp_run_id.startswith("{{"):
         return None
     client, _ = _client()
-    exp = client.get_experiment_by_name(experiment or DEFAULT_EXPERIMENT)
-    if exp is None:
-        return None
-    found = _find(client, str(exp.experiment_id), kfp_run_id)
+    found = _find_in(client, experiment, kfp_run_id)
     if found is None or found.data.tags.get(OWNER_TAG) != "kfp":
         return None
     client.set_terminated(found.info.run_id, status="FINISHED" if succeeded else "FAILED")
