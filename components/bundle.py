@@ -1,4 +1,4 @@
-"""KFP component: gather every GAN's synthetic set into one bundle for the classifier loop."""
+"""KFP component: gather every GAN's synthetic set into one bundle for the classifier loop of the arms that read synthetic frames."""
 
 from kfp import dsl
 from kfp.dsl import Dataset, Input, Output

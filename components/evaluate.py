@@ -10,6 +10,7 @@ from lusynth_components.settings import IMAGE
 def evaluate(
     frames: Input[Dataset],
     classifiers: Input[list[Model]],
+    real_classifiers: Input[list[Model]],
     gans: Input[list[Model]],
     synthetic: Input[list[Dataset]],
     audits: Input[list[Dataset]],
@@ -27,16 +28,18 @@ def evaluate(
     roc_synthetic: Output[ClassificationMetrics],
 ) -> None:
     """Every classifier on the real holdout; every GAN audited; the report as HTML/Markdown/JSON.
+    ``classifiers`` and ``real_classifiers``: the two classifier loops' (the arms that read synthetic
+    frames, and the others; a loop's placeholder output is dropped).
     ``roc_<arm>``: the arm's holdout ROC and confusion matrix for the KFP UI (one output per arm of
     lusynth.classifier.params.ARMS; an arm left out of the grid leaves its output empty)."""
     import shutil
 
     from lusynth.data.framestore import FrameStore
-    from lusynth.stages import run_stage
+    from lusynth.stages import run_stage, without_placeholders
     from lusynth.tracking.pipeline_run import join_kfp_run
 
     join_kfp_run(experiment, parent_run_id)
-    outcome = run_stage("evaluate", results.path, inputs={"frames": frames.path, "classifiers": [c.path for c in classifiers],
+    outcome = run_stage("evaluate", results.path, inputs={"frames": frames.path, "classifiers": without_placeholders([c.path for c in [*real_classifiers, *classifiers]]),
                                                           "gans": [g.path for g in gans], "synthetic": [s.path for s in synthetic],
                                                           "audits": [a.path for a in audits]},
                         profile=profile, overrides=overrides)

@@ -44,15 +44,14 @@ def plan_gans(frames: Input[Dataset], profile: str, overrides: dict) -> list:
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)
-def plan_classifiers(profile: str, overrides: dict) -> list:
-    """One classifier task per cell of the experiment grid: {"key": {arm, fraction, seed, ratio, gan_seed,
-    fold, generator}, "train_classifier": the stage's own settings}."""
-    from lusynth.experiment import plan_classifiers as plan
-    from lusynth.params import stage_params
-    from lusynth.stages import stage_overrides
+def plan_classifiers(profile: str, overrides: dict, synthetic: bool) -> list:
+    """One classifier task per cell of the experiment grid whose arm reads synthetic frames
+    (``synthetic``) or does not: {"key": {arm, fraction, seed, ratio, gan_seed, fold, generator},
+    "train_classifier": the stage's own settings}; one placeholder item (``key`` {}) when there is none
+    (lusynth.stages.classifier_jobs: why two loops, why the placeholder)."""
+    from lusynth.stages import classifier_jobs
 
-    settings = stage_overrides("train_classifier", profile, overrides)
-    return [{"key": c.as_dict(), "train_classifier": settings} for c in plan(stage_params("experiment", profile, overrides.get("experiment")))]
+    return classifier_jobs(profile, overrides, synthetic=synthetic)
 
 
 @dsl.component(base_image=IMAGE, install_kfp_package=False)

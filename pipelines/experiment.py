@@ -1,7 +1,9 @@
 """The lusynth experiment as one KFP v2 pipeline.
 
-    ingest -> plan_gans -> [train_gan -> generate] per (class x fraction) -> bundle_synthetic
-           plan_classifiers -> [train_classifier] per (arm x fraction x seed), fed the bundle
+    ingest -> plan_gans -> [train_gan -> generate -> audit] per (class x fraction x GAN seed x family x fold)
+           -> bundle_synthetic
+           plan_classifiers -> [train_classifier] per cell whose arm reads synthetic frames, fed the bundle
+           plan_classifiers -> [train_classifier] per cell of the other arms (real, real+aug), no bundle
                    -> evaluate (holdout, fidelity, privacy, report) -> export/register
 
 Task settings (resources, images, GPUs and their placement, retries, caching, timeouts, and each
@@ -226,7 +228,9 @@ def _stages(s: Callable[[dsl.PipelineTask, str], dsl.PipelineTask], *, local: bo
     ing = s(ingest(source=source, profile=profile, overrides=settings.outputs["ingest"]), "ingest")
     frames = ing.outputs["frames"]
     gan_jobs = s(plan_gans(frames=frames, profile=profile, overrides=overrides), "plan_gans")
-    classifier_jobs = s(plan_classifiers(profile=profile, overrides=overrides), "plan_classifiers")
+    # two classifier loops: a real arm's task takes no synthetic bundle, so a new or retrained GAN leaves it cached
+    real_jobs = s(plan_classifiers(profile=profile, overrides=overrides, synthetic=False), "plan_classifiers")
+    synthetic_jobs = s(plan_classifiers(profile=profile, overrides=overrides, synthetic=True), "plan_classifiers")
     with dsl.ParallelFor(gan_jobs.output, name="gans") as job:
         g = tracked(train_gan(frames=frames, job=job.key, profile=profile, overrides=job.train_gan, experiment=experiment,
                               parent_run_id=parent_run_id, checkpoint_root=gan_checkpoints), "train_gan")
@@ -237,15 +241,20 @@ def _stages(s: Callable[[dsl.PipelineTask, str], dsl.PipelineTask], *, local: bo
                       overrides=job.audit), "audit")
     # the compiler cannot feed one loop's fan-in into another loop: bundle the synthetic sets first
     bundle = s(bundle_synthetic(synthetic=dsl.Collected(syn.outputs["synthetic"])), "bundle_synthetic")
-    with dsl.ParallelFor(classifier_jobs.output, name="classifiers") as cj:
+    with dsl.ParallelFor(real_jobs.output, name="real-classifiers") as rj:
+        r = tracked(train_classifier(frames=frames, job=rj.key, profile=profile, overrides=rj.train_classifier, experiment=experiment,
+                                     parent_run_id=parent_run_id), "train_classifier")
+    with dsl.ParallelFor(synthetic_jobs.output, name="classifiers") as cj:
         c = tracked(train_classifier(frames=frames, synthetic=bundle.outputs["bundle"], job=cj.key, profile=profile,
                                      overrides=cj.train_classifier, experiment=experiment,
                                      parent_run_id=parent_run_id), "train_classifier")
-    ev = tracked(evaluate(frames=frames, classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
+    ev = tracked(evaluate(frames=frames, classifiers=dsl.Collected(c.outputs["classifier"]),
+                          real_classifiers=dsl.Collected(r.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
                           synthetic=dsl.Collected(syn.outputs["synthetic"]), audits=dsl.Collected(aud.outputs["audit"]),
                           profile=profile, overrides=settings.outputs["evaluate"], experiment=experiment,
                           parent_run_id=parent_run_id), "evaluate")
-    ex = tracked(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), gans=dsl.Collected(g.outputs["gan"]),
+    ex = tracked(export_register(classifiers=dsl.Collected(c.outputs["classifier"]), real_classifiers=dsl.Collected(r.outputs["classifier"]),
+                                 gans=dsl.Collected(g.outputs["gan"]),
                                  evaluation=ev.outputs["results"], profile=profile, overrides=settings.outputs["export_register"],
                                  register=register, experiment=experiment, parent_run_id=parent_run_id), "export_register")
     return ev, ex

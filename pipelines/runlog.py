@@ -196,7 +196,10 @@ class TaskRouter(io.TextIOBase):
         (self._file(task.log) if task is not None else self.main).write(_ANSI.sub("", line).rstrip("\r") + "\n")
 
     def begin(self, name: str, job: Any = None) -> TaskState:
-        """The calling thread now runs KFP task ``name`` (``job``: its loop item, shown when it is a task key)."""
+        """The calling thread now runs KFP task ``name`` (``job``: its loop item, shown when it is a task key).
+        A second task of one component (the compiler names it ``train-classifier-2``) counts as the same
+        task: one numbering per stage."""
+        name = _COMPILER_SUFFIX.sub("", name)
         with self._lock:
             self._flush_pending(threading.get_ident())
             self._seen[name] += 1
@@ -253,12 +256,18 @@ class TaskRouter(io.TextIOBase):
         super().close()
 
 
+#: the suffix the KFP compiler gives a second task (and component) made from one component
+_COMPILER_SUFFIX = re.compile(r"-\d+$")
+
+
 def _num(v: Any) -> str:
     return f"{float(v):g}" if isinstance(v, (int, float)) else str(v)
 
 
 def _job_label(job: Any) -> str:
     """A loop item as a short key: ``consolidation@1``, ``real+synthetic@0.5 r2 g1`` ('' when not a task key)."""
+    if job == {}:  # a classifier loop's placeholder (lusynth.stages.classifier_jobs)
+        return "placeholder (no cell of this loop's arms)"
     if not isinstance(job, dict) or not ("label" in job or "arm" in job):
         return ""
     head = f"{job.get('label') or job.get('arm')}" + (f"@{_num(job['fraction'])}" if "fraction" in job else "")

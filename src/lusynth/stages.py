@@ -35,7 +35,8 @@ from lusynth.params import Overrides, as_dict, resolve
 from lusynth.runtime import RunContext
 from lusynth.stagecache import run_cached, stage_key
 
-__all__ = ["STAGES", "Input", "Option", "Stage", "StageOutcome", "artefact_class", "expand", "run_stage", "stage", "stage_overrides"]
+__all__ = ["PLACEHOLDER", "STAGES", "Input", "Option", "Stage", "StageOutcome", "artefact_class", "classifier_jobs", "expand", "run_stage", "stage",
+           "stage_overrides", "without_placeholders", "write_placeholder"]
 
 PathLike = str | os.PathLike[str]
 
@@ -131,12 +132,16 @@ class StageOutcome:
         """Into a KFP ``Output[Metrics]``: the artefact's ``kfp_metrics()`` and whether it was cached, also
         written as a JSON file at its path (kfp.local's cache takes an output without a file for a deleted
         one, a miss; on a cluster the file is a copy of the same numbers)."""
-        import json
+        _log_kfp_metrics(metrics, {**self.artefact.kfp_metrics(), "cached": float(self.cached)})
 
-        for k, v in {**self.artefact.kfp_metrics(), "cached": float(self.cached)}.items():
-            metrics.log_metric(k, v)
-        Path(metrics.path).parent.mkdir(parents=True, exist_ok=True)
-        Path(metrics.path).write_text(json.dumps(metrics.metadata, sort_keys=True) + "\n")
+
+def _log_kfp_metrics(metrics: Any, values: Mapping[str, float]) -> None:
+    import json
+
+    for k, v in values.items():
+        metrics.log_metric(k, v)
+    Path(metrics.path).parent.mkdir(parents=True, exist_ok=True)
+    Path(metrics.path).write_text(json.dumps(metrics.metadata, sort_keys=True) + "\n")
 
 
 def is_artefact(path: Path, cls: Any) -> bool:
@@ -515,6 +520,49 @@ def run_stage(
     if row.side_outputs is not None:
         row.side_outputs(out, options)
     return StageOutcome(name, row.output_class().load(out), cached)
+
+
+#: the file that marks a KFP loop's placeholder output (:func:`write_placeholder`)
+PLACEHOLDER = "lusynth-placeholder.json"
+
+
+def classifier_jobs(profile: str, overrides: Overrides | None, *, synthetic: bool) -> list[dict[str, Any]]:
+    """The KFP pipeline's items of one classifier loop: the grid's cells whose arm reads synthetic
+    frames (``synthetic``) or those whose arm does not, each ``{"key": the cell, "train_classifier":
+    its settings}`` (:func:`stage_overrides`).
+
+    Two loops, so that a real arm's task never takes the bundle of synthetic sets: KFP keys a task
+    on its input artefacts, and with the bundle a new GAN family (or any GAN retrained) would retrain
+    every real-arm classifier too. A grid without cells of the kind gets one placeholder item
+    (``key`` empty; :func:`write_placeholder`): kfp.local cannot collect an empty loop."""
+    from lusynth.classifier.params import SYNTHETIC_ARMS
+    from lusynth.experiment import plan_classifiers
+    from lusynth.params import stage_params
+
+    settings = stage_overrides("train_classifier", profile, overrides)
+    cells = [c for c in plan_classifiers(stage_params("experiment", profile, (overrides or {}).get("experiment")))
+             if (c.arm in SYNTHETIC_ARMS) == synthetic]
+    return [{"key": c.as_dict(), "train_classifier": settings} for c in cells] or [{"key": {}, "train_classifier": {}}]
+
+
+def write_placeholder(out: PathLike, why: str, metrics: Any = None) -> Path:
+    """The output of a loop's placeholder task (:func:`classifier_jobs`): a directory holding only
+    :data:`PLACEHOLDER`, which :func:`without_placeholders` drops; ``metrics``: the task's KFP
+    ``Output[Metrics]``, which says ``placeholder: 1``."""
+    import json
+
+    from lusynth.atomic import atomic_dir
+
+    with atomic_dir(out) as tmp:
+        (tmp / PLACEHOLDER).write_text(json.dumps({"placeholder": why}) + "\n")
+    if metrics is not None:
+        _log_kfp_metrics(metrics, {"placeholder": 1.0})
+    return Path(out)
+
+
+def without_placeholders(paths: Sequence[PathLike]) -> list[str]:
+    """``paths`` less the outputs of placeholder tasks, in order."""
+    return [str(p) for p in paths if not (Path(p) / PLACEHOLDER).is_file()]
 
 
 def bundle(dirs: Sequence[PathLike], out: PathLike, artefact: str = "lusynth.gan.generate:SyntheticSet") -> Path:

@@ -10,7 +10,8 @@ import yaml
 from lusynth.cli import main
 from lusynth_pipelines.experiment import STAGE_RESOURCES
 
-STAGES = {"ingest", "plan-gans", "plan-classifiers", "train-gan", "generate", "audit", "bundle-synthetic", "train-classifier",
+STAGES = {"ingest", "plan-gans", "plan-classifiers", "plan-classifiers-2", "train-gan", "generate", "audit", "bundle-synthetic",
+          "train-classifier", "train-classifier-2",
           "evaluate", "export-register", "open-parent-run", "close-parent-run", "stage-settings"}
 CPU_IMAGE = "registry.example.invalid/lusynth:9.9.9"
 GPU_IMAGE = "registry.example.invalid/lusynth:9.9.9-cuda"
@@ -26,6 +27,19 @@ def _load(path) -> tuple[dict, dict]:
 def _loop_members(spec: dict, loop_task: str) -> set[str]:
     ref = _tasks(spec)[loop_task]["componentRef"]["name"]
     return set(spec["components"][ref]["dag"]["tasks"])
+
+
+def _stage(task: str) -> str:
+    """The stage (or plumbing) a task runs: its name less the compiler's "-2" of a second task of a component."""
+    return re.sub(r"-\d+$", "", task).replace("-", "_")
+
+
+def _classifier_tasks(spec: dict) -> tuple[str, str]:
+    """(the task of the loop of the arms that read synthetic frames, the task of the other arms' loop)."""
+    tasks = [n for n in _tasks(spec) if _stage(n) == "train_classifier"]
+    synthetic = [n for n in tasks if "synthetic" in _tasks(spec)[n]["inputs"].get("artifacts", {})]
+    assert len(tasks) == 2 and len(synthetic) == 1, tasks
+    return synthetic[0], next(n for n in tasks if n != synthetic[0])
 
 
 def _tasks(spec: dict) -> dict[str, dict]:
@@ -138,22 +152,36 @@ def test_dag_and_parameters(compiled) -> None:
     gan_in = tasks["train-gan"]["inputs"]["parameters"]["checkpoint_root"]["componentInputParameter"]
     assert gan_in.endswith("gan_checkpoints"), gan_in
     assert params["profile"]["defaultValue"] == "demo"
-    # data flow: GANs feed generate, generate feeds the bundle, the bundle feeds every classifier, all feed evaluate
+    # data flow: GANs feed generate, generate feeds the bundle, the bundle feeds the classifiers of the arms that
+    # read synthetic frames (the other arms' loop takes no synthetic data: KFP keys a task on its input
+    # artefacts, so a new synthetic set leaves them cached), all feed evaluate
     deps = {n: set(t.get("dependentTasks", [])) for n, t in tasks.items()}
     loops = {n: {c for c, t in tasks.items() if c in _loop_members(spec, n)} for n in tasks if n.startswith("for-loop")}
     gan_loop = next(n for n, m in loops.items() if "train-gan" in m)
-    clf_loop = next(n for n, m in loops.items() if "train-classifier" in m)
-    assert loops[gan_loop] == {"train-gan", "generate", "audit"} and loops[clf_loop] == {"train-classifier"}
+    syn_task, real_task = _classifier_tasks(spec)
+    syn_loop = next(n for n, m in loops.items() if syn_task in m)
+    real_loop = next(n for n, m in loops.items() if real_task in m)
+    assert loops[gan_loop] == {"train-gan", "generate", "audit"} and loops[syn_loop] == {syn_task} and loops[real_loop] == {real_task}
     assert "train-gan" in deps["generate"] and "generate" in deps["audit"]  # each synthetic set is audited
     assert deps["plan-gans"] == {"ingest"}
     assert deps[gan_loop] >= {"ingest", "plan-gans"}
     assert deps["bundle-synthetic"] == {gan_loop}
-    assert deps[clf_loop] >= {"bundle-synthetic", "plan-classifiers", "ingest"}
-    assert deps["evaluate"] >= {gan_loop, clf_loop, "ingest"}
-    assert deps["export-register"] >= {"evaluate", gan_loop, clf_loop}
+    sources = _sources(spec)
+    syn_plan, real_plan = sources[syn_task]["job"][1], sources[real_task]["job"][1]
+    assert _stage(syn_plan) == _stage(real_plan) == "plan_classifiers" and syn_plan != real_plan
+    assert _sources(spec)[syn_plan]["synthetic"] == ("constant", True) and _sources(spec)[real_plan]["synthetic"] == ("constant", False)
+    assert deps[syn_loop] >= {"bundle-synthetic", syn_plan, "ingest"}
+    assert deps[real_loop] == {real_plan, "ingest"} | ({"open-parent-run"} & deps[syn_loop])
+    assert set(tasks[real_task]["inputs"]["artifacts"]) == {"frames"} and set(tasks[syn_task]["inputs"]["artifacts"]) == {"frames", "synthetic"}
+    for consumer in ("evaluate", "export-register"):
+        arts = tasks[consumer]["inputs"]["artifacts"]
+        assert arts["classifiers"]["taskOutputArtifact"]["producerTask"] == syn_loop, consumer
+        assert arts["real_classifiers"]["taskOutputArtifact"]["producerTask"] == real_loop, consumer
+    assert deps["evaluate"] >= {gan_loop, syn_loop, real_loop, "ingest"}
+    assert deps["export-register"] >= {"evaluate", gan_loop, syn_loop, real_loop}
     # the MLflow parent run: opened before every tracked stage (an order: its id is not their input, see
     # test_tasks_take_no_per_run_input); closed by the exit handler
-    for t in ("train-gan", "generate", "train-classifier", "evaluate", "export-register"):
+    for t in ("train-gan", "generate", syn_task, real_task, "evaluate", "export-register"):
         assert _sources(spec)[t]["parent_run_id"] == ("pipeline", "parent_run_id"), t
         enclosing = [n for n, m in loops.items() if t in m]
         assert "open-parent-run" in deps[enclosing[0] if enclosing else t], t
@@ -171,7 +199,7 @@ def test_tasks_take_no_per_run_input(compiled) -> None:
     _, path = compiled
     spec, _ = _load(path)
     tasks, sources = _tasks(spec), _sources(spec)
-    work = {"ingest", "train-gan", "generate", "audit", "train-classifier", "evaluate", "export-register"}
+    work = {"ingest", "train-gan", "generate", "audit", *_classifier_tasks(spec), "evaluate", "export-register"}
     assert work <= set(sources)
     for name, inputs in sources.items():
         if not tasks[name].get("cachingOptions", {}).get("enableCache"):
@@ -188,9 +216,10 @@ def test_tasks_take_no_per_run_input(compiled) -> None:
     for name in outside:
         assert sources[name]["overrides"] == ("task", "stage-settings", name.replace("-", "_")), name
     for name, plan in (("train-gan", "plan-gans"), ("generate", "plan-gans"), ("audit", "plan-gans"),
-                       ("train-classifier", "plan-classifiers")):
-        assert sources[name]["overrides"] == ("task", plan, "Output", "item", name.replace("-", "_")), name
-        if name in ("train-gan", "train-classifier"):
+                       *((t, sources[t]["job"][1]) for t in _classifier_tasks(spec))):
+        assert _stage(plan) == ("plan_classifiers" if _stage(name) == "train_classifier" else "plan_gans"), (name, plan)
+        assert sources[name]["overrides"] == ("task", plan, "Output", "item", _stage(name)), name
+        if _stage(name) in ("train_gan", "train_classifier"):
             assert sources[name]["job"] == ("task", plan, "Output", "item", "key"), name
     outputs = spec["components"][tasks["stage-settings"]["componentRef"]["name"]]["outputDefinitions"]["parameters"]
     assert set(outputs) == {n.replace("-", "_") for n in outside}
@@ -207,8 +236,7 @@ def test_images_resources_retries(compiled) -> None:
         if "executorLabel" in comp:
             by_task[name] = (task, executors[comp["executorLabel"]]["container"], k8s.get(comp["executorLabel"], {}))
     for name, (task, container, kube) in by_task.items():
-        stage = name.replace("-", "_")
-        r = STAGE_RESOURCES[stage]
+        r = STAGE_RESOURCES[_stage(name)]
         res = container["resources"]
         assert res["resourceCpuLimit"] == r.cpu_limit and res["resourceMemoryLimit"] == r.memory_limit, name
         on_gpu = gpu and r.gpu
@@ -222,7 +250,7 @@ def test_images_resources_retries(compiled) -> None:
             assert "tolerations" not in kube and "nodeSelector" not in kube, name
         assert ("retryPolicy" in task) == (r.retries > 0), name
         assert task.get("cachingOptions", {}).get("enableCache", False) == r.caching, name
-    assert any(gpu and STAGE_RESOURCES[n.replace("-", "_")].gpu for n in by_task) == gpu
+    assert any(gpu and STAGE_RESOURCES[_stage(n)].gpu for n in by_task) == gpu
 
 
 def test_gpu_placement_and_images_are_settings(tmp_path) -> None:

@@ -42,9 +42,10 @@ def _inputs(store, overrides: dict) -> dict[str, object]:
         out[f"train_gan:{k['label']}@{k['fraction']}-{k['generator']}"] = _as_kfp((k, job["train_gan"]))
         out[f"generate:{k['label']}@{k['fraction']}-{k['generator']}"] = _as_kfp(job["generate"])
         out[f"audit:{k['label']}@{k['fraction']}-{k['generator']}"] = _as_kfp(job["audit"])
-    for job in plan_classifiers.python_func(profile="tiny", overrides=overrides):
-        c = job["key"]
-        out[f"train_classifier:{c['arm']}@{c['fraction']}-s{c['seed']}-{c['generator']}"] = _as_kfp((c, job["train_classifier"]))
+    for synthetic in (False, True):
+        for job in plan_classifiers.python_func(profile="tiny", overrides=overrides, synthetic=synthetic):
+            c = job["key"]
+            out[f"train_classifier:{c['arm']}@{c['fraction']}-s{c['seed']}-{c['generator']}"] = _as_kfp((c, job["train_classifier"]))
     return out
 
 
@@ -58,8 +59,9 @@ def test_each_settings_output_is_its_stages_own_and_runs_the_same_work(phantom_s
     for job in plan_gans.python_func(frames=SimpleNamespace(path=str(phantom_store)), profile="tiny", overrides=overrides):
         assert job["train_gan"] == stage_overrides("train_gan", "tiny", overrides, key=job["key"])
         assert all(job[s] == stage_overrides(s, "tiny", overrides) for s in ("generate", "audit"))
-    for job in plan_classifiers.python_func(profile="tiny", overrides=overrides):
-        assert job["train_classifier"] == stage_overrides("train_classifier", "tiny", overrides)
+    for synthetic in (False, True):
+        for job in plan_classifiers.python_func(profile="tiny", overrides=overrides, synthetic=synthetic):
+            assert job["train_classifier"] == stage_overrides("train_classifier", "tiny", overrides)
     # resolved on top of any other profile, after a trip through KFP, a stage's settings give it the very
     # parameters the whole overrides give it: the task does the same work
     for row in STAGES:
@@ -98,3 +100,37 @@ def test_a_change_reaches_only_the_tasks_that_read_it(phantom_store, change, rea
 
     assert {kind(t) for t in changed} == reaches, change
     assert changed == {t for t in common if kind(t) in reaches}, change  # all the tasks of a kind, never some
+
+
+@pytest.mark.parametrize("arms", [("real", "real+aug", "real+synthetic", "synthetic"), ("real", "synthetic"), ("real",), ("synthetic",),
+                                  ("real+aug", "real+synthetic")])
+def test_the_two_classifier_loops_split_the_grid_by_whether_an_arm_reads_synthetic_frames(arms) -> None:
+    """The loop fed the synthetic bundle runs the cells whose arm reads synthetic frames, the other loop
+    the rest: together every cell once. A loop with no cell runs one placeholder task, whose output
+    evaluate and export_register drop (kfp.local cannot collect an empty loop)."""
+    from lusynth.classifier.params import SYNTHETIC_ARMS
+    from lusynth.experiment import plan_classifiers as plan
+    from lusynth.params import stage_params
+    from lusynth_components.plan import plan_classifiers
+
+    overrides = {"experiment": {"arms": list(arms), "generators": ["dcgan", "fastgan"], "seeds": [0, 1]}}
+    real, synthetic = (plan_classifiers.python_func(profile="tiny", overrides=overrides, synthetic=s) for s in (False, True))
+    cells = [c.as_dict() for c in plan(stage_params("experiment", "tiny", overrides["experiment"]))]
+    placeholder = {"key": {}, "train_classifier": {}}
+    for jobs, reads in ((real, False), (synthetic, True)):
+        mine = [c for c in cells if (c["arm"] in SYNTHETIC_ARMS) == reads]
+        assert [j["key"] for j in jobs if j != placeholder] == mine
+        assert (jobs == [placeholder]) == (not mine)
+
+
+def test_a_placeholder_output_is_dropped_and_nothing_else(tmp_path) -> None:
+    from lusynth.stages import PLACEHOLDER, without_placeholders, write_placeholder
+
+    metrics = SimpleNamespace(path=str(tmp_path / "metrics"), metadata={}, log_metric=lambda k, v: metrics.metadata.__setitem__(k, v))
+    hole = write_placeholder(tmp_path / "hole", "no cell", metrics)
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "manifest.json").write_text("{}")
+    assert sorted(p.name for p in hole.iterdir()) == [PLACEHOLDER]
+    assert without_placeholders([model, hole, str(model)]) == [str(model), str(model)]
+    assert json.loads((tmp_path / "metrics").read_text()) == {"placeholder": 1.0}

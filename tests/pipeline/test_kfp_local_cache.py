@@ -2,8 +2,10 @@
 where the stage cache is off in the pods), submitted twice, the second time with one generator
 family's learning rate changed and, as every submission has, a new MLflow parent run. The other
 family's GANs, their synthetic sets and audits, and the ingest are served from KFP's cache; only the
-changed family's GANs and what reads them run again. Before the tasks took their own stage's settings
-and found the parent run by the KFP run id, every task of the second submission ran again."""
+changed family's GANs and what reads them run again, and of the classifiers only the synthetic arm's
+(the real arm's task takes no synthetic data). Before the tasks took their own stage's settings
+and found the parent run by the KFP run id, every task of the second submission ran again; before the
+real arms got a loop of their own, every classifier did."""
 
 from __future__ import annotations
 
@@ -50,6 +52,13 @@ def test_a_resubmission_runs_only_what_a_change_reaches(tmp_path: Path, monkeypa
     assert sorted(m["generator"] for m in b["train-gan"]) == ["fastgan", "fastgan"]
     assert len(b["generate"]) == len(b["audit"]) == 2
     assert {"evaluate", "export-register"} <= set(b)
+    # the classifiers: the first submission trained a real one per fold and a synthetic one per family; the
+    # second retrained only the synthetic arm's (it reads the new FastGAN sets; the real arm's loop takes no
+    # synthetic bundle, so its task was served from KFP's cache)
+    arms = {run: sorted((m["arm"], m["generator"]) for name, ms in x.items() if name.startswith("train-classifier") for m in ms)
+            for run, x in (("first", a), ("second", b))}
+    assert arms["first"] == [("real", "dcgan"), ("synthetic", "dcgan"), ("synthetic", "fastgan")]
+    assert arms["second"] == [("synthetic", "dcgan"), ("synthetic", "fastgan")]
     # and the report of the second submission still holds every GAN: the DCGANs' records are the first run's
     report = json.loads((second.results / "report.json").read_text())
     assert sorted(x["generator"] for x in report["audits"]) == ["dcgan", "dcgan", "fastgan", "fastgan"]

@@ -121,9 +121,31 @@ def test_changed_parameter_reruns_only_what_depends_on_it(first_run, capsys) -> 
     flags = _cached_by_task(_latest_run(root / "run"))
     assert all(flags["ingest"]) and all(flags["train-gan"])  # upstream of the change: restored
     assert not any(flags["generate"]) and not any(flags["evaluate"])  # the change and below: recomputed
-    # the real arms do not use synthetic frames, so their classifiers (in both folds) are restored; the others rerun
-    assert sorted(flags["train-classifier"]) == [False] * 4 + [True] * 4
+    # the real arms do not use synthetic frames, so their classifiers (in both folds) are restored; the others rerun.
+    # (The real arms' loop is the pipeline's first classifier task, the synthetic arms' the compiler's "-2".)
+    assert flags["train-classifier"] == [True] * 4 and flags["train-classifier-2"] == [False] * 4
     printed = capsys.readouterr().out
     # the run ends with each question's verdict, where the report is, and how to browse MLflow
     assert "(a) real+synthetic vs real" in printed and "(b) synthetic vs real" in printed, printed
     assert "report:" in printed and "mlflow ui" in printed
+
+
+def test_a_grid_with_one_kind_of_arm_runs_the_other_loop_as_a_placeholder(first_run) -> None:
+    """Only synthetic arms: the real arms' classifier loop (kfp.local cannot collect an empty loop) runs
+    one placeholder task, and evaluate and export_register drop its output. (The first run's stage cache
+    restores the frames, GANs and classifiers: only what reads the new grid runs.)"""
+    from lusynth.stages import PLACEHOLDER
+    from lusynth_pipelines.local import run_local
+
+    root, _, _ = first_run
+    grid = {"experiment": {"fractions": [1.0], "seeds": [0], "gan_seeds": [0], "arms": ["synthetic"]}}
+    result = run_local(root / "synthetic-only", profile="tiny", overrides=grid)
+    run_root = _latest_run(root / "synthetic-only")
+    holes = sorted(run_root.rglob(PLACEHOLDER))
+    assert len(holes) == 1 and holes[0].parent.parent.name == "train-classifier", holes
+    assert sorted(p.name for p in holes[0].parent.iterdir()) == [PLACEHOLDER]
+    report = json.loads((result.results / "report.json").read_text())
+    assert sorted((c["arm"], c["fold"]) for c in report["classifiers"]) == [("synthetic", 0), ("synthetic", 1)]
+    assert not report["skipped_classifiers"]
+    export = json.loads((result.models / "export.json").read_text())
+    assert set(export["classifiers"]) == {"synthetic"} and PLACEHOLDER not in json.dumps(export)

@@ -92,3 +92,18 @@ def test_a_stream_kept_after_the_run_writes_to_the_original_stderr(tmp_path: Pat
     handler.flush()
     assert "after the run" in capsys.readouterr().err
     assert "inside" in (tmp_path / "logs" / "pipeline.log").read_text()
+
+
+def test_a_second_task_of_one_component_counts_as_the_same_stage(tmp_path: Path) -> None:
+    """The compiler names the second classifier loop's task ``train-classifier-2``: the view numbers both
+    loops' tasks as one stage, and a loop's placeholder task says what it is."""
+    term = io.StringIO()
+    router = TaskRouter(tmp_path, PlainView(term, tmp_path))
+    for name, job in (("train-classifier", {"arm": "real", "fraction": 1.0}), ("train-classifier-2", {"arm": "synthetic", "fraction": 1.0}),
+                      ("train-classifier-2", {})):
+        router.end(router.begin(name, job), True)
+    router.close()
+    heads = [ln.split(" ok ")[0].strip() for ln in term.getvalue().splitlines()]
+    assert heads == ["train-classifier real@1", "train-classifier#2 synthetic@1", "train-classifier#3 placeholder (no cell of this loop's arms)"]
+    assert sorted(p.name for p in tmp_path.glob("train-classifier*.log")) == ["train-classifier-2.log", "train-classifier-3.log",
+                                                                             "train-classifier.log"]
