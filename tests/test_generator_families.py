@@ -245,3 +245,34 @@ def test_a_run_whose_frames_do_not_fit_a_family_is_refused_before_anything_start
     err = capsys.readouterr().err.strip()
     assert rc != 0 and "gan.fastgan_downscale=4" in err and "ingest.image_size=64" in err and "Traceback" not in err
     assert len(err.splitlines()) == 1 and not out.exists()
+
+
+def test_a_family_comparison_states_the_compute_each_family_had() -> None:
+    """(c)'s sentence says at which budget the families were compared: the median training seconds (and
+    TFLOP) of the family's GANs at the question's fraction over the DCGAN's, flagged when they differ by
+    more than EQUAL_BUDGET (a family given twice the compute may win by the compute alone)."""
+    from lusynth.report.render import EQUAL_BUDGET, budget_ratios, question_sentences
+
+    stats = _two_family_analysis(0.6, n_resamples=100).report()
+    (c,) = stats["comparisons"]
+
+    def gan(family: str, seconds: float, tflop: float, fraction: float = 0.5) -> dict:
+        return {"name": f"gan {family}", "label": "a", "fraction": fraction, "generator": family,
+                "training": {"steps": 500, "epochs": 10, "tflop": tflop, "seconds": seconds}}
+
+    def sentence(audits: list[dict]) -> str:
+        results = {"protocol": stats["protocol"], "n_patients": stats["n_patients"], "questions": stats["questions"],
+                   "comparisons": stats["comparisons"], "skipped_questions": [], "skipped_comparisons": [], "audits": audits}
+        return question_sentences(results)[-1]
+
+    dcgans = [gan("dcgan", s, 1.0) for s in (30.0, 34.0, 40.0)] + [gan("dcgan", 1000.0, 9.0, fraction=1.0)]  # another fraction: not counted
+    unequal = [gan("fastgan", s, 0.9) for s in (68.0, 70.0, 80.0)]
+    assert budget_ratios({"audits": dcgans + unequal}, "fastgan", "dcgan", c["fraction"]) == pytest.approx({"seconds": 70 / 34, "tflop": 0.9})
+    assert sentence(dcgans + unequal).endswith("; AT UNEQUAL COMPUTE: the FastGAN-lite GANs trained a median 2.1x the DCGAN's seconds "
+                                               "and 0.9x its TFLOP (gan.fastgan_step_share sets FastGAN-lite's share of the DCGAN's steps).")
+    equal = [gan("fastgan", s, 0.45) for s in (33.0, 36.0, 35.0)]
+    assert 1 / EQUAL_BUDGET < 35 / 34 < EQUAL_BUDGET
+    assert sentence(dcgans + equal).endswith("; at about equal compute: the FastGAN-lite GANs trained a median 1x the DCGAN's seconds "
+                                             "and 0.45x its TFLOP.")
+    # no recorded cost (GANs trained before it was recorded): the sentence says nothing of the budget
+    assert "compute" not in sentence([]) and sentence([]).startswith("(c) ")

@@ -309,9 +309,46 @@ def question_sentences(results: Mapping[str, Any]) -> list[str]:
         elif q["verdict"] == "inconclusive":
             s += (f"; at this sample size only a true difference of {_fmt(q['min_detectable_difference'])} or more would be "
                   f"detected with {int(round(results.get('protocol', {}).get('power', 0.8) * 100))}% power")
+        if q.get("baseline_generator"):
+            s += budget_clause(results, str(q["generator"]), str(q["baseline_generator"]), q["fraction"])
         out.append(s + ".")
     out += [*results.get("skipped_questions", []), *results.get("skipped_comparisons", [])]
     return out
+
+
+#: a family trained at about the reference family's budget: its GANs' median training seconds within this factor of the reference's
+EQUAL_BUDGET = 1.25
+
+
+def budget_ratios(results: Mapping[str, Any], family: str, reference: str, fraction: float) -> dict[str, float]:
+    """``{"seconds": r, "tflop": r}``: the median training cost of ``family``'s GANs at ``fraction`` over
+    ``reference``'s (:func:`lusynth.evaluate.run.training_cost`), each where both have it."""
+    audits = results.get("audits")
+    mine, theirs = ([c for a in _generators_of(audits, g, fraction) if (c := a.get("training"))] for g in (family, reference))
+    out = {}
+    for name in ("seconds", "tflop"):
+        a, b = ([float(c[name]) for c in costs if c.get(name)] for costs in (mine, theirs))
+        if a and b:
+            out[name] = statistics.median(a) / statistics.median(b)
+    return out
+
+
+def budget_clause(results: Mapping[str, Any], family: str, reference: str, fraction: float) -> str:
+    """The budget a family comparison (c) was made at, for its sentence: "; at unequal compute: FastGAN-lite's
+    GANs trained 2.1x the DCGAN's seconds ..." when the medians of the training seconds differ by more than
+    :data:`EQUAL_BUDGET` (a family given more compute may win by the compute alone), else "; at about equal
+    compute: ..."; '' where the GANs' costs were not recorded."""
+    r = budget_ratios(results, family, reference, fraction)
+    if "seconds" not in r:
+        return ""
+    name, ref = FAMILY_NAMES.get(family, family), FAMILY_NAMES.get(reference, reference)
+    flops = f" and {r['tflop']:.2g}x its TFLOP" if "tflop" in r else ""
+    equal = 1 / EQUAL_BUDGET <= r["seconds"] <= EQUAL_BUDGET
+    what = "at about equal compute" if equal else "AT UNEQUAL COMPUTE"
+    clause = f"; {what}: the {name} GANs trained a median {r['seconds']:.2g}x the {ref}'s seconds{flops}"
+    if not equal and family == "fastgan":
+        clause += " (gan.fastgan_step_share sets FastGAN-lite's share of the DCGAN's steps)"
+    return clause
 
 
 def several_families(results: Mapping[str, Any]) -> bool:
@@ -436,7 +473,9 @@ _FAMILIES_NOTE = ("Each family's GANs were trained on the same folds, classes an
 _COMPARISON_NOTE = ("Head to head on the same test patients: the family's real+synthetic classifiers minus the DCGAN's, paired "
                     "per fold (the same real frames and bootstrap resamples), by the same method as (a) and (b). Non-inferiority "
                     "with the protocol's margin answers \"at least as good as the DCGAN\"; with several other families each is "
-                    "decided at the Bonferroni level. Other fractions, metrics and the synthetic-only arm are in the secondary table.")
+                    "decided at the Bonferroni level. Other fractions, metrics and the synthetic-only arm are in the secondary table. "
+                    "The verdict's sentence states the compute each family had (the median training seconds and TFLOP of its "
+                    "GANs at that fraction over the DCGAN's): at unequal compute a family may win by the compute alone.")
 
 
 def family_rows(results: Mapping[str, Any]) -> tuple[list[str], list[list[str]]]:
