@@ -334,10 +334,10 @@ def budget_ratios(results: Mapping[str, Any], family: str, reference: str, fract
 
 
 def budget_clause(results: Mapping[str, Any], family: str, reference: str, fraction: float) -> str:
-    """The budget a family comparison (c) was made at, for its sentence: "; at unequal compute: FastGAN-lite's
-    GANs trained 2.1x the DCGAN's seconds ..." when the medians of the training seconds differ by more than
-    :data:`EQUAL_BUDGET` (a family given more compute may win by the compute alone), else "; at about equal
-    compute: ..."; '' where the GANs' costs were not recorded."""
+    """The budget a family comparison (c) was made at, for its sentence: "; AT UNEQUAL COMPUTE: the FastGAN-lite
+    GANs trained a median 2.1x the DCGAN's seconds ..." when the medians of the training seconds differ by more
+    than a factor :data:`EQUAL_BUDGET` (a family given more compute may win by the compute alone), else "; at
+    about equal compute: ..."; '' where the GANs' costs were not recorded."""
     r = budget_ratios(results, family, reference, fraction)
     if "seconds" not in r:
         return ""
