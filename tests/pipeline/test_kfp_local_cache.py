@@ -3,7 +3,8 @@ where the stage cache is off in the pods), submitted twice, the second time with
 family's learning rate changed and, as every submission has, a new MLflow parent run. The other
 family's GANs, their synthetic sets and audits, and the ingest are served from KFP's cache; only the
 changed family's GANs and what reads them run again, and of the classifiers only the synthetic arm's
-(the real arm's task takes no synthetic data). Before the tasks took their own stage's settings
+(the real arm's task takes no synthetic data). A third submission with only the synthetic arm runs the
+real arms' loop as one placeholder task and serves the rest from KFP's cache. Before the tasks took their own stage's settings
 and found the parent run by the KFP run id, every task of the second submission ran again; before the
 real arms got a loop of their own, every classifier did."""
 
@@ -62,3 +63,22 @@ def test_a_resubmission_runs_only_what_a_change_reaches(tmp_path: Path, monkeypa
     # and the report of the second submission still holds every GAN: the DCGANs' records are the first run's
     report = json.loads((second.results / "report.json").read_text())
     assert sorted(x["generator"] for x in report["audits"]) == ["dcgan", "dcgan", "fastgan", "fastgan"]
+
+    # a third, with only the synthetic arm: the real arms' loop has no cell and runs one placeholder task
+    # (kfp.local cannot collect an empty loop), whose output evaluate and export drop; every GAN and
+    # synthetic-arm classifier comes from KFP's cache
+    from lusynth.stages import PLACEHOLDER
+
+    third = run_local(tmp_path / "run", profile="tiny", kfp_cache=True, overrides=merge_overrides(
+        GRID, {"gan": {"fastgan_lr": 0.0015}, "experiment": {"arms": ["synthetic"]}}))
+    c = _executed(sorted((tmp_path / "run" / "kfp").glob("lusynth-experiment-*"))[-1])
+    assert not {"ingest", "train-gan", "generate", "audit"} & set(c)
+    assert sorted(n for n in c if n.startswith("train-classifier")) == ["train-classifier"]  # the real loop's task; the synthetic one cached
+    assert c["train-classifier"] == [{"placeholder": 1.0}]  # its Metrics output; its model output holds only the marker
+    (hole,) = (tmp_path / "run" / "kfp").glob(f"{third.results.parts[-3]}/**/{PLACEHOLDER}")
+    assert sorted(p.name for p in hole.parent.iterdir()) == [PLACEHOLDER]
+    report = json.loads((third.results / "report.json").read_text())
+    assert sorted((x["arm"], x["generator"]) for x in report["classifiers"]) == [("synthetic", "dcgan"), ("synthetic", "fastgan")]
+    assert not report["skipped_classifiers"]
+    export = json.loads((third.models / "export.json").read_text())
+    assert set(export["classifiers"]) == {"synthetic"} and PLACEHOLDER not in json.dumps(export)

@@ -129,23 +129,3 @@ def test_changed_parameter_reruns_only_what_depends_on_it(first_run, capsys) -> 
     assert "(a) real+synthetic vs real" in printed and "(b) synthetic vs real" in printed, printed
     assert "report:" in printed and "mlflow ui" in printed
 
-
-def test_a_grid_with_one_kind_of_arm_runs_the_other_loop_as_a_placeholder(first_run) -> None:
-    """Only synthetic arms: the real arms' classifier loop (kfp.local cannot collect an empty loop) runs
-    one placeholder task, and evaluate and export_register drop its output. (The first run's stage cache
-    restores the frames, GANs and classifiers: only what reads the new grid runs.)"""
-    from lusynth.stages import PLACEHOLDER
-    from lusynth_pipelines.local import run_local
-
-    root, _, _ = first_run
-    grid = {"experiment": {"fractions": [1.0], "seeds": [0], "gan_seeds": [0], "arms": ["synthetic"]}}
-    result = run_local(root / "synthetic-only", profile="tiny", overrides=grid)
-    run_root = _latest_run(root / "synthetic-only")
-    holes = sorted(run_root.rglob(PLACEHOLDER))
-    assert len(holes) == 1 and holes[0].parent.parent.name == "train-classifier", holes
-    assert sorted(p.name for p in holes[0].parent.iterdir()) == [PLACEHOLDER]
-    report = json.loads((result.results / "report.json").read_text())
-    assert sorted((c["arm"], c["fold"]) for c in report["classifiers"]) == [("synthetic", 0), ("synthetic", 1)]
-    assert not report["skipped_classifiers"]
-    export = json.loads((result.models / "export.json").read_text())
-    assert set(export["classifiers"]) == {"synthetic"} and PLACEHOLDER not in json.dumps(export)
