@@ -3,10 +3,12 @@ where the stage cache is off in the pods), submitted twice, the second time with
 family's learning rate changed and, as every submission has, a new MLflow parent run. The other
 family's GANs, their synthetic sets and audits, and the ingest are served from KFP's cache; only the
 changed family's GANs and what reads them run again, and of the classifiers only the synthetic arm's
-(the real arm's task takes no synthetic data). A third submission with only the synthetic arm runs the
-real arms' loop as one placeholder task and serves the rest from KFP's cache. Before the tasks took their own stage's settings
-and found the parent run by the KFP run id, every task of the second submission ran again; before the
-real arms got a loop of their own, every classifier did."""
+(the real arm's task takes no synthetic data). A third submission with only the synthetic arm runs
+the real arms' loop as one placeholder task and serves the rest from KFP's cache.
+
+Before the tasks took their own stage's settings and found the parent run by the KFP run id, every
+task of the second submission ran again; before the real arms got a loop of their own, every
+classifier did."""
 
 from __future__ import annotations
 

@@ -128,4 +128,3 @@ def test_changed_parameter_reruns_only_what_depends_on_it(first_run, capsys) -> 
     # the run ends with each question's verdict, where the report is, and how to browse MLflow
     assert "(a) real+synthetic vs real" in printed and "(b) synthetic vs real" in printed, printed
     assert "report:" in printed and "mlflow ui" in printed
-
