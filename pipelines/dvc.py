@@ -219,16 +219,15 @@ PARAMS_HEADER = """\
 def task_lists(params: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """``gans``, ``real_cells`` and ``synthetic_cells`` of a params.yaml document: the plans of its
     grid (the profile's with its ``experiment`` values), for its ``classes``."""
-    from lusynth.classifier.params import SYNTHETIC_ARMS
-    from lusynth.experiment import plan_classifiers, plan_gans
+    from lusynth.experiment import plan_gans
     from lusynth.params import stage_params
+    from lusynth.stages import classifier_cells
 
     grid = stage_params("experiment", params["profile"], params.get("experiment") or {})
-    cells = plan_classifiers(grid)
     gans = [k.as_dict() for k in plan_gans(params["classes"], grid.fractions, grid)]
     return {"gans": gans, **{f"gans_{f}": [g for g in gans if g["generator"] == f] for f in grid.generators},
-            "real_cells": [c.as_dict() for c in cells if c.arm not in SYNTHETIC_ARMS],
-            "synthetic_cells": [c.as_dict() for c in cells if c.arm in SYNTHETIC_ARMS]}
+            "real_cells": [c.as_dict() for c in classifier_cells(grid, synthetic=False)],
+            "synthetic_cells": [c.as_dict() for c in classifier_cells(grid, synthetic=True)]}
 
 
 def _flow(value: Any) -> str:

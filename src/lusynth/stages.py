@@ -35,7 +35,7 @@ from lusynth.params import Overrides, as_dict, resolve
 from lusynth.runtime import RunContext
 from lusynth.stagecache import run_cached, stage_key
 
-__all__ = ["PLACEHOLDER", "STAGES", "Input", "Option", "Stage", "StageOutcome", "artefact_class", "classifier_jobs", "expand", "run_stage", "stage",
+__all__ = ["PLACEHOLDER", "STAGES", "Input", "Option", "Stage", "StageOutcome", "artefact_class", "classifier_cells", "classifier_jobs", "expand", "run_stage", "stage",
            "stage_overrides", "without_placeholders", "write_placeholder"]
 
 PathLike = str | os.PathLike[str]
@@ -526,6 +526,17 @@ def run_stage(
 PLACEHOLDER = "lusynth-placeholder.json"
 
 
+def classifier_cells(grid: Any, *, synthetic: bool) -> list[Any]:
+    """The cells of an experiment grid (:class:`~lusynth.experiment.ExperimentParams`) whose arm reads
+    synthetic frames (``synthetic``), or those whose arm does not, in plan order: the two classifier
+    fan-outs of the KFP pipeline (:func:`classifier_jobs`) and of dvc.yaml (``train_classifier`` and
+    ``train_classifier_real``), so a real arm never depends on synthetic data."""
+    from lusynth.classifier.params import SYNTHETIC_ARMS
+    from lusynth.experiment import plan_classifiers
+
+    return [c for c in plan_classifiers(grid) if (c.arm in SYNTHETIC_ARMS) == synthetic]
+
+
 def classifier_jobs(profile: str, overrides: Overrides | None, *, synthetic: bool) -> list[dict[str, Any]]:
     """The KFP pipeline's items of one classifier loop: the grid's cells whose arm reads synthetic
     frames (``synthetic``) or those whose arm does not, each ``{"key": the cell, "train_classifier":
@@ -535,13 +546,10 @@ def classifier_jobs(profile: str, overrides: Overrides | None, *, synthetic: boo
     on its input artefacts, and with the bundle a new GAN family (or any GAN retrained) would retrain
     every real-arm classifier too. A grid without cells of the kind gets one placeholder item
     (``key`` empty; :func:`write_placeholder`): kfp.local cannot collect an empty loop."""
-    from lusynth.classifier.params import SYNTHETIC_ARMS
-    from lusynth.experiment import plan_classifiers
     from lusynth.params import stage_params
 
     settings = stage_overrides("train_classifier", profile, overrides)
-    cells = [c for c in plan_classifiers(stage_params("experiment", profile, (overrides or {}).get("experiment")))
-             if (c.arm in SYNTHETIC_ARMS) == synthetic]
+    cells = classifier_cells(stage_params("experiment", profile, (overrides or {}).get("experiment")), synthetic=synthetic)
     return [{"key": c.as_dict(), "train_classifier": settings} for c in cells] or [{"key": {}, "train_classifier": {}}]
 
 
