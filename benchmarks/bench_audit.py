@@ -27,8 +27,10 @@ from typing import Any
 
 import numpy as np
 
-from lusynth.privacy import FAIL, INSUFFICIENT, PASS, AuditParams, run_audit
 from lusynth.privacy import simulate as sim
+from lusynth.privacy.core import run_audit
+from lusynth.privacy.gate import FAIL, INSUFFICIENT, PASS
+from lusynth.privacy.params import AuditParams
 from lusynth.privacy.stats import clopper_pearson
 
 OUT = Path(__file__).resolve().parent / "results" / "audit.json"

@@ -33,7 +33,8 @@ from PIL import Image
 
 from bench_generators import fresh_phantom, oracle_frames, phantom_store
 from lusynth.data.framestore import FrameStore, open_store
-from lusynth.privacy import FAIL, INSUFFICIENT, PASS, AuditParams
+from lusynth.privacy.gate import FAIL, INSUFFICIENT, PASS
+from lusynth.privacy.params import AuditParams
 from lusynth.privacy.run import audit
 from lusynth.privacy.stats import clopper_pearson
 

@@ -33,7 +33,8 @@ def _timeit(fn, n: int, warmup: int = 10) -> np.ndarray:  # type: ignore[no-unty
 
 
 def _random_classifier(d: Path, image_size: int, width: int) -> Path:
-    from lusynth.classifier.train import FORMAT_VERSION, META_FILE, MODEL_FILE, PREPROCESSING
+    from lusynth.classifier.run import META_FILE
+    from lusynth.classifier.train import FORMAT_VERSION, MODEL_FILE, PREPROCESSING
     from lusynth.models.classifier import ClassifierConfig, build_classifier
 
     cfg = ClassifierConfig(image_size=image_size, width=width)
@@ -55,8 +56,8 @@ def main() -> None:
     ap.add_argument("--n64", type=int, default=30)
     ap.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "inference.json")
     a = ap.parse_args()
-    from lusynth.classifier import load_classifier
-    from lusynth.export import export_classifier, ort_session
+    from lusynth.classifier.train import load_classifier
+    from lusynth.export.onnx_export import export_classifier, ort_session
     from lusynth.runtime import configure_threads
 
     threads = configure_threads()

@@ -36,7 +36,7 @@ def main() -> None:
     from benchmarks.bench_inference import _random_classifier
     from tests.serve.conftest import running
 
-    from lusynth.export import export_classifier
+    from lusynth.export.onnx_export import export_classifier
     from lusynth.runtime import configure_threads
     from lusynth.serve import create_app
 

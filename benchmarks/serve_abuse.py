@@ -183,7 +183,7 @@ def run(*, clients: int = 100, out_json: str | None = None) -> dict:
     sys.path.insert(0, str(ROOT))
     from benchmarks.bench_inference import _random_classifier
 
-    from lusynth.export import export_classifier
+    from lusynth.export.onnx_export import export_classifier
     from lusynth.serve import ServeLimits
 
     with tempfile.TemporaryDirectory(prefix="serve-abuse-") as tmp_s:

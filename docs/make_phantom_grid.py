@@ -10,7 +10,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw
 
 from lusynth.data.phantom import CLASSES, PhantomParams, patient_id, render_clip

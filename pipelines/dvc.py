@@ -43,19 +43,19 @@ _CELL = ("${item.cell.arm}@${item.cell.fraction}-s${item.cell.seed}-r${item.cell
          "-${item.cell.generator}")
 PATHS: dict[str, str] = {
     "lusynth.data.framestore:FrameStore": "data/frames",
-    "lusynth.gan.train:GanRun": f"models/gan/{_GAN}",
-    "lusynth.gan.generate:SyntheticSet": f"data/synthetic/{_GAN}",
-    "lusynth.classifier.train:ClassifierRun": f"models/classifier/{_CELL}",
-    "lusynth.evaluate.run:Evaluation": "reports/evaluation",
+    "lusynth.gan.run:GanRun": f"models/gan/{_GAN}",
+    "lusynth.gan.synthetic:SyntheticSet": f"data/synthetic/{_GAN}",
+    "lusynth.classifier.run:ClassifierRun": f"models/classifier/{_CELL}",
+    "lusynth.evaluate.result:Evaluation": "reports/evaluation",
     "lusynth.export.stage:ExportedModels": "models/onnx",
     "lusynth.privacy.run:SyntheticSource": f"data/synthetic/{_GAN}",
     "lusynth.privacy.run:Audit": f"reports/audit/{_GAN}",
 }
 #: a list input is the folder holding every artefact of its type
 FOLDERS: dict[str, str] = {
-    "lusynth.gan.train:GanRun": "models/gan",
-    "lusynth.gan.generate:SyntheticSet": "data/synthetic",
-    "lusynth.classifier.train:ClassifierRun": "models/classifier",
+    "lusynth.gan.run:GanRun": "models/gan",
+    "lusynth.gan.synthetic:SyntheticSet": "data/synthetic",
+    "lusynth.classifier.run:ClassifierRun": "models/classifier",
     "lusynth.privacy.run:Audit": "reports/audit",
 }
 #: task key -> matrix variable
@@ -115,7 +115,7 @@ def _stage_spec(row: Any, *, matrix: str | None, synthetic: list[str] | None, fa
             cmd += [f"{i.flags[0]} {p}" for p in synthetic]
             deps += synthetic
             continue
-        path = (PATHS["lusynth.gan.train:GanRun"] if per_gan and i.name == "gans" else FOLDERS[i.artefact] if i.many
+        path = (PATHS["lusynth.gan.run:GanRun"] if per_gan and i.name == "gans" else FOLDERS[i.artefact] if i.many
                 else PATHS[i.artefact])
         cmd.append(f"{i.flags[0]} {path}")
         deps.append(path)

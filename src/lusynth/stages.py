@@ -259,7 +259,7 @@ def _classifier_inputs(inputs: dict[str, Any], key: Any) -> dict[str, Any]:
     """The synthetic sets made by the GANs of this cell's fraction, GAN seed, fold and family (none
     for an arm without synthetic frames), so a real arm's cache key never depends on synthetic data."""
     from lusynth.classifier.params import SYNTHETIC_ARMS
-    from lusynth.gan.generate import SyntheticSet
+    from lusynth.gan.synthetic import SyntheticSet
 
     if key.arm not in SYNTHETIC_ARMS:
         return inputs | {"synthetic": []}
@@ -336,11 +336,11 @@ def _evaluate_side_outputs(out: Path, options: Mapping[str, Any]) -> None:
 # the table
 
 _FRAMES = Input("frames", "lusynth.data.framestore:FrameStore", "Real frame store from `lusynth ingest`.", flags=("--frames", "-f"))
-_CLASSIFIERS = Input("classifiers", "lusynth.classifier.train:ClassifierRun", "Classifier directory, or a folder of them (repeat).",
+_CLASSIFIERS = Input("classifiers", "lusynth.classifier.run:ClassifierRun", "Classifier directory, or a folder of them (repeat).",
                      many=True, flags=("--classifier", "--classifiers", "-c"))
-_GANS = Input("gans", "lusynth.gan.train:GanRun", "GAN directory from train-gan, or a folder of them (repeat).", many=True,
+_GANS = Input("gans", "lusynth.gan.run:GanRun", "GAN directory from train-gan, or a folder of them (repeat).", many=True,
               flags=("--gan", "--gans", "-g"))
-_SYNTHETIC = Input("synthetic", "lusynth.gan.generate:SyntheticSet", "Synthetic set from generate, or a folder of them (repeat).",
+_SYNTHETIC = Input("synthetic", "lusynth.gan.synthetic:SyntheticSet", "Synthetic set from generate, or a folder of them (repeat).",
                    many=True, flags=("--synthetic", "-s"))
 
 STAGES: tuple[Stage, ...] = (
@@ -351,7 +351,7 @@ STAGES: tuple[Stage, ...] = (
                    Option("report", Path, None, "Report directory (default: OUT-report, beside the store).")),
           set_only=("experiment",), prepare=_ingest_params, key_extra=_ingest_key, source_option="source"),
     Stage("train_gan", "train-gan", "Train one GAN (--generator: the paper's DCGAN or FastGAN-lite) on one class's training frames at one fraction.",
-          "lusynth.gan.train:train_gan", ("gan", "near_copy"), (_FRAMES,), "lusynth.gan.train:GanRun", _train_gan, key="lusynth.keys:GanKey",
+          "lusynth.gan.train:train_gan", ("gan", "near_copy"), (_FRAMES,), "lusynth.gan.run:GanRun", _train_gan, key="lusynth.keys:GanKey",
           options=(Option("resume", bool, False, "Continue from OUT's last checkpoint."),
                    Option("checkpoint_mirror", str, None, "s3://bucket/prefix or a directory: mirror the resumable state there every "
                                                           "epoch and resume from it when OUT lacks it (implies --resume).",
@@ -359,9 +359,9 @@ STAGES: tuple[Stage, ...] = (
           prepare=_gan_params, resumable=True),
     Stage("generate", "generate", "Synthetic frames per class from trained GANs, near-copies of training frames dropped.",
           "lusynth.gan.generate:generate", ("generate", "near_copy"),
-          (Input("gans", "lusynth.gan.train:GanRun", "A train-gan output directory (repeat: one per class), or a folder of them.",
+          (Input("gans", "lusynth.gan.run:GanRun", "A train-gan output directory (repeat: one per class), or a folder of them.",
                  many=True, flags=("--gan", "--gans", "-g")), _FRAMES),
-          "lusynth.gan.generate:SyntheticSet", _generate,
+          "lusynth.gan.synthetic:SyntheticSet", _generate,
           options=(Option("png", Path, None, "Also export the frames as PNG folders here.", writes="dir"),)),
     Stage("audit", "audit", "Privacy audit of any synthetic set (or folder of PNG/JPEG images): memorisation of the unfiltered "
                             "output, patient-level membership inference, and a decision on evidence.",
@@ -369,7 +369,7 @@ STAGES: tuple[Stage, ...] = (
           (_FRAMES, Input("synthetic", "lusynth.privacy.run:SyntheticSource", "Synthetic set from generate, or a folder of PNG/JPEG "
                                                                             "images from any generator (class sub-folders optional).",
                           flags=("--synthetic", "-s")),
-           Input("gans", "lusynth.gan.train:GanRun", "The GANs that made --synthetic (repeat; lusynth's own generators): "
+           Input("gans", "lusynth.gan.run:GanRun", "The GANs that made --synthetic (repeat; lusynth's own generators): "
                                                      "adds the discriminator membership attack.", many=True, required=False,
                  flags=("--gan", "--gans", "-g"))),
           "lusynth.privacy.run:Audit", _audit,
@@ -380,10 +380,10 @@ STAGES: tuple[Stage, ...] = (
           key_extra=_audit_key),
     Stage("train_classifier", "train-classifier", "Train one classifier of the grid (arm x fraction x seed) with the paper's random search.",
           "lusynth.classifier.train:train_classifier", ("classifier",),
-          (_FRAMES, Input("synthetic", "lusynth.gan.generate:SyntheticSet", "Synthetic set, or a folder of them (repeat); "
+          (_FRAMES, Input("synthetic", "lusynth.gan.synthetic:SyntheticSet", "Synthetic set, or a folder of them (repeat); "
                                                                            "those of this fraction are used.",
                           many=True, required=False, flags=("--synthetic", "-s"))),
-          "lusynth.classifier.train:ClassifierRun", _train_classifier, key="lusynth.keys:Cell", select=_classifier_inputs),
+          "lusynth.classifier.run:ClassifierRun", _train_classifier, key="lusynth.keys:Cell", select=_classifier_inputs),
     Stage("evaluate", "evaluate", "Holdout metrics with CIs, the paper's table, the fidelity/privacy audit and the report.",
           "lusynth.evaluate.run:evaluate", ("evaluate", "near_copy"),
           (_FRAMES, _CLASSIFIERS, Input(_GANS.name, _GANS.artefact, _GANS.help, many=True, required=False, flags=_GANS.flags),
@@ -391,7 +391,7 @@ STAGES: tuple[Stage, ...] = (
            Input("audits", "lusynth.privacy.run:Audit", "Privacy audit from `lusynth audit`, or a folder of them (repeat): the "
                                                          "privacy gate of the synthetic set it audited.",
                  many=True, required=False, flags=("--audit", "--audits"))),
-          "lusynth.evaluate.run:Evaluation", _evaluate,
+          "lusynth.evaluate.result:Evaluation", _evaluate,
           options=(Option("metrics_json", Path, None, "Also write the headline metrics here (for `dvc metrics`).", writes="file"),
                    Option("plots_dir", Path, None, "Also write learning-curve and ROC CSVs here (for `dvc plots`).", writes="dir")),
           side_outputs=_evaluate_side_outputs),
@@ -399,7 +399,7 @@ STAGES: tuple[Stage, ...] = (
           "lusynth.export.stage:export_and_register", ("export",),
           (_CLASSIFIERS, Input(_GANS.name, _GANS.artefact, "GAN directory, or a folder of them (repeat); per class the largest "
                                                            "training fraction is exported.", many=True, required=False, flags=_GANS.flags),
-           Input("evaluation", "lusynth.evaluate.run:Evaluation", "Output of `lusynth evaluate` (holdout AUC with CIs, privacy audits).",
+           Input("evaluation", "lusynth.evaluate.result:Evaluation", "Output of `lusynth evaluate` (holdout AUC with CIs, privacy audits).",
                  required=False, flags=("--evaluation", "-e"))),
           "lusynth.export.stage:ExportedModels", _export,
           options=(Option("register", bool, True, "Log to the MLflow registry and apply the promotion gate."),), key_extra=_export_key),
@@ -573,7 +573,7 @@ def without_placeholders(paths: Sequence[PathLike]) -> list[str]:
     return [str(p) for p in paths if not (Path(p) / PLACEHOLDER).is_file()]
 
 
-def bundle(dirs: Sequence[PathLike], out: PathLike, artefact: str = "lusynth.gan.generate:SyntheticSet") -> Path:
+def bundle(dirs: Sequence[PathLike], out: PathLike, artefact: str = "lusynth.gan.synthetic:SyntheticSet") -> Path:
     """Gather artefact directories into one (hard-linked, ``000/``, ``001/``...); a stage input
     given the bundle expands it back (:func:`expand`). The KFP compiler cannot pass one loop's
     fan-in (``dsl.Collected``) into another loop, so the classifier loop receives one bundle."""

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from lusynth.classifier import ClassifierParams, load_classifier, train_classifier
-from lusynth.classifier.train import search_points
+from lusynth.classifier.params import ClassifierParams
+from lusynth.classifier.train import load_classifier, search_points, train_classifier
 from lusynth.data.framestore import open_store
 from lusynth.keys import Cell
 from lusynth.runtime import RunContext

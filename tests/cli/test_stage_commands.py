@@ -59,7 +59,7 @@ def test_stage_by_stage_commands_compose(tmp_path: Path, monkeypatch: pytest.Mon
     _run(*ev_args, "--metrics-json", "reports/metrics.json", "--plots-dir", "reports/plots")
     _run("export", "-c", "models/classifier", "-g", "models/gan", "-e", "reports/eval", "--no-register", "-o", "models/onnx")
 
-    from lusynth.evaluate.run import Evaluation
+    from lusynth.evaluate.result import Evaluation
     from lusynth.export.stage import ExportedModels
 
     ev = Evaluation.load("reports/eval")

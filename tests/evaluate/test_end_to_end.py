@@ -7,10 +7,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lusynth.classifier import ClassifierParams, train_classifier
+from lusynth.classifier.params import ClassifierParams
+from lusynth.classifier.train import train_classifier
 from lusynth.cli import main
 from lusynth.data.framestore import open_store
-from lusynth.evaluate import EvaluateParams, evaluate
+from lusynth.evaluate.params import EvaluateParams
+from lusynth.evaluate.run import evaluate
 from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.runtime import RunContext
 from tests.classifier import write_real_store, write_synthetic_store
@@ -157,7 +159,8 @@ def test_a_withheld_generator_skips_its_classifiers_and_the_report_and_export_na
     """A synthetic set whose class generate withheld (its GAN memorises): the synthetic arm that needs
     it is recorded as not trained, evaluate scores the rest and names both, the privacy gate fails,
     export leaves the untrained cell out. Before, one memorising GAN stopped the whole run."""
-    from lusynth.classifier.train import ClassifierRun, load_classifier
+    from lusynth.classifier.run import ClassifierRun
+    from lusynth.classifier.train import load_classifier
     from lusynth.errors import InputError
     from lusynth.export.stage import export_and_register
 

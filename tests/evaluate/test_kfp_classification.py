@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 
 from lusynth.evaluate.holdout import HoldoutPrediction
-from lusynth.evaluate.run import Evaluation, frame_confusion
+from lusynth.evaluate.result import Evaluation
+from lusynth.evaluate.run import frame_confusion
 
 
 def _pred(y: list[int], prob: list[float], val_threshold: float) -> HoldoutPrediction:

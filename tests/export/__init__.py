@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from lusynth.atomic import atomic_write_json
-from lusynth.classifier import ClassifierParams, train_classifier
+from lusynth.classifier.params import ClassifierParams
+from lusynth.classifier.train import train_classifier
 from lusynth.gan.checkpoint import CHECKPOINT_DIR, CHOSEN_FILE, save_checkpoint, step_file
 from lusynth.models.dcgan import DCGANConfig, discriminator, generator
 from lusynth.params import as_dict

@@ -7,18 +7,19 @@ import onnx
 import pytest
 import torch
 
-from lusynth.classifier import load_classifier
+from lusynth.classifier.train import load_classifier
 from lusynth.data.framestore import open_store
-from lusynth.export import (
+from lusynth.export.onnx_export import (
     CLASSIFIER_TOLERANCE,
+    ClassifierForServing,
     ExportParityError,
     check_parity,
     export_classifier,
     export_generator,
     ort_session,
+    parity_frames,
     read_metadata,
 )
-from lusynth.export.onnx_export import ClassifierForServing, parity_frames
 from lusynth.gan.checkpoint import load_generator
 from lusynth.gan.step import sample_frames
 from tests.export import real_store, train_tiny_classifier, write_gan_dir
@@ -95,7 +96,7 @@ def test_parity_failure_raises_with_the_difference_and_writes_nothing(work: Path
 
 
 def test_opset_below_17_is_refused(work: Path) -> None:
-    from lusynth.export import ExportError
+    from lusynth.export.onnx_export import ExportError
 
     with pytest.raises(ExportError, match="opset"):
         export_classifier(work / "clf", work / "x.onnx", opset=13)

@@ -101,7 +101,7 @@ def test_loading_folds_spectral_norm_without_changing_a_frame(fast_gans: list[Pa
 
 
 def test_generate_audit_export_and_card_work_for_fastgan(phantom_store: Path, fast_gans: list[Path], tmp_path: Path) -> None:
-    from lusynth.export import export_generator, ort_session, read_metadata
+    from lusynth.export.onnx_export import export_generator, ort_session, read_metadata
     from lusynth.params import stage_params
     from lusynth.privacy.run import Audit, audit
     from lusynth.registry.cards import generator_model_card

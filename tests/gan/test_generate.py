@@ -12,8 +12,9 @@ import pytest
 from lusynth.data.framestore import open_store
 from lusynth.errors import InputError
 from lusynth.gan import generate as gen_mod
-from lusynth.gan.generate import SyntheticSet, export_png, generate, latents
+from lusynth.gan.generate import export_png, generate, latents
 from lusynth.gan.params import GenerateParams
+from lusynth.gan.synthetic import SyntheticSet
 from lusynth.gan.train import train_gan
 from lusynth.keys import GanKey
 from lusynth.metrics.nearcopy import NearCopyPolicy

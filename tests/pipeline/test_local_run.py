@@ -57,7 +57,7 @@ def test_report_models_and_registry(first_run) -> None:
     assert sorted((c["fold"], c["gan_seed"]) for c in report["classifiers"] if c["arm"] == "synthetic") == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert sorted((a["label"], a["gan_seed"], a["fold"]) for a in report["audits"]) == [
         (lbl, g, k) for lbl in ("consolidation", "no_consolidation") for g in (0, 1) for k in (0, 1)]
-    from lusynth.evaluate.run import Evaluation
+    from lusynth.evaluate.result import Evaluation
 
     scores = Evaluation.load(result.results).patient_scores()
     # K-fold: every patient of the phantom (12 at tiny) is tested, once per classifier of its own fold (4 each)

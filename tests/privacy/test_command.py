@@ -104,7 +104,7 @@ def test_generate_then_audit_at_the_tiny_profile(tmp_path: Path, monkeypatch: py
         "-o", "models/classifier/mixed", "--no-track", "-q")
     run("evaluate", "-f", "data/frames", "-c", "models/classifier", "-g", "models/gan", "-s", "data/synthetic", "--audit", "reports/audit",
         "-o", "reports/eval", "--no-track", "-q")
-    from lusynth.evaluate.run import Evaluation
+    from lusynth.evaluate.result import Evaluation
 
     ev = Evaluation.load("reports/eval")
     assert len(ev.audits) == 2 and all(x["gate"]["decision"] == a.decision for x in ev.audits)

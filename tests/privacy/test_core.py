@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from lusynth.privacy import FAIL, PASS, AuditParams, run_audit
 from lusynth.privacy import simulate as sim
+from lusynth.privacy.core import run_audit
+from lusynth.privacy.gate import FAIL, PASS
+from lusynth.privacy.params import AuditParams
 
 FAST = AuditParams(features=("pixels",), n_permutations=300, n_bootstrap=300)
 

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from lusynth.data.framestore import open_store
-from lusynth.privacy import AuditParams, run_audit
+from lusynth.privacy.core import run_audit
 from lusynth.privacy.features import feature_spaces, spectrum
+from lusynth.privacy.params import AuditParams
 
 ROLE = {"train": "member", "val": "calibration", "holdout": "nonmember"}
 

@@ -106,7 +106,7 @@ def test_promotion_gate_in_both_directions(mlflow_server: str, pipeline: Pipelin
 
 
 def test_serving_loads_the_champion_by_alias_and_checks_its_hash(mlflow_server: str, pipeline: PipelineOutputs, first_run) -> None:  # type: ignore[no-untyped-def]
-    from lusynth.classifier import load_classifier
+    from lusynth.classifier.train import load_classifier
     from lusynth.data.framestore import open_store
     from lusynth.serve import ModelIntegrityError, load_model
     from lusynth.serve.app import predict

@@ -127,7 +127,7 @@ def bomb_png(width: int = 30_000, height: int = 30_000) -> bytes:
 @pytest.fixture(scope="session")
 def classifier_onnx(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """(root, model.onnx): a tiny real classifier trained on a phantom store and exported."""
-    from lusynth.export import export_classifier
+    from lusynth.export.onnx_export import export_classifier
     from tests.export import real_store, train_tiny_classifier
 
     root = tmp_path_factory.mktemp("serve")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from lusynth.classifier import load_classifier
+from lusynth.classifier.train import load_classifier
 from lusynth.data.framestore import open_store
 from lusynth.serve import create_app
 from tests.serve.conftest import bomb_png, png, running

@@ -1,6 +1,10 @@
-"""The frame classifier stage: arms x training fractions x seeds (the paper's experiment)."""
+"""The frame classifier stage: arms x training fractions x seeds (the paper's experiment).
 
-from lusynth.classifier.params import ARMS, ClassifierParams
-from lusynth.classifier.train import ClassifierRun, LoadedClassifier, load_classifier, train_classifier
+- :mod:`.params`: the ``classifier`` profile section and the arms;
+- :mod:`.run`: :class:`~lusynth.classifier.run.ClassifierRun`, the stage's artefact (no torch);
+- :mod:`.train`: training (:func:`~lusynth.classifier.train.train_classifier`) and
+  :func:`~lusynth.classifier.train.load_classifier`.
 
-__all__ = ["ARMS", "ClassifierParams", "ClassifierRun", "LoadedClassifier", "load_classifier", "train_classifier"]
+Import from the module: this package imports nothing, so reading a parameter or a record does
+not load torch (a KFP task that plans or is served from the stage cache stays light).
+"""

@@ -29,7 +29,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +39,7 @@ from lusynth.atomic import atomic_dir, dumps_json
 from lusynth.classifier.augment import augment_batch, standardize, to_float
 from lusynth.classifier.data import LabelledFrames, balanced_epoch, split_frames, training_frames
 from lusynth.classifier.params import AUGMENTED_ARMS, SYNTHETIC_ARMS, ClassifierParams
+from lusynth.classifier.run import META_FILE, ClassifierRun
 from lusynth.data.framestore import open_store
 from lusynth.errors import InputError
 from lusynth.keys import Cell
@@ -50,78 +51,9 @@ from lusynth.stats.scores import patient_scores, patient_threshold
 from lusynth.tracking import log_frame_store_input, optional_stage_run, run_name
 
 MODEL_FILE = "model.pt"
-META_FILE = "classifier.json"
 HISTORY_FILE = "history.json"
 FORMAT_VERSION = 1
 PREPROCESSING = {"input": "uint8 frame (S, S)", "scale": "x / 255", "standardize": "per image: (x - mean) / (std + 1e-6)"}
-
-
-@dataclass
-class ClassifierRun:
-    """The train-classifier stage's artefact: one trained classifier of the grid and its record
-    (``classifier.json``); the weights (``model.pt``) are read by :func:`load_classifier`."""
-
-    WHAT: ClassVar[str] = "a classifier directory (the output of `lusynth train-classifier`)"
-
-    path: Path
-    meta: dict[str, Any] = field(repr=False)
-
-    @property
-    def cell(self) -> Cell:
-        return Cell.from_dict(self.meta)
-
-    @property
-    def arm(self) -> str:
-        return self.cell.arm
-
-    @property
-    def fraction(self) -> float:
-        return self.cell.fraction
-
-    @property
-    def seed(self) -> int:
-        return self.cell.seed
-
-    @property
-    def skipped(self) -> str | None:
-        """Why this cell was not trained (its synthetic frames were withheld), or None."""
-        return self.meta.get("skipped") or None
-
-    @property
-    def val_auc(self) -> float:
-        return float(self.meta.get("val_auc", float("nan")))
-
-    @property
-    def threshold(self) -> float:
-        return float(self.meta.get("threshold", float("nan")))
-
-    @property
-    def run_id(self) -> str | None:
-        return self.meta.get("mlflow_run_id")
-
-    def save(self, out_dir: str | os.PathLike[str]) -> None:
-        """Write ``classifier.json`` into ``out_dir`` (a stage's temporary output directory)."""
-        (Path(out_dir) / META_FILE).write_text(dumps_json(self.meta))
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> ClassifierRun:
-        """Read a train-classifier output directory's record."""
-        from lusynth.util import read_json
-
-        path = Path(path)
-        meta = read_json(path / META_FILE, what="a classifier directory", hint=f"run `lusynth train-classifier --out {path}`")
-        return cls(path=path, meta=meta)
-
-    def summary(self) -> str:
-        """One line for a terminal."""
-        if self.skipped:
-            return f"classifier {self.cell}: SKIPPED, not trained: {self.skipped}; written: {self.path}"
-        return (f"classifier {self.cell}: hyper-parameters {self.meta.get('hyperparams')}, val AUC {self.val_auc:.3f}, "
-                f"threshold {self.threshold:.3f}; written: {self.path}")
-
-    def kfp_metrics(self) -> dict[str, float]:
-        """Numbers for the KFP UI."""
-        return {k: float(self.meta[k]) for k in ("val_auc", "val_loss", "threshold") if isinstance(self.meta.get(k), (int, float))}
 
 
 @dataclass

@@ -1,6 +1,5 @@
-"""The evaluate stage: holdout metrics with CIs, the paper's table, fidelity and privacy audit, report."""
+"""The evaluate stage: holdout metrics with CIs, the paper's table, fidelity and privacy audit, report.
 
-from lusynth.evaluate.params import EvaluateParams
-from lusynth.evaluate.run import Evaluation, evaluate
-
-__all__ = ["EvaluateParams", "Evaluation", "evaluate"]
+Import from the module (:mod:`.params`, :mod:`.run`): this package imports nothing, so reading the
+``evaluate`` parameters does not load torch.
+"""

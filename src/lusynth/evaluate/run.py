@@ -5,7 +5,7 @@ synthetic frame stores; writes ``out_dir`` atomically (report.html / report.md /
 figures/*.png) and logs the run to MLflow. Works with no GAN at all (a real-only experiment).
 
 GANs and synthetic sets are matched by :class:`~lusynth.keys.GanKey` (class, training fraction):
-a :class:`~lusynth.gan.run.GanRun` has one, a :class:`~lusynth.gan.generate.SyntheticSet` one per
+a :class:`~lusynth.gan.run.GanRun` has one, a :class:`~lusynth.gan.synthetic.SyntheticSet` one per
 class it holds (:func:`audit_targets`). The embedding and the confidence score come from the
 ``real`` classifier of the largest fraction (lowest seed), so every GAN is measured in the same
 feature space.
@@ -15,23 +15,25 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from lusynth.atomic import atomic_dir
-from lusynth.classifier.train import ClassifierRun, LoadedClassifier, load_classifier
+from lusynth.classifier.run import ClassifierRun
+from lusynth.classifier.train import LoadedClassifier, load_classifier
 from lusynth.data.framestore import FrameStore, open_store
 from lusynth.errors import InputError
 from lusynth.evaluate.audit import audit_synthetic, gate_audit
 from lusynth.evaluate.holdout import HoldoutPrediction, metrics_json, predict_holdout, roc_json, score_rows
 from lusynth.evaluate.params import EvaluateParams
+from lusynth.evaluate.result import SCORES_FILE, Evaluation
 from lusynth.gan.checkpoint import discriminator_scorer
-from lusynth.gan.generate import SyntheticSet
 from lusynth.gan.run import GanRun
+from lusynth.gan.synthetic import SyntheticSet
 from lusynth.keys import GanKey, family_tag
 from lusynth.metrics.fidelity import fidelity_with_floor, reference_gamma
 from lusynth.metrics.nearcopy import NearCopyPolicy
@@ -39,12 +41,8 @@ from lusynth.params import as_dict
 from lusynth.progress import note
 from lusynth.report import plots
 from lusynth.report.render import (
-    FIGURES_DIR,
     HTML_FILE,
-    JSON_FILE,
-    MARKDOWN_FILE,
     figure_tag,
-    headline_metrics,
     question_sentences,
     write_report,
 )
@@ -52,101 +50,6 @@ from lusynth.runtime import RunContext
 from lusynth.stats.fidelity import family_fidelity
 from lusynth.stats.questions import Analysis
 from lusynth.tracking import log_frame_store_input, log_to_parent, optional_stage_run, run_name
-
-#: the long table of patient-level scores (:func:`lusynth.evaluate.holdout.score_rows`), beside report.json
-SCORES_FILE = "patient_scores.csv"
-
-
-@dataclass
-class Evaluation:
-    """The evaluate stage's artefact: the report (``report.json`` + HTML/Markdown/figures)."""
-
-    WHAT: ClassVar[str] = "an evaluation (the output directory of `lusynth evaluate`)"
-
-    path: Path
-    report: dict[str, Any] = field(repr=False)
-
-    @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> Evaluation:
-        """Read an evaluate output directory."""
-        from lusynth.util import read_json
-
-        path = Path(path)
-        return cls(path=path, report=read_json(path / JSON_FILE, what="an evaluation", hint=f"run `lusynth evaluate --out {path}`"))
-
-    def patient_scores(self) -> pd.DataFrame:
-        """The long table: one row per classifier x test patient (columns
-        :data:`lusynth.stats.scores.COLUMNS` and ``ratio``); every patient once per classifier of its fold."""
-        path = self.path / SCORES_FILE
-        if not path.is_file():
-            raise InputError(f"{self.path}: no {SCORES_FILE}; re-run `lusynth evaluate --out {self.path}` with this lusynth")
-        return pd.read_csv(path, dtype={"patient_id": str, "arm": str})
-
-    @property
-    def html(self) -> Path:
-        return self.path / HTML_FILE
-
-    @property
-    def markdown(self) -> Path:
-        return self.path / MARKDOWN_FILE
-
-    @property
-    def roc(self) -> dict[str, dict[str, list[float]]]:
-        """Frame-level ROC curve per classifier name."""
-        return {c["name"]: c["roc"]["frame"] for c in self.classifiers}
-
-    @property
-    def figures(self) -> dict[str, Path]:
-        """The report's figures by name (``figures/<name>.png``)."""
-        return {p.stem: p for p in sorted((self.path / FIGURES_DIR).glob("*.png"))}
-
-    @property
-    def headline_metrics(self) -> dict[str, float]:
-        return headline_metrics(self.report)
-
-    @property
-    def privacy_passed(self) -> bool | None:
-        return (self.report.get("privacy_gate") or {}).get("passed")
-
-    @property
-    def classifiers(self) -> list[dict[str, Any]]:
-        """Per classifier: arm, fraction, seed, holdout metrics with CIs, ROC."""
-        return list(self.report.get("classifiers", []))
-
-    @property
-    def audits(self) -> list[dict[str, Any]]:
-        """Per generator (class x fraction): fidelity, privacy figures and the gate."""
-        return list(self.report.get("audits", []))
-
-    def reference_roc(self) -> dict[str, list[float]] | None:
-        """The frame-level ROC of the real arm at the largest fraction (lowest seed), if any."""
-        real = [c for c in self.classifiers if c["arm"] == "real"]
-        return max(real, key=lambda c: (c["fraction"], -c["seed"]))["roc"]["frame"] if real else None
-
-    def kfp_classification(self, arm: str, categories: Sequence[str] = ("negative", "positive")) -> dict[str, Any] | None:
-        """What a KFP ``ClassificationMetrics`` artefact shows of ``arm`` (None when the arm was not
-        evaluated): the frame-level holdout ROC and the confusion matrix at the classifier's own
-        validation threshold (None in a report written before it held one), of the arm's classifier
-        at the largest fraction (lowest seed). ``categories`` = (negative class, positive class);
-        the matrix rows are true, columns predicted."""
-        mine = [c for c in self.classifiers if c["arm"] == arm]
-        if not mine:
-            return None
-        c = max(mine, key=lambda c: (c["fraction"], -c["seed"]))
-        return {"classifier": c["name"], "threshold": float(c["val_threshold"]), "roc": c["roc"]["frame"],
-                "categories": list(categories), "matrix": (c.get("confusion") or {}).get("val")}
-
-    def summary(self) -> str:
-        """The headline lines, the privacy gate and where the report is."""
-        lines = question_sentences(self.report)
-        held, skipped = self.report.get("withheld") or [], self.report.get("skipped_classifiers") or []
-        if held:
-            lines.append(f"withheld: {len(held)} generator(s) treated as memorising ({', '.join(w['name'] for w in held)}); {len(skipped)} classifier(s) "
-                         "not trained; the estimates that need them use the other folds (see the report)")
-        if self.privacy_passed is not None:
-            lines.append(f"privacy gate: {'PASS' if self.privacy_passed else 'FAIL'}")
-        lines.append(f"report: {self.html}")
-        return "\n".join(lines)
 
 
 def _class_probability(emb: LoadedClassifier, label: str) -> Any:

@@ -122,13 +122,13 @@ class ExportedModels:
 
 def _read_classifier_metas(classifier_dirs: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, dict[str, Any]]]:
     """Each directory with its ``classifier.json`` record, read once."""
-    from lusynth.classifier.train import ClassifierRun
+    from lusynth.classifier.run import ClassifierRun
 
     return [(Path(d), ClassifierRun.load(d).meta) for d in classifier_dirs]
 
 
 def _read_report(evaluation_dir: Path) -> dict[str, Any]:
-    from lusynth.evaluate.run import Evaluation
+    from lusynth.evaluate.result import Evaluation
 
     return Evaluation.load(evaluation_dir).report
 
@@ -150,7 +150,7 @@ def _holdout_store(report: dict[str, Any] | None) -> Any:
 
 
 def _read_gan_meta(gan_dir: Path) -> dict[str, Any]:
-    from lusynth.gan.train import GanRun
+    from lusynth.gan.run import GanRun
 
     return GanRun.load(gan_dir).to_json()
 

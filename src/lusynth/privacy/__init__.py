@@ -8,10 +8,7 @@
 - :mod:`.simulate`: cohorts and generators with a known answer (tests, benchmark).
 
 Pure computation throughout: no file is opened here.
+
+Import from the module: this package imports nothing, so reading the ``audit`` parameters
+does not load scipy.
 """
-
-from lusynth.privacy.core import run_audit
-from lusynth.privacy.gate import FAIL, INSUFFICIENT, PASS, decide
-from lusynth.privacy.params import AuditParams
-
-__all__ = ["FAIL", "INSUFFICIENT", "PASS", "AuditParams", "decide", "run_audit"]

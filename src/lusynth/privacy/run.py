@@ -1,7 +1,7 @@
 """``lusynth audit``: a real frame store + any synthetic set -> a privacy report and a decision.
 
 The synthetic set is a lusynth synthetic set (``lusynth generate``: the audit reads the
-generator's *unfiltered* output, :meth:`~lusynth.gan.generate.SyntheticSet.unfiltered`, and
+generator's *unfiltered* output, :meth:`~lusynth.gan.synthetic.SyntheticSet.unfiltered`, and
 reports what the near-copy filter removed) or a folder of PNG/JPEG images as another generator
 writes them (decoded to grey and resized to the store's size with PIL; a first-level sub-folder
 named after a class of the store labels its images, otherwise the set is unlabelled and compared
@@ -106,7 +106,7 @@ class SyntheticSource:
     @classmethod
     def load(cls, dir: str | os.PathLike[str]) -> SyntheticSource:
         """Recognise ``dir``; :class:`InputError` when it is neither."""
-        from lusynth.gan.generate import SyntheticSet
+        from lusynth.gan.synthetic import SyntheticSet
 
         path = Path(dir)
         try:
@@ -274,7 +274,7 @@ def audit(
     discriminator to attack with: those checks are absent, not passed."""
     from lusynth.atomic import atomic_dir, dumps_json
     from lusynth.data.framestore import open_store
-    from lusynth.gan.generate import SyntheticSet
+    from lusynth.gan.synthetic import SyntheticSet
     from lusynth.privacy.core import run_audit
     from lusynth.privacy.features import feature_spaces
     from lusynth.privacy.render import figures, markdown
