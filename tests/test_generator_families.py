@@ -105,7 +105,9 @@ def test_comparing_two_null_families_keeps_the_chance_of_any_false_superiority_a
 
 
 def test_the_report_puts_the_families_side_by_side() -> None:
-    from lusynth.report.render import family_rows, headline_metrics, question_sentences
+    from lusynth.report.render import headline_metrics
+    from lusynth.report.tables import family_rows
+    from lusynth.report.verdicts import question_sentences
 
     results = {
         "protocol": {"generators": ["dcgan", "fastgan"], "primary_fraction": 0.5, "primary_level": 0.975},
@@ -138,9 +140,9 @@ def test_the_report_puts_the_families_side_by_side() -> None:
              "fidelity_patient": {"embedding": {"synthetic": {"nn1_accuracy": 0.7}, "real_floor": {"nn1_accuracy": 0.8}}}},
         ],
     }
-    from lusynth.report.render import _protocol_line
+    from lusynth.report.verdicts import protocol_line
 
-    line = _protocol_line({**results, "protocol": {**results["protocol"], "primary_endpoint": "patient-level auc", "folds": 2}})
+    line = protocol_line({**results, "protocol": {**results["protocol"], "primary_endpoint": "patient-level auc", "folds": 2}})
     assert "Bonferroni level 97.5%" in line and "Primary endpoint: patient-level auc at fraction 0.5" in line and "{" not in line
     header, body = family_rows(results)
     assert header[0] == "generator family"
@@ -178,7 +180,9 @@ def test_the_family_comparison_is_reported_tracked_and_named_apart_from_each_fam
     """(c) FastGAN-lite's real+synthetic minus the DCGAN's: a sentence, a section, secondary rows,
     metrics and tags of its own; and (a)/(b) of the two families no longer share one MLflow name."""
     from lusynth.evaluate.run import tracked_results
-    from lusynth.report.render import _secondary_rows, family_rows, headline_metrics, question_sentences
+    from lusynth.report.render import headline_metrics
+    from lusynth.report.tables import family_rows
+    from lusynth.report.verdicts import question_sentences, secondary_rows
 
     a = _two_family_analysis(0.6, n_resamples=100)
     stats = a.report()
@@ -195,7 +199,7 @@ def test_the_family_comparison_is_reported_tracked_and_named_apart_from_each_fam
     assert "non-inferiority, margin 0.05" in sentences[-1]
     flat = headline_metrics(results)
     assert flat["qc_auc_diff_real_plus_synthetic_fastgan_vs_real_plus_synthetic_dcgan_f0.5"] == pytest.approx(c["estimate"])
-    _, rows = _secondary_rows(results)
+    _, rows = secondary_rows(results)
     assert ["c: synthetic [FastGAN-lite] − synthetic [DCGAN]", "0.5"] == rows[-1][:2]
     header, body = family_rows(results)
     assert header[4] == "(c) real+synthetic vs DCGAN's" and [r[4] for r in body] == ["reference", f"{c['verdict'].upper()} {c['estimate']:+.3f}"]
@@ -251,7 +255,7 @@ def test_a_family_comparison_states_the_compute_each_family_had() -> None:
     """(c)'s sentence says at which budget the families were compared: the median training seconds (and
     TFLOP) of the family's GANs at the question's fraction over the DCGAN's, flagged when they differ by
     more than EQUAL_BUDGET (a family given twice the compute may win by the compute alone)."""
-    from lusynth.report.render import EQUAL_BUDGET, budget_ratios, question_sentences
+    from lusynth.report.verdicts import EQUAL_BUDGET, budget_ratios, question_sentences
 
     stats = _two_family_analysis(0.6, n_resamples=100).report()
     (c,) = stats["comparisons"]

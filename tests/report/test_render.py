@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from lusynth.report import plots
-from lusynth.report.render import figure_title, headline_metrics, render_html, render_markdown, write_report
+from lusynth.report.render import headline_metrics, render_html, render_markdown, write_report
+from lusynth.report.words import figure_title
 
 RUN = "/tmp/pytest-of-ci/run-7"
 
@@ -169,7 +170,7 @@ def test_learning_curve_takes_report_json_cells() -> None:
 def test_an_undetectable_difference_beyond_the_range_is_said_in_words() -> None:
     """Two folds give a t reference with 1 df: the minimum detectable AUC difference can exceed 1, the
     largest possible; the verdict line says so instead of quoting 'a true difference of 5.759 or more'."""
-    from lusynth.report.render import question_sentences
+    from lusynth.report.verdicts import question_sentences
 
     res = _results()
     res["questions"][0]["min_detectable_difference"] = 5.759

@@ -99,7 +99,7 @@ def test_the_paired_interval_covers_a_known_difference_at_its_level() -> None:
 
 
 def test_the_report_table_gives_each_family_its_level_floor_gap_and_difference_with_intervals() -> None:
-    from lusynth.report.render import fidelity_family_rows
+    from lusynth.report.tables import fidelity_family_rows
 
     audits = [_audit(fam, k, "a", 0, syn, 0.6, detail=d) for k in (0, 1)
               for fam, syn, d in (("dcgan", 0.9 - 0.1 * k, 2.0 + k), ("fastgan", 0.7 - 0.05 * k, 0.5))]

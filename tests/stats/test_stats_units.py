@@ -147,7 +147,7 @@ def test_splits_that_agree_exactly_give_no_interval_rather_than_a_zero_width_one
     """Two folds with the same difference have a spread of 0: the corrected t has nothing to build an
     interval from, so the interval is NaN (not [d, d], which would claim certainty), the note says
     why, the verdict is inconclusive and the report's sentence says "no interval"."""
-    from lusynth.report.render import question_sentences
+    from lusynth.report.verdicts import question_sentences
 
     splits = [SplitValue(-0.139, np.zeros(10), 0.0, 1, True, 12, 12, 6, 6) for _ in range(2)]
     e = combine(splits, min_patients_per_class=1, bounds=(-1.0, 1.0))

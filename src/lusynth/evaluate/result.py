@@ -16,7 +16,8 @@ from typing import Any, ClassVar
 import pandas as pd
 
 from lusynth.errors import InputError
-from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics, question_sentences
+from lusynth.report.render import FIGURES_DIR, HTML_FILE, JSON_FILE, MARKDOWN_FILE, headline_metrics
+from lusynth.report.verdicts import question_sentences
 
 __all__ = ["SCORES_FILE", "Evaluation"]
 

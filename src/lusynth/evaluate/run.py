@@ -40,12 +40,9 @@ from lusynth.metrics.nearcopy import NearCopyPolicy
 from lusynth.params import as_dict
 from lusynth.progress import note
 from lusynth.report import plots
-from lusynth.report.render import (
-    HTML_FILE,
-    figure_tag,
-    question_sentences,
-    write_report,
-)
+from lusynth.report.render import HTML_FILE, write_report
+from lusynth.report.verdicts import question_sentences
+from lusynth.report.words import figure_tag
 from lusynth.runtime import RunContext
 from lusynth.stats.fidelity import family_fidelity
 from lusynth.stats.questions import Analysis
@@ -254,13 +251,13 @@ def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
     one name per question, family and fraction), and the verdicts as tags (``lusynth.verdict.q<n>``,
     ``lusynth.verdict.q<n>.<family>`` for a family other than the DCGAN: the sentence the report
     prints; ``lusynth.verdicts``: all, short)."""
-    from lusynth.report.render import _slug, all_questions, question_key
+    from lusynth.report.words import all_questions, question_key, slug
 
     metrics: dict[str, float] = {}
     for row in (results.get("table") or {}).get("rows", []):
         for arm, cell in row["cells"].items():
             for m, v in cell.items():
-                key = f"{m}_{_slug(arm)}_f{row['fraction']:g}"
+                key = f"{m}_{slug(arm)}_f{row['fraction']:g}"
                 for suffix, field_ in (("", "mean"), ("_ci_low", "lo"), ("_ci_high", "hi")):
                     x = v.get(field_) if isinstance(v, dict) else None
                     if isinstance(x, (int, float)) and np.isfinite(x):
@@ -275,7 +272,7 @@ def tracked_results(results: dict[str, Any]) -> tuple[dict[str, float], dict[str
                           ("_ci_high", (q.get("ci") or [None, None])[1]), ("_p", q.get("p_value"))):
             if isinstance(x, (int, float)) and np.isfinite(x):
                 metrics[key + suffix] = float(x)
-        family = family_tag(_slug(q.get("generator") or ""), ".")  # one tag per question and family
+        family = family_tag(slug(q.get("generator") or ""), ".")  # one tag per question and family
         tags[f"lusynth.verdict.q{q['question']}{family}"] = sentence
         versus = q["baseline"] + (f" {q['baseline_generator']}" if q.get("baseline_generator") else "")
         short.append(f"q{q['question']}{family} {q['arm']} vs {versus} (f{q['fraction']:g}): {q['verdict']}")
