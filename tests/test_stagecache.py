@@ -83,6 +83,16 @@ def test_the_code_of_gan_training_is_what_it_imports_not_the_cli_nor_the_dev_too
     assert not [m for m in closure if m.startswith("lusynth_dev")], closure
 
 
+@pytest.mark.parametrize("module", ["lusynth.data.ingest", "lusynth.gan.train", "lusynth.gan.generate", "lusynth.privacy.run"])
+def test_the_stages_before_the_classifiers_do_not_take_in_the_classifiers_training_code(module: str) -> None:
+    """An edit to the classifier's training must not re-run the ingest and every GAN (stage cache, dvc.yaml
+    deps): it did while ``lusynth.classifier``'s ``__init__`` imported its training module, reached by
+    every stage that reads the ``classifier`` or ``experiment`` parameters."""
+    closure = set(stagecache.code_closure(module))
+    assert "lusynth.classifier.params" in closure or module == "lusynth.privacy.run"
+    assert not closure & {"lusynth.classifier.train", "lusynth.models.classifier", "lusynth.metrics.classification"}, module
+
+
 def test_a_misspelt_stage_module_is_an_error_naming_it() -> None:
     with pytest.raises(ValueError, match="'lusynth.gan.trian'.*no such module"):
         stagecache.code_digest("lusynth.gan.trian")
