@@ -182,12 +182,7 @@ def test_stage_artefacts_load_and_keys_are_exact() -> None:
 
 
 
-#: stages whose tasks may load the training libraries before they know whether the cache has their output:
-#: evaluate reads its parameters through the statistics (one task per run)
-_HEAVY_TO_PLAN = {"evaluate"}
-
-
-@pytest.mark.parametrize("row", [r for r in STAGES if r.name not in _HEAVY_TO_PLAN], ids=lambda r: r.name)
+@pytest.mark.parametrize("row", STAGES, ids=lambda r: r.name)
 def test_a_stages_artefacts_key_and_parameters_load_without_torch(row) -> None:
     """What a task needs before it runs anything, and all that a task served from the stage cache
     needs (its parameters, its task key, its input and output artefacts), imports neither torch nor

@@ -8,11 +8,13 @@ synthetic DCR >= 0.8 x median holdout DCR); set one to ``null`` in a profile to 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 from lusynth.metrics.privacy import PrivacyGate
 from lusynth.params import check, check_choices
-from lusynth.stats.questions import AnalysisParams
+
+if TYPE_CHECKING:  # the statistics load scikit-learn: not needed to read these parameters
+    from lusynth.stats.questions import AnalysisParams
 
 LEVELS = ("frame", "patient")
 THRESHOLDS = ("0.5", "val")
@@ -69,6 +71,8 @@ class EvaluateParams:
 
     def analysis(self) -> AnalysisParams:
         """The statistics' pre-specification (:mod:`lusynth.stats`)."""
+        from lusynth.stats.questions import AnalysisParams
+
         return AnalysisParams(primary_metric=self.primary_metric, secondary_metrics=tuple(self.secondary_metrics), margin=self.margin,
                               level=self.ci, power=self.power, n_resamples=self.n_bootstrap, seed=self.seed,
                               min_patients_per_class=self.min_patients_per_class, primary_fraction=self.primary_fraction,
