@@ -7,7 +7,7 @@ run id, checkpoint, seed, latent index). Near-copies of training frames are drop
 :class:`~lusynth.metrics.nearcopy.NearCopyPolicy` fitted per class) and generation tops up with
 further latents until ``n_per_class`` frames are kept. The output is a frame store with
 ``kind='synthetic'``, rows ``split='synthetic'``, ``source='gan'`` and provenance columns; its
-typed view is :class:`SyntheticSet` (what :func:`generate` returns and later stages load).
+typed view is :class:`~lusynth.gan.synthetic.SyntheticSet` (what :func:`generate` returns and later stages load).
 
 A generator whose frames the filter keeps rejecting (fewer than ``n_per_class`` pass after
 ``max_rounds`` rounds of latents) is treated as memorising its training patients: its class is *withheld*. The

@@ -26,7 +26,7 @@ NEAR_COPIES_DIR = "near_copies"  # inside a synthetic set: the first round's fra
 
 @dataclass
 class SyntheticSet:
-    """The output of :func:`generate`: a synthetic frame store and what made it.
+    """The output of :func:`lusynth.gan.generate.generate`: a synthetic frame store and what made it.
 
     ``keys`` has one :class:`~lusynth.keys.GanKey` per class the store holds (the label and the
     training fraction of the GAN that made it); ``privacy_filter`` is, per class, what the
