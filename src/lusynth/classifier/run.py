@@ -24,7 +24,7 @@ META_FILE = "classifier.json"
 @dataclass
 class ClassifierRun:
     """The train-classifier stage's artefact: one trained classifier of the grid and its record
-    (``classifier.json``); the weights (``model.pt``) are read by :func:`load_classifier`."""
+    (``classifier.json``); the weights (``model.pt``) are read by :func:`lusynth.classifier.train.load_classifier`."""
 
     WHAT: ClassVar[str] = "a classifier directory (the output of `lusynth train-classifier`)"
 
